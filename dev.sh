@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian / Raspberry Pi OS machine:
+#   ./dev.sh demo    install what is missing, then run the kiosk demo (simulated hardware)
+#   ./dev.sh test    install what is missing, then lint and run the whole test suite
+# Debian packages are installed with apt-get only when missing; Python packages go
+# into .venv, reinstalled only when setup.cfg changes.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${KIOSK_VENV:-.venv}
+RUN_PKGS=(python3 python3-venv python3-dev gcc linux-libc-dev)
+TEST_PKGS=(mosquitto xvfb xdotool)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_ensure() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "dev.sh: installing Debian packages: ${missing[*]}" >&2
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+python_ok() {
+    # A python3 that can make venvs with pip (pyenv or Debian's with python3-venv).
+    python3 -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null
+}
+
+venv_ensure() {
+    local extras=$1 stamp
+    if ! python_ok; then apt_ensure "${RUN_PKGS[@]}"; fi
+    command -v gcc >/dev/null || apt_ensure gcc python3-dev linux-libc-dev   # evdev builds from source
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    stamp="$VENV/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-$extras"
+    if [ ! -e "$stamp" ]; then
+        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+        "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+        rm -f "$VENV"/.installed-*
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    demo)
+        shift
+        venv_ensure test
+        exec "$VENV/bin/kiosk" run --demo "$@"
+        ;;
+    test)
+        shift
+        apt_ensure "${TEST_PKGS[@]}"
+        venv_ensure test
+        "$VENV/bin/ruff" check kiosk tests bench
+        "$VENV/bin/ruff" format --check kiosk tests bench
+        set +e
+        "$VENV/bin/python" -m pytest "$@"
+        rc=$?
+        set -e
+        [ $rc -eq 5 ] && { echo "dev.sh: pytest collected no tests" >&2; exit 1; }
+        exit $rc
+        ;;
+    *)
+        echo "usage: ./dev.sh demo|test [args...]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,312 @@
+"""The `kiosk` command.
+
+Built on click: usage mistakes exit 2 with one line, and every domain error the
+layers below raise (config, barcode, money, ledger) is turned into one line on
+stderr and exit status 2 as well; never a traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+
+from kiosk import __version__
+from kiosk.config import Config, ConfigError
+from kiosk.config import load as load_config
+from kiosk.config import load_file as load_config_file
+from kiosk.ledger.barcodes import BarcodeError
+from kiosk.ledger.core import Ledger, LedgerError
+from kiosk.ledger.money import MoneyError
+
+USER_ERRORS = (ConfigError, LedgerError, BarcodeError, MoneyError)
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"kiosk: {self.format_message()}", err=True)
+
+
+class KioskGroup(click.Group):
+    """Turns the layers' user-facing errors into exit status 2 with their message."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+
+
+def _remember_config(ctx: click.Context, _param, value: Path | None) -> None:
+    if value is not None:
+        ctx.find_root().meta["kiosk.config_path"] = value
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_remember_config,
+    help="Config file (default: $KIOSK_CONFIG, then /etc/kiosk/kiosk.toml, then built-in).",
+)
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ledger file, instead of [ledger] path.",
+)
+
+
+def get_config() -> Config:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if "kiosk.config" not in root.meta:
+        root.meta["kiosk.config"] = load_config(root.meta.get("kiosk.config_path"))
+    return root.meta["kiosk.config"]
+
+
+def open_ledger(db_path: Path | None = None) -> Ledger:
+    ledger = Ledger.open(get_config(), db_path)
+    click.get_current_context().call_on_close(ledger.close)
+    return ledger
+
+
+def _decimal(value: str, what: str) -> Decimal:
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise UserError(f"{what} {value!r} is not a number") from None
+    if not result.is_finite():
+        raise UserError(f"{what} {value!r} is not a number")
+    return result
+
+
+@click.group(cls=KioskGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@config_option
+@click.version_option(__version__, prog_name="kiosk")
+def cli() -> None:
+    """Retail kiosk firmware: self-checkout, staffed till and mobile cart."""
+
+
+# ---------------------------------------------------------------- run
+
+
+@cli.command()
+@config_option
+@db_option
+@click.option("--demo", is_flag=True, help="Simulated hardware, demo catalog, demo ledger.")
+def run(db_path: Path | None, demo: bool) -> None:
+    """Start the kiosk."""
+    if not demo:
+        raise UserError(
+            "the full-screen app is not built yet; 'kiosk run --demo' runs the headless demo"
+        )
+    from kiosk.demo.session import run_demo  # noqa: PLC0415 - keep `kiosk --help` fast
+
+    run_demo(get_config(), db_path, out=click.echo)
+
+
+# ---------------------------------------------------------------- config
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check and show configuration."""
+
+
+@config_group.command("check")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def config_check(file: Path) -> None:
+    """Validate FILE; exit 2 naming the key and the reason if it is wrong."""
+    load_config_file(file)
+    click.echo(f"{file}: ok")
+
+
+@config_group.command("show")
+@config_option
+def config_show() -> None:
+    """Print the effective config (secrets masked) as JSON."""
+    config = get_config()
+    click.echo(f"# from {config.source or 'built-in defaults'}")
+    click.echo(json.dumps(config.to_display(), indent=2, default=str))
+
+
+# ---------------------------------------------------------------- catalog
+
+
+@cli.group()
+def catalog() -> None:
+    """Import and export the item master as CSV."""
+
+
+@catalog.command("import")
+@config_option
+@db_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check the file only; write nothing.")
+@click.option("--staff", help="Staff code recorded in the audit trail.")
+def catalog_import(db_path: Path | None, file: Path, dry_run: bool, staff: str | None) -> None:
+    """Import items from FILE (checked whole first: all rows or none)."""
+    from kiosk.ledger import catalog_csv  # noqa: PLC0415
+
+    ledger = open_ledger(db_path)
+    if dry_run:
+        with open(file, encoding="utf-8-sig", newline="") as stream:
+            rows = catalog_csv.read_rows(ledger, stream, str(file))
+        click.echo(f"{file}: {len(rows)} rows ok (nothing written)")
+        return
+    result = catalog_csv.import_file(ledger, file, staff)
+    click.echo(
+        f"{file}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{result.barcodes} barcodes"
+    )
+
+
+@catalog.command("export")
+@config_option
+@db_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+                default="-")  # fmt: skip
+def catalog_export(db_path: Path | None, file: Path) -> None:
+    """Write the item master to FILE (default: standard output)."""
+    from kiosk.ledger import catalog_csv  # noqa: PLC0415
+
+    ledger = open_ledger(db_path)
+    if str(file) == "-":
+        catalog_csv.export(ledger, sys.stdout)
+        return
+    with open(file, "w", encoding="utf-8", newline="") as stream:
+        count = catalog_csv.export(ledger, stream)
+    click.echo(f"{file}: {count} items", err=True)
+
+
+# ---------------------------------------------------------------- stock and reports
+
+
+@cli.command()
+@config_option
+@db_option
+@click.argument("sku", required=False)
+def stock(db_path: Path | None, sku: str | None) -> None:
+    """On-hand stock, for one SKU or all (pieces, or grams for kg items)."""
+    from kiosk.ledger import reports  # noqa: PLC0415
+
+    open_ledger(db_path)
+    rows = reports.stock(sku)
+    if sku and not rows:
+        raise UserError(f"unknown item {sku!r}")
+    for row in rows:
+        unit = "g" if row.unit == "kg" else ""
+        extra = "".join(
+            f"  {loc}: {qty}{unit}" for loc, qty in sorted(row.locations.items()) if loc != "main"
+        )
+        click.echo(f"{row.sku:<16} {row.on_hand:>8}{unit:<1}  {row.name}{extra}")
+
+
+@cli.group()
+def report() -> None:
+    """Reports."""
+
+
+@report.command("z")
+@config_option
+@db_option
+@click.option("--date", "day", help="Local calendar day, YYYY-MM-DD (default: today).")
+@click.option("--float", "opening_float", default="0", help="Cash in the drawer at opening.")
+def report_z(db_path: Path | None, day: str | None, opening_float: str) -> None:
+    """End-of-day totals: tenders, tax per rate, returns, voids, discounts, cash expected."""
+    from kiosk.ledger import reports  # noqa: PLC0415
+    from kiosk.report_text import z_report_lines  # noqa: PLC0415
+
+    try:
+        the_day = date.fromisoformat(day) if day else date.today()
+    except ValueError:
+        raise UserError(f"--date {day!r} is not YYYY-MM-DD") from None
+    ledger = open_ledger(db_path)
+    z = reports.z_report(the_day, _decimal(opening_float, "--float"))
+    for line in z_report_lines(z, ledger.config):
+        click.echo(line)
+
+
+# ---------------------------------------------------------------- ledger
+
+
+@cli.group("ledger")
+def ledger_group() -> None:
+    """Ledger maintenance."""
+
+
+@ledger_group.command("verify")
+@config_option
+@db_option
+def ledger_verify(db_path: Path | None) -> None:
+    """Check balances, transaction totals and the outbox; exit 1 on any problem."""
+    from kiosk.ledger.verify import verify  # noqa: PLC0415
+
+    ledger = open_ledger(db_path)
+    problems = verify(ledger)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.exceptions.Exit(1)
+    click.echo(f"{ledger.path}: ok")
+
+
+# ---------------------------------------------------------------- staff
+
+
+@cli.group()
+def staff() -> None:
+    """Staff members and their PINs."""
+
+
+@staff.command("add")
+@config_option
+@db_option
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["cashier", "supervisor", "technician"]), required=True)
+@click.option("--by", help="Staff code of whoever adds this member (audit).")
+def staff_add(db_path: Path | None, code: str, name: str, role: str, by: str | None) -> None:
+    """Add a staff member; the PIN is read from the terminal (or one line of stdin)."""
+    from kiosk.ledger import staff as staff_service  # noqa: PLC0415
+
+    if sys.stdin.isatty():
+        pin = click.prompt("PIN", hide_input=True, confirmation_prompt=True)
+    else:
+        pin = sys.stdin.readline().strip()
+    staff_service.add(open_ledger(db_path), code, name, role, pin, by)
+    click.echo(f"added {code} ({role})")
+
+
+@staff.command("list")
+@config_option
+@db_option
+def staff_list(db_path: Path | None) -> None:
+    """List staff members (never their PINs)."""
+    from kiosk.ledger.models import Staff  # noqa: PLC0415
+
+    open_ledger(db_path)
+    for member in Staff.select().order_by(Staff.code):
+        state = "active" if member.active else "inactive"
+        if member.locked_until:
+            state += f", locked until {member.locked_until.astimezone():%H:%M}"
+        click.echo(f"{member.code:<8} {member.role:<11} {member.name}  ({state})")
+
+
+def main() -> None:
+    cli(prog_name="kiosk")
+
+
+if __name__ == "__main__":
+    main()

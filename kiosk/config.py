@@ -1,0 +1,316 @@
+"""TOML config file -> typed, validated settings.
+
+Every key has a default, so the demo runs with no file at all. Unknown keys, wrong
+types and bad values are refused with the file, the key and the reason
+(`ConfigError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SYSTEM_CONFIG = Path("/etc/kiosk/kiosk.toml")
+ENV_VAR = "KIOSK_CONFIG"
+SECRET_KEYS = {"password", "psk"}
+MASK = "********"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def _to_decimal(value: Any) -> Decimal:
+    # TOML floats are binary; go through str() so 0.05 stays 0.05.
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal number, got a boolean")
+    if isinstance(value, float):
+        value = repr(value)
+    if isinstance(value, int | str):
+        try:
+            result = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+        if not result.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return result
+    raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+
+
+def _percent(value: Any) -> Decimal:
+    """A tax rate written "19%" or "19" (percent), stored as the fraction 0.19."""
+    if isinstance(value, str):
+        value = value.strip().removesuffix("%")
+    rate = _to_decimal(value) / 100
+    if not Decimal(0) <= rate < Decimal(1):
+        raise ValueError("a tax rate must be between 0% and 100%")
+    return rate
+
+
+DecimalValue = Annotated[Decimal, BeforeValidator(_to_decimal)]
+PercentValue = Annotated[Decimal, BeforeValidator(_percent)]
+
+# Currencies whose minor unit is not hundredths (ISO 4217); every other code uses 2.
+_MINOR_UNITS = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}  # fmt: skip
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class DeviceConfig(Section):
+    id: str = Field("demo-01", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+    store: str = Field("demo-store", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+    role: Literal["self-checkout", "staffed", "mobile-cart"] = "self-checkout"
+
+
+def default_ledger_path() -> Path:
+    """The user's data folder: a device's config names /var/lib/kiosk explicitly."""
+    return Path(platformdirs.user_data_dir("kiosk")) / "ledger.db"
+
+
+class LedgerConfig(Section):
+    path: Path = Field(default_factory=default_ledger_path)
+    # FULL: a committed sale survives a power cut. NORMAL trades that for speed.
+    synchronous: Literal["full", "normal"] = "full"
+
+
+class MqttConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    root: str | None = Field(None, description="topic root; default shop/<store>")
+    keepalive: int = Field(30, ge=5, le=3600)
+
+    @field_validator("root")
+    @classmethod
+    def _root_has_no_wildcards(cls, value: str | None) -> str | None:
+        if value is not None and (not value or re.search(r"[#+]|^/|/$", value)):
+            raise ValueError("must be a topic prefix without wildcards or outer slashes")
+        return value
+
+
+class ScannerConfig(Section):
+    match: str = Field("", description="device name substring or vendor:product")
+    keymap: Literal["us", "de", "fr", "uk"] = "us"
+
+
+class PrinterConfig(Section):
+    kind: Literal["usb", "serial", "network", "file", "none"] = "file"
+    usb: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+    device: str = "/dev/usb/lp0"
+    host: str | None = None
+    port: int = Field(9100, ge=1, le=65535)
+    baudrate: int = Field(19200, gt=0)
+    paper_mm: Literal[58, 80] = 80
+
+    @model_validator(mode="after")
+    def _connection_is_complete(self) -> PrinterConfig:
+        if self.kind == "usb" and not self.usb:
+            raise ValueError('kind = "usb" needs usb = "vendor:product", e.g. "04b8:0202"')
+        if self.kind == "network" and not self.host:
+            raise ValueError('kind = "network" needs host')
+        return self
+
+
+class DrawerConfig(Section):
+    kind: Literal["gpio", "printer", "none"] = "gpio"
+    pin: int = Field(17, ge=0, le=27)
+    pulse_ms: int = Field(100, ge=10, le=1000)
+    active_high: bool = True
+
+
+class MoneyConfig(Section):
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    prices_include_tax: bool = True
+    cash_rounding: DecimalValue = Decimal("0.05")
+    tax_rates: dict[str, PercentValue] = Field(
+        default_factory=lambda: {"A": Decimal("0.19"), "B": Decimal("0.07"), "Z": Decimal(0)}
+    )
+
+    @property
+    def minor_unit(self) -> Decimal:
+        return Decimal(1).scaleb(-_MINOR_UNITS.get(self.currency, 2))
+
+    @field_validator("cash_rounding")
+    @classmethod
+    def _positive(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("must be a positive amount such as 0.05 (or 0.01 for none)")
+        return value
+
+    @field_validator("tax_rates")
+    @classmethod
+    def _codes(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        if not value:
+            raise ValueError("needs at least one tax category")
+        for code in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,8}", code):
+                raise ValueError(f"tax category {code!r} must be 1-8 letters or digits")
+        return value
+
+    @model_validator(mode="after")
+    def _rounding_fits_currency(self) -> MoneyConfig:
+        if self.cash_rounding % self.minor_unit:
+            raise ValueError(
+                f"cash_rounding {self.cash_rounding} is finer than {self.currency}'s minor unit"
+            )
+        return self
+
+
+class VariableMeasureLayout(Section):
+    """A GS1 restricted-circulation EAN-13 layout (prefix 20-29) printed by scales."""
+
+    prefix: str = Field(pattern=r"^2[0-9]$")
+    kind: Literal["price", "weight"]
+    item_digits: int = Field(5, ge=3, le=6)
+    value_check: bool = False  # a check digit over the value, before it
+    decimals: int | None = Field(None, ge=0, le=3)  # default: 2 for price, 3 (kg) for weight
+
+    @property
+    def value_digits(self) -> int:
+        return 13 - 2 - self.item_digits - (1 if self.value_check else 0) - 1
+
+    @property
+    def value_decimals(self) -> int:
+        if self.decimals is not None:
+            return self.decimals
+        return 2 if self.kind == "price" else 3
+
+    @model_validator(mode="after")
+    def _fits(self) -> VariableMeasureLayout:
+        if self.value_digits < 4:
+            raise ValueError("item_digits leave fewer than 4 digits for the value")
+        if self.value_check and self.value_digits != 4:
+            raise ValueError("value_check needs a 4-digit value (item_digits = 5)")
+        return self
+
+
+class BarcodeConfig(Section):
+    variable_measure: list[VariableMeasureLayout] = Field(
+        default_factory=lambda: [
+            VariableMeasureLayout(prefix="21", kind="price"),
+            VariableMeasureLayout(prefix="28", kind="weight"),
+        ]
+    )
+    sku_prefix: str = Field("SKU", pattern=r"^[A-Z]{1,4}$")
+    receipt_prefix: str = Field("RCP", pattern=r"^[A-Z]{1,4}$")
+    staff_prefix: str = Field("STF", pattern=r"^[A-Z]{1,4}$")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> BarcodeConfig:
+        prefixes = [layout.prefix for layout in self.variable_measure]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("variable_measure lists a prefix twice")
+        texts = [self.sku_prefix, self.receipt_prefix, self.staff_prefix]
+        if len(set(texts)) != 3:
+            raise ValueError("sku_prefix, receipt_prefix and staff_prefix must differ")
+        return self
+
+
+class StaffConfig(Section):
+    max_pin_attempts: int = Field(5, ge=1, le=20)
+    lockout_minutes: int = Field(5, ge=1, le=24 * 60)
+
+
+class Config(Section):
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    scanner: ScannerConfig = Field(default_factory=ScannerConfig)
+    printer: PrinterConfig = Field(default_factory=PrinterConfig)
+    drawer: DrawerConfig = Field(default_factory=DrawerConfig)
+    money: MoneyConfig = Field(default_factory=MoneyConfig)
+    barcodes: BarcodeConfig = Field(default_factory=BarcodeConfig)
+    staff: StaffConfig = Field(default_factory=StaffConfig)
+
+    source: Path | None = Field(None, exclude=True)
+
+    @property
+    def topic_root(self) -> str:
+        return self.mqtt.root or f"shop/{self.device.store}"
+
+    def with_ledger_path(self, path: Path) -> Config:
+        return self.model_copy(update={"ledger": self.ledger.model_copy(update={"path": path})})
+
+    def to_display(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked."""
+        return _mask(self.model_dump(mode="json"))
+
+
+def _mask(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {
+            key: (MASK if key in SECRET_KEYS and value else _mask(value))
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [_mask(item) for item in data]
+    return data
+
+
+def _format_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    reason = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {reason}{suffix}"
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None
+
+
+def load_file(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    config = parse(text, str(path))
+    return config.model_copy(update={"source": path})
+
+
+def load(explicit: Path | None = None) -> Config:
+    """--config, else $KIOSK_CONFIG, else /etc/kiosk/kiosk.toml if present, else defaults."""
+    if explicit is not None:
+        return load_file(explicit)
+    if os.environ.get(ENV_VAR):
+        return load_file(Path(os.environ[ENV_VAR]))
+    if SYSTEM_CONFIG.exists():
+        return load_file(SYSTEM_CONFIG)
+    return Config()

@@ -1,0 +1,183 @@
+"""Back-of-house postings: receiving, adjustments, cycle counts and kit assembly.
+
+Stock is in base units (pieces, or grams for kg items). Balances may go negative:
+the shelf is the truth, and a till must never refuse a customer over bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from peewee import fn
+
+from kiosk.ledger import audit, catalog
+from kiosk.ledger.core import Ledger, LedgerError
+from kiosk.ledger.models import StockBalance, StockMove, ts_text, utc_now
+from kiosk.ledger.posting import MAIN, LineRow, Posted, Posting, write
+
+ADJUST_REASONS = ("damaged", "theft", "expired", "found", "correction", "sample", "other")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ReceiveLine:
+    sku: str
+    qty: int
+    cost: Decimal | None = None
+    lot: str | None = None
+
+
+def _stock_line(line_no: int, sku: str, qty: Decimal, **extra) -> LineRow:
+    return LineRow(
+        line_no=line_no,
+        sku=sku,
+        qty=qty,
+        unit_price=extra.pop("unit_price", ZERO),
+        tax_code="",
+        tax_rate=ZERO,
+        gross=ZERO,
+        discount=ZERO,
+        net=ZERO,
+        tax=ZERO,
+        total=ZERO,
+        **extra,
+    )
+
+
+def _whole(qty: object, what: str) -> int:
+    if not isinstance(qty, int) or isinstance(qty, bool):
+        raise LedgerError(f"{what} must be a whole number of base units, not {qty!r}")
+    return qty
+
+
+def on_hand(sku: str, location: str = MAIN) -> int:
+    row = StockBalance.get_or_none((StockBalance.sku == sku) & (StockBalance.location == location))
+    return row.on_hand if row else 0
+
+
+def expected_at(sku: str, moment: datetime) -> int:
+    """What the ledger held at `moment`: every move that took effect by then."""
+    total = (
+        StockMove.select(fn.SUM(StockMove.delta))
+        .where(
+            (StockMove.sku == sku)
+            & (StockMove.location == MAIN)
+            & (StockMove.at <= ts_text(moment))
+        )
+        .scalar()
+    )
+    return total or 0
+
+
+def receive(
+    ledger: Ledger, lines: Sequence[ReceiveLine], staff: str | None, reference: str | None = None
+) -> Posted:
+    """Goods in from a supplier (delivery note `reference`)."""
+    if not lines:
+        raise LedgerError("receiving needs at least one line")
+    with ledger.db.atomic():
+        rows, moves = [], []
+        for line_no, line in enumerate(lines, start=1):
+            catalog.get_item(line.sku)
+            qty = _whole(line.qty, f"{line.sku} quantity")
+            if qty <= 0:
+                raise LedgerError(f"{line.sku}: received quantity must be above zero")
+            if line.cost is not None and line.cost < 0:
+                raise LedgerError(f"{line.sku}: cost must be zero or more")
+            rows.append(
+                _stock_line(line_no, line.sku, Decimal(qty), unit_price=line.cost or ZERO,
+                            lot=line.lot)
+            )  # fmt: skip
+            moves.append((line.sku, MAIN, qty))
+        return write(
+            ledger, Posting("receive", staff=staff, lines=rows, moves=moves, note=reference)
+        )
+
+
+def adjust(ledger: Ledger, sku: str, delta: int, reason: str, staff: str | None) -> Posted:
+    """A stock correction with a reason (breakage, theft, found ...)."""
+    if reason not in ADJUST_REASONS:
+        raise LedgerError(f"adjustment reason must be one of {', '.join(ADJUST_REASONS)}")
+    delta = _whole(delta, "adjustment")
+    if delta == 0:
+        raise LedgerError("an adjustment of zero changes nothing")
+    with ledger.db.atomic():
+        catalog.get_item(sku)
+        audit.record("adjust", staff, sku, "on_hand", None, delta, reason)
+        return write(
+            ledger,
+            Posting(
+                "adjust",
+                staff=staff,
+                lines=[_stock_line(1, sku, Decimal(delta))],
+                moves=[(sku, MAIN, delta)],
+                reason=reason,
+            ),
+        )
+
+
+def count(
+    ledger: Ledger,
+    counted: Mapping[str, int],
+    staff: str | None,
+    counted_at: datetime | None = None,
+) -> Posted:
+    """A cycle count: what was on the shelf at `counted_at`.
+
+    The adjustment is counted minus what the ledger expected at that moment, so a sale
+    rung up between counting and posting is not overwritten: it still counts after.
+    """
+    if not counted:
+        raise LedgerError("a count needs at least one item")
+    now = utc_now()
+    counted_at = counted_at or now
+    if counted_at.tzinfo is None:
+        raise LedgerError("counted_at must carry a time zone")
+    if counted_at > now + timedelta(seconds=5):
+        raise LedgerError("counted_at is in the future")
+    counted_at = counted_at.astimezone(UTC)
+    with ledger.db.atomic():
+        rows, moves = [], []
+        for line_no, (sku, qty) in enumerate(sorted(counted.items()), start=1):
+            catalog.get_item(sku)
+            qty = _whole(qty, f"{sku} count")
+            if qty < 0:
+                raise LedgerError(f"{sku}: a counted quantity cannot be negative")
+            delta = qty - expected_at(sku, counted_at)
+            rows.append(_stock_line(line_no, sku, Decimal(qty)))
+            moves.append((sku, MAIN, delta))
+        return write(
+            ledger,
+            Posting(
+                "count",
+                staff=staff,
+                lines=rows,
+                moves=moves,
+                effective_at=counted_at,
+                counted=dict(sorted(counted.items())),
+            ),
+        )
+
+
+def build_kit(
+    ledger: Ledger, kit_sku: str, qty: int, staff: str | None, lot: str | None = None
+) -> Posted:
+    """Assemble `qty` kits: consume the components of the current BOM version, add kits."""
+    qty = _whole(qty, "kit quantity")
+    if qty <= 0:
+        raise LedgerError("build at least one kit")
+    with ledger.db.atomic():
+        kit = catalog.get_item(kit_sku)
+        if not kit.kit:
+            raise LedgerError(f"{kit_sku} is not a kit item")
+        bom, components = catalog.current_bom(kit_sku)
+        moves = [(c.component_id, MAIN, -qty * c.qty) for c in components]
+        moves.append((kit_sku, MAIN, qty))
+        rows = [_stock_line(1, kit_sku, Decimal(qty), bom_id=bom.id, lot=lot)]
+        return write(
+            ledger,
+            Posting("kit_build", staff=staff, lines=rows, moves=moves, note=f"bom v{bom.version}"),
+        )
