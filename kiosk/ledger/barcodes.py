@@ -92,6 +92,9 @@ def compress_upca(upca: str) -> str | None:
 class Gtin:
     gtin: str  # 14 digits
     symbology: str  # EAN-13, EAN-8, UPC-A, UPC-E, GTIN-14
+    # 8 digits with no symbology identifier can be a valid EAN-8 and a valid UPC-E:
+    # the UPC-E reading, for the item lookup to try second.
+    alt: str | None = None
 
     @property
     def key(self) -> str:
@@ -246,7 +249,7 @@ def _ai_at(text: str, pos: int, raw: str) -> str:
         if candidate in _AIS:
             return candidate
     head = text[pos : pos + 4]
-    if not head.isdigit() or len(head) < 2:
+    if not head[:2].isdigit() or len(head) < 2:
         raise BarcodeError(raw, f"expected an application identifier at {head!r}")
     raise BarcodeError(raw, f"unsupported application identifier ({head[:2]}..)")
 
@@ -382,7 +385,11 @@ class BarcodeParser:
         n = len(digits)
         if n == 8 and symbology != "]E0":
             if is_valid_gtin(digits):
-                return Gtin(digits.zfill(14), "EAN-8")
+                alt = None
+                if symbology is None and digits[0] in "01":
+                    upce = expand_upce(digits)
+                    alt = upce.zfill(14) if is_valid_gtin(upce) else None
+                return Gtin(digits.zfill(14), "EAN-8", alt)
             if symbology == "]E4" or digits[0] not in "01":
                 raise BarcodeError(raw, "bad check digit")
         if n in (6, 7, 8):

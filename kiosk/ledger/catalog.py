@@ -57,6 +57,13 @@ def resolve_scan(parsed: Parsed) -> ScannedItem:
         else:
             qty = Decimal(pack * (parsed.count or 1))
         return ScannedItem(item, qty, parsed.gtin, amount=parsed.price, lot=parsed.batch)
+    if isinstance(parsed, Gtin) and parsed.alt:
+        try:
+            item, pack = _by_code(parsed.key)
+        except LedgerError:
+            item, pack = _by_code(parsed.alt)  # the UPC-E reading of an 8-digit code
+            return ScannedItem(item, Decimal(pack), parsed.alt)
+        return ScannedItem(item, Decimal(pack), parsed.key)
     if isinstance(parsed, Gtin | InternalSku):
         item, pack = _by_code(parsed.key)
         return ScannedItem(item, Decimal(pack), parsed.key)

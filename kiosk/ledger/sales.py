@@ -23,6 +23,7 @@ from kiosk.ledger.money import (
     PricedLine,
     TaxPolicy,
     price_line,
+    round_cash,
     round_money,
     settle,
 )
@@ -309,11 +310,19 @@ def _return_part(
     return original, rows, moves
 
 
-def default_refund_tenders(original: Txn | None, amount: Decimal) -> list[TenderIn]:
+def default_refund_tenders(
+    original: Txn | None, amount: Decimal, policy: TaxPolicy
+) -> list[TenderIn]:
     """Refund to the original tenders: card and voucher first, up to what each paid
-    less earlier refunds to it, the rest in cash. `amount` is positive."""
+    less earlier refunds to it, the rest in cash (rounded to the cash step).
+    `amount` is positive."""
+
+    def cash(left: Decimal) -> list[TenderIn]:
+        rounded = round_cash(left, policy.cash_step, policy.unit)
+        return [TenderIn(CASH, -rounded)] if rounded else []
+
     if original is None:
-        return [TenderIn(CASH, -amount)]
+        return cash(amount)
     paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for tender in original.tenders:
         paid[tender.kind] += tender.amount
@@ -334,7 +343,7 @@ def default_refund_tenders(original: Txn | None, amount: Decimal) -> list[Tender
             out.append(TenderIn(kind, -part))
             left -= part
     if left > 0:
-        out.append(TenderIn(CASH, -left))
+        out.extend(cash(left))
     return out
 
 
@@ -366,7 +375,7 @@ def post_return(
             )
         )
         if tenders is None:
-            tenders = default_refund_tenders(original, -posting.total)
+            tenders = default_refund_tenders(original, -posting.total, ledger.policy)
         audit.record("return", staff, receipt, None, None, str(posting.total), reason)
         return write(ledger, _settle(posting, tenders, ledger.policy))
 
