@@ -305,7 +305,20 @@ def staff_list(db_path: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="kiosk")
+    """Entry point: every error a user can cause ends as one line and a status."""
+    try:
+        status = cli.main(prog_name="kiosk", standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "kiosk"
+        click.echo(f"kiosk: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("kiosk: aborted", err=True)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

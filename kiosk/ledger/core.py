@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
 from kiosk.config import Config
 from kiosk.ledger import models
@@ -73,7 +73,7 @@ class Ledger:
         path = path or config.ledger.path
         try:
             db = open_database(path, config.ledger.synchronous)
-        except OSError as exc:
+        except (OSError, DatabaseError) as exc:
             raise LedgerError(f"{path}: cannot open the ledger: {exc}") from None
         return cls(
             db=db,

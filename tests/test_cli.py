@@ -1,0 +1,135 @@
+"""The `kiosk` command as a user runs it: a real process, exit codes, stderr."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CATALOG
+
+
+@pytest.fixture
+def env(tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[device]\nid = "till-01"\nstore = "s1"\n[ledger]\npath = "{tmp_path / "l.db"}"\n'
+        '[mqtt]\npassword = "hunter2"\n'
+    )
+    environ = {**os.environ, "KIOSK_CONFIG": str(config)}
+    environ.pop("KIOSK_CONFIG_PATH", None)
+    return environ
+
+
+def kiosk(env, *args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_user_error(result, text):
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert text in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["run"],
+        ["config"],
+        ["config", "check"],
+        ["config", "show"],
+        ["catalog", "import"],
+        ["catalog", "export"],
+        ["stock"],
+        ["report", "z"],
+        ["ledger", "verify"],
+        ["staff", "add"],
+        ["staff", "list"],
+    ],
+)
+def test_help_everywhere(env, args):
+    result = kiosk(env, *args, "--help")
+    assert result.returncode == 0 and "Usage: kiosk" in result.stdout
+    if args and args[-1] not in ("config", "catalog", "report", "ledger", "staff") or not args:
+        assert "--config" in result.stdout
+
+
+def test_user_mistakes_exit_2_with_one_line(env, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mqtt]\nport = 'x'\n")
+    assert_user_error(kiosk(env, "config", "check", str(bad)), "mqtt.port")
+    assert_user_error(kiosk(env, "--config", str(tmp_path / "no.toml"), "stock"), "no such config")
+    assert_user_error(kiosk(env, "stock", "--config", str(bad)), "mqtt.port")
+    assert_user_error(kiosk(env, "stock", "NOPE"), "unknown item 'NOPE'")
+    assert_user_error(kiosk(env, "report", "z", "--date", "yesterday"), "is not YYYY-MM-DD")
+    assert_user_error(kiosk(env, "report", "z", "--float", "lots"), "--float 'lots'")
+    assert_user_error(kiosk(env, "run"), "--demo")
+    assert_user_error(kiosk(env, "frobnicate"), "No such command")
+    assert_user_error(kiosk(env, "catalog", "import", str(tmp_path / "none.csv")), "no such file")
+    add = kiosk(env, "staff", "add", "S1", "--name", "Sam", "--role", "supervisor", stdin="12\n")
+    assert_user_error(add, "PIN must be 4 to 8 digits")
+
+
+def test_broken_ledger_file_is_a_clear_error(env, tmp_path):
+    (tmp_path / "l.db").write_bytes(b"this is not a database" * 100)
+    result = kiosk(env, "stock")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "l.db" in result.stderr
+
+
+def test_config_show_masks_secrets(env):
+    result = kiosk(env, "config", "show")
+    assert result.returncode == 0
+    assert '"password": "********"' in result.stdout and "hunter2" not in result.stdout
+    assert kiosk(env, "config", "check", env["KIOSK_CONFIG"]).stdout.endswith(": ok\n")
+
+
+def test_catalog_stock_staff_and_reports(env, tmp_path):
+    good = tmp_path / "items.csv"
+    good.write_text(CATALOG)
+    dry = kiosk(env, "catalog", "import", str(good), "--dry-run")
+    assert dry.returncode == 0 and "12 rows ok" in dry.stdout
+    done = kiosk(env, "catalog", "import", str(good))
+    assert done.returncode == 0 and "12 added" in done.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text(CATALOG + "PEN,again,1.00,A,each,,,,,\nX,x,abc,A,each,,,,,\n")
+    refused = kiosk(env, "catalog", "import", str(bad))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "line 14: duplicate SKU PEN" in refused.stderr
+    assert "line 15: price 'abc' is not a number" in refused.stderr
+    exported = kiosk(env, "catalog", "export")
+    assert exported.returncode == 0 and exported.stdout.count("\n") == 13
+    stock = kiosk(env, "stock", "PEN")
+    assert stock.returncode == 0 and stock.stdout.split()[:2] == ["PEN", "0"]
+    added = kiosk(
+        env, "staff", "add", "S1", "--name", "Sam", "--role", "supervisor", stdin="4321\n"
+    )
+    assert added.returncode == 0
+    listed = kiosk(env, "staff", "list")
+    assert "S1" in listed.stdout and "4321" not in listed.stdout
+    z = kiosk(env, "report", "z", "--float", "50")
+    assert z.returncode == 0 and "cash expected in drawer" in z.stdout and "50.00" in z.stdout
+    verified = kiosk(env, "ledger", "verify")
+    assert verified.returncode == 0 and verified.stdout.endswith(": ok\n")
+
+
+def test_demo_runs_headless_with_no_config(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if k != "KIOSK_CONFIG"}
+    environ["XDG_DATA_HOME"] = str(tmp_path / "data")
+    result = kiosk(environ, "run", "--demo")
+    assert result.returncode == 0, result.stderr
+    assert "seeded demo ledger" in result.stdout
+    assert "refused: bad check digit" in result.stdout
+    assert "ledger verify: ok" in result.stdout
+    assert (tmp_path / "data" / "kiosk" / "demo-ledger.db").exists()
+    second = kiosk(environ, "run", "--demo")  # the same ledger again: sells on
+    assert second.returncode == 0 and "seeded" not in second.stdout

@@ -1,0 +1,75 @@
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from kiosk.ledger import reports, sales, stock
+from kiosk.ledger.models import Outbox, StockBalance, Txn, TxnLine
+from kiosk.ledger.money import Tender as Pay
+from kiosk.ledger.sales import ReturnLine, SaleLine
+from kiosk.ledger.verify import verify
+from tests.conftest import D
+
+
+def busy_day(shop):
+    a = sales.post_sale(
+        shop,
+        [SaleLine("PEN", D("2")), SaleLine("COFFEE", discount=D("1.00"))],  # 2.98 + 7.99
+        [Pay("cash", D("20.00"))],
+    )
+    b = sales.post_sale(shop, [SaleLine("CHARGER")], [Pay("card", D("19.99"), "A1")])
+    sales.post_return(shop, [ReturnLine("PEN")], "unwanted", "C1", receipt=a.number)
+    sales.post_void(shop, b.number, "S1")
+    stock.receive(shop, [stock.ReceiveLine("PEN", 10)], "C1")  # not in money totals
+    return a, b
+
+
+def test_z_report_totals(shop):
+    busy_day(shop)
+    z = reports.z_report(date.today(), opening_float=D("100.00"))
+    assert z.counts == {"sale": 2, "return": 1, "void": 1}
+    assert z.gross_sales == D("30.96")  # 10.97 + 19.99
+    assert z.discounts == D("1.00")
+    assert z.returns == D("-1.49")
+    assert z.voids == D("-19.99")
+    assert z.rounding == D("-0.03")  # cash 10.97 -> 10.95; refund 1.49 -> 1.50
+    assert z.net_total == D("9.45")  # 10.95 - 1.50 + 19.99 - 19.99
+    assert z.tenders == {"cash": D("9.45")}  # card in and out again: left out
+    assert z.cash_expected == D("109.45")
+    assert sum(net + tax for _, net, tax in z.taxes.values()) == z.net_total - z.rounding
+
+
+def test_z_report_uses_the_local_day(shop):
+    busy_day(shop)
+    tomorrow = date.today() + timedelta(days=2)
+    assert reports.z_report(tomorrow).counts == {}
+    far_east = timezone(timedelta(hours=14))
+    local_today = datetime.now(UTC).astimezone(far_east).date()
+    assert reports.z_report(local_today, zone=far_east).counts["sale"] == 2
+
+
+def test_verify_passes_a_busy_ledger(shop):
+    busy_day(shop)
+    assert verify(shop) == []
+
+
+def test_verify_finds_tampering(shop):
+    a, _ = busy_day(shop)
+    db = shop.db
+    db.execute_sql("UPDATE stock_balance SET on_hand = on_hand + 1 WHERE sku = 'PEN'")
+    db.execute_sql("UPDATE txn_line SET total = '9.99' WHERE txn_id = ? AND line_no = 1", (a.id,))
+    db.execute_sql("DELETE FROM outbox WHERE seq = 2")
+    problems = verify(shop)
+    assert any(p.startswith("stock PEN@main: balance") for p in problems)
+    assert any("net" in p and "!= 9.99" in p for p in problems)
+    assert any("outbox seq has gaps" in p for p in problems)
+    assert any("no stock event in the outbox" in p for p in problems)
+
+
+def test_verify_finds_over_returns_and_bad_tenders(shop):
+    a, _ = busy_day(shop)
+    line = TxnLine.get((TxnLine.txn == a.id) & (TxnLine.line_no == 1))
+    ret = Txn.get(Txn.kind == "return")
+    shop.db.execute_sql("UPDATE txn_line SET qty = '-5' WHERE txn_id = ?", (ret.id,))
+    shop.db.execute_sql("UPDATE tender SET amount = '1.00' WHERE txn_id = ?", (a.id,))
+    problems = verify(shop)
+    assert any(f"line {line.line_no}: 5 returned of 2" in p for p in problems)
+    assert any("tenders 1.00" in p for p in problems)
+    assert Outbox.select().count() == 5 and StockBalance.select().count() >= 3
