@@ -1,6 +1,10 @@
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
+from peewee import IntegrityError
+
 from kiosk.ledger import reports, sales, stock
+from kiosk.ledger.core import APPEND_ONLY
 from kiosk.ledger.models import Outbox, StockBalance, Txn, TxnLine
 from kiosk.ledger.money import Tender as Pay
 from kiosk.ledger.sales import ReturnLine, SaleLine
@@ -50,9 +54,29 @@ def test_verify_passes_a_busy_ledger(shop):
     assert verify(shop) == []
 
 
+def drop_guards(db):
+    """What someone editing the file by hand would have to do first."""
+    for table in APPEND_ONLY:
+        db.execute_sql(f"DROP TRIGGER {table}_no_update")
+        db.execute_sql(f"DROP TRIGGER {table}_no_delete")
+
+
+def test_posted_rows_cannot_be_changed(shop):
+    busy_day(shop)
+    for sql in (
+        "UPDATE txn SET total = '0'",
+        "DELETE FROM txn_line",
+        "UPDATE tender SET amount = '0'",
+        "DELETE FROM stock_move",
+    ):
+        with pytest.raises(IntegrityError, match="append-only"):
+            shop.db.execute_sql(sql)
+
+
 def test_verify_finds_tampering(shop):
     a, _ = busy_day(shop)
     db = shop.db
+    drop_guards(db)
     db.execute_sql("UPDATE stock_balance SET on_hand = on_hand + 1 WHERE sku = 'PEN'")
     db.execute_sql("UPDATE txn_line SET total = '9.99' WHERE txn_id = ? AND line_no = 1", (a.id,))
     db.execute_sql("DELETE FROM outbox WHERE seq = 2")
@@ -65,6 +89,7 @@ def test_verify_finds_tampering(shop):
 
 def test_verify_finds_over_returns_and_bad_tenders(shop):
     a, _ = busy_day(shop)
+    drop_guards(shop.db)
     line = TxnLine.get((TxnLine.txn == a.id) & (TxnLine.line_no == 1))
     ret = Txn.get(Txn.kind == "return")
     shop.db.execute_sql("UPDATE txn_line SET qty = '-5' WHERE txn_id = ?", (ret.id,))

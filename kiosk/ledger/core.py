@@ -17,6 +17,7 @@ from kiosk.ledger.barcodes import BarcodeParser
 from kiosk.ledger.money import TaxPolicy
 
 SCHEMA_VERSION = 1
+APPEND_ONLY = ("txn", "txn_line", "tender", "stock_move")
 
 
 class LedgerError(Exception):
@@ -41,6 +42,13 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
     db.connect(reuse_if_open=True)
     with db.atomic():
         db.create_tables(models.MODELS, safe=True)
+        for table in APPEND_ONLY:  # posted rows: corrections are new rows, never edits
+            for action in ("UPDATE", "DELETE"):
+                db.execute_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
+                    f"BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, 'posted rows are append-only'); END"
+                )
         version = db.execute_sql("PRAGMA user_version").fetchone()[0]
         if version == 0:
             db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
