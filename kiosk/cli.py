@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from kiosk import __version__
+from kiosk.checkout.replay import ReplayError
 from kiosk.config import Config, ConfigError
 from kiosk.config import load as load_config
 from kiosk.config import load_file as load_config_file
@@ -23,7 +24,7 @@ from kiosk.ledger.barcodes import BarcodeError
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.money import MoneyError
 
-USER_ERRORS = (ConfigError, LedgerError, BarcodeError, MoneyError)
+USER_ERRORS = (ConfigError, LedgerError, BarcodeError, MoneyError, ReplayError)
 
 
 class UserError(click.ClickException):
@@ -113,6 +114,46 @@ def run(db_path: Path | None, demo: bool) -> None:
     from kiosk.demo.session import run_demo  # noqa: PLC0415 - keep `kiosk --help` fast
 
     run_demo(get_config(), db_path, out=click.echo)
+
+
+# ---------------------------------------------------------------- replay
+
+
+@cli.command("replay")
+@config_option
+@db_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option(
+    "--role",
+    type=click.Choice(["self-checkout", "staffed", "mobile-cart"]),
+    help="Act as this device role instead of the configured one.",
+)
+@click.option("--catalog", "catalog_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Import this catalog CSV into the replay ledger first.")  # fmt: skip
+def replay_command(
+    db_path: Path | None, file: Path, role: str | None, catalog_file: Path | None
+) -> None:
+    """Run a session script (one JSON action per line) through the checkout.
+
+    Without --db it works on a temporary copy of the configured ledger (or a demo
+    ledger when there is none), so nothing real is touched."""
+    from kiosk.replay_run import run_replay  # noqa: PLC0415
+
+    config = get_config()
+    if role:
+        config = config.model_copy(
+            update={"device": config.device.model_copy(update={"role": role})}
+        )
+    if str(file) == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{file}: no such file") from None
+    status = run_replay(config, text.splitlines(), db_path, catalog_file, out=click.echo)
+    if status:
+        raise click.exceptions.Exit(status)
 
 
 # ---------------------------------------------------------------- config

@@ -236,6 +236,23 @@ class StaffConfig(Section):
     lockout_minutes: int = Field(5, ge=1, le=24 * 60)
 
 
+class CheckoutConfig(Section):
+    idle_timeout_s: int = Field(120, ge=10, le=3600)  # an untouched cart goes back to attract
+    receipt_timeout_s: int = Field(20, ge=3, le=600)  # the thank-you screen
+    cashier_discount_pct: DecimalValue = Decimal(10)  # above this a supervisor approves
+    cart_tendering: bool = False  # may a mobile cart take payment?
+    badge_login: bool = True  # a staff badge scan logs in without a PIN
+    receipt_header: list[str] = Field(default_factory=list)
+    receipt_footer: list[str] = Field(default_factory=lambda: ["Thank you!"])
+
+    @field_validator("cashier_discount_pct")
+    @classmethod
+    def _pct(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value <= Decimal(100):
+            raise ValueError("must be a percentage from 0 to 100")
+        return value
+
+
 class Config(Section):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
@@ -246,6 +263,7 @@ class Config(Section):
     money: MoneyConfig = Field(default_factory=MoneyConfig)
     barcodes: BarcodeConfig = Field(default_factory=BarcodeConfig)
     staff: StaffConfig = Field(default_factory=StaffConfig)
+    checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
 
     source: Path | None = Field(None, exclude=True)
 

@@ -43,7 +43,20 @@ def test_count_does_not_overwrite_sales_after_the_count(shop):
     assert event["kind"] == "count"
     assert event["counted"] == {"PEN": 47}
     assert event["moves"] == [{"sku": "PEN", "delta": -3}]
-    assert event["counted_at"] <= event["ts"]
+    assert event["counted_at"]["PEN"] <= event["ts"]
+
+
+def test_count_session_with_a_moment_per_sku(shop):
+    stock.receive(shop, [stock.ReceiveLine("PEN", 10), stock.ReceiveLine("CABLE", 10)], "C1")
+    pen_counted = utc_now()
+    sales.post_sale(shop, [SaleLine("PEN"), SaleLine("CABLE")], [Pay("cash", D("20.00"))])
+    cable_counted = utc_now()  # the cable shelf was counted after the sale
+    stock.count(shop, {"PEN": 10, "CABLE": 9}, "C1", {"PEN": pen_counted, "CABLE": cable_counted})
+    assert stock.on_hand("PEN") == 9 and stock.on_hand("CABLE") == 9
+    event = last_event()
+    assert set(event["counted_at"]) == {"PEN", "CABLE"}
+    assert event["moves"] == []
+    assert verify(shop) == []
 
 
 def test_second_count_sees_the_first(shop):

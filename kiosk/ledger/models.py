@@ -206,6 +206,17 @@ class Outbox(BaseModel):
     sent_at = UtcTime(null=True)
 
 
+class PrintJob(BaseModel):
+    """A document to print after a commit; a printer fault leaves it queued for reprint."""
+
+    kind = CharField()  # receipt, kit_label
+    ref = CharField()  # receipt number, or kit build receipt number
+    created_at = UtcTime()
+    state = CharField(default="pending", index=True)  # pending, printed, failed
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+
+
 class Counter(BaseModel):
     name = CharField(primary_key=True)
     value = IntegerField(default=0)
@@ -224,5 +235,6 @@ MODELS = [
     StockMove,
     StockBalance,
     Outbox,
+    PrintJob,
     Counter,
 ]

@@ -60,8 +60,9 @@ class Posting:
     change: Decimal = ZERO
     reason: str | None = None
     note: str | None = None
-    effective_at: datetime | None = None  # counts: when the shelf was counted
+    effective_at: datetime | None = None  # counts: when counting began
     counted: dict[str, int] | None = None
+    counted_at: dict[str, datetime] | None = None  # counts: when each SKU was counted
 
 
 @dataclass(frozen=True)
@@ -150,9 +151,13 @@ def write(ledger: Ledger, posting: Posting) -> Posted:
             [(txn_id, kind, str(amount), ref) for kind, amount, ref in posting.tenders],
         )
     moves = [m for m in posting.moves if m[2]]
+    moment = {sku: ts_text(at) for sku, at in (posting.counted_at or {}).items()}
     if moves:
         at = effective or ts
-        cursor.executemany(_MOVE_SQL, [(txn_id, sku, loc, delta, at) for sku, loc, delta in moves])
+        cursor.executemany(
+            _MOVE_SQL,
+            [(txn_id, sku, loc, delta, moment.get(sku, at)) for sku, loc, delta in moves],
+        )
         cursor.executemany(_BALANCE_SQL, moves)
     seq = ledger.next_value("seq")
     event = {
@@ -167,7 +172,7 @@ def write(ledger: Ledger, posting: Posting) -> Posted:
     }
     if posting.counted is not None:
         event["counted"] = posting.counted
-        event["counted_at"] = effective
+        event["counted_at"] = {sku: moment.get(sku, effective) for sku in posting.counted}
     cursor.execute(
         _OUTBOX_SQL, (seq, txn_id, posting.kind, json.dumps(event, separators=(",", ":")), ts)
     )

@@ -310,6 +310,19 @@ def _return_part(
     return original, rows, moves
 
 
+def preview_return(
+    ledger: Ledger, receipt: str | None, lines: Sequence[ReturnLine]
+) -> list[LineRow]:
+    """The refund lines a return would post, checked against the receipt; posts nothing."""
+    with ledger.db.atomic():
+        _, rows, _ = _return_part(ledger, receipt, lines)
+    return rows
+
+
+def tender_kinds(txn_id: int) -> set[str]:
+    return {t.kind for t in Tender.select(Tender.kind).where(Tender.txn == txn_id)}
+
+
 def default_refund_tenders(
     original: Txn | None, amount: Decimal, policy: TaxPolicy
 ) -> list[TenderIn]:

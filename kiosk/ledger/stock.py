@@ -123,22 +123,28 @@ def count(
     ledger: Ledger,
     counted: Mapping[str, int],
     staff: str | None,
-    counted_at: datetime | None = None,
+    counted_at: datetime | Mapping[str, datetime] | None = None,
 ) -> Posted:
-    """A cycle count: what was on the shelf at `counted_at`.
+    """A cycle count: what was on the shelf when each SKU was counted.
 
-    The adjustment is counted minus what the ledger expected at that moment, so a sale
-    rung up between counting and posting is not overwritten: it still counts after.
+    `counted_at` is one moment for all, or one per SKU (a count session scans shelf
+    after shelf). Each adjustment is counted minus what the ledger expected at that
+    SKU's moment and takes effect then, so a sale rung up between counting and
+    posting is not overwritten: it still counts after.
     """
     if not counted:
         raise LedgerError("a count needs at least one item")
     now = utc_now()
-    counted_at = counted_at or now
-    if counted_at.tzinfo is None:
-        raise LedgerError("counted_at must carry a time zone")
-    if counted_at > now + timedelta(seconds=5):
-        raise LedgerError("counted_at is in the future")
-    counted_at = counted_at.astimezone(UTC)
+    if counted_at is None or isinstance(counted_at, datetime):
+        moments = dict.fromkeys(counted, counted_at or now)
+    else:
+        moments = {sku: counted_at.get(sku, now) for sku in counted}
+    for sku, moment in moments.items():
+        if moment.tzinfo is None:
+            raise LedgerError("counted_at must carry a time zone")
+        if moment > now + timedelta(seconds=5):
+            raise LedgerError(f"{sku}: counted_at is in the future")
+        moments[sku] = moment.astimezone(UTC)
     with ledger.db.atomic():
         rows, moves = [], []
         for line_no, (sku, qty) in enumerate(sorted(counted.items()), start=1):
@@ -146,7 +152,7 @@ def count(
             qty = _whole(qty, f"{sku} count")
             if qty < 0:
                 raise LedgerError(f"{sku}: a counted quantity cannot be negative")
-            delta = qty - expected_at(sku, counted_at)
+            delta = qty - expected_at(sku, moments[sku])
             rows.append(_stock_line(line_no, sku, Decimal(qty)))
             moves.append((sku, MAIN, delta))
         return write(
@@ -156,8 +162,9 @@ def count(
                 staff=staff,
                 lines=rows,
                 moves=moves,
-                effective_at=counted_at,
+                effective_at=min(moments.values()),
                 counted=dict(sorted(counted.items())),
+                counted_at=moments,
             ),
         )
 

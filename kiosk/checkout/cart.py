@@ -1,0 +1,96 @@
+"""The cart of a session: lines as the customer sees them, priced with the ledger's rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from kiosk.ledger.money import ZERO, LineInput, PricedCart, TaxPolicy, price_cart
+from kiosk.ledger.sales import SaleLine
+
+
+@dataclass(frozen=True)
+class CartLine:
+    sku: str
+    name: str
+    unit: str  # each or kg
+    qty: Decimal
+    price: Decimal  # the unit price charged (the item's, or an override)
+    list_price: Decimal  # the item's own price
+    tax_code: str
+    barcode: str | None = None
+    amount: Decimal | None = None  # price-embedded label
+    discount: Decimal = ZERO
+    lot: str | None = None
+    min_age: int = 0
+    approved: bool = True  # False: an age-restricted item waiting for staff
+
+    def merges_with(self, other: CartLine) -> bool:
+        """A repeat scan adds quantity to the same line (not for weighed or priced labels)."""
+        return (
+            self.sku == other.sku
+            and self.unit == "each"
+            and self.amount is None
+            and other.amount is None
+            and self.price == other.price
+            and self.lot == other.lot
+        )
+
+    def to_sale_line(self) -> SaleLine:
+        return SaleLine(
+            self.sku,
+            self.qty,
+            price=self.price if self.price != self.list_price else None,
+            discount=self.discount,
+            amount=self.amount,
+            barcode=self.barcode,
+            lot=self.lot,
+        )
+
+
+class Cart:
+    def __init__(self, policy: TaxPolicy):
+        self.policy = policy
+        self.lines: list[CartLine] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def add(self, line: CartLine) -> int:
+        """Add or merge; returns the 1-based line number touched."""
+        for index, existing in enumerate(self.lines):
+            if existing.merges_with(line):
+                self.lines[index] = replace(existing, qty=existing.qty + line.qty)
+                return index + 1
+        self.lines.append(line)
+        return len(self.lines)
+
+    def line(self, number: int) -> CartLine:
+        if not 1 <= number <= len(self.lines):
+            raise IndexError(f"there is no line {number}")
+        return self.lines[number - 1]
+
+    def update(self, number: int, **changes) -> CartLine:
+        self.lines[number - 1] = replace(self.line(number), **changes)
+        return self.lines[number - 1]
+
+    def remove(self, number: int) -> CartLine:
+        line = self.line(number)
+        del self.lines[number - 1]
+        return line
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+    def priced(self) -> PricedCart:
+        return price_cart(
+            [
+                LineInput(li.sku, li.qty, li.price, li.tax_code, li.discount, li.amount)
+                for li in self.lines
+            ],
+            self.policy,
+        )
+
+    @property
+    def waiting_for_approval(self) -> list[CartLine]:
+        return [li for li in self.lines if not li.approved]

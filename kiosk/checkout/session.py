@@ -1,0 +1,1199 @@
+"""Checkout: one kiosk's session state machine.
+
+    attract -> scanning -> paying -> receipt -> attract
+    any state -> help (call staff) -> back where it was
+    staff login (PIN or badge) from any state; the staff menu opens returns, voids,
+    counts, receiving and kit assembly
+
+Every UI action is a method returning an `Outcome` (never raising for a user's
+mistake); every change is announced to subscribers as an `Event`. Nothing is
+posted before payment is complete; after the commit, printing and the drawer go
+through small ports, and their faults never undo the sale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from kiosk.checkout.cart import Cart, CartLine
+from kiosk.checkout.flows import (
+    Approval,
+    CountFlow,
+    KitFlow,
+    PendingPayment,
+    ReceivingFlow,
+    ReturnFlow,
+)
+from kiosk.checkout.ports import (
+    CashDrawer,
+    DrawerError,
+    MemoryDrawer,
+    MemoryPrinter,
+    PrinterError,
+    ReceiptPrinter,
+)
+from kiosk.documents import TextReport
+from kiosk.ledger import audit, catalog, receipts, reports, sales, stock
+from kiosk.ledger import staff as staff_service
+from kiosk.ledger.barcodes import BarcodeError, Parsed, ReceiptRef, StaffBadge
+from kiosk.ledger.core import Ledger, LedgerError
+from kiosk.ledger.models import Staff, utc_now
+from kiosk.ledger.money import CASH, ZERO, MoneyError, Tender, round_cash, settle
+from kiosk.ledger.posting import Posted
+from kiosk.report_text import money, z_report_lines
+
+
+class State(StrEnum):
+    ATTRACT = "attract"
+    SCANNING = "scanning"
+    PAYING = "paying"
+    RECEIPT = "receipt"
+    HELP = "help"
+    STAFF_MENU = "staff_menu"
+    RETURNING = "returning"
+    COUNTING = "counting"
+    RECEIVING = "receiving"
+    KIT = "kit"
+
+
+CUSTOMER_STATES = (State.ATTRACT, State.SCANNING, State.PAYING, State.RECEIPT, State.HELP)
+STAFF_STATES = (State.STAFF_MENU, State.RETURNING, State.COUNTING, State.RECEIVING, State.KIT)
+SUPERVISOR = ("supervisor",)
+ANY_STAFF = ("cashier", "supervisor", "technician")
+SELLING_STAFF = ("cashier", "supervisor")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # state, cart, payment, message, alert, printed, drawer, staff, posted
+    state: State
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _decimal(value: object, what: str) -> Decimal:
+    if isinstance(value, float):
+        raise ValueError(f'{what} must be written as a string, e.g. "1.50"')
+    try:
+        result = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{what} {value!r} is not a number") from None
+    if not result.is_finite():
+        raise ValueError(f"{what} {value!r} is not a number")
+    return result
+
+
+class Checkout:
+    def __init__(
+        self,
+        ledger: Ledger,
+        printer: ReceiptPrinter | None = None,
+        drawer: CashDrawer | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        log: Callable[[dict], None] | None = None,
+    ):
+        self.ledger = ledger
+        self.config = ledger.config
+        self.role = ledger.config.device.role
+        self.printer = printer if printer is not None else MemoryPrinter()
+        self.drawer = drawer if drawer is not None else MemoryDrawer()
+        self.clock = clock
+        self.log = log
+        self.state = State.ATTRACT
+        self.cart = Cart(ledger.policy)
+        self.staff: Staff | None = None
+        self.payment = PendingPayment()
+        self.message = self._welcome()
+        self.alerts: list[str] = []
+        self.last_posted: Posted | None = None
+        self.lookup_results: list[tuple[str, str, Decimal]] = []
+        self.pending: Approval | None = None
+        self.help_from: State | None = None
+        self.next_qty: Decimal | None = None
+        self.returning: ReturnFlow | None = None
+        self.counting: CountFlow | None = None
+        self.receiving: ReceivingFlow | None = None
+        self.kit: KitFlow | None = None
+        self.last_activity = clock()
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    # ------------------------------------------------------------ observing
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        self._subscribers.append(callback)
+
+    def _emit(self, kind: str, /, **detail) -> None:
+        event = Event(kind, self.state, detail)
+        for callback in list(self._subscribers):
+            callback(event)
+
+    def _to(self, state: State) -> None:
+        if state != self.state:
+            previous = self.state
+            self.state = state
+            self._emit("state", previous=previous.value)
+
+    def _ok(self, message: str, **data) -> Outcome:
+        self.message = message
+        self._emit("message", text=message, ok=True)
+        return Outcome(True, message, data)
+
+    def _no(self, message: str, **data) -> Outcome:
+        self.message = message
+        self._emit("message", text=message, ok=False)
+        return Outcome(False, message, data)
+
+    def _alert(self, text: str) -> None:
+        self.alerts.append(text)
+        self._emit("alert", text=text)
+
+    def _record(self, entry: dict) -> None:
+        self.last_activity = self.clock()
+        if self.log is not None:
+            self.log(entry)
+
+    def _welcome(self) -> str:
+        if self.role == "self-checkout":
+            return "Scan an item to start"
+        return "Staff login needed"
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def totals(self):
+        return self.cart.priced()
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What is still to pay, before cash rounding."""
+        base = self._payable_total()
+        paid = sum((t.amount for t in self.payment.tenders if t.kind != CASH), ZERO)
+        cash = sum((t.amount for t in self.payment.tenders if t.kind == CASH), ZERO)
+        return base - paid - cash
+
+    def _payable_total(self) -> Decimal:
+        if self.payment.kind == "exchange" and self.payment.exchange is not None:
+            return self._exchange_preview(self.payment.exchange)
+        return self.cart.priced().total
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for screens and tests."""
+        cart = self.cart.priced()
+        return {
+            "state": self.state.value,
+            "staff": self.staff.code if self.staff else None,
+            "lines": [
+                {
+                    "line": n,
+                    "sku": li.sku,
+                    "name": li.name,
+                    "qty": str(li.qty),
+                    "total": str(pl.total),
+                    "approved": li.approved,
+                }
+                for n, (li, pl) in enumerate(zip(self.cart.lines, cart.lines, strict=True), 1)
+            ],
+            "total": str(cart.total),
+            "tax": str(cart.tax),
+            "due": str(self.amount_due) if self.state == State.PAYING else None,
+            "message": self.message,
+            "alerts": list(self.alerts),
+            "last_receipt": self.last_posted.number if self.last_posted else None,
+        }
+
+    # ------------------------------------------------------------ scanning
+
+    def scan(self, code: str) -> Outcome:
+        """A barcode from the scanner: routed by what the kiosk is doing."""
+        self._record({"scan": code})
+        try:
+            parsed = self.ledger.parser.parse(code)
+        except BarcodeError as exc:
+            return self._no(f"Cannot read that barcode ({exc.reason}). Try again or call staff.")
+        if isinstance(parsed, StaffBadge):
+            return self._badge(parsed.code)
+        if isinstance(parsed, ReceiptRef):
+            return self._receipt_scan(parsed.number)
+        if self.state == State.COUNTING:
+            return self._count_scan(parsed)
+        if self.state == State.RECEIVING:
+            return self._receive_scan(parsed)
+        if self.state == State.KIT:
+            return self._no("Scan kits from the staff menu: choose kit assembly first")
+        if self.state == State.RETURNING:
+            return self._return_scan(parsed)
+        return self._sale_scan(parsed)
+
+    def _selling_allowed(self) -> str | None:
+        if self.state in (State.PAYING, State.RECEIPT):
+            return "Finish the payment first"
+        if self.state == State.STAFF_MENU:
+            return "Leave the staff menu to sell"
+        if self.role != "self-checkout" and not self.staff:
+            return "Staff login needed to sell at this till"
+        if self.role == "mobile-cart" and not self.config.checkout.cart_tendering:
+            return "This cart does not sell: use item lookup, counts or receiving"
+        return None
+
+    def _sale_scan(self, parsed: Parsed) -> Outcome:
+        refusal = self._selling_allowed()
+        if refusal:
+            return self._no(refusal)
+        try:
+            scanned = catalog.resolve_scan(parsed)
+        except LedgerError as exc:
+            return self._no(f"{_sentence(exc)}. Look it up by name or call staff.")
+        qty = scanned.qty
+        if self.next_qty is not None and scanned.amount is None and scanned.item.unit == "each":
+            qty *= self.next_qty
+        self.next_qty = None
+        return self._add_line(scanned.item, qty, scanned.barcode, scanned.amount, scanned.lot)
+
+    def _add_line(self, item, qty, barcode=None, amount=None, lot=None) -> Outcome:
+        needs_check = item.min_age > 0 and not (self.staff and self.role != "self-checkout")
+        line = CartLine(
+            sku=item.sku,
+            name=item.name,
+            unit=item.unit,
+            qty=qty,
+            price=item.price,
+            list_price=item.price,
+            tax_code=item.tax_code,
+            barcode=barcode,
+            amount=amount,
+            lot=lot,
+            min_age=item.min_age,
+            approved=not needs_check,
+        )
+        number = self.cart.add(line)
+        if self.state in (State.ATTRACT, State.HELP):
+            self._to(State.SCANNING)
+        total = self.cart.priced().total
+        self._emit("cart", line=number, total=str(total))
+        shown = self.cart.line(number)
+        text = f"{shown.name} x {_qty(shown)}: total {money(total, self.config)}"
+        if needs_check:
+            text += f" (age {item.min_age}+: staff will check)"
+        return self._ok(text, line=number, total=total)
+
+    def quantity(self, qty: object) -> Outcome:
+        """Quantity entry: the last line's quantity, or a multiplier for the next scan."""
+        self._record({"qty": str(qty)})
+        try:
+            value = _decimal(qty, "quantity")
+        except ValueError as exc:
+            return self._no(str(exc))
+        if value <= 0 or value > 9999:
+            return self._no("Quantity must be between 1 and 9999")
+        if not self.cart or self.state != State.SCANNING:
+            self.next_qty = value
+            return self._ok(f"Next scan counts {value} times")
+        return self._set_qty(len(self.cart.lines), value)
+
+    def set_quantity(self, line: int, qty: object) -> Outcome:
+        self._record({"set_qty": {"line": line, "qty": str(qty)}})
+        try:
+            value = _decimal(qty, "quantity")
+            current = self.cart.line(line)
+        except (ValueError, IndexError) as exc:
+            return self._no(str(exc))
+        if value <= 0:
+            return self.remove_line(line)
+        if value < current.qty and self._needs_staff_to_reduce():
+            return self._ask_staff("set_quantity", (line, value), ANY_STAFF, "Lowering a quantity")
+        return self._set_qty(line, value)
+
+    def _set_qty(self, line: int, value: Decimal) -> Outcome:
+        current = self.cart.line(line)
+        if current.unit == "each" and value != value.to_integral_value():
+            return self._no(f"{current.name} is sold by the piece")
+        if current.amount is not None:
+            return self._no("A priced label cannot change quantity; scan it again")
+        self.cart.update(line, qty=value)
+        total = self.cart.priced().total
+        self._emit("cart", line=line, total=str(total))
+        return self._ok(f"{current.name} x {value}: total {money(total, self.config)}")
+
+    def _needs_staff_to_reduce(self) -> bool:
+        return self.role == "self-checkout" and self.staff is None
+
+    def remove_line(self, line: int) -> Outcome:
+        self._record({"remove": line})
+        try:
+            current = self.cart.line(line)
+        except IndexError as exc:
+            return self._no(str(exc))
+        if self.state != State.SCANNING:
+            return self._no("Lines can only be removed while scanning")
+        if self._needs_staff_to_reduce():
+            return self._ask_staff("remove_line", (line,), ANY_STAFF, "Removing an item")
+        self.cart.remove(line)
+        audit.record("line_removed", self._staff_code(), current.sku, "qty", current.qty, 0)
+        total = self.cart.priced().total
+        self._emit("cart", removed=line, total=str(total))
+        if not self.cart:
+            self._to(State.ATTRACT if self.role == "self-checkout" else State.SCANNING)
+        return self._ok(f"Removed {current.name}: total {money(total, self.config)}")
+
+    def lookup(self, text: str) -> Outcome:
+        """Find items without a barcode by name (or SKU)."""
+        self._record({"lookup": text})
+        if len(text.strip()) < 2:
+            return self._no("Type at least two letters")
+        items = catalog.search(text)
+        self.lookup_results = [(i.sku, i.name, i.price) for i in items]
+        if not items:
+            return self._no(f"Nothing matches {text!r}. Call staff for help.")
+        return self._ok(f"{len(items)} item(s) match {text!r}", results=self.lookup_results)
+
+    def add_item(self, sku: str, qty: object = "1") -> Outcome:
+        """Add an item chosen from a lookup (or typed by staff)."""
+        self._record({"add": {"sku": sku, "qty": str(qty)}})
+        refusal = self._selling_allowed()
+        if refusal:
+            return self._no(refusal)
+        try:
+            value = _decimal(qty, "quantity")
+            item = catalog.get_item(sku)
+        except (ValueError, LedgerError) as exc:
+            return self._no(_sentence(exc))
+        if not item.active:
+            return self._no(f"{item.name} is no longer sold")
+        if value <= 0:
+            return self._no("Quantity must be above zero")
+        if item.unit == "each" and value != value.to_integral_value():
+            return self._no(f"{item.name} is sold by the piece")
+        return self._add_line(item, value)
+
+    # ------------------------------------------------------------ help and staff
+
+    def call_staff(self) -> Outcome:
+        self._record({"help": True})
+        if self.state != State.HELP:
+            self.help_from = self.state
+            self._to(State.HELP)
+        self._alert("Customer asks for help")
+        return self._ok("Staff has been called and will be with you shortly")
+
+    def staff_login(self, pin: str | None = None, code: str | None = None) -> Outcome:
+        """PIN login (with a badge code, or PIN alone). A session log records who
+        logged in, never the PIN; replaying that entry logs in by code."""
+        if pin is None and code is None:
+            self._record({"staff": {"failed": True}})
+            return self._no("Enter a PIN")
+        try:
+            if pin is None:
+                member = self._member_by_code(code)
+            else:
+                member = staff_service.login(self.ledger, str(pin), code)
+        except LedgerError as exc:
+            self._record({"staff": {"failed": True}})
+            return self._no(_sentence(exc))
+        self._record({"staff": {"code": member.code}})
+        return self._logged_in(member)
+
+    def _member_by_code(self, code: str | None) -> Staff:
+        member = Staff.get_or_none(Staff.code == code)
+        if member is None or not member.active:
+            raise LedgerError(f"unknown or inactive staff badge {code}")
+        audit.record("login_badge", member.code)
+        return member
+
+    def _badge(self, code: str) -> Outcome:
+        if not self.config.checkout.badge_login:
+            return self._no("Badge login is off: enter your PIN")
+        try:
+            member = self._member_by_code(code)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        return self._logged_in(member)
+
+    def _logged_in(self, member: Staff) -> Outcome:
+        self.staff = member
+        self._emit("staff", code=member.code, role=member.role)
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            if member.role not in pending.roles:
+                return self._no(f"{pending.reason} needs a {' or '.join(pending.roles)}")
+            audit.record("approval", member.code, pending.action, detail=pending.reason)
+            if self.state == State.HELP:
+                self._to(self.help_from or State.SCANNING)
+            return getattr(self, "_approved_" + pending.action)(*pending.args)
+        if self.cart.waiting_for_approval and member.role in SELLING_STAFF:
+            return self._approved_approve_age()  # staff came to the kiosk: that is the check
+        if self.state == State.HELP:
+            self._to(self.help_from or State.ATTRACT)
+            self.help_from = None
+            return self._ok(f"Hello {member.name}: help given")
+        if self.state == State.ATTRACT:
+            self._to(State.STAFF_MENU if self.role == "self-checkout" else State.SCANNING)
+        return self._ok(f"Hello {member.name} ({member.role})")
+
+    def staff_menu(self) -> Outcome:
+        self._record({"menu": True})
+        if not self.staff:
+            return self._no("Staff login needed")
+        if self.state in (State.PAYING, State.RECEIPT) or (self.cart and self.state != State.HELP):
+            return self._no("Finish or cancel the sale first")
+        self._close_flows()
+        self._to(State.STAFF_MENU)
+        return self._ok("Staff menu")
+
+    def staff_logout(self) -> Outcome:
+        self._record({"logout": True})
+        if not self.staff:
+            return self._no("Nobody is logged in")
+        name = self.staff.name
+        self.staff = None
+        self._emit("staff", code=None)
+        if self.state in STAFF_STATES:
+            self._close_flows()
+            self._to(State.ATTRACT)
+        return self._ok(f"Goodbye {name}")
+
+    def _close_flows(self) -> None:
+        self.returning = self.counting = self.receiving = self.kit = None
+
+    def _ask_staff(self, action: str, args: tuple, roles: tuple[str, ...], reason: str):
+        if self.staff and self.staff.role in roles:
+            return getattr(self, "_approved_" + action)(*args)
+        self.pending = Approval(action, args, roles, reason)
+        if self.state != State.HELP:
+            self.help_from = self.state
+            self._to(State.HELP)
+        self._alert(f"{reason} needs {' or '.join(roles)} approval")
+        return self._no(f"{reason} needs staff: someone is on the way")
+
+    def _approved_remove_line(self, line: int) -> Outcome:
+        current = self.cart.remove(line)
+        audit.record("line_removed", self._staff_code(), current.sku, "qty", current.qty, 0)
+        total = self.cart.priced().total
+        self._emit("cart", removed=line, total=str(total))
+        if self.state == State.HELP:
+            self._to(State.SCANNING)
+        return self._ok(f"Removed {current.name}: total {money(total, self.config)}")
+
+    def _approved_set_quantity(self, line: int, value: Decimal) -> Outcome:
+        return self._set_qty(line, value)
+
+    def _staff_code(self) -> str | None:
+        return self.staff.code if self.staff else None
+
+    def approve(self) -> Outcome:
+        """A cashier confirms the age-restricted items in the cart."""
+        self._record({"approve": True})
+        if not self.staff or self.staff.role not in SELLING_STAFF:
+            return self._ask_staff("approve_age", (), SELLING_STAFF, "An age check")
+        return self._approved_approve_age()
+
+    def _approved_approve_age(self) -> Outcome:
+        waiting = self.cart.waiting_for_approval
+        for number, li in enumerate(self.cart.lines, 1):
+            if not li.approved:
+                self.cart.update(number, approved=True)
+        if self.state == State.HELP:
+            self._to(self.help_from or State.SCANNING)
+            self.help_from = None
+        if waiting:
+            audit.record("age_check", self._staff_code(), ",".join(li.sku for li in waiting))
+            self._emit("cart", approved=[li.sku for li in waiting])
+        return self._ok("Age check done" if waiting else "Nothing waits for approval")
+
+    # ------------------------------------------------------------ prices and discounts
+
+    def _within_limit(self, line: CartLine, new_total_pct: Decimal) -> bool:
+        limit = self.config.checkout.cashier_discount_pct
+        return self.staff is not None and (
+            self.staff.role == "supervisor"
+            or (self.staff.role == "cashier" and new_total_pct <= limit)
+        )
+
+    def override_price(self, line: int, price: object) -> Outcome:
+        self._record({"override": {"line": line, "price": str(price)}})
+        try:
+            value = _decimal(price, "price")
+            current = self.cart.line(line)
+        except (ValueError, IndexError) as exc:
+            return self._no(str(exc))
+        if value < 0 or value != value.quantize(self.ledger.policy.unit):
+            return self._no("Price must be zero or more, in the currency's unit")
+        if current.amount is not None:
+            return self._no("A priced label's price cannot be overridden")
+        pct = (
+            (current.list_price - value) / current.list_price * 100 if current.list_price else ZERO
+        )
+        if not self._within_limit(current, pct):
+            return self._ask_staff("override_price", (line, value), SUPERVISOR, "A price override")
+        return self._approved_override_price(line, value)
+
+    def _approved_override_price(self, line: int, value: Decimal) -> Outcome:
+        current = self.cart.update(line, price=value)
+        total = self.cart.priced().total
+        self._emit("cart", line=line, total=str(total))
+        return self._ok(f"{current.name} now {money(value, self.config)} each")
+
+    def discount(self, line: int | None = None, percent: object = None, amount: object = None):
+        """A line discount (amount or percent), or a percent off every line."""
+        self._record({"discount": {"line": line, "percent": percent, "amount": amount}})
+        if not self.cart:
+            return self._no("Nothing to discount")
+        try:
+            pct = _decimal(percent, "percent") if percent is not None else None
+            amt = _decimal(amount, "amount") if amount is not None else None
+            targets = [line] if line is not None else list(range(1, len(self.cart.lines) + 1))
+            for number in targets:
+                self.cart.line(number)
+        except (ValueError, IndexError) as exc:
+            return self._no(str(exc))
+        if (pct is None) == (amt is None):
+            return self._no("Give a percent or an amount")
+        if amt is not None and line is None:
+            return self._no("An amount discount applies to one line")
+        plans = []
+        priced = self.cart.priced().lines
+        for number in targets:
+            gross = priced[number - 1].gross
+            value = amt if amt is not None else (gross * pct / 100)
+            value = value.quantize(self.ledger.policy.unit, ROUND_HALF_UP)
+            if value < 0 or value > gross:
+                return self._no("A discount must be between zero and the line amount")
+            share = value / gross * 100 if gross else ZERO
+            plans.append((number, value, share))
+        worst = max(share for _, _, share in plans)
+        if not self._within_limit(self.cart.line(targets[0]), worst):
+            return self._ask_staff("apply_discounts", (tuple(plans),), SUPERVISOR, "A discount")
+        return self._approved_apply_discounts(tuple(plans))
+
+    def _approved_apply_discounts(self, plans) -> Outcome:
+        for number, value, _ in plans:
+            self.cart.update(number, discount=value)
+        total = self.cart.priced().total
+        audit.record(
+            "discount", self._staff_code(), None, None, None, str(sum(v for _, v, _ in plans))
+        )
+        self._emit("cart", total=str(total))
+        return self._ok(f"Discount given: total {money(total, self.config)}")
+
+    # ------------------------------------------------------------ paying
+
+    def pay(self) -> Outcome:
+        self._record({"pay": "start"})
+        return self._start_paying()
+
+    def _start_paying(self) -> Outcome:
+        if self.state == State.PAYING:
+            return self._ok(f"Still to pay: {money(self.amount_due, self.config)}")
+        if self.state != State.SCANNING or not self.cart:
+            return self._no("Scan something first")
+        if self.role == "mobile-cart" and not self.config.checkout.cart_tendering:
+            return self._no("This cart does not take payment")
+        if self.cart.waiting_for_approval:
+            return self._ask_staff("approve_age", (), SELLING_STAFF, "An age check")
+        self.payment = PendingPayment()
+        self._to(State.PAYING)
+        return self._ok(f"To pay: {money(self.amount_due, self.config)}")
+
+    def tender_cash(self, amount: object) -> Outcome:
+        self._record({"pay": {"cash": str(amount)}})
+        return self._tender(CASH, amount, None)
+
+    def tender_card(self, amount: object = None, reference: str | None = None) -> Outcome:
+        """A card payment approved on the external terminal: the amount and its approval
+        reference are recorded, never anything of the card itself."""
+        entry: dict[str, Any] = {"card": str(amount) if amount is not None else None}
+        if reference:
+            entry["ref"] = reference
+        self._record({"pay": entry})
+        return self._tender("card", amount, reference)
+
+    def _tender(self, kind: str, amount: object, reference: str | None) -> Outcome:
+        if self.state != State.PAYING:
+            started = self._start_paying()
+            if not started.ok:
+                return started
+        due = self.amount_due
+        try:
+            value = _decimal(amount, "amount") if amount is not None else due
+        except ValueError as exc:
+            return self._no(str(exc))
+        if kind == "card" and not reference:
+            return self._no("Enter the terminal's approval reference")
+        if value <= 0:
+            return self._no("Amount must be above zero")
+        tenders = [*self.payment.tenders, Tender(kind, value, reference)]
+        non_cash = sum((t.amount for t in tenders if t.kind != CASH), ZERO)
+        if non_cash > self._payable_total():
+            return self._no(f"A card cannot pay more than the {money(due, self.config)} due")
+        self.payment.tenders = tenders
+        self._emit("payment", kind=kind, amount=str(value))
+        total = self._payable_total()
+        try:
+            settle(total, tenders, self.ledger.policy)
+        except MoneyError:
+            left = self.amount_due
+            if kind == CASH or any(t.kind == CASH for t in tenders):
+                left = round_cash(left, self.ledger.policy.cash_step, self.ledger.policy.unit)
+            return self._ok(f"Still to pay: {money(left, self.config)}", due=left)
+        return self._commit()
+
+    def cancel_payment(self) -> Outcome:
+        self._record({"pay": "cancel"})
+        if self.state != State.PAYING:
+            return self._no("No payment in progress")
+        cards = [t for t in self.payment.tenders if t.kind != CASH]
+        cash = sum((t.amount for t in self.payment.tenders if t.kind == CASH), ZERO)
+        back = State.RETURNING if self.payment.kind == "exchange" else State.SCANNING
+        self.payment = PendingPayment()
+        self._to(back)
+        notes = []
+        if cards:
+            refs = ", ".join(t.reference or "?" for t in cards)
+            notes.append(f"reverse card payment(s) {refs} on the terminal")
+            self._alert(f"Payment cancelled: reverse card payment(s) {refs}")
+        if cash:
+            notes.append(f"give back {money(cash, self.config)} cash")
+        return self._ok("Payment cancelled" + (": " + "; ".join(notes) if notes else ""))
+
+    def _commit(self) -> Outcome:
+        tenders = list(self.payment.tenders)
+        try:
+            if self.payment.kind == "exchange":
+                flow = self.payment.exchange
+                posted = sales.post_exchange(
+                    self.ledger,
+                    flow.receipt,
+                    flow.lines,
+                    [li.to_sale_line() for li in flow.sold],
+                    tenders,
+                    self._staff_code(),
+                    flow.reason,
+                )
+            else:
+                posted = sales.post_sale(
+                    self.ledger,
+                    [li.to_sale_line() for li in self.cart.lines],
+                    tenders,
+                    staff=self._staff_code(),
+                )
+        except LedgerError as exc:
+            return self._no(f"Could not complete the sale: {exc}. Call staff.")
+        self.last_posted = posted
+        self._emit("posted", receipt=posted.number, total=str(posted.total))
+        if any(t.kind == CASH for t in tenders):
+            self._open_drawer()
+        self.cart.clear()
+        self.returning = None
+        self.payment = PendingPayment()
+        self._to(State.RECEIPT)
+        change = f" Change: {money(posted.change, self.config)}." if posted.change else ""
+        return self._ok(f"Paid, thank you!{change} Receipt {posted.number}", receipt=posted.number)
+
+    def _open_drawer(self) -> None:
+        try:
+            self.drawer.open()
+            self._emit("drawer", opened=True)
+        except DrawerError as exc:
+            self._alert(f"Cash drawer did not open: {exc}")
+
+    def choose_receipt(self, printed: bool) -> Outcome:
+        self._record({"receipt": "print" if printed else "none"})
+        if self.state != State.RECEIPT or self.last_posted is None:
+            return self._no("No receipt to give")
+        number = self.last_posted.number
+        outcome = self._print_receipt(number) if printed else self._ok("No receipt")
+        self._finish_customer()
+        return outcome
+
+    def _finish_customer(self) -> None:
+        if self.role == "self-checkout" and self.staff:
+            self.staff = None
+            self._emit("staff", code=None)
+        self._to(State.ATTRACT if self.role == "self-checkout" else State.SCANNING)
+
+    def _print_receipt(self, number: str, reprint: bool = False) -> Outcome:
+        job = receipts.enqueue(self.ledger, "receipt", number)
+        try:
+            self.printer.print_receipt(receipts.receipt_for(self.ledger, number, reprint))
+        except PrinterError as exc:
+            receipts.mark_failed(job, str(exc))
+            self._alert(f"Printer: {exc}. Receipt {number} is queued for reprint")
+            return self._no(
+                f"The receipt could not be printed ({exc}). Staff has been told; "
+                "your purchase is complete."
+            )
+        receipts.mark_printed(job)
+        self._emit("printed", receipt=number)
+        return self._ok(f"Receipt {number} printed")
+
+    def cancel(self) -> Outcome:
+        """Abandon the cart: recorded for audit, never posted."""
+        self._record({"cancel": True})
+        if self.state == State.PAYING and self.payment.tenders:
+            return self._no("Cancel the payment first")
+        if not self.cart and self.state not in (State.HELP,):
+            return self._no("Nothing to cancel")
+        self._abandon("cancelled")
+        return self._ok("Sale cancelled")
+
+    def _abandon(self, why: str) -> None:
+        if self.cart:
+            lines = [{"sku": li.sku, "qty": str(li.qty)} for li in self.cart.lines]
+            audit.record(
+                "abandoned_cart",
+                self._staff_code(),
+                None,
+                None,
+                None,
+                str(self.cart.priced().total),
+                json.dumps({"why": why, "lines": lines}),
+            )
+        self.cart.clear()
+        self.payment = PendingPayment()
+        self.pending = None
+        self.next_qty = None
+        self._emit("cart", total="0")
+        self._finish_customer() if self.role == "self-checkout" else self._to(State.SCANNING)
+
+    # ------------------------------------------------------------ time
+
+    def tick(self) -> Outcome | None:
+        """Called by the UI every second or so: idle timeouts."""
+        idle = (self.clock() - self.last_activity).total_seconds()
+        cfg = self.config.checkout
+        if self.state == State.RECEIPT and idle >= cfg.receipt_timeout_s:
+            self._finish_customer()
+            self.last_activity = self.clock()
+            return self._ok(self._welcome())
+        if idle < cfg.idle_timeout_s:
+            return None
+        self.last_activity = self.clock()
+        if self.state == State.PAYING and self.payment.tenders:
+            self._alert("Customer left during payment: staff needed")
+            return None
+        if self.state in (State.SCANNING, State.PAYING, State.HELP) and self.cart:
+            self._abandon("idle timeout")
+            return self._ok(self._welcome())
+        if self.state in STAFF_STATES or self.staff:
+            self.staff = None
+            self._close_flows()
+            self._emit("staff", code=None)
+            self._to(State.ATTRACT)
+            return self._ok(self._welcome())
+        return None
+
+    # ------------------------------------------------------------ staff flows
+
+    def _need(self, roles: tuple[str, ...]) -> str | None:
+        if not self.staff:
+            return "Staff login needed"
+        if self.staff.role not in roles:
+            return f"Needs a {' or '.join(roles)}"
+        return None
+
+    def _staff_state(self) -> str | None:
+        if self.state in (State.PAYING, State.RECEIPT) or self.cart:
+            return "Finish or cancel the sale first"
+        return None
+
+    def start_return(self, receipt: str | None = None) -> Outcome:
+        self._record({"start": "return", "receipt": receipt})
+        refusal = self._need(SELLING_STAFF) or self._staff_state()
+        if refusal:
+            return self._no(refusal)
+        self._close_flows()
+        self.returning = ReturnFlow()
+        self._to(State.RETURNING)
+        if receipt:
+            return self._receipt_scan(receipt)
+        return self._ok("Scan the receipt barcode, or the items for a return without receipt")
+
+    def _receipt_scan(self, number: str) -> Outcome:
+        if self.state != State.RETURNING:
+            if self.state in CUSTOMER_STATES and not self.staff:
+                return self._no("Returns are done by staff: please call staff")
+            started = self.start_return()
+            if not started.ok:
+                return started
+        try:
+            original = sales.find_receipt(number)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        self.returning.receipt = original.number
+        return self._ok(f"Receipt {original.number}: scan the items coming back")
+
+    def _return_scan(self, parsed: Parsed) -> Outcome:
+        try:
+            scanned = catalog.resolve_scan(parsed)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        return self.return_item(scanned.item.sku, scanned.qty)
+
+    def return_item(self, sku: str, qty: object = "1", condition: str = "resaleable") -> Outcome:
+        self._record({"return_item": {"sku": sku, "qty": str(qty), "condition": condition}})
+        if self.state != State.RETURNING or self.returning is None:
+            return self._no("Start a return first")
+        try:
+            value = _decimal(qty, "quantity")
+        except ValueError as exc:
+            return self._no(str(exc))
+        if condition not in sales.CONDITIONS:
+            return self._no(f"Condition must be one of {', '.join(sales.CONDITIONS)}")
+        flow = self.returning
+        lines = [*flow.lines, sales.ReturnLine(sku, value, condition)]
+        try:
+            sales.preview_return(self.ledger, flow.receipt, _merge_returns(lines))
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        flow.lines = lines
+        return self._ok(f"Return {value} x {sku} ({condition})")
+
+    def exchange_item(self, code: str) -> Outcome:
+        """During a return: scan what the customer takes instead (an exchange)."""
+        self._record({"exchange_scan": code})
+        if self.state != State.RETURNING or self.returning is None:
+            return self._no("Start a return first")
+        try:
+            scanned = catalog.resolve_scan(self.ledger.parser.parse(code))
+        except (BarcodeError, LedgerError) as exc:
+            return self._no(_sentence(exc))
+        item = scanned.item
+        self.returning.sold.append(
+            CartLine(
+                sku=item.sku,
+                name=item.name,
+                unit=item.unit,
+                qty=scanned.qty,
+                price=item.price,
+                list_price=item.price,
+                tax_code=item.tax_code,
+                barcode=scanned.barcode,
+                amount=scanned.amount,
+                lot=scanned.lot,
+            )
+        )
+        return self._ok(f"Exchange: {item.name} goes out instead")
+
+    def _exchange_preview(self, flow: ReturnFlow) -> Decimal:
+        back = sales.preview_return(self.ledger, flow.receipt, _merge_returns(flow.lines))
+        sold = Cart(self.ledger.policy)
+        for li in flow.sold:
+            sold.add(li)
+        return sum((row.total for row in back), ZERO) + sold.priced().total
+
+    def finish_return(self, reason: str = "unwanted") -> Outcome:
+        self._record({"finish": "return", "reason": reason})
+        flow = self.returning
+        if self.state != State.RETURNING or flow is None or not flow.lines:
+            return self._no("Scan the items coming back first")
+        if reason not in sales.RETURN_REASONS:
+            return self._no(f"Reason must be one of {', '.join(sales.RETURN_REASONS)}")
+        flow.reason = reason
+        if flow.sold:
+            difference = self._exchange_preview(flow)
+            self.payment = PendingPayment(kind="exchange", exchange=flow)
+            if difference > 0:
+                self._to(State.PAYING)
+                return self._ok(f"Exchange: customer pays {money(difference, self.config)}")
+            if difference < 0:
+                step = self.ledger.policy
+                refund = round_cash(-difference, step.cash_step, step.unit)
+                self.payment.tenders = [Tender(CASH, -refund)] if refund else []
+            return self._commit_staff_refund()
+        try:
+            posted = sales.post_return(
+                self.ledger,
+                _merge_returns(flow.lines),
+                reason,
+                self._staff_code(),
+                receipt=flow.receipt,
+            )
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        return self._after_refund(posted)
+
+    def _commit_staff_refund(self) -> Outcome:
+        outcome = self._commit()
+        if outcome.ok:
+            self._print_receipt(self.last_posted.number)
+            self._to(State.STAFF_MENU)
+        return outcome
+
+    def _after_refund(self, posted: Posted) -> Outcome:
+        self.last_posted = posted
+        self._emit("posted", receipt=posted.number, total=str(posted.total))
+        if CASH in sales.tender_kinds(posted.id):
+            self._open_drawer()
+        self._print_receipt(posted.number)
+        self.returning = None
+        self._to(State.STAFF_MENU)
+        return self._ok(
+            f"{posted.kind.capitalize()} {posted.number}: refund {money(-posted.due, self.config)}",
+            receipt=posted.number,
+        )
+
+    def void(self, receipt: str, reason: str = "post_void") -> Outcome:
+        self._record({"void": {"receipt": receipt, "reason": reason}})
+        refusal = self._need(SUPERVISOR) or self._staff_state()
+        if refusal:
+            return self._no(refusal)
+        try:
+            posted = sales.post_void(self.ledger, receipt, self._staff_code(), reason)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        return self._after_refund(posted)
+
+    def reprint(self, receipt: str | None = None) -> Outcome:
+        self._record({"reprint": receipt or True})
+        refusal = self._need(ANY_STAFF)
+        if refusal:
+            return self._no(refusal)
+        number = receipt or (self.last_posted.number if self.last_posted else None)
+        if number is None:
+            queued = receipts.unprinted()
+            if not queued:
+                return self._no("No receipt to reprint")
+            number = queued[-1].ref
+        try:
+            return self._print_receipt(number, reprint=True)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+
+    def reprint_failed(self) -> Outcome:
+        """Print every receipt a printer fault left in the queue."""
+        self._record({"reprint": "failed"})
+        refusal = self._need(ANY_STAFF)
+        if refusal:
+            return self._no(refusal)
+        jobs = [j for j in receipts.unprinted() if j.kind == "receipt"]
+        done = 0
+        for job in jobs:
+            try:
+                self.printer.print_receipt(receipts.receipt_for(self.ledger, job.ref, True))
+            except PrinterError as exc:
+                receipts.mark_failed(job, str(exc))
+                return self._no(f"Printer: {exc}. {len(jobs) - done} receipt(s) still queued")
+            receipts.mark_printed(job)
+            done += 1
+        return self._ok(f"Reprinted {done} receipt(s)")
+
+    # counts
+
+    def start_count(self) -> Outcome:
+        self._record({"start": "count"})
+        refusal = self._need(ANY_STAFF) or self._staff_state()
+        if refusal:
+            return self._no(refusal)
+        self._close_flows()
+        self.counting = CountFlow()
+        self._to(State.COUNTING)
+        return self._ok("Count: scan every item on the shelf")
+
+    def _count_scan(self, parsed: Parsed) -> Outcome:
+        try:
+            scanned = catalog.resolve_scan(parsed)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        item = scanned.item
+        units = sales.base_units(item.unit, scanned.qty, item.sku) if item.unit == "each" else None
+        if units is None:
+            return self._no(f"{item.name} is weighed: enter the count in grams")
+        flow = self.counting
+        flow.counted[item.sku] = flow.counted.get(item.sku, 0) + units
+        flow.moments[item.sku] = self.clock()
+        return self._ok(f"{item.name}: {flow.counted[item.sku]} counted")
+
+    def set_count(self, sku: str, qty: int) -> Outcome:
+        self._record({"set_count": {"sku": sku, "qty": qty}})
+        if self.state != State.COUNTING or self.counting is None:
+            return self._no("Start a count first")
+        if not isinstance(qty, int) or qty < 0:
+            return self._no("A count is a whole number, zero or more")
+        try:
+            catalog.get_item(sku)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        self.counting.counted[sku] = qty
+        self.counting.moments[sku] = self.clock()
+        return self._ok(f"{sku}: {qty} counted")
+
+    def finish_count(self) -> Outcome:
+        self._record({"finish": "count"})
+        flow = self.counting
+        if self.state != State.COUNTING or flow is None or not flow.counted:
+            return self._no("Nothing counted yet")
+        try:
+            posted = stock.count(self.ledger, flow.counted, self._staff_code(), flow.moments)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        self.counting = None
+        self._to(State.STAFF_MENU)
+        self._emit("posted", receipt=posted.number, total="0")
+        return self._ok(f"Count {posted.number} posted: {len(flow.counted)} item(s)")
+
+    # receiving
+
+    def start_receiving(self, reference: str | None = None) -> Outcome:
+        self._record({"start": "receiving", "reference": reference})
+        refusal = self._need(ANY_STAFF) or self._staff_state()
+        if refusal:
+            return self._no(refusal)
+        self._close_flows()
+        self.receiving = ReceivingFlow(reference)
+        self._to(State.RECEIVING)
+        return self._ok("Receiving: scan every item or case delivered")
+
+    def _receive_scan(self, parsed: Parsed) -> Outcome:
+        try:
+            scanned = catalog.resolve_scan(parsed)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        item = scanned.item
+        if item.unit != "each":
+            return self._no(f"{item.name} is weighed: enter the grams received")
+        flow = self.receiving
+        flow.received[item.sku] = flow.received.get(item.sku, 0) + int(scanned.qty)
+        return self._ok(f"{item.name}: {flow.received[item.sku]} received")
+
+    def receive_item(self, sku: str, qty: int) -> Outcome:
+        self._record({"receive_item": {"sku": sku, "qty": qty}})
+        if self.state != State.RECEIVING or self.receiving is None:
+            return self._no("Start receiving first")
+        if not isinstance(qty, int) or qty <= 0:
+            return self._no("Receive a whole number above zero")
+        try:
+            catalog.get_item(sku)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        flow = self.receiving
+        flow.received[sku] = flow.received.get(sku, 0) + qty
+        return self._ok(f"{sku}: {flow.received[sku]} received")
+
+    def finish_receiving(self) -> Outcome:
+        self._record({"finish": "receiving"})
+        flow = self.receiving
+        if self.state != State.RECEIVING or flow is None or not flow.received:
+            return self._no("Nothing received yet")
+        try:
+            posted = stock.receive(
+                self.ledger,
+                [stock.ReceiveLine(sku, qty) for sku, qty in sorted(flow.received.items())],
+                self._staff_code(),
+                flow.reference,
+            )
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        self.receiving = None
+        self._to(State.STAFF_MENU)
+        self._emit("posted", receipt=posted.number, total="0")
+        return self._ok(f"Received {posted.number}: {sum(flow.received.values())} unit(s)")
+
+    # kits
+
+    def start_kit(self, sku: str) -> Outcome:
+        self._record({"start": "kit", "sku": sku})
+        refusal = self._need(ANY_STAFF) or self._staff_state()
+        if refusal:
+            return self._no(refusal)
+        try:
+            kit = catalog.get_item(sku)
+            if not kit.kit:
+                raise LedgerError(f"{sku} is not a kit")
+            bom, components = catalog.current_bom(sku)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        self._close_flows()
+        self.kit = KitFlow(
+            sku=kit.sku,
+            name=kit.name,
+            components=[
+                (c.component_id, catalog.get_item(c.component_id).name, c.qty,
+                 stock.on_hand(c.component_id))
+                for c in components
+            ],
+        )  # fmt: skip
+        self._to(State.KIT)
+        parts = ", ".join(f"{per} x {name}" for _, name, per, _ in self.kit.components)
+        return self._ok(f"{kit.name} (BOM v{bom.version}): {parts}")
+
+    def build_kit(self, qty: int = 1, lot: str | None = None, force: bool = False) -> Outcome:
+        self._record({"build": {"qty": qty, "lot": lot, "force": force}})
+        flow = self.kit
+        if self.state != State.KIT or flow is None:
+            return self._no("Choose a kit first")
+        if not isinstance(qty, int) or qty <= 0:
+            return self._no("Build a whole number of kits")
+        short = flow.shortfall(qty)
+        if short and not (force and self.staff and self.staff.role == "supervisor"):
+            return self._no("Not enough components: " + "; ".join(short))
+        try:
+            posted = stock.build_kit(self.ledger, flow.sku, qty, self._staff_code(), lot)
+            label = receipts.kit_label_for(self.ledger, posted.number)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        self._emit("posted", receipt=posted.number, total="0")
+        printed = 0
+        for _ in range(qty):
+            job = receipts.enqueue(self.ledger, "kit_label", posted.number)
+            try:
+                self.printer.print_kit_label(label)
+            except PrinterError as exc:
+                receipts.mark_failed(job, str(exc))
+                self._alert(f"Printer: {exc}. Kit labels for {posted.number} are queued")
+                break
+            receipts.mark_printed(job)
+            printed += 1
+        self.kit = None
+        self._to(State.STAFF_MENU)
+        return self._ok(f"Built {qty} x {flow.name} ({posted.number}); {printed} label(s) printed")
+
+    # reports
+
+    def end_of_day(self, opening_float: object = "0") -> Outcome:
+        self._record({"report": "z", "float": str(opening_float)})
+        refusal = self._need(SUPERVISOR)
+        if refusal:
+            return self._no(refusal)
+        try:
+            float_value = _decimal(opening_float, "opening float")
+        except ValueError as exc:
+            return self._no(str(exc))
+        z = reports.z_report(self.clock().astimezone().date(), float_value)
+        lines = tuple(z_report_lines(z, self.config))
+        try:
+            self.printer.print_report(TextReport(lines[0], lines))
+        except PrinterError as exc:
+            self._alert(f"Printer: {exc}. The Z report is on screen only")
+        return self._ok(
+            f"Z report: cash expected {money(z.cash_expected, self.config)}",
+            report=z,
+            lines=lines,
+        )
+
+
+def _merge_returns(lines: list[sales.ReturnLine]) -> list[sales.ReturnLine]:
+    merged: dict[tuple[str, str], Decimal] = {}
+    for line in lines:
+        key = (line.sku, line.condition)
+        merged[key] = merged.get(key, ZERO) + line.qty
+    return [sales.ReturnLine(sku, qty, cond) for (sku, cond), qty in merged.items()]
+
+
+def _qty(line: CartLine) -> str:
+    return f"{line.qty} kg" if line.unit == "kg" else str(line.qty)
+
+
+def _sentence(exc: Exception) -> str:
+    text = str(exc)
+    return text[:1].upper() + text[1:] if text else "Something went wrong"
