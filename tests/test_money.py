@@ -152,8 +152,10 @@ def test_totals_always_reconcile(lines, inclusive):
 def test_settlement_always_reconciles(total, card_part, step):
     policy = TaxPolicy(RATES, cash_step=step)
     card = min(card_part, total)
-    tenders = [Tender("card", card)] if card else []
     cash_needed = round_cash(total - card, step, D("0.01"))
+    if cash_needed <= 0:
+        card = total  # what is left is less than a cash step: the card pays it exactly
+    tenders = [Tender("card", card)] if card else []
     if cash_needed > 0:
         tenders.append(Tender("cash", cash_needed + D("5.00")))
     if not tenders:

@@ -262,7 +262,7 @@ class Checkout:
         return self._add_line(scanned.item, qty, scanned.barcode, scanned.amount, scanned.lot)
 
     def _add_line(self, item, qty, barcode=None, amount=None, lot=None) -> Outcome:
-        needs_check = item.min_age > 0 and not (self.staff and self.role != "self-checkout")
+        needs_check = item.min_age > 0
         line = CartLine(
             sku=item.sku,
             name=item.name,
@@ -569,7 +569,7 @@ class Checkout:
             value = value.quantize(self.ledger.policy.unit, ROUND_HALF_UP)
             if value < 0 or value > gross:
                 return self._no("A discount must be between zero and the line amount")
-            share = value / gross * 100 if gross else ZERO
+            share = pct if pct is not None else (value / gross * 100 if gross else ZERO)
             plans.append((number, value, share))
         worst = max(share for _, _, share in plans)
         if not self._within_limit(self.cart.line(targets[0]), worst):
@@ -600,6 +600,8 @@ class Checkout:
         if self.role == "mobile-cart" and not self.config.checkout.cart_tendering:
             return self._no("This cart does not take payment")
         if self.cart.waiting_for_approval:
+            if self.staff and self.staff.role in SELLING_STAFF:
+                return self._no("Check the customer's age, then approve")
             return self._ask_staff("approve_age", (), SELLING_STAFF, "An age check")
         self.payment = PendingPayment()
         self._to(State.PAYING)
