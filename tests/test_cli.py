@@ -1,6 +1,7 @@
 """The `kiosk` command as a user runs it: a real process, exit codes, stderr."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -134,3 +135,37 @@ def test_demo_runs_headless_with_no_config(tmp_path):
     assert (tmp_path / "data" / "kiosk" / "demo-ledger.db").exists()
     second = kiosk(environ, "run", "--demo")  # the same ledger again: sells on
     assert second.returncode == 0 and "seeded" not in second.stdout
+
+
+def test_replay_command(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if k != "KIOSK_CONFIG"}
+    environ["XDG_DATA_HOME"] = str(tmp_path / "data")
+    script = tmp_path / "s.jsonl"
+    script.write_text(
+        '{"scan": "4006381333931"}\n{"pay": {"cash": "5.00"}}\n'
+        '{"expect": {"state": "receipt"}}\n{"receipt": "print"}\n'
+    )
+    ok = kiosk(environ, "replay", str(script))
+    assert ok.returncode == 0, ok.stderr
+    assert "replaying on a fresh demo ledger" in ok.stdout
+    assert re.search(r"^   2 pay +ok  Paid, thank you!", ok.stdout, re.M)
+    assert "posted 1 transaction(s)" in ok.stdout
+    db = tmp_path / "r.db"
+    kept = kiosk(
+        environ, "replay", str(script), "--db", str(db), "--catalog", str(_catalog(tmp_path))
+    )
+    assert kept.returncode == 0 and db.exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"scan": "4006381333931"}\n{"scan": \n')
+    assert_user_error(kiosk(environ, "replay", str(bad)), "line 2: not JSON")
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text('{"scan": "4006381333931"}\n{"expect": {"state": "paying"}}\n')
+    failed = kiosk(environ, "replay", str(wrong))
+    assert failed.returncode == 1
+    assert "expectation failed: line 2: expected state 'paying', got 'scanning'" in failed.stdout
+
+
+def _catalog(tmp_path):
+    path = tmp_path / "catalog.csv"
+    path.write_text(CATALOG.replace("PEN,Pen", "HL,Pen"))
+    return path
