@@ -345,6 +345,239 @@ def staff_list(db_path: Path | None) -> None:
         click.echo(f"{member.code:<8} {member.role:<11} {member.name}  ({state})")
 
 
+# ---------------------------------------------------------------- stock sync
+
+
+@cli.command("sync")
+@config_option
+@db_option
+@click.option("--once", is_flag=True, help="Drain the outbox, then exit (1 if it could not).")
+@click.option("--timeout", default=60.0, show_default=True, help="With --once: give up after.")
+def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
+    """Publish the outbox to the shop broker (the app runs this in the background)."""
+    from kiosk.mqtt.publisher import Publisher  # noqa: PLC0415
+
+    config = get_config()
+    path = db_path or config.ledger.path
+    if not path.exists():
+        raise UserError(f"{path}: no ledger here")
+    publisher = Publisher(config, path).start()
+    try:
+        if once:
+            drained = publisher.drain(timeout)
+            counts = publisher.store.counts()
+            click.echo(f"sent {publisher.sent}; outbox {counts}")
+            if not drained:
+                raise UserError(
+                    f"outbox not drained within {timeout:g} s: {publisher.last_error or 'busy'}"
+                )
+            return
+        _wait_for_signal()
+    finally:
+        publisher.stop()
+
+
+def _wait_for_signal() -> None:
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+
+
+@cli.command("outbox")
+@config_option
+@db_option
+@click.option("--state", type=click.Choice(["pending", "sent", "dead"]), help="Only this state.")
+@click.option("--retry", is_flag=True, help="Send dead-lettered events again.")
+@click.option("--limit", default=20, show_default=True)
+def outbox_command(db_path: Path | None, state: str | None, retry: bool, limit: int) -> None:
+    """Stock events waiting, sent and dead-lettered."""
+    from kiosk.mqtt.outbox import OutboxStore  # noqa: PLC0415
+
+    ledger = open_ledger(db_path)
+    store = OutboxStore(ledger.path)
+    try:
+        if retry:
+            click.echo(f"{store.retry_dead()} dead event(s) queued again")
+        counts = store.counts()
+        click.echo(
+            "outbox: "
+            + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("pending", "sent", "dead"))
+            + f"; last seq {store.last_seq() or 0}"
+        )
+        for row in store.rows(state, limit):
+            error = f"  ({row.last_error})" if row.last_error else ""
+            click.echo(f"{row.seq:>8} {row.kind:<9} {row.state:<7} tries {row.attempts}{error}")
+    finally:
+        store.close()
+
+
+@cli.group("controller", invoke_without_command=True)
+@config_option
+@click.option("--db", "database", help="Controller database: a path or postgresql://... URL.")
+@click.pass_context
+def controller_group(ctx: click.Context, database: str | None) -> None:
+    """Run the shop controller (no subcommand), or inspect it."""
+    ctx.ensure_object(dict)
+    ctx.obj["database"] = database
+    if ctx.invoked_subcommand is not None:
+        return
+    import logging  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from kiosk.mqtt.controller import Controller  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = get_config()
+    controller = Controller(config, database)
+    stop = threading.Event()
+    import signal  # noqa: PLC0415
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(
+        f"controller for {config.topic_root} on {config.mqtt.host}:{config.mqtt.port}", err=True
+    )
+    controller.run(stop)
+
+
+@controller_group.command("status")
+@config_option
+@click.pass_context
+def controller_status(ctx: click.Context) -> None:
+    """Kiosks, low stock with reorder suggestions, and dead letters."""
+    from kiosk.ledger.models import utc_now  # noqa: PLC0415
+    from kiosk.mqtt import reorder, store  # noqa: PLC0415
+
+    config = get_config()
+    db = store.open_store(ctx.obj.get("database") or config.controller.database)
+    try:
+        click.echo(f"shop {config.topic_root}")
+        click.echo("kiosks:")
+        for kiosk in reorder.kiosks():
+            state = "online " if kiosk.online else "OFFLINE"
+            click.echo(
+                f"  {kiosk.device:<12} {state} last seen {kiosk.last_seen or '-'}  outbox "
+                f"{kiosk.outbox}  printer {kiosk.printer}  applied to seq {kiosk.applied_to}"
+            )
+        rows = reorder.suggestions(config.controller, utc_now())
+        click.echo(f"stock: {len(rows)} SKU(s)")
+        low = [r for r in rows if r.low and (r.daily_demand or r.on_hand <= 0)]
+        click.echo(f"low stock: {len(low)}")
+        for r in low:
+            click.echo(
+                f"  {r.sku:<12} on hand {r.on_hand:>6}  reorder point {r.reorder_point:>5}  "
+                f"{r.daily_demand}/day  order {r.order_qty} (case {r.case_pack})  {r.name}"
+            )
+        dead = store.DeadLetter.select().count()
+        click.echo(f"dead letters: {dead}")
+        for letter in store.DeadLetter.select().order_by(store.DeadLetter.id.desc()).limit(5):
+            click.echo(f"  {letter.received_at} {letter.topic}: {letter.error}")
+    finally:
+        db.close()
+
+
+@controller_group.command("catalog")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def controller_catalog(ctx: click.Context, file: Path) -> None:
+    """Names and case packs for reorder suggestions, from a catalog CSV."""
+    from kiosk.ledger import catalog_csv  # noqa: PLC0415
+    from kiosk.mqtt import store  # noqa: PLC0415
+
+    config = get_config()
+    ledger = Ledger.open(config, _scratch_path())  # only to check rows as an import would
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as stream:
+            rows = catalog_csv.read_rows(ledger, stream, str(file))
+    finally:
+        ledger.close()
+    db = store.open_store(ctx.obj.get("database") or config.controller.database)
+    try:
+        with db.atomic():
+            for row in rows:
+                case = max(row.barcodes.values(), default=1)
+                store.SkuInfo.insert(sku=row.sku, name=row.name, case_pack=case).on_conflict(
+                    conflict_target=[store.SkuInfo.sku],
+                    preserve=[store.SkuInfo.name, store.SkuInfo.case_pack],
+                ).execute()
+        click.echo(f"{file}: {len(rows)} SKU(s) for reorder suggestions")
+    finally:
+        db.close()
+
+
+def _scratch_path() -> Path:
+    import tempfile  # noqa: PLC0415
+
+    return Path(tempfile.mkdtemp(prefix="kiosk-check-")) / "check.db"
+
+
+@cli.group("broker")
+def broker_group() -> None:
+    """Set up the shop's Mosquitto broker."""
+
+
+@broker_group.command("config")
+@config_option
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--port", default=1883, show_default=True)
+@click.option("--listen", default="0.0.0.0", show_default=True)
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--tls-ca", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--user", "run_as", help="User mosquitto runs as (default: its own).")
+def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) -> None:
+    """Write mosquitto.conf, the ACL and an empty password file into DIRECTORY."""
+    from kiosk.mqtt import broker  # noqa: PLC0415
+
+    tls = None
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise UserError("TLS needs both --tls-cert and --tls-key")
+        tls = broker.TlsFiles(tls_cert, tls_key, tls_ca)
+    written = broker.write_config(
+        directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
+    )
+    for path in written:
+        click.echo(str(path))
+
+
+@broker_group.command("add-device")
+@config_option
+@click.argument("username")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The broker config folder.",
+)
+@click.option("--password-out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the new password here (mode 600) instead of printing it.")  # fmt: skip
+def broker_add_device(username: str, directory: Path, password_out: Path | None) -> None:
+    """Give a kiosk (its device id) or the controller ('controller') broker credentials."""
+    import re  # noqa: PLC0415
+
+    from kiosk.mqtt import broker  # noqa: PLC0415
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", username):
+        raise UserError(f"{username!r} is not a device id")
+    try:
+        password = broker.add_credentials(directory / "passwd", username)
+    except broker.BrokerError as exc:
+        raise UserError(str(exc)) from None
+    if password_out:
+        password_out.touch(mode=0o600)
+        password_out.write_text(password + "\n")
+        click.echo(f"{username}: password written to {password_out}")
+    else:
+        click.echo(f"{username}: {password}")
+
+
 def main() -> None:
     """Entry point: every error a user can cause ends as one line and a status."""
     try:

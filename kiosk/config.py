@@ -39,6 +39,10 @@ def _to_decimal(value: Any) -> Decimal:
     # TOML floats are binary; go through str() so 0.05 stays 0.05.
     if isinstance(value, bool):
         raise ValueError("expected a decimal number, got a boolean")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a finite number")
+        return value
     if isinstance(value, float):
         value = repr(value)
     if isinstance(value, int | str):
@@ -253,6 +257,27 @@ class CheckoutConfig(Section):
         return value
 
 
+def default_controller_db() -> str:
+    return str(Path(platformdirs.user_data_dir("kiosk")) / "controller.db")
+
+
+class ControllerConfig(Section):
+    # A file path (SQLite) or a database URL such as postgresql://user@host/db
+    database: str = Field(default_factory=default_controller_db)
+    lead_time_days: DecimalValue = Decimal(3)  # order to delivery
+    safety_days: DecimalValue = Decimal(2)  # extra cover against demand swings
+    review_days: DecimalValue = Decimal(7)  # how long an order should last
+    history_days: int = Field(28, ge=1, le=365)  # demand is averaged over this window
+    resync_after_s: float = Field(2.0, gt=0, le=600)  # a gap older than this asks to resend
+
+    @field_validator("lead_time_days", "safety_days", "review_days")
+    @classmethod
+    def _not_negative(cls, value: Decimal) -> Decimal:
+        if value < 0:
+            raise ValueError("must be zero or more days")
+        return value
+
+
 class Config(Section):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
@@ -264,6 +289,7 @@ class Config(Section):
     barcodes: BarcodeConfig = Field(default_factory=BarcodeConfig)
     staff: StaffConfig = Field(default_factory=StaffConfig)
     checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
 
     source: Path | None = Field(None, exclude=True)
 

@@ -1,0 +1,230 @@
+"""The shop controller: every kiosk's stock events in, shop-wide stock out.
+
+Subscribes to <root>/kiosk/+/stock and /status with a persistent MQTT 5 session
+and manual acknowledgement: a message is acknowledged only after the transaction
+that applied it has committed, so a controller killed mid-burst loses nothing (the
+broker redelivers) and applies nothing twice ((device, seq) is unique). Gaps in a
+kiosk's seq, seen in the events or against the seq its status reports, are asked
+for again on <root>/kiosk/<device>/resync. Levels are published retained on
+<root>/stock/<sku>. Malformed messages are dead-lettered and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_random_exponential
+
+from kiosk.config import Config
+from kiosk.ledger.models import utc_now
+from kiosk.mqtt import store, topics
+from kiosk.mqtt.publisher import make_client
+
+log = logging.getLogger(__name__)
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
+BATCH = 500
+
+
+class Controller:
+    def __init__(self, config: Config, database: str | None = None):
+        self.config = config
+        self.topics = topics.Topics(config.topic_root)
+        self.db = store.open_store(database or config.controller.database)
+        self.queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.connected = threading.Event()
+        self.stopping = threading.Event()
+        self.applied = 0
+        self.duplicates = 0
+        self.dead = 0
+        self._gap_since: dict[str, float] = {}
+        self._asked_at: dict[str, float] = {}
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = make_client(self.config, f"kiosk-controller-{self.config.device.store}")
+        client.manual_ack_set(True)
+        client.will_set(
+            self.topics.controller_status, topics.encode(topics.controller_status(False)), 1, True
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda *args: self.connected.clear()
+        client.on_message = lambda _c, _u, message: self.queue.put(message)
+        client.reconnect_delay_set(1, 30)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the controller: %s", reason_code)
+            return
+        client.subscribe([(self.topics.all_kiosk_stock, 1), (self.topics.all_kiosk_status, 1)])
+        client.publish(
+            self.topics.controller_status, topics.encode(topics.controller_status(True)), 1, True
+        )
+        self.connected.set()
+
+    # ------------------------------------------------------------ running
+
+    def connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        mqtt_cfg = self.config.mqtt
+        Retrying(
+            wait=wait_random_exponential(multiplier=0.5, max=30),
+            retry=retry_if_exception_type(OSError),
+            stop=stop_when_event_set(self.stopping),
+            sleep=self.stopping.wait,
+            reraise=True,
+        )(
+            self.client.connect,
+            mqtt_cfg.host,
+            mqtt_cfg.port,
+            mqtt_cfg.keepalive,
+            clean_start=False,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def run(self, stop: threading.Event | None = None, on_batch: Callable | None = None) -> None:
+        stop = stop or self.stopping
+        self.connect()
+        try:
+            while not stop.is_set():
+                batch = self._next_batch()
+                if batch:
+                    self.apply_batch(batch)
+                    if on_batch:
+                        on_batch(self)
+                self.check_gaps()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.connected.is_set():
+            info = self.client.publish(
+                self.topics.controller_status,
+                topics.encode(topics.controller_status(False)),
+                1,
+                True,
+            )
+            info.wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.db.close()
+
+    def _next_batch(self) -> list[mqtt.MQTTMessage]:
+        try:
+            batch = [self.queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        while len(batch) < BATCH:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    # ------------------------------------------------------------ applying
+
+    def apply_batch(self, batch: list[mqtt.MQTTMessage]) -> set[str]:
+        """Apply in one transaction, then acknowledge, then publish the new levels."""
+        now = utc_now()
+        changed: set[str] = set()
+        with self.db.atomic():
+            for message in batch:
+                changed |= self._apply(message, now)
+        for message in batch:
+            if message.qos:
+                self.client.ack(message.mid, message.qos)
+        levels = store.StockLevel.select().where(store.StockLevel.sku.in_(sorted(changed)))
+        for level in levels:
+            self.client.publish(
+                self.topics.stock(level.sku),
+                topics.encode(topics.stock_level(level.sku, level.on_hand)),
+                1,
+                True,
+            )
+        return changed
+
+    def _apply(self, message: mqtt.MQTTMessage, now) -> set[str]:
+        device = self.topics.device_of(message.topic)
+        try:
+            if device is None:
+                raise topics.PayloadError("not a kiosk topic")
+            if message.topic == self.topics.kiosk_stock(device):
+                event = topics.parse_stock_event(message.payload, device)
+                changed = store.apply_event(event, now)
+                if changed is None:
+                    self.duplicates += 1
+                    return set()
+                self.applied += 1
+                self._touch(device)
+                return changed
+            if message.topic == self.topics.kiosk_status(device):
+                status = topics.parse_kiosk_status(message.payload, device)
+                store.KioskState.insert(
+                    device=device,
+                    online=status.online,
+                    last_seen=store.ts(status.ts),
+                    outbox=status.outbox,
+                    printer=status.printer,
+                    reported_seq=status.seq,
+                ).on_conflict(
+                    conflict_target=[store.KioskState.device],
+                    preserve=[
+                        store.KioskState.online,
+                        store.KioskState.last_seen,
+                        store.KioskState.outbox,
+                        store.KioskState.printer,
+                        store.KioskState.reported_seq,
+                    ],
+                ).execute()
+                self._touch(device)
+                return set()
+            raise topics.PayloadError("unexpected topic")
+        except topics.PayloadError as exc:
+            self.dead += 1
+            store.DeadLetter.create(
+                topic=message.topic[:200],
+                payload=message.payload[:2000].decode("utf-8", "replace"),
+                error=str(exc),
+                received_at=store.ts(now),
+            )
+            log.warning("dead-lettered a message on %s: %s", message.topic, exc)
+            return set()
+
+    def _touch(self, device: str) -> None:
+        self._gap_since.setdefault(device, 0.0)
+
+    def check_gaps(self) -> None:
+        """Ask a kiosk to resend from its first missing seq once a gap has lasted
+        resync_after_s (events may just be arriving out of order), then at most
+        every 5 x resync_after_s while it lasts."""
+        wait = self.config.controller.resync_after_s
+        now = time.monotonic()
+        for device in list(self._gap_since):
+            mark, beyond = store.advance_watermark(device)
+            state = store.KioskState.get_by_id(device)
+            # A kiosk that says its outbox is empty but whose last seq we lack lost events;
+            # one still draining is only ahead of us.
+            behind = state.outbox == 0 and (state.reported_seq or 0) > mark
+            if beyond is None and not behind:
+                self._gap_since.pop(device, None)
+                self._asked_at.pop(device, None)
+                continue
+            since = self._gap_since.get(device) or now
+            self._gap_since[device] = since
+            if now - since < wait or now - self._asked_at.get(device, -1e9) < wait * 5:
+                continue
+            self._asked_at[device] = now
+            log.info("asking %s to resend from seq %d", device, mark + 1)
+            self.client.publish(
+                self.topics.kiosk_resync(device), topics.encode(topics.resync(mark + 1)), 1
+            )

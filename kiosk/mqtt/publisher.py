@@ -1,0 +1,271 @@
+"""Outbox -> broker: the kiosk's stock events, at least once, in seq order.
+
+A thread of its own: connects with exponential backoff and jitter (tenacity),
+publishes pending outbox rows in seq order with QoS 1 and a bounded in-flight
+window, marks rows sent only on PUBACK, answers resync requests, publishes a
+retained birth status and leaves an offline one as its last will. MQTT 5 is used
+so a refused publish comes back with a reason code: permanent refusals (not
+authorized, too large, bad payload or topic) are dead-lettered, others retried.
+The till never waits for any of this: it sells on with no broker for as long as needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_random_exponential,
+)
+
+from kiosk.config import Config
+from kiosk.mqtt import topics
+from kiosk.mqtt.outbox import OutboxStore
+
+log = logging.getLogger(__name__)
+
+# PUBACK reason codes that no retry can fix (MQTT 5, section 3.4.2.1).
+PERMANENT = {
+    0x87: "not authorized",
+    0x90: "topic name invalid",
+    0x95: "packet too large",
+    0x99: "payload format invalid",
+}
+
+
+def read_password(config: Config) -> str | None:
+    if config.mqtt.password is not None:
+        return config.mqtt.password
+    if config.mqtt.password_file is not None:
+        try:
+            return config.mqtt.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise OSError(
+                f"{config.mqtt.password_file}: cannot read the MQTT password: {exc}"
+            ) from None
+    return None
+
+
+def make_client(config: Config, client_id: str) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if config.mqtt.username:
+        client.username_pw_set(config.mqtt.username, read_password(config))
+    if config.mqtt.tls:
+        client.tls_set(ca_certs=str(config.mqtt.ca_file) if config.mqtt.ca_file else None)
+    return client
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: Config,
+        ledger_path: Path | None = None,
+        printer_state: Callable[[], str] = lambda: "ok",
+        window: int = 200,
+        status_every: float = 30.0,
+        max_backoff: float = 30.0,
+    ):
+        self.config = config
+        self.device = config.device.id
+        self.topics = topics.Topics(config.topic_root)
+        self.store = OutboxStore(ledger_path or config.ledger.path)
+        self.printer_state = printer_state
+        self.window = window
+        self.status_every = status_every
+        self.max_backoff = max_backoff
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._acked: list[int] = []
+        self._refused: list[tuple[int, int]] = []
+        self._resync: list[int] = []
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._max_packet = topics.MAX_PAYLOAD
+        self.sent = 0
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> Publisher:
+        self._thread = threading.Thread(target=self.run, name="outbox-publisher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self.store.close()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client = self._connect()
+            except OSError:
+                return  # stopped while waiting
+            try:
+                self._session(client)
+            except Exception as exc:  # noqa: BLE001 - never let the thread die
+                log.exception("publisher session failed")
+                self.last_error = str(exc)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    client.disconnect()
+
+    def _connect(self) -> mqtt.Client:
+        retrying = Retrying(
+            wait=wait_random_exponential(multiplier=0.5, max=self.max_backoff),
+            retry=retry_if_exception_type(OSError),
+            stop=stop_when_event_set(self._stop),
+            sleep=self._stop.wait,
+            reraise=True,
+        )
+        return retrying(self._try_connect)
+
+    def _try_connect(self) -> mqtt.Client:
+        if self._stop.is_set():
+            raise OSError("stopped")
+        client = make_client(self.config, f"kiosk-{self.device}")
+        offline = topics.kiosk_status(
+            self.device, False, self.store.depth(), self.printer_state(), self.store.last_seq()
+        )
+        client.will_set(self.topics.kiosk_status(self.device), topics.encode(offline), 1, True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.max_inflight_messages_set(self.window)
+        try:
+            client.connect(self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.keepalive)
+        except OSError as exc:
+            self.last_error = f"broker {self.config.mqtt.host}:{self.config.mqtt.port}: {exc}"
+            raise
+        deadline = time.monotonic() + 10
+        while not self.connected.is_set() and time.monotonic() < deadline:
+            client.loop(0.05)
+            if self.last_error and self.last_error.startswith("refused"):
+                raise OSError(self.last_error)
+        if not self.connected.is_set():
+            raise OSError("no CONNACK from the broker")
+        return client
+
+    # ------------------------------------------------------------ callbacks (loop thread)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"refused by the broker: {reason_code}"
+            return
+        size = getattr(properties, "MaximumPacketSize", None) if properties else None
+        self._max_packet = min(size or topics.MAX_PAYLOAD, topics.MAX_PAYLOAD)
+        client.subscribe(self.topics.kiosk_resync(self.device), qos=1)
+        self.last_error = None
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                return
+            if reason_code.is_failure:
+                self._refused.append((seq, reason_code.value))
+            else:
+                self._acked.append(seq)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            from_seq = topics.parse_resync(message.payload)
+        except topics.PayloadError as exc:
+            log.warning("ignoring a bad resync request: %s", exc)
+            return
+        with self._lock:
+            self._resync.append(from_seq)
+
+    # ------------------------------------------------------------ the session
+
+    def _publish_status(self, client: mqtt.Client) -> None:
+        payload = topics.kiosk_status(
+            self.device, True, self.store.depth(), self.printer_state(), self.store.last_seq()
+        )
+        client.publish(self.topics.kiosk_status(self.device), topics.encode(payload), 1, True)
+
+    def _session(self, client: mqtt.Client) -> None:
+        topic = self.topics.kiosk_stock(self.device)
+        cursor = 0  # highest seq handed to the client in this session
+        self._publish_status(client)
+        last_status = time.monotonic()
+        printer = self.printer_state()
+        depth_was: int | None = None
+        while not self._stop.is_set() and self.connected.is_set():
+            client.loop(0.01)
+            with self._lock:
+                acked, self._acked = self._acked, []
+                refused, self._refused = self._refused, []
+                resync, self._resync = self._resync, []
+                room = self.window - len(self._inflight)
+            if acked:
+                self.store.mark_sent(acked)
+                self.sent += len(acked)
+            for seq, code in refused:
+                if code in PERMANENT:
+                    self.store.mark_dead(seq, f"broker refused: {PERMANENT[code]} ({code})")
+                else:
+                    self.store.note_error(seq, f"broker refused ({code}); will retry")
+                    cursor = min(cursor, seq - 1)
+            if resync:
+                self.store.resend_from(min(resync))
+                cursor = min(cursor, min(resync) - 1)
+            if room > 0:
+                for seq, payload in self.store.pending_after(cursor, room):
+                    cursor = seq
+                    if len(payload) + len(topic) + 16 > self._max_packet:
+                        self.store.mark_dead(seq, f"payload of {len(payload)} bytes is too large")
+                        continue
+                    info = client.publish(topic, payload, qos=1, properties=JSON_PROPERTIES)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        cursor = seq - 1
+                        break
+                    with self._lock:
+                        self._inflight[info.mid] = seq
+            now = time.monotonic()
+            state = self.printer_state()
+            due = now - last_status > self.status_every or state != printer
+            if acked and not due:
+                depth = self.store.depth()
+                due = depth == 0 and depth_was != 0  # tell the shop the kiosk caught up
+            if due:
+                self._publish_status(client)
+                last_status, printer, depth_was = now, state, self.store.depth()
+        with self._lock:
+            self._inflight.clear()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until the outbox is empty (for `kiosk sync --once` and tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected.is_set() and self.store.depth() == 0:
+                with self._lock:
+                    if not self._inflight:
+                        return True
+            time.sleep(0.05)
+        return False
+
+
+JSON_PROPERTIES = Properties(PacketTypes.PUBLISH)
+JSON_PROPERTIES.PayloadFormatIndicator = 1  # UTF-8 text
+JSON_PROPERTIES.ContentType = "application/json"

@@ -1,0 +1,80 @@
+"""Low stock and reorder suggestions from the controller's moves.
+
+    average daily demand = units sold (net of returns) over the last history_days / history_days
+    reorder point        = demand x lead_time_days + demand x safety_days (safety stock)
+    order up to          = reorder point + demand x review_days
+    suggestion           = order up to - on hand, rounded up to whole case packs
+
+Items at or below their reorder point are low; the suggestion is what to order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from peewee import fn
+
+from kiosk.config import ControllerConfig
+from kiosk.mqtt.store import KioskState, Move, SkuInfo, StockLevel, ts
+
+SELLING_KINDS = ("sale", "return", "void", "exchange")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    sku: str
+    name: str
+    on_hand: int
+    daily_demand: Decimal
+    reorder_point: int
+    order_qty: int
+    case_pack: int
+
+    @property
+    def low(self) -> bool:
+        return self.on_hand <= self.reorder_point
+
+
+def round_up_to_case(qty: Decimal, case_pack: int) -> int:
+    if qty <= 0:
+        return 0
+    return math.ceil(qty / case_pack) * case_pack
+
+
+def suggestions(cfg: ControllerConfig, now: datetime) -> list[Suggestion]:
+    since = ts(now - timedelta(days=cfg.history_days))
+    sold = {
+        sku: -int(total or 0)  # sales move stock out: negative deltas
+        for sku, total in Move.select(Move.sku, fn.SUM(Move.delta))
+        .where(Move.kind.in_(SELLING_KINDS) & (Move.at > since))
+        .group_by(Move.sku)
+        .tuples()
+    }
+    info = {row.sku: row for row in SkuInfo.select()}
+    out = []
+    for level in StockLevel.select().order_by(StockLevel.sku):
+        demand = Decimal(max(sold.get(level.sku, 0), 0)) / cfg.history_days
+        sku_info = info.get(level.sku)
+        case = sku_info.case_pack if sku_info else 1
+        point = math.ceil(demand * (cfg.lead_time_days + cfg.safety_days))
+        up_to = Decimal(point) + demand * cfg.review_days
+        order = round_up_to_case(up_to - level.on_hand, case) if level.on_hand <= point else 0
+        out.append(
+            Suggestion(
+                sku=level.sku,
+                name=sku_info.name if sku_info else level.sku,
+                on_hand=level.on_hand,
+                daily_demand=demand.quantize(Decimal("0.01")),
+                reorder_point=point,
+                order_qty=order,
+                case_pack=case,
+            )
+        )
+    return out
+
+
+def kiosks() -> list[KioskState]:
+    return list(KioskState.select().order_by(KioskState.device))

@@ -1,0 +1,169 @@
+"""The controller's bookkeeping, without a broker: exactly-once, counts, reorder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import ControllerConfig
+from kiosk.mqtt import reorder, store, topics
+from kiosk.mqtt.topics import StockEvent, parse_stock_event
+from tests.mqtt_env import free_port, wait_until
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def event(seq, kind, moves, at, device="till-01", counted=None):
+    return StockEvent(
+        device=device,
+        seq=seq,
+        ts=at,
+        kind=kind,
+        txn=f"{device}-{seq:06d}",
+        moves=tuple(moves),
+        counted=counted,
+        counted_at={sku: at for sku in counted} if counted else None,
+    )
+
+
+def levels():
+    return {row.sku: row.on_hand for row in store.StockLevel.select()}
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    db = store.open_store(str(tmp_path / "controller.db"))
+    yield db
+    db.close()
+
+
+def apply_all(db, events):
+    now = datetime.now(UTC)
+    with db.atomic():
+        return [store.apply_event(e, now) for e in events]
+
+
+def test_each_event_applies_exactly_once(sqlite_store):
+    e1 = event(1, "receive", [("PEN", 10)], T0)
+    e2 = event(2, "sale", [("PEN", -2)], T0 + timedelta(minutes=1))
+    results = apply_all(sqlite_store, [e2, e1, e2, e1])
+    assert results == [{"PEN"}, {"PEN"}, None, None]
+    assert levels() == {"PEN": 8}
+    assert store.advance_watermark("till-01") == (2, None)
+
+
+def test_gaps_are_found(sqlite_store):
+    apply_all(sqlite_store, [event(s, "sale", [("PEN", -1)], T0) for s in (1, 2, 4, 5)])
+    assert store.advance_watermark("till-01") == (2, 4)
+
+
+def test_counts_reconcile_against_events_after_them_in_any_order(sqlite_store):
+    receive = event(1, "receive", [("PEN", 50)], T0)
+    before = event(2, "sale", [("PEN", -5)], T0 + timedelta(minutes=1), device="till-02")
+    count = event(3, "count", [], T0 + timedelta(minutes=2), counted={"PEN": 40})
+    after = event(4, "sale", [("PEN", -3)], T0 + timedelta(minutes=3), device="till-02")
+    # The count arrives first, then a sale made after it, then older events late.
+    apply_all(sqlite_store, [count, after, receive, before])
+    assert levels() == {"PEN": 37}  # counted 40, minus the 3 sold after the count
+    older = event(5, "count", [], T0 + timedelta(minutes=1, seconds=30), counted={"PEN": 99})
+    apply_all(sqlite_store, [older])
+    assert levels() == {"PEN": 37}  # an older count never overrides a newer one
+    newer = event(6, "count", [], T0 + timedelta(minutes=4), counted={"PEN": 30})
+    apply_all(sqlite_store, [newer])
+    assert levels() == {"PEN": 30}
+
+
+def test_reorder_suggestions_round_up_to_case_packs(sqlite_store):
+    now = T0 + timedelta(days=1)
+    store.SkuInfo.create(sku="WATER", name="Water", case_pack=6)
+    apply_all(
+        sqlite_store,
+        [
+            event(1, "receive", [("WATER", 40), ("PEN", 100)], T0),
+            event(2, "sale", [("WATER", -28)], T0 + timedelta(hours=1)),  # 28 in 28 days: 1/day
+        ],
+    )
+    cfg = ControllerConfig(
+        lead_time_days=Decimal(3), safety_days=Decimal(2), review_days=Decimal(7), history_days=28
+    )
+    rows = {r.sku: r for r in reorder.suggestions(cfg, now)}
+    water = rows["WATER"]
+    assert water.daily_demand == Decimal("1.00")
+    assert water.reorder_point == 5  # 1/day x (3 + 2) days
+    assert water.on_hand == 12 and not water.low and water.order_qty == 0
+    apply_all(sqlite_store, [event(3, "sale", [("WATER", -8)], T0 + timedelta(hours=2))])
+    water = {r.sku: r for r in reorder.suggestions(cfg, now)}["WATER"]
+    assert water.on_hand == 4 and water.low
+    # order up to 5 + 36/28 x 7 = 14, less 4 on hand = 10 -> two cases of 6
+    assert water.order_qty == 12
+    assert rows["PEN"].order_qty == 0 and not rows["PEN"].low
+
+
+def test_payload_parsing_round_trip():
+    raw = topics.encode(
+        {
+            "v": 1, "device": "till-01", "seq": 3, "id": "till-01:3",
+            "ts": "2026-11-01T12:00:00.000000Z", "kind": "count", "txn": "till-01-000003",
+            "moves": [{"sku": "PEN", "delta": -1}], "counted": {"PEN": 7},
+            "counted_at": {"PEN": "2026-11-01T11:59:00.000000Z"},
+        }
+    )  # fmt: skip
+    parsed = parse_stock_event(raw, "till-01")
+    assert parsed.counted == {"PEN": 7} and parsed.moves == (("PEN", -1),)
+    assert parsed.counted_at["PEN"] == T0 - timedelta(minutes=1)
+    with pytest.raises(topics.PayloadError, match="published on 'till-02'"):
+        parse_stock_event(raw, "till-02")
+
+
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/nonexistent"))
+
+
+@pytest.fixture
+def postgres():
+    """A real PostgreSQL server of our own on a free loopback port."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (./dev.sh test)")
+    top = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))  # outside pytest's root-only tmp tree
+    data = top / "pg"
+    data.mkdir()
+    as_user = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        os.chmod(top, 0o755)
+        shutil.chown(data, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [*as_user, *args], check=True, capture_output=True, text=True, timeout=120
+    )
+    run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "kiosk", "--auth=trust")
+    run(
+        str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start",
+    )  # fmt: skip
+    try:
+        run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "kiosk", "shop")
+        yield f"postgresql://kiosk@127.0.0.1:{port}/shop"
+    finally:
+        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_the_same_bookkeeping_on_postgresql(postgres):
+    db = store.open_store(postgres)
+    try:
+        assert type(db).__name__ == "PostgresqlDatabase"
+        receive = event(1, "receive", [("PEN", 50)], T0)
+        count = event(2, "count", [], T0 + timedelta(minutes=2), counted={"PEN": 40})
+        after = event(3, "sale", [("PEN", -3)], T0 + timedelta(minutes=3))
+        assert apply_all(db, [after, count, receive, after]) == [{"PEN"}, {"PEN"}, set(), None]
+        assert levels() == {"PEN": 37}
+        wait_until(lambda: store.advance_watermark("till-01") == (3, None), 5, what="watermark")
+    finally:
+        db.close()
