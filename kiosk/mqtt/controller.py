@@ -136,10 +136,17 @@ class Controller:
     def apply_batch(self, batch: list[mqtt.MQTTMessage]) -> set[str]:
         """Apply in one transaction, then acknowledge, then publish the new levels."""
         now = utc_now()
-        changed: set[str] = set()
+        events: list[topics.StockEvent] = []
         with self.db.atomic():
             for message in batch:
-                changed |= self._apply(message, now)
+                event = self._parse(message, now)
+                if event is not None:
+                    events.append(event)
+            changed, fresh = store.apply_events(events, now)
+        self.applied += len(fresh)
+        self.duplicates += len(events) - len(fresh)
+        for event in fresh:
+            self._touch(event.device)
         for message in batch:
             if message.qos:
                 self.client.ack(message.mid, message.qos)
@@ -153,20 +160,14 @@ class Controller:
             )
         return changed
 
-    def _apply(self, message: mqtt.MQTTMessage, now) -> set[str]:
+    def _parse(self, message: mqtt.MQTTMessage, now) -> topics.StockEvent | None:
+        """A stock event to apply; statuses are recorded here; bad ones dead-lettered."""
         device = self.topics.device_of(message.topic)
         try:
             if device is None:
                 raise topics.PayloadError("not a kiosk topic")
             if message.topic == self.topics.kiosk_stock(device):
-                event = topics.parse_stock_event(message.payload, device)
-                changed = store.apply_event(event, now)
-                if changed is None:
-                    self.duplicates += 1
-                    return set()
-                self.applied += 1
-                self._touch(device)
-                return changed
+                return topics.parse_stock_event(message.payload, device)
             if message.topic == self.topics.kiosk_status(device):
                 status = topics.parse_kiosk_status(message.payload, device)
                 store.KioskState.insert(
@@ -187,7 +188,7 @@ class Controller:
                     ],
                 ).execute()
                 self._touch(device)
-                return set()
+                return None
             raise topics.PayloadError("unexpected topic")
         except topics.PayloadError as exc:
             self.dead += 1
@@ -198,7 +199,7 @@ class Controller:
                 received_at=store.ts(now),
             )
             log.warning("dead-lettered a message on %s: %s", message.topic, exc)
-            return set()
+            return None
 
     def _touch(self, device: str) -> None:
         self._gap_since.setdefault(device, 0.0)

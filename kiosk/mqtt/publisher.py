@@ -87,11 +87,12 @@ class Publisher:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._wake = threading.Condition()
         self._acked: list[int] = []
         self._refused: list[tuple[int, int]] = []
         self._resync: list[int] = []
         self._inflight: dict[int, int] = {}  # mid -> seq
+        self._early: dict[int, int] = {}  # mid -> reason code, acked before filed
         self._max_packet = topics.MAX_PAYLOAD
         self.sent = 0
         self.last_error: str | None = None
@@ -124,6 +125,7 @@ class Publisher:
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     client.disconnect()
+                client.loop_stop()
 
     def _connect(self) -> mqtt.Client:
         retrying = Retrying(
@@ -148,25 +150,27 @@ class Publisher:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.max_inflight_messages_set(self.window)
+        self.refused_connect = None
         try:
             client.connect(self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.keepalive)
         except OSError as exc:
             self.last_error = f"broker {self.config.mqtt.host}:{self.config.mqtt.port}: {exc}"
             raise
+        client.loop_start()  # paho's network thread; this thread does the outbox work
         deadline = time.monotonic() + 10
-        while not self.connected.is_set() and time.monotonic() < deadline:
-            client.loop(0.05)
-            if self.last_error and self.last_error.startswith("refused"):
-                raise OSError(self.last_error)
-        if not self.connected.is_set():
-            raise OSError("no CONNACK from the broker")
+        while not self.connected.wait(0.05):
+            if self.refused_connect or time.monotonic() > deadline:
+                client.loop_stop()
+                with contextlib.suppress(Exception):
+                    client.disconnect()
+                raise OSError(self.refused_connect or "no CONNACK from the broker")
         return client
 
-    # ------------------------------------------------------------ callbacks (loop thread)
+    # ------------------------------------------------------------ callbacks (paho's thread)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.last_error = f"refused by the broker: {reason_code}"
+            self.refused_connect = self.last_error = f"refused by the broker: {reason_code}"
             return
         size = getattr(properties, "MaximumPacketSize", None) if properties else None
         self._max_packet = min(size or topics.MAX_PAYLOAD, topics.MAX_PAYLOAD)
@@ -176,16 +180,24 @@ class Publisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        with self._wake:
+            self._wake.notify()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
+        # Called under paho's message lock: only touch our own state here.
+        with self._wake:
             seq = self._inflight.pop(mid, None)
             if seq is None:
+                self._early[mid] = reason_code.value  # acked before we filed the mid
                 return
-            if reason_code.is_failure:
-                self._refused.append((seq, reason_code.value))
-            else:
-                self._acked.append(seq)
+            self._settle(seq, reason_code.value)
+            self._wake.notify()
+
+    def _settle(self, seq: int, code: int) -> None:
+        if code >= 0x80:
+            self._refused.append((seq, code))
+        else:
+            self._acked.append(seq)
 
     def _on_message(self, client, userdata, message) -> None:
         try:
@@ -193,8 +205,9 @@ class Publisher:
         except topics.PayloadError as exc:
             log.warning("ignoring a bad resync request: %s", exc)
             return
-        with self._lock:
+        with self._wake:
             self._resync.append(from_seq)
+            self._wake.notify()
 
     # ------------------------------------------------------------ the session
 
@@ -210,14 +223,35 @@ class Publisher:
         self._publish_status(client)
         last_status = time.monotonic()
         printer = self.printer_state()
-        depth_was: int | None = None
+        reported_empty = False
         while not self._stop.is_set() and self.connected.is_set():
-            client.loop(0.01)
-            with self._lock:
+            with self._wake:
+                room = self.window - len(self._inflight)
+            fetched = self.store.pending_after(cursor, room) if room > 0 else []
+            for seq, payload in fetched:
+                cursor = seq
+                if len(payload) + len(topic) + 16 > self._max_packet:
+                    self.store.mark_dead(seq, f"payload of {len(payload)} bytes is too large")
+                    continue
+                # Never hold our lock across publish(): paho calls on_publish under its own.
+                info = client.publish(topic, payload, qos=1, properties=JSON_PROPERTIES)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    cursor = seq - 1
+                    break
+                with self._wake:
+                    if info.mid in self._early:
+                        self._settle(seq, self._early.pop(info.mid))
+                    else:
+                        self._inflight[info.mid] = seq
+            with self._wake:
+                if not (self._acked or self._refused or self._resync) and (
+                    len(fetched) < room or room <= 0
+                ):
+                    self._wake.wait(0.2)
                 acked, self._acked = self._acked, []
                 refused, self._refused = self._refused, []
                 resync, self._resync = self._resync, []
-                room = self.window - len(self._inflight)
+                idle = not self._inflight
             if acked:
                 self.store.mark_sent(acked)
                 self.sent += len(acked)
@@ -230,36 +264,25 @@ class Publisher:
             if resync:
                 self.store.resend_from(min(resync))
                 cursor = min(cursor, min(resync) - 1)
-            if room > 0:
-                for seq, payload in self.store.pending_after(cursor, room):
-                    cursor = seq
-                    if len(payload) + len(topic) + 16 > self._max_packet:
-                        self.store.mark_dead(seq, f"payload of {len(payload)} bytes is too large")
-                        continue
-                    info = client.publish(topic, payload, qos=1, properties=JSON_PROPERTIES)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        cursor = seq - 1
-                        break
-                    with self._lock:
-                        self._inflight[info.mid] = seq
             now = time.monotonic()
             state = self.printer_state()
-            due = now - last_status > self.status_every or state != printer
-            if acked and not due:
-                depth = self.store.depth()
-                due = depth == 0 and depth_was != 0  # tell the shop the kiosk caught up
-            if due:
+            caught_up = idle and not fetched and not reported_empty
+            if caught_up or state != printer or now - last_status > self.status_every:
                 self._publish_status(client)
-                last_status, printer, depth_was = now, state, self.store.depth()
-        with self._lock:
+                last_status, printer = now, state
+                reported_empty = caught_up or (reported_empty and idle and not fetched)
+            elif fetched:
+                reported_empty = False
+        with self._wake:
             self._inflight.clear()
+            self._early.clear()
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until the outbox is empty (for `kiosk sync --once` and tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.connected.is_set() and self.store.depth() == 0:
-                with self._lock:
+                with self._wake:
                     if not self._inflight:
                         return True
             time.sleep(0.05)

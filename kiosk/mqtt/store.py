@@ -127,60 +127,94 @@ def open_store(database: str) -> Database:
 
 
 def apply_event(event: StockEvent, now: datetime) -> set[str] | None:
-    """Apply one event inside the caller's transaction. None if it was applied before;
-    else the SKUs whose level changed."""
-    seen = AppliedEvent.select().where(
-        (AppliedEvent.device == event.device) & (AppliedEvent.seq == event.seq)
-    )
-    if seen.exists():  # one writer (the controller), inside its transaction: no race
-        return None
-    AppliedEvent.insert(
-        device=event.device,
-        seq=event.seq,
-        kind=event.kind,
-        txn=event.txn,
-        ts=ts(event.ts),
-        applied_at=ts(now),
-    ).execute()
-    changed: set[str] = set()
-    if event.kind == "count":
-        for sku, qty in (event.counted or {}).items():
-            at = ts(event.counted_at[sku])
-            CountRecord.insert(
-                device=event.device, seq=event.seq, sku=sku, qty=qty, at=at
-            ).execute()
-            if _recount(sku, qty, at, now):
-                changed.add(sku)
-        return changed
-    when = ts(event.ts)
-    deltas: dict[str, int] = defaultdict(int)
-    for sku, delta in event.moves:
-        deltas[sku] += delta
-    if not deltas:
-        return changed
-    Move.insert_many(
+    """Apply one event (see apply_events); None if it was applied before."""
+    changed, fresh = apply_events([event], now)
+    return changed if fresh else None
+
+
+def apply_events(events: list[StockEvent], now: datetime) -> tuple[set[str], list[StockEvent]]:
+    """Apply a batch inside the caller's transaction, with a fixed number of queries
+    however large it is. Returns the SKUs whose level changed and the events that were
+    new (the rest were applied before, or repeat within the batch)."""
+    fresh = _new_events(events)
+    if not fresh:
+        return set(), []
+    stamp = ts(now)
+    AppliedEvent.insert_many(
         [
-            {"device": event.device, "seq": event.seq, "sku": sku, "kind": event.kind,
-             "delta": delta, "at": when}
-            for sku, delta in deltas.items()
+            {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": ts(e.ts),
+             "applied_at": stamp}
+            for e in fresh
         ]
     ).execute()  # fmt: skip
-    counted = {
-        level.sku: level.count_at
-        for level in StockLevel.select(StockLevel.sku, StockLevel.count_at).where(
-            StockLevel.sku.in_(list(deltas))
-        )
-    }
-    for sku, delta in deltas.items():
-        count_at = counted.get(sku)
-        if count_at is not None and when <= count_at:
+    moves = []
+    for e in fresh:
+        if e.kind == "count":
+            continue
+        deltas: dict[str, int] = defaultdict(int)
+        for sku, delta in e.moves:
+            deltas[sku] += delta
+        moves += [
+            {"device": e.device, "seq": e.seq, "sku": sku, "kind": e.kind, "delta": d,
+             "at": ts(e.ts)}
+            for sku, d in deltas.items()
+        ]  # fmt: skip
+    for start in range(0, len(moves), 500):
+        Move.insert_many(moves[start : start + 500]).execute()
+    changed: set[str] = set()
+    recounted: set[str] = set()
+    counts = sorted(
+        ((ts(e.counted_at[sku]), sku, qty, e) for e in fresh if e.kind == "count"
+         for sku, qty in (e.counted or {}).items()),
+        key=lambda item: item[0],
+    )  # fmt: skip
+    for at, sku, qty, e in counts:
+        CountRecord.insert(device=e.device, seq=e.seq, sku=sku, qty=qty, at=at).execute()
+        if _recount(sku, qty, at, now):  # its SUM already includes this batch's moves
+            changed.add(sku)
+            recounted.add(sku)
+    skus = sorted({m["sku"] for m in moves} - recounted)
+    counted_at = dict(
+        StockLevel.select(StockLevel.sku, StockLevel.count_at)
+        .where(StockLevel.sku.in_(skus))
+        .tuples()
+    )
+    totals: dict[str, int] = defaultdict(int)
+    for move in moves:
+        sku = move["sku"]
+        if sku in recounted:
+            continue
+        count_at = counted_at.get(sku)
+        if count_at is not None and move["at"] <= count_at:
             continue  # happened before the latest count: the count already saw it
-        StockLevel.insert(sku=sku, on_hand=delta, updated_at=ts(now)).on_conflict(
-            conflict_target=[StockLevel.sku],
-            update={StockLevel.on_hand: StockLevel.on_hand + delta, StockLevel.updated_at: ts(now)},
-        ).execute()
+        totals[sku] += move["delta"]
         changed.add(sku)
-    return changed
+    for sku, delta in totals.items():
+        StockLevel.insert(sku=sku, on_hand=delta, updated_at=stamp).on_conflict(
+            conflict_target=[StockLevel.sku],
+            update={StockLevel.on_hand: StockLevel.on_hand + delta, StockLevel.updated_at: stamp},
+        ).execute()
+    return changed, fresh
+
+
+def _new_events(events: list[StockEvent]) -> list[StockEvent]:
+    by_device: dict[str, dict[int, StockEvent]] = defaultdict(dict)
+    for event in events:
+        by_device[event.device].setdefault(event.seq, event)  # repeats in the batch
+    fresh = []
+    for device, seqs in by_device.items():
+        seen: set[int] = set()
+        wanted = sorted(seqs)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            seen |= {
+                seq
+                for (seq,) in AppliedEvent.select(AppliedEvent.seq)
+                .where((AppliedEvent.device == device) & AppliedEvent.seq.in_(chunk))
+                .tuples()
+            }
+        fresh += [seqs[seq] for seq in wanted if seq not in seen]
+    return fresh
 
 
 def _recount(sku: str, qty: int, at: str, now: datetime) -> bool:

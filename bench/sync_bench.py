@@ -1,0 +1,164 @@
+"""Stock sync throughput: 3 kiosks x N stock events through a real Mosquitto.
+
+    .venv/bin/python -m bench.sync_bench [--events N]
+
+Phase 1, the bare baseline: three bare paho QoS 1 publishers (same in-flight
+window) send the same payloads, and a bare paho subscriber receives them.
+Phase 2, ours: three Publishers drain their ledgers' outboxes (reading rows,
+marking them sent on PUBACK) while the controller applies every event (dedupe,
+levels, transactions, manual acks, retained level publishes).
+Both on the same broker in the same run; figures are messages per second, with
+ratios ours / bare, and a zero-loss check against the kiosks' ledgers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from kiosk.mqtt.publisher import Publisher
+from tests.mqtt_env import ROOT, Mosquitto, wait_until
+from tests.test_sync import (
+    applied,
+    controller_levels,
+    ledger_totals,
+    make_ledger,
+    outbox_pending,
+)
+
+KIOSKS = ["till-01", "till-02", "cart-01"]
+WINDOW = 200
+
+
+def payloads(path: Path) -> list[bytes]:
+    with sqlite3.connect(path) as db:
+        return [p.encode() for (p,) in db.execute("SELECT payload FROM outbox ORDER BY seq")]
+
+
+def bare_phase(broker: Mosquitto, ledgers: dict[str, Path]) -> tuple[float, float]:
+    total = sum(len(payloads(p)) for p in ledgers.values())
+    received = []
+    done = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bare-sub", protocol=mqtt.MQTTv5)
+    sub.username_pw_set("controller", broker.passwords["controller"])
+
+    def on_message(_c, _u, message):
+        received.append(time.perf_counter())
+        if len(received) == total:
+            done.set()
+
+    sub.on_message = on_message
+    sub.on_connect = lambda c, *a: c.subscribe(f"{ROOT}/kiosk/+/stock", 1)
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    time.sleep(0.5)
+
+    def publish_all(device: str, path: Path, finished: list) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-{device}",
+                             protocol=mqtt.MQTTv5)  # fmt: skip
+        client.username_pw_set(device, broker.passwords[device])
+        client.max_inflight_messages_set(WINDOW)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        infos = [client.publish(f"{ROOT}/kiosk/{device}/stock", p, qos=1) for p in payloads(path)]
+        for info in infos:
+            info.wait_for_publish(60)
+        finished.append(time.perf_counter())
+        client.loop_stop()
+        client.disconnect()
+
+    finished: list[float] = []
+    start = time.perf_counter()
+    threads = [
+        threading.Thread(target=publish_all, args=(d, p, finished)) for d, p in ledgers.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.wait(120)
+    sub.loop_stop()
+    sub.disconnect()
+    assert len(received) == total, f"bare subscriber got {len(received)} of {total}"
+    return total / (max(finished) - start), total / (received[-1] - start)
+
+
+def controller_process(broker: Mosquitto, db: Path, folder: Path) -> subprocess.Popen:
+    """The controller as it runs in a shop: its own process (and so its own GIL)."""
+    config = folder / "controller.toml"
+    config.write_text(
+        f'[device]\nid = "hq"\nstore = "store-042"\n[mqtt]\nport = {broker.port}\n'
+        f'username = "controller"\npassword = "{broker.passwords["controller"]}"\n'
+        f'[controller]\ndatabase = "{db}"\n'
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiosk.cli", "controller", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: db.exists(), 30, what="the controller to start")
+    time.sleep(1.0)
+    return process
+
+
+def our_phase(broker: Mosquitto, ledgers: dict[str, Path], db: Path) -> tuple[float, float]:
+    total = sum(len(payloads(p)) for p in ledgers.values())
+    process = controller_process(broker, db, db.parent)
+    try:
+        start = time.perf_counter()
+        publishers = [
+            Publisher(broker.config(d, p), p, window=WINDOW).start() for d, p in ledgers.items()
+        ]
+        wait_until(
+            lambda: all(outbox_pending(p) == 0 for p in ledgers.values()), 300, 0.01, "drained"
+        )
+        drained = time.perf_counter()
+        wait_until(lambda: applied(db) == total, 300, 0.01, "all applied")
+        done = time.perf_counter()
+        for publisher in publishers:
+            publisher.stop()
+    finally:
+        process.terminate()
+        process.wait(30)
+    levels = controller_levels(db)
+    assert levels == ledger_totals(ledgers.values()), "the controller lost or doubled a move"
+    return total / (drained - start), total / (done - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="per kiosk")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        ledgers = {
+            d: make_ledger(root / f"{d}.db", d, args.events - 1, seed=i)
+            for i, d in enumerate(KIOSKS)
+        }
+        print(f"made 3 ledgers x {args.events} events in {time.perf_counter() - started:.0f} s")
+        broker = Mosquitto(root / "broker", ["controller", *KIOSKS]).start()
+        try:
+            bare_pub, bare_sub = bare_phase(broker, ledgers)
+            our_pub, our_apply = our_phase(broker, ledgers, root / "controller.db")
+        finally:
+            broker.stop()
+    total = 3 * args.events
+    print(f"stock sync, 3 kiosks x {args.events} events = {total}, QoS 1, zero loss checked")
+    print(f"  outbox drain     {our_pub:8.0f} msg/s   bare paho publish   {bare_pub:8.0f} msg/s"
+          f"   ratio {our_pub / bare_pub:.2f}")  # fmt: skip
+    print(f"  controller apply {our_apply:8.0f} msg/s   bare paho subscribe {bare_sub:8.0f} msg/s"
+          f"   ratio {our_apply / bare_sub:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
