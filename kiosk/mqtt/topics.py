@@ -215,7 +215,7 @@ def parse_kiosk_status(raw: bytes, topic_device: str | None = None) -> KioskStat
     if not isinstance(data.get("online"), bool):
         raise PayloadError("online must be true or false")
     printer = data.get("printer", "ok")
-    if printer not in ("ok", "paper_out", "paper_low", "offline"):
+    if printer not in ("ok", "paper_out", "offline"):
         raise PayloadError(f"unknown printer state {printer!r}")
     seq = data.get("seq")
     return KioskStatus(
