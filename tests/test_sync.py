@@ -5,6 +5,7 @@ After every scenario the controller's counts equal the sum of all kiosks' ledger
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -23,10 +24,11 @@ from kiosk.config import parse
 from kiosk.ledger import catalog_csv, sales, stock
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.money import Tender
+from kiosk.mqtt import broker as broker_setup
 from kiosk.mqtt.controller import Controller
 from kiosk.mqtt.publisher import Publisher
 from tests.conftest import CATALOG
-from tests.mqtt_env import ROOT, Mosquitto, wait_until
+from tests.mqtt_env import ROOT, Mosquitto, free_port, wait_until
 
 KIOSKS = ["till-01", "till-02", "cart-01"]
 SKUS = ["PEN", "WATER", "CHARGER", "CABLE", "COFFEE", "TRAVEL"]
@@ -376,3 +378,96 @@ def test_acl_refuses_impersonation_and_anonymous_access(tmp_path, mosquitto):
     wrong = RawClient(mosquitto, "till-01", password="guess")
     assert wrong.connack.is_failure
     wrong.close()
+
+
+def test_kiosk_status_online_offline_and_the_shop_summary(tmp_path, mosquitto):
+    ledger = make_ledger(tmp_path / "till-01.db", "till-01", 3)
+    mosquitto.start()
+    db = tmp_path / "controller.db"
+    with ControllerThread(mosquitto.config("controller"), db):
+        publisher = start_publishers(mosquitto, {"till-01": ledger})[0]
+        settle({"till-01": ledger}, db)
+
+        def online():
+            with sqlite3.connect(db) as con:
+                row = con.execute("SELECT online FROM kiosk_state WHERE device = 'till-01'")
+                return (row.fetchone() or [None])[0]
+
+        wait_until(lambda: online() == 1, 10, what="till-01 online")
+        publisher.stop()  # a clean stop says offline itself
+        wait_until(lambda: online() == 0, 10, what="till-01 offline after a clean stop")
+        # A kiosk that dies (power cut) is reported offline by its last will.
+        config_file = tmp_path / "till-01.toml"
+        config_file.write_text(
+            f'[device]\nid = "till-01"\nstore = "store-042"\n[ledger]\npath = "{ledger}"\n'
+            f'[mqtt]\nport = {mosquitto.port}\nusername = "till-01"\n'
+            f'password = "{mosquitto.passwords["till-01"]}"\n'
+        )
+        sync = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "sync", "--config", str(config_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: online() == 1, 30, what="till-01 online again")
+        sync.kill()
+        sync.wait(10)
+        wait_until(lambda: online() == 0, 20, what="the last will")
+    summary = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "controller", "--db", str(db), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "till-01      OFFLINE" in summary.stdout
+    assert "stock: 6 SKU(s)" in summary.stdout and "dead letters: 0" in summary.stdout
+
+
+def test_tls_option(tmp_path, mosquitto):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=certs, check=True, capture_output=True)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (certs / "san.ext").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    tls_port = free_port()
+    broker_setup.write_config(
+        mosquitto.dir,
+        ROOT,
+        port=mosquitto.port,
+        listen="127.0.0.1",
+        tls=broker_setup.TlsFiles(certs / "server.pem", certs / "server.key"),
+        tls_port=tls_port,
+        run_as="root" if os.geteuid() == 0 else None,
+    )
+    mosquitto.start()
+    ledger = make_ledger(tmp_path / "till-01.db", "till-01", 3)
+    base = mosquitto.config("till-01", ledger)
+    config = base.model_copy(
+        update={
+            "mqtt": base.mqtt.model_copy(
+                update={"port": tls_port, "tls": True, "ca_file": certs / "ca.pem"}
+            )
+        }
+    )
+    publisher = Publisher(config, ledger).start()
+    try:
+        wait_until(lambda: outbox_pending(ledger) == 0, 30, what="a drain over TLS")
+    finally:
+        publisher.stop()
+    untrusted = Publisher(base.model_copy(update={"mqtt": config.mqtt.model_copy(
+        update={"ca_file": None}
+    )}), ledger, max_backoff=0.5).start()  # fmt: skip
+    try:
+        time.sleep(2)
+        assert not untrusted.connected.is_set()  # the system CAs do not vouch for the test CA
+        assert "CERTIFICATE_VERIFY_FAILED" in (untrusted.last_error or "")
+    finally:
+        untrusted.stop()

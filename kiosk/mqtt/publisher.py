@@ -122,10 +122,22 @@ class Publisher:
                 log.exception("publisher session failed")
                 self.last_error = str(exc)
             finally:
+                if self._stop.is_set() and self.connected.is_set():
+                    self._say_offline(client)  # a clean disconnect sends no last will
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     client.disconnect()
                 client.loop_stop()
+
+    def _say_offline(self, client: mqtt.Client) -> None:
+        payload = topics.kiosk_status(
+            self.device, False, self.store.depth(), self.printer_state(), self.store.last_seq()
+        )
+        info = client.publish(
+            self.topics.kiosk_status(self.device), topics.encode(payload), 1, True
+        )
+        with contextlib.suppress(Exception):
+            info.wait_for_publish(2)
 
     def _connect(self) -> mqtt.Client:
         retrying = Retrying(
