@@ -169,3 +169,22 @@ def _catalog(tmp_path):
     path = tmp_path / "catalog.csv"
     path.write_text(CATALOG.replace("PEN,Pen", "HL,Pen"))
     return path
+
+
+def test_broker_config_and_device_credentials(env, tmp_path):
+    folder = tmp_path / "broker"
+    made = kiosk(env, "broker", "config", str(folder), "--port", "1884")
+    assert made.returncode == 0, made.stderr
+    conf = (folder / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "max_queued_messages 500000" in conf
+    assert "pattern write shop/s1/kiosk/%u/stock" in (folder / "acl").read_text()
+    out = tmp_path / "till-09.pass"
+    added = kiosk(env, "broker", "add-device", "till-09", "--dir", str(folder),
+                  "--password-out", str(out))  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert (folder / "passwd").read_text().startswith("till-09:")
+    assert len(out.read_text().strip()) >= 20 and oct(out.stat().st_mode)[-3:] == "600"
+    assert_user_error(kiosk(env, "broker", "add-device", "bad name!", "--dir", str(folder)),
+                      "is not a device id")  # fmt: skip
+    half = kiosk(env, "broker", "config", str(folder), "--tls-cert", str(out))
+    assert_user_error(half, "TLS needs both")
