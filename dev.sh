@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=${KIOSK_VENV:-.venv}
-RUN_PKGS=(python3 python3-venv python3-dev gcc linux-libc-dev)
+RUN_PKGS=(python3 python3-venv python3-dev gcc linux-libc-dev libxkbcommon-dev xkb-data fonts-dejavu-core)
 TEST_PKGS=(mosquitto postgresql xvfb xdotool)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -25,15 +25,11 @@ apt_ensure() {
     fi
 }
 
-python_ok() {
-    # A python3 that can make venvs with pip (pyenv or Debian's with python3-venv).
-    python3 -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null
-}
-
 venv_ensure() {
     local extras=$1 stamp
-    if ! python_ok; then apt_ensure "${RUN_PKGS[@]}"; fi
-    command -v gcc >/dev/null || apt_ensure gcc python3-dev linux-libc-dev   # evdev builds from source
+    # evdev and xkbcommon build from source: gcc, headers, libxkbcommon; xkb-data has
+    # the keyboard layouts, DejaVu the receipt preview font.
+    apt_ensure "${RUN_PKGS[@]}"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     stamp="$VENV/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-$extras"
     if [ ! -e "$stamp" ]; then

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench.ledger_bench import config_for, make_catalog
-from kiosk.checkout.ports import MemoryDrawer, MemoryPrinter
 from kiosk.checkout.session import Checkout
+from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
 from kiosk.ledger import catalog_csv
 from kiosk.ledger.barcodes import with_check_digit
 from kiosk.ledger.core import Ledger

@@ -578,6 +578,153 @@ def broker_add_device(username: str, directory: Path, password_out: Path | None)
         click.echo(f"{username}: {password}")
 
 
+# ---------------------------------------------------------------- hardware diagnostics
+
+
+@cli.group("hw")
+def hw_group() -> None:
+    """Check the scanner, printer and cash drawer."""
+
+
+@hw_group.command("scanners")
+@config_option
+def hw_scanners() -> None:
+    """Input devices, and which match [scanner] match."""
+    from kiosk.drivers import scanner  # noqa: PLC0415
+
+    config = get_config()
+    if not scanner.input_devices_visible():
+        raise UserError("no /dev/input here: no USB scanners can be seen on this machine")
+    try:
+        devices = scanner.list_devices()
+    except scanner.ScannerError as exc:
+        raise UserError(str(exc)) from None
+    match = config.scanner.match
+    for device in devices:
+        mark = "*" if scanner.matches(device, match) else " "
+        click.echo(f"{mark} {device.path:<22} {device.ident}  {device.name}")
+    if not any(scanner.matches(d, match) for d in devices):
+        raise UserError(f"no input device matches [scanner] match = {match!r}")
+
+
+@hw_group.command("scan-test")
+@config_option
+@click.option("--events", "events_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Decode recorded events (JSON) instead of reading the scanner.")  # fmt: skip
+@click.option("--keymap", type=click.Choice(["us", "de", "fr", "uk"]), help="Override.")
+def hw_scan_test(events_file: Path | None, keymap: str | None) -> None:
+    """Print every decoded scan (and what the barcode parser makes of it)."""
+    import json  # noqa: PLC0415
+
+    from kiosk.drivers import scanner  # noqa: PLC0415
+    from kiosk.ledger.barcodes import BarcodeError, BarcodeParser  # noqa: PLC0415
+
+    config = get_config()
+    settings = config.scanner
+    if keymap:
+        settings = settings.model_copy(update={"keymap": keymap})
+    parser = BarcodeParser(config.barcodes)
+
+    def show(text: str) -> None:
+        try:
+            meaning = repr(parser.parse(text))
+        except BarcodeError as exc:
+            meaning = f"refused: {exc.reason}"
+        click.echo(f"{text.replace(scanner.GS, '<GS>')}  ->  {meaning}")
+
+    if events_file is not None:
+        from evdev import InputEvent  # noqa: PLC0415
+
+        try:
+            data = json.loads(events_file.read_text())
+            events = [InputEvent(*row) for row in data["events"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{events_file}: not a recorded event file ({exc})") from None
+        for text in scanner.KeyDecoder(settings).feed_all(events):
+            show(text)
+        return
+    if settings.kind == "serial":
+        reader = scanner.SerialScanner(settings, show)
+    else:
+        if not scanner.input_devices_visible():
+            raise UserError("no /dev/input here: no USB scanners can be seen on this machine")
+        try:
+            reader = scanner.EvdevScanner(settings, show)
+        except scanner.ScannerError as exc:
+            raise UserError(str(exc)) from None
+    click.echo("scan barcodes; Ctrl+C ends", err=True)
+    reader.start()
+    try:
+        _wait_for_signal()
+    finally:
+        reader.stop()
+
+
+@hw_group.command("print-test")
+@config_option
+@click.option("--preview", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write a PNG preview here instead of printing.")  # fmt: skip
+def hw_print_test(preview: Path | None) -> None:
+    """Print a test receipt (barcode and QR included) on the configured printer."""
+    from kiosk.drivers.base import PrinterError  # noqa: PLC0415
+    from kiosk.drivers.layout import receipt_ops  # noqa: PLC0415
+    from kiosk.drivers.preview import render_png  # noqa: PLC0415
+    from kiosk.drivers.printer import EscposPrinter  # noqa: PLC0415
+    from kiosk.drivers.sample import sample_receipt  # noqa: PLC0415
+
+    config = get_config()
+    receipt = sample_receipt(config)
+    if preview is not None:
+        render_png(receipt_ops(receipt, config.printer.paper_mm), config.printer.paper_mm).save(
+            preview
+        )
+        click.echo(f"preview written to {preview}")
+        return
+    try:
+        printer = EscposPrinter.from_config(config.printer)
+        if printer is None:
+            raise UserError('no printer configured ([printer] kind = "none")')
+        printer.print_receipt(receipt)
+    except PrinterError as exc:
+        raise UserError(f"printer ({config.printer.kind}): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - USB, serial and socket errors differ
+        raise UserError(f"printer ({config.printer.kind}): {exc}") from None
+    click.echo(f"test receipt sent to the {config.printer.kind} printer; status {printer.status()}")
+
+
+@hw_group.command("drawer")
+@config_option
+@click.option("--mock", is_flag=True, help="Use gpiozero's MockFactory and show the pulse.")
+def hw_drawer(mock: bool) -> None:
+    """Pulse the cash drawer once."""
+    import time  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
+
+    from kiosk.drivers.base import DrawerError  # noqa: PLC0415
+    from kiosk.drivers.factory import make_drawer, make_printer  # noqa: PLC0415
+
+    config = get_config()
+    warnings.simplefilter("ignore")  # gpiozero's pin-factory fallbacks; the error says it all
+    if mock:
+        from gpiozero import Device  # noqa: PLC0415
+        from gpiozero.pins.mock import MockFactory  # noqa: PLC0415
+
+        Device.pin_factory = MockFactory()
+    try:
+        printer = make_printer(config) if config.drawer.kind == "printer" else None
+        drawer = make_drawer(config, printer)
+        drawer.open()
+    except DrawerError as exc:
+        raise UserError(str(exc)) from None
+    time.sleep(config.drawer.pulse_ms / 1000 + 0.1)
+    if mock:
+        states = Device.pin_factory.pin(config.drawer.pin).states
+        changes = ", ".join(f"{s.timestamp * 1000:.0f} ms {'high' if s.state else 'low'}"
+                            for s in states)  # fmt: skip
+        click.echo(f"GPIO {config.drawer.pin}: {changes}")
+    click.echo(f"drawer pulsed ({config.drawer.kind}, {config.drawer.pulse_ms} ms)")
+
+
 def main() -> None:
     """Entry point: every error a user can cause ends as one line and a status."""
     try:

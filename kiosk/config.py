@@ -118,8 +118,17 @@ class MqttConfig(Section):
 
 
 class ScannerConfig(Section):
-    match: str = Field("", description="device name substring or vendor:product")
-    keymap: Literal["us", "de", "fr", "uk"] = "us"
+    kind: Literal["evdev", "serial", "none"] = "evdev"
+    # evdev: a name substring, "vendor:product" in hex, or a /dev/input/by-id/ path
+    match: str = ""
+    keymap: Literal["us", "de", "fr", "uk"] = "us"  # the layout the scanner types in
+    terminator: Literal["enter", "tab", "none"] = "enter"
+    timeout_ms: int = Field(60, ge=10, le=2000)  # terminator "none": a pause ends a scan
+    prefix: str = ""  # stripped from every scan
+    suffix: str = ""
+    fnc1: str = ""  # a character the scanner sends for FNC1, turned into ASCII 29
+    port: str = "/dev/ttyACM0"  # serial scanners
+    baudrate: int = Field(9600, gt=0)
 
 
 class PrinterConfig(Section):
@@ -130,6 +139,7 @@ class PrinterConfig(Section):
     port: int = Field(9100, ge=1, le=65535)
     baudrate: int = Field(19200, gt=0)
     paper_mm: Literal[58, 80] = 80
+    logo: Path | None = None  # a PNG printed at the top of every receipt
 
     @model_validator(mode="after")
     def _connection_is_complete(self) -> PrinterConfig:
@@ -145,6 +155,9 @@ class DrawerConfig(Section):
     pin: int = Field(17, ge=0, le=27)
     pulse_ms: int = Field(100, ge=10, le=1000)
     active_high: bool = True
+    sensor_pin: int | None = Field(None, ge=0, le=27)  # a drawer-open switch, if fitted
+    sensor_open_when_pressed: bool = False  # the switch closes when the drawer shuts
+    open_warn_s: int = Field(60, ge=5, le=3600)  # warn when left open this long
 
 
 class MoneyConfig(Section):

@@ -61,6 +61,7 @@ class Receipt:
     footer: tuple[str, ...] = ("Thank you!",)
     qr: str | None = None
     reprint: bool = False
+    logo: str | None = None  # path of a PNG for the top of the receipt
 
 
 @dataclass(frozen=True)

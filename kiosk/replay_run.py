@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from kiosk.checkout.ports import MemoryDrawer, MemoryPrinter
 from kiosk.checkout.replay import ExpectationFailed, ReplayClock, Step, replay
 from kiosk.checkout.session import Checkout, Event
 from kiosk.config import Config
 from kiosk.documents import KitLabel, Receipt, TextReport
+from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
 from kiosk.ledger import catalog_csv
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.models import Item, utc_now

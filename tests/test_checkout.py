@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from kiosk.checkout.ports import DrawerError, MemoryDrawer, MemoryPrinter
 from kiosk.checkout.replay import (
     ExpectationFailed,
     ReplayClock,
@@ -14,6 +13,7 @@ from kiosk.checkout.replay import (
 )
 from kiosk.checkout.session import Checkout, State
 from kiosk.documents import KitLabel, Receipt, TextReport
+from kiosk.drivers.base import DrawerError, MemoryDrawer, MemoryPrinter
 from kiosk.ledger import stock
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.models import Audit, Outbox, PrintJob, Txn, utc_now

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kiosk.checkout.ports import MemoryDrawer, MemoryPrinter, PrinterError
 from kiosk.checkout.replay import ReplayClock
 from kiosk.checkout.session import Checkout, Outcome
 from kiosk.config import parse
+from kiosk.drivers.base import MemoryDrawer, MemoryPrinter, PrinterError
 from kiosk.ledger import catalog_csv, staff, stock
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.models import utc_now

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from kiosk.checkout.ports import MemoryPrinter, PrinterError
 from kiosk.checkout.session import Checkout, Outcome
+from kiosk.drivers.base import MemoryPrinter, PrinterError
 
 
 class ReplayError(Exception):

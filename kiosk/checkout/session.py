@@ -30,7 +30,8 @@ from kiosk.checkout.flows import (
     ReceivingFlow,
     ReturnFlow,
 )
-from kiosk.checkout.ports import (
+from kiosk.documents import TextReport
+from kiosk.drivers.base import (
     CashDrawer,
     DrawerError,
     MemoryDrawer,
@@ -38,7 +39,6 @@ from kiosk.checkout.ports import (
     PrinterError,
     ReceiptPrinter,
 )
-from kiosk.documents import TextReport
 from kiosk.ledger import audit, catalog, receipts, reports, sales, stock
 from kiosk.ledger import staff as staff_service
 from kiosk.ledger.barcodes import BarcodeError, Parsed, ReceiptRef, StaffBadge

@@ -61,6 +61,7 @@ def receipt_for(ledger: Ledger, number: str, reprint: bool = False) -> Receipt:
         header=tuple(cfg.checkout.receipt_header),
         footer=tuple(cfg.checkout.receipt_footer),
         reprint=reprint,
+        logo=str(cfg.printer.logo) if cfg.printer.logo else None,
     )
 
 

@@ -1,7 +1,8 @@
-"""What the checkout needs from hardware, as small interfaces.
+"""What the checkout needs from hardware, as small interfaces (Protocols).
 
 The drivers implement them over python-escpos and gpiozero; `MemoryPrinter` and
 `MemoryDrawer` keep what they were asked to do, for the headless demo and replay.
+Drivers sit below the checkout and never import the ledger.
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+"""Drivers from config: the real ones on a device, simulated ones for the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kiosk.config import Config
+from kiosk.drivers.base import DrawerError, MemoryDrawer
+from kiosk.drivers.drawer import GpioDrawer, NoDrawer, PrinterKickDrawer
+from kiosk.drivers.preview import PreviewPrinter
+from kiosk.drivers.printer import EscposPrinter
+from kiosk.drivers.scanner import EvdevScanner, SerialScanner, SimulatedScanner
+
+NO_GPIO_HINT = "no GPIO here (not a Raspberry Pi, or lgpio missing: apt-get install python3-lgpio)"
+
+
+def make_printer(config: Config, demo_folder: Path | None = None):
+    if demo_folder is not None:
+        return PreviewPrinter(demo_folder, config.printer.paper_mm)
+    return EscposPrinter.from_config(config.printer)
+
+
+def make_drawer(config: Config, printer=None, on_left_open: Callable | None = None, demo=False):
+    if demo:
+        return MemoryDrawer()
+    kind = config.drawer.kind
+    if kind == "none":
+        return NoDrawer()
+    if kind == "printer":
+        if printer is None:
+            raise DrawerError('[drawer] kind = "printer" needs a [printer]')
+        return PrinterKickDrawer(printer)
+    try:
+        return GpioDrawer(config.drawer, on_left_open)
+    except DrawerError as exc:
+        if "pin factory" in str(exc):
+            raise DrawerError(f"GPIO {config.drawer.pin}: {NO_GPIO_HINT}") from exc
+        raise
+
+
+def make_scanner(config: Config, on_scan: Callable[[str], None], demo=False):
+    if demo or config.scanner.kind == "none":
+        return SimulatedScanner(on_scan)
+    if config.scanner.kind == "serial":
+        return SerialScanner(config.scanner, on_scan)
+    return EvdevScanner(config.scanner, on_scan)
