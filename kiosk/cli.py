@@ -105,15 +105,23 @@ def cli() -> None:
 @config_option
 @db_option
 @click.option("--demo", is_flag=True, help="Simulated hardware, demo catalog, demo ledger.")
-def run(db_path: Path | None, demo: bool) -> None:
-    """Start the kiosk."""
-    if not demo:
-        raise UserError(
-            "the full-screen app is not built yet; 'kiosk run --demo' runs the headless demo"
-        )
-    from kiosk.demo.session import run_demo  # noqa: PLC0415 - keep `kiosk --help` fast
+@click.option("--headless", is_flag=True, help="No screen: replay the demo shift in text.")
+@click.option("--offline", is_flag=True, help="Start no broker, controller or publisher.")
+def run(db_path: Path | None, demo: bool, headless: bool, offline: bool) -> None:
+    """Start the kiosk (full screen on a device, a window with --demo)."""
+    from kiosk import app  # noqa: PLC0415 - keep `kiosk --help` fast
 
-    run_demo(get_config(), db_path, out=click.echo)
+    config = get_config()
+    if headless or not app.has_display():
+        if not demo:
+            raise UserError("no display: set DISPLAY, or SDL_VIDEODRIVER=kmsdrm on a Pi console")
+        if not headless:
+            click.echo("no display here: running the demo shift in text instead", err=True)
+        from kiosk.demo.session import run_demo  # noqa: PLC0415
+
+        run_demo(config, db_path, out=click.echo)
+        return
+    app.run(config, demo, db_path, offline, out=click.echo)
 
 
 # ---------------------------------------------------------------- replay

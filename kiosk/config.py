@@ -291,6 +291,12 @@ class ControllerConfig(Section):
         return value
 
 
+class UiConfig(Section):
+    fullscreen: bool = True
+    high_contrast: bool = False
+    strings: Path | None = None  # a TOML file of translated screen strings
+
+
 class Config(Section):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
@@ -303,6 +309,7 @@ class Config(Section):
     staff: StaffConfig = Field(default_factory=StaffConfig)
     checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
+    ui: UiConfig = Field(default_factory=UiConfig)
 
     source: Path | None = Field(None, exclude=True)
 

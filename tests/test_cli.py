@@ -73,7 +73,8 @@ def test_user_mistakes_exit_2_with_one_line(env, tmp_path):
     assert_user_error(kiosk(env, "stock", "NOPE"), "unknown item 'NOPE'")
     assert_user_error(kiosk(env, "report", "z", "--date", "yesterday"), "is not YYYY-MM-DD")
     assert_user_error(kiosk(env, "report", "z", "--float", "lots"), "--float 'lots'")
-    assert_user_error(kiosk(env, "run"), "--demo")
+    no_display = {k: v for k, v in env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    assert_user_error(kiosk(no_display, "run"), "no display")
     assert_user_error(kiosk(env, "frobnicate"), "No such command")
     assert_user_error(kiosk(env, "catalog", "import", str(tmp_path / "none.csv")), "no such file")
     add = kiosk(env, "staff", "add", "S1", "--name", "Sam", "--role", "supervisor", stdin="12\n")
@@ -124,16 +125,21 @@ def test_catalog_stock_staff_and_reports(env, tmp_path):
 
 
 def test_demo_runs_headless_with_no_config(tmp_path):
-    environ = {k: v for k, v in os.environ.items() if k != "KIOSK_CONFIG"}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KIOSK_CONFIG", "DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+    }
     environ["XDG_DATA_HOME"] = str(tmp_path / "data")
-    result = kiosk(environ, "run", "--demo")
+    result = kiosk(environ, "run", "--demo")  # no display: the text shift instead
+    assert "no display here" in result.stderr
     assert result.returncode == 0, result.stderr
     assert "seeded demo ledger" in result.stdout
     assert "no  Cannot read that barcode (bad check digit)" in result.stdout
     assert "Paid, thank you!" in result.stdout and "RCPdemo-01-" in result.stdout
     assert "ledger verify: ok" in result.stdout
     assert (tmp_path / "data" / "kiosk" / "demo-ledger.db").exists()
-    second = kiosk(environ, "run", "--demo")  # the same ledger again: sells on
+    second = kiosk(environ, "run", "--demo", "--headless")  # the same ledger: sells on
     assert second.returncode == 0 and "seeded" not in second.stdout
 
 

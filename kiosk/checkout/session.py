@@ -211,7 +211,27 @@ class Checkout:
             "message": self.message,
             "alerts": list(self.alerts),
             "last_receipt": self.last_posted.number if self.last_posted else None,
+            "change": str(self.last_posted.change) if self.last_posted else None,
+            "lookup": [
+                {"sku": sku, "name": name, "price": str(price)}
+                for sku, name, price in self.lookup_results
+            ],
+            "returning": {
+                "receipt": self.returning.receipt,
+                "lines": [f"{li.qty} x {li.sku} ({li.condition})" for li in self.returning.lines],
+                "exchange": [li.name for li in self.returning.sold],
+            }
+            if self.returning
+            else None,
+            "counted": dict(self.counting.counted) if self.counting else None,
+            "received": dict(self.receiving.received) if self.receiving else None,
+            "kit": {"sku": self.kit.sku, "name": self.kit.name} if self.kit else None,
+            "pending_approval": self.pending.reason if self.pending else None,
         }
+
+    def refresh(self) -> Outcome:
+        """Nothing changes: the screens ask for the current state."""
+        return Outcome(True, self.message)
 
     # ------------------------------------------------------------ scanning
 

@@ -1,0 +1,208 @@
+"""Wiring: config -> ledger, drivers, checkout, publisher -> the Kivy app.
+
+`kiosk run` on a device uses the configured hardware; `kiosk run --demo` uses the
+simulated scanner (type, paste or tap a demo barcode), a printer that shows PNG
+previews, a drawer that only reports, the demo catalog on a local ledger in the
+user's data folder, and, where mosquitto is installed, a local broker and shop
+controller so shop stock updates live.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+
+from kiosk.checkout.session import Checkout
+from kiosk.config import Config
+from kiosk.drivers.base import DrawerError, MemoryDrawer, MemoryPrinter, PrinterError
+from kiosk.ledger.core import Ledger
+from kiosk.strings import load as load_strings
+
+log = logging.getLogger(__name__)
+
+DEMO_SHEET = [
+    ("Highlighter", "4006381333931"),
+    ("6 x water", "14001234000012"),
+    ("Bananas 532 g", "2800123005320"),
+    ("Cheese 4.37", "2100456004374"),
+    ("Coffee (GS1)", "]C10100036000291452\x1d10LOT42"),
+    ("Travel kit", "4001234000046"),
+    ("Lager 18+", "4001234000084"),
+    ("Misread", "4006381333932"),
+]
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or (
+        os.environ.get("SDL_VIDEODRIVER") in ("kmsdrm", "offscreen")
+    )
+
+
+class Hardware:
+    """The drivers, for the checkout and the diagnostics screen."""
+
+    def __init__(self, config: Config, printer, drawer, demo: bool):
+        self.config = config
+        self.printer = printer
+        self.drawer = drawer
+        self.demo = demo
+        self.last_scan = ""
+        self.publisher = None
+
+    def facts(self) -> list[str]:
+        status = getattr(self.printer, "status", None)
+        printer = status() if callable(status) else ("preview" if self.demo else "none")
+        drawer = (
+            "memory (demo)" if isinstance(self.drawer, MemoryDrawer) else self.config.drawer.kind
+        )
+        facts = [
+            f"printer: {printer} ({'PNG previews' if self.demo else self.config.printer.kind})",
+            f"drawer: {drawer}",
+            f"scanner: {'demo field' if self.demo else self.config.scanner.kind}"
+            f"  last scan {self.last_scan or '-'}",
+        ]
+        if self.publisher is not None:
+            counts = self.publisher.store.counts()
+            state = "connected" if self.publisher.connected.is_set() else "offline"
+            pending, dead = counts.get("pending", 0), counts.get("dead", 0)
+            facts.append(f"outbox: {pending} pending, {dead} dead; broker {state}")
+        return facts
+
+    def print_test(self) -> str:
+        from kiosk.drivers.sample import sample_receipt  # noqa: PLC0415
+
+        try:
+            self.printer.print_receipt(sample_receipt(self.config))
+        except PrinterError as exc:
+            return f"print test failed: {exc}"
+        return "print test sent"
+
+    def drawer_test(self) -> str:
+        try:
+            self.drawer.open()
+        except DrawerError as exc:
+            return f"drawer test failed: {exc}"
+        return "drawer pulsed"
+
+    def printer_state(self) -> str:
+        status = getattr(self.printer, "last_status", "ok")
+        return status if status in ("ok", "paper_out", "offline") else "ok"
+
+
+def _kivy_environment(config: Config, demo: bool) -> None:
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    kivy_home = Path(platformdirs.user_cache_dir("kiosk")) / "kivy"
+    kivy_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("KIVY_HOME", str(kivy_home))
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    from kivy.config import Config as KivyConfig  # noqa: PLC0415
+
+    KivyConfig.set("kivy", "exit_on_escape", "0")
+    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+    if config.ui.fullscreen and not demo:
+        KivyConfig.set("graphics", "fullscreen", "auto")
+    else:
+        KivyConfig.set("graphics", "width", "1280")
+        KivyConfig.set("graphics", "height", "800")
+
+
+def run(
+    config: Config,
+    demo: bool,
+    db_path: Path | None = None,
+    offline: bool = False,
+    out: Callable[[str], None] = print,
+) -> None:
+    started = time.time()
+    os.environ.setdefault("KIOSK_STARTED_AT", str(started))
+    strings = load_strings(config.ui.strings)
+    data = Path(platformdirs.user_data_dir("kiosk"))
+    if demo:
+        from kiosk.demo.seed import seed  # noqa: PLC0415
+        from kiosk.demo.session import demo_ledger_path  # noqa: PLC0415
+
+        config = config.with_ledger_path(db_path or demo_ledger_path())
+    elif db_path:
+        config = config.with_ledger_path(db_path)
+    ledger = Ledger.open(config)
+    if demo:
+        seed(ledger, out)
+    printer, drawer = _drivers(config, demo, data)
+    hardware = Hardware(config, printer, drawer, demo)
+    checkout = Checkout(ledger, printer, drawer)
+    services = None
+    note = strings["offline"]
+    if demo and not offline:
+        from kiosk.demo.services import DemoServices  # noqa: PLC0415
+
+        services = DemoServices(config, ledger.path, data / "demo-shop").start(
+            strings["offline"], strings["online"]
+        )
+        hardware.publisher = services.publisher
+        note = services.note
+    elif not demo and not offline:
+        from kiosk.mqtt.publisher import Publisher  # noqa: PLC0415
+
+        hardware.publisher = Publisher(
+            config, ledger.path, printer_state=hardware.printer_state
+        ).start()
+        note = f"{strings['broker']} {config.mqtt.host}:{config.mqtt.port}"
+    _kivy_environment(config, demo)
+    from kiosk.screens.shell import KioskApp  # noqa: PLC0415
+    from kiosk.screens.worker import CheckoutWorker  # noqa: PLC0415
+
+    app = KioskApp(
+        config,
+        worker_factory=lambda deliver: CheckoutWorker(checkout, deliver),
+        strings=strings,
+        demo=demo,
+        demo_codes=DEMO_SHEET if demo else [],
+        services=services,
+        hardware=hardware,
+    )
+    app.network_note = note
+    scanner = None
+    if not demo:
+        from kivy.clock import Clock  # noqa: PLC0415
+
+        from kiosk.drivers.factory import make_scanner  # noqa: PLC0415
+
+        def on_scan(text: str) -> None:  # scanner thread -> UI thread -> checkout worker
+            hardware.last_scan = text
+            Clock.schedule_once(lambda dt: app.act("scan", text))
+
+        scanner = make_scanner(config, on_scan).start()
+    try:
+        app.run()
+    finally:
+        if scanner is not None:
+            scanner.stop()
+        if hardware.publisher is not None and services is None:
+            hardware.publisher.stop()
+        ledger.close()
+
+
+def _drivers(config: Config, demo: bool, data: Path):
+    from kiosk.drivers.factory import make_drawer, make_printer  # noqa: PLC0415
+
+    if demo:
+        folder = Path(os.environ.get("KIOSK_ARTIFACTS", data / "previews"))
+        return make_printer(config, folder / "receipts"), MemoryDrawer()
+    try:
+        printer = make_printer(config) or MemoryPrinter()
+    except Exception as exc:  # noqa: BLE001 - sell on without a printer; staff are told
+        log.error("printer: %s", exc)
+        printer = MemoryPrinter()
+        printer.fail_with = PrinterError(f"no printer: {exc}", "offline")
+    try:
+        drawer = make_drawer(config, printer)
+    except DrawerError as exc:
+        log.error("drawer: %s", exc)
+        drawer = MemoryDrawer()
+        drawer.fail_with = exc
+    return printer, drawer

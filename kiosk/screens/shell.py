@@ -1,0 +1,545 @@
+"""The Kivy app: thin screens bound to the Checkout through a background worker.
+
+Screens show `app.snap` (the checkout's snapshot) and call `app.act(method, ...)`;
+nothing here touches SQL or a driver. The screen follows the checkout's state;
+PIN pad, item lookup, text entry and diagnostics are overlays on top of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.metrics import dp
+from kivy.properties import (
+    BooleanProperty,
+    DictProperty,
+    ListProperty,
+    ObjectProperty,
+    StringProperty,
+)
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.label import Label
+from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
+
+from kiosk import __version__
+from kiosk.config import Config
+from kiosk.screens.worker import CheckoutWorker
+
+KV = Path(__file__).with_name("layout.kv")  # not kiosk.kv: Kivy would load that twice
+SCREEN_FOR_STATE = {
+    "attract": "attract",
+    "scanning": "cart",
+    "paying": "pay",
+    "receipt": "receipt",
+    "help": "help",
+    "staff_menu": "staff",
+    "returning": "returning",
+    "counting": "counting",
+    "receiving": "receiving",
+    "kit": "kit",
+}
+PALETTES = {
+    "normal": {
+        "background": (0.07, 0.11, 0.18, 1),
+        "text": (1, 1, 1, 1),
+        "muted": (0.75, 0.8, 0.88, 1),
+        "accent": (1, 0.82, 0.35, 1),
+        "button": (0.2, 0.34, 0.56, 1),
+        "button_text": (1, 1, 1, 1),
+        "go": (0.13, 0.55, 0.3, 1),
+    },
+    "high_contrast": {
+        "background": (0, 0, 0, 1),
+        "text": (1, 1, 1, 1),
+        "muted": (1, 1, 1, 1),
+        "accent": (1, 1, 0, 1),
+        "button": (1, 1, 0, 1),
+        "button_text": (0, 0, 0, 1),
+        "go": (0, 1, 0, 1),
+    },
+}
+NOTES = ("5", "10", "20", "50")
+
+
+class KioskScreen(Screen):
+    pass
+
+
+class AttractScreen(KioskScreen):
+    pass
+
+
+class CartScreen(KioskScreen):
+    pass
+
+
+class PayScreen(KioskScreen):
+    pass
+
+
+class ReceiptScreen(KioskScreen):
+    pass
+
+
+class HelpScreen(KioskScreen):
+    pass
+
+
+class PinScreen(KioskScreen):
+    pass
+
+
+class LookupScreen(KioskScreen):
+    pass
+
+
+class StaffScreen(KioskScreen):
+    pass
+
+
+class TextScreen(KioskScreen):
+    pass
+
+
+class DiagnosticsScreen(KioskScreen):
+    pass
+
+
+class ThanksScreen(KioskScreen):
+    pass
+
+
+class FlowScreen(KioskScreen):
+    title = StringProperty("")
+    hint = StringProperty("")
+    finish_action: tuple = ()
+
+    def finish(self) -> None:
+        App.get_running_app().act(*self.finish_action)
+
+
+class Shell(BoxLayout):
+    pass
+
+
+class KioskApp(App):
+    snap = DictProperty({"state": "attract", "message": "", "total": "0", "lines": []})
+    strings = DictProperty()
+    colors = DictProperty()
+    config_data = ObjectProperty()
+    demo = BooleanProperty(False)
+    pin = StringProperty("")
+    pin_message = StringProperty("")
+    last_line = StringProperty("")
+    preview_path = StringProperty("")
+    network_note = StringProperty("")
+    diagnostics_text = StringProperty("")
+    text_prompt = StringProperty("")
+    # Plain properties for the kv rules (a rule bound to a dict's .get() is not re-run).
+    message_text = StringProperty("")
+    total_text = StringProperty("")
+    due_text = StringProperty("")
+    change_text = StringProperty("")
+    staff_text = StringProperty("")
+    demo_codes = ListProperty()
+
+    def __init__(
+        self,
+        config: Config,
+        worker_factory: Callable[[Callable], CheckoutWorker],
+        strings: dict[str, str],
+        demo: bool = False,
+        demo_codes: list[tuple[str, str]] | None = None,
+        services: Any = None,
+        hardware: Any = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.config_data = config
+        self.strings = strings
+        self.colors = PALETTES["high_contrast" if config.ui.high_contrast else "normal"]
+        self.demo = demo
+        self.demo_codes = demo_codes or []
+        self.worker_factory = worker_factory
+        self.services = services
+        self.hardware = hardware
+        self.overlay: str | None = None
+        self.text_action: str | None = None
+        self.dynamic: dict[str, Any] = {}
+        self.ready = False
+        self.title = f"kiosk {config.device.id}"
+
+    # ------------------------------------------------------------ building
+
+    def build(self):
+        Builder.load_file(str(KV))
+        shell = Shell()
+        manager: ScreenManager = shell.ids.screens
+        manager.transition = NoTransition()
+        for screen in (
+            AttractScreen(),
+            CartScreen(),
+            PayScreen(),
+            ReceiptScreen(),
+            HelpScreen(),
+            PinScreen(),
+            LookupScreen(),
+            StaffScreen(),
+            TextScreen(),
+            DiagnosticsScreen(),
+            ThanksScreen(),
+        ):
+            manager.add_widget(screen)
+        s = self.strings
+        for name, title, hint, finish in (
+            ("returning", s["return_items"], s["scan_receipt"], ("finish_return", "unwanted")),
+            ("counting", s["cycle_count"], s["scan_shelf"], ("finish_count",)),
+            ("receiving", s["receiving"], s["scan_delivery"], ("finish_receiving",)),
+            ("kit", s["kit_assembly"], "", ("build_kit", 1)),
+        ):
+            flow = FlowScreen(name=name, title=title, hint=hint)
+            flow.finish_action = finish
+            manager.add_widget(flow)
+        self._fill_static(shell)
+        self.worker = self.worker_factory(lambda fn: Clock.schedule_once(lambda dt: fn()))
+        Clock.schedule_interval(lambda dt: self.worker.call("tick", then=self._ticked), 1.0)
+        Clock.schedule_once(lambda dt: self._first_frame(), 0)
+        return shell
+
+    def _fill_static(self, shell) -> None:
+        pad = shell.ids.screens.get_screen("pin").ids.pad
+        for key in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "del"]:
+            label = {"clear": self.strings["clear"], "del": "<"}.get(key, key)
+            button = self._button(label, lambda k=key: self.pin_key(k))
+            pad.add_widget(button)
+            self.dynamic[f"pin_{key}"] = button
+        notes = shell.ids.screens.get_screen("pay").ids.notes
+        for note in ("exact", *NOTES):
+            label = self.strings["exact"] if note == "exact" else self.money(note)
+            button = self._button(label, lambda n=note: self.pay_cash(n))
+            notes.add_widget(button)
+            self.dynamic[f"cash_{note}"] = button
+        sheet = shell.ids.demo_sheet
+        for index, (label, code) in enumerate(self.demo_codes):
+            button = Button(
+                text=label, font_size="14sp", on_release=lambda *_a, c=code: self.act("scan", c)
+            )
+            sheet.add_widget(button)
+            self.dynamic[f"sheet_{index}"] = button
+
+    def _button(self, text: str, action: Callable[[], None]) -> Button:
+        button = Button(
+            text=text,
+            font_size="24sp",
+            size_hint_y=None,
+            height=dp(72),
+            background_normal="",
+            background_color=self.colors["button"],
+            color=self.colors["button_text"],
+        )
+        button.bind(on_release=lambda *_a: action())
+        return button
+
+    def _first_frame(self) -> None:
+        self.ready = True
+        self.refocus()
+        self.worker.call("refresh", then=self._done)
+        if os.environ.get("KIOSK_STARTED_AT"):
+            started = float(os.environ["KIOSK_STARTED_AT"])
+            import time  # noqa: PLC0415
+
+            self._export({"first_frame_s": time.time() - started})
+
+    def on_stop(self) -> None:
+        self.worker.stop()
+        if self.services is not None:
+            self.services.stop()
+
+    # ------------------------------------------------------------ acting
+
+    def act(self, method: str, *args: Any) -> None:
+        if self.overlay == "thanks":  # the next customer starts: the thank-you makes way
+            self.close_overlay()
+        self.worker.call(method, *args, then=self._done)
+
+    def _ticked(self, outcome, snap, events) -> None:
+        if snap.get("state") != self.snap.get("state") or outcome.message:
+            self._done(outcome, snap, events)
+
+    def _done(self, outcome, snap: dict, events: list) -> None:
+        self.snap = snap
+        self.message_text = snap.get("message") or ""
+        self.total_text = self.money(snap.get("total"))
+        self.due_text = self.money(snap.get("due") or snap.get("total"))
+        change = snap.get("change")
+        self.change_text = self.money(change) if change and Decimal(change) else ""
+        self.staff_text = snap.get("staff") or ""
+        printed = False
+        for event in events:
+            if event.kind == "printed" and self.hardware is not None:
+                files = getattr(self.hardware.printer, "files", [])
+                self.preview_path = str(files[-1]) if files else ""
+                printed = bool(files)
+            elif event.kind == "staff" and self.overlay == "pin":
+                self.close_overlay()
+        self._refresh_lists()
+        if printed and self.demo and snap["state"] in ("attract", "scanning"):
+            # The customer is done: thank them with the receipt preview for a while.
+            self._overlay("thanks")
+            timeout = self.config_data.checkout.receipt_timeout_s
+            Clock.schedule_once(lambda dt: self._close_thanks(), timeout)
+        if self.overlay is None:
+            self.show(SCREEN_FOR_STATE.get(snap["state"], "attract"))
+        self.refocus()
+        self._export()
+
+    def show(self, name: str) -> None:
+        self.root.ids.screens.current = name
+
+    def refocus(self) -> None:
+        if self.demo and self.overlay is None:
+            self.root.ids.demo_scanner.focus = True
+
+    def money(self, amount) -> str:
+        value = Decimal(str(amount or "0"))
+        unit = self.config_data.money.minor_unit
+        return f"{value.quantize(unit):,} {self.config_data.money.currency}"
+
+    # ------------------------------------------------------------ screens' helpers
+
+    def demo_scan(self, text: str) -> None:
+        if text.strip():
+            self.act("scan", text.strip())
+
+    def _close_thanks(self) -> None:
+        if self.overlay == "thanks":
+            self.close_overlay()
+
+    def pay_cash(self, note: str) -> None:
+        if note == "exact":
+            self.act("tender_cash", self.snap.get("due") or self.snap.get("total"))
+        else:
+            self.act("tender_cash", note)
+
+    def pay_card(self, reference: str) -> None:
+        self.act("tender_card", None, reference.strip() or None)
+
+    def open_pin(self) -> None:
+        self.pin, self.pin_message = "", ""
+        self._overlay("pin")
+
+    def pin_key(self, key: str) -> None:
+        if key == "clear":
+            self.pin = ""
+        elif key == "del":
+            self.pin = self.pin[:-1]
+        elif len(self.pin) < 8:
+            self.pin += key
+        self._export()
+
+    def submit_pin(self) -> None:
+        pin, self.pin = self.pin, ""
+
+        def done(outcome, snap, events) -> None:
+            if outcome.ok:
+                self.overlay = None
+            else:
+                self.pin_message = outcome.message
+            self._done(outcome, snap, events)
+
+        self.worker.call("staff_login", pin, then=done)
+
+    def open_lookup(self) -> None:
+        self._overlay("lookup")
+        screen = self.root.ids.screens.get_screen("lookup")
+        screen.ids.query.text = ""
+        screen.ids.query.focus = True
+
+    def open_text(self, prompt: str, action: str) -> None:
+        self.text_prompt, self.text_action = prompt, action
+        self._overlay("text")
+        field = self.root.ids.screens.get_screen("text").ids.value
+        field.text = ""
+        field.focus = True
+
+    def submit_text(self, value: str) -> None:
+        action, self.text_action = self.text_action, None
+        self.close_overlay()
+        if action and value.strip():
+            self.act(action, value.strip())
+
+    def open_diagnostics(self) -> None:
+        self.diagnostics_text = self._diagnostics()
+        self._overlay("diagnostics")
+
+    def print_test(self) -> None:
+        if self.hardware is not None:
+            self.diagnostics_text = self._diagnostics() + "\n" + self.hardware.print_test()
+
+    def drawer_test(self) -> None:
+        if self.hardware is not None:
+            self.diagnostics_text = self._diagnostics() + "\n" + self.hardware.drawer_test()
+
+    def _diagnostics(self) -> str:
+        cfg = self.config_data
+        lines = [
+            f"{self.strings['version']}: kiosk {__version__}",
+            f"{self.strings['device']}: {cfg.device.id} at {cfg.device.store} ({cfg.device.role})",
+            f"{self.strings['broker']}: {cfg.mqtt.host}:{cfg.mqtt.port}  {self.network_note}",
+        ]
+        if self.hardware is not None:
+            lines += self.hardware.facts()
+        return "\n".join(lines)
+
+    def _overlay(self, name: str) -> None:
+        self.overlay = name
+        self.show(name)
+        self._export()
+
+    def close_overlay(self) -> None:
+        self.overlay = None
+        self.show(SCREEN_FOR_STATE.get(self.snap.get("state", "attract"), "attract"))
+        self.refocus()
+        self._export()
+
+    # ------------------------------------------------------------ lists
+
+    def _refresh_lists(self) -> None:
+        screens = self.root.ids.screens
+        lines = self.snap.get("lines", [])
+        box = screens.get_screen("cart").ids.lines
+        box.clear_widgets()
+        for key in [k for k in self.dynamic if k.startswith(("remove_", "result_"))]:
+            del self.dynamic[key]
+        for line in lines:
+            row = BoxLayout(size_hint_y=None, height=dp(76), spacing=dp(8))
+            flag = "" if line["approved"] else "  (age check)"
+            row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
+            row.add_widget(self._label(line["qty"], 0.12))
+            row.add_widget(self._label(self.money(line["total"]), 0.18))
+            remove = self._button(
+                self.strings["remove"], lambda n=line["line"]: self.act("remove_line", n)
+            )
+            remove.size_hint_x = 0.15
+            row.add_widget(remove)
+            box.add_widget(row)
+            self.dynamic[f"remove_{line['line']}"] = remove
+        self.last_line = f"{lines[-1]['name']}  {self.money(lines[-1]['total'])}" if lines else ""
+        results = screens.get_screen("lookup").ids.results
+        results.clear_widgets()
+        for index, item in enumerate(self.snap.get("lookup") or []):
+            text = f"{item['name']}  {self.money(item['price'])}"
+            button = self._button(text, lambda sku=item["sku"]: self._pick(sku))
+            results.add_widget(button)
+            self.dynamic[f"result_{index}"] = button
+        for name, key in (
+            ("returning", "returning"),
+            ("counting", "counted"),
+            ("receiving", "received"),
+            ("kit", "kit"),
+        ):
+            items = screens.get_screen(name).ids["items"]
+            items.clear_widgets()
+            data = self.snap.get(key)
+            if isinstance(data, dict) and key == "returning":
+                texts = [
+                    f"receipt {data['receipt'] or '-'}",
+                    *data["lines"],
+                    *[f"out: {n}" for n in data["exchange"]],
+                ]
+            elif isinstance(data, dict) and key == "kit":
+                texts = [f"{data['name']} ({data['sku']})"]
+            elif isinstance(data, dict):
+                texts = [f"{sku}: {qty}" for sku, qty in data.items()]
+            else:
+                texts = []
+            for text in texts:
+                items.add_widget(self._label(text, 1))
+
+    def _label(self, text: str, share: float) -> Label:
+        label = Label(
+            text=text,
+            font_size="22sp",
+            color=self.colors["text"],
+            size_hint=(share, None),
+            height=dp(48),
+            halign="left",
+        )
+        label.bind(size=lambda w, *_: setattr(w, "text_size", (w.width, None)))
+        return label
+
+    def _pick(self, sku: str) -> None:
+        self.close_overlay()
+        self.act("add_item", sku)
+
+    # ------------------------------------------------------------ test hooks
+
+    def _export(self, extra: dict | None = None) -> None:
+        """With KIOSK_UI_STATE set, write the screen, the snapshot and where every named
+        widget is, so tests can drive the app with real X input and check its state.
+        Written after the next layout pass, so positions are where the widgets are drawn."""
+        if os.environ.get("KIOSK_UI_STATE") and self.root is not None:
+            Clock.schedule_once(lambda dt: self._export_now(extra), 0.05)
+
+    def _export_now(self, extra: dict | None = None) -> None:
+        folder = os.environ.get("KIOSK_UI_STATE")
+        screen = self.root.ids.screens.current_screen
+        widgets = {}
+        named = {
+            **screen.ids,
+            **{f"demo_{k}": v for k, v in self.root.ids.items() if k.startswith("demo")},
+            **self.dynamic,
+        }
+        for name, widget in named.items():
+            if widget.get_root_window() is None or widget.opacity == 0:
+                continue
+            x, y = widget.to_window(*widget.pos)
+            widgets[name] = [x + widget.width / 2, Window.height - (y + widget.height / 2)]
+        state = {
+            "screen": screen.name,
+            "overlay": self.overlay,
+            "snap": self.snap,
+            "pin": len(self.pin),
+            "pin_message": self.pin_message,
+            "preview": self.preview_path,
+            "widgets": widgets,
+            "idle": self.worker.idle(),
+            **(extra or {}),
+        }
+        path = Path(folder) / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, default=str))
+        tmp.replace(path)
+
+    def on_start(self) -> None:
+        folder = os.environ.get("KIOSK_UI_STATE")
+        if folder:
+            Clock.schedule_interval(lambda dt: self._serve_requests(Path(folder)), 0.1)
+
+    def _serve_requests(self, folder: Path) -> None:
+        for request in folder.glob("shot-*.request"):
+            target = Path(request.read_text().strip())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # The real frame buffer; Window.screenshot numbers its files (x0001.png).
+            written = Window.screenshot(name=str(target.with_suffix("")) + ".png")
+            if written:
+                Path(written).replace(target)
+            request.unlink()
+            (folder / (request.stem + ".done")).write_text(str(target))
+        if (folder / "export.request").exists():
+            (folder / "export.request").unlink()
+            self._export()
+        for request in folder.glob("act-*.request"):  # benchmarks drive the checkout directly
+            for method, *args in json.loads(request.read_text()):
+                self.act(method, *args)
+            request.unlink()

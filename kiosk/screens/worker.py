@@ -1,0 +1,53 @@
+"""Every Checkout call on one background thread, so the UI thread never blocks on
+the printer, the database or the drawer. Results come back through `deliver`
+(Kivy's Clock in the app), with the snapshot taken on the same thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kiosk.checkout.session import Checkout, Event, Outcome
+
+log = logging.getLogger(__name__)
+Done = Callable[[Outcome, dict[str, Any], list[Event]], None]
+
+
+class CheckoutWorker:
+    def __init__(self, checkout: Checkout, deliver: Callable[[Callable[[], None]], None]):
+        self.checkout = checkout
+        self.deliver = deliver
+        self._queue: queue.Queue = queue.Queue()
+        self._events: list[Event] = []
+        checkout.subscribe(self._events.append)
+        self._thread = threading.Thread(target=self._run, name="checkout", daemon=True)
+        self._thread.start()
+
+    def call(self, method: str, *args: Any, then: Done | None = None) -> None:
+        self._queue.put((method, args, then))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+
+    def idle(self) -> bool:
+        return self._queue.empty()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            method, args, then = job
+            try:
+                outcome = getattr(self.checkout, method)(*args) or Outcome(True, "")
+            except Exception as exc:  # noqa: BLE001 - the kiosk must never freeze on a bug
+                log.exception("checkout.%s failed", method)
+                outcome = Outcome(False, f"Something went wrong ({exc}). Please call staff.")
+            snapshot = self.checkout.snapshot()
+            events, self._events[:] = list(self._events), []
+            if then is not None:
+                self.deliver(lambda o=outcome, s=snapshot, e=events, t=then: t(o, s, e))

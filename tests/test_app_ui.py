@@ -1,0 +1,163 @@
+"""The kiosk app for real: Kivy under Xvfb, driven with xdotool clicks and keys.
+
+Assertions are on the app's state (the checkout snapshot it exports) and on the
+ledger; screenshots of every screen go to artifacts/screens for people to look at."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.ui_driver import KioskUI, Xvfb
+
+
+@pytest.fixture(scope="module")
+def xvfb():
+    server = Xvfb()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ui(xvfb, tmp_path, request):
+    app = KioskUI(xvfb, tmp_path, request.node.name)
+    yield app
+    app.stop()
+
+
+def ledger_rows(ui, sql):
+    path = ui.folder / "data" / "kiosk" / "demo-ledger.db"
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_cash_sale_with_every_customer_screen(ui):
+    ui.screenshot("attract")
+    ui.scan("4006381333931")
+    state = ui.wait(lambda s: s["screen"] == "cart" and s["snap"]["total"] == "1.49", "the cart")
+    ui.click("sheet_1")  # tap the 6-pack on the demo sheet
+    ui.wait(lambda s: len(s["snap"]["lines"]) == 2, "two lines")
+    ui.screenshot("cart")
+    ui.click("lookup_button")
+    ui.wait(lambda s: s["screen"] == "lookup", "lookup")
+    ui.type("bag")
+    ui.wait(lambda s: "result_0" in s["widgets"], "lookup results")
+    ui.screenshot("lookup")
+    ui.click("result_0")
+    state = ui.wait(lambda s: len(s["snap"]["lines"]) == 3, "the bag added")
+    assert state["snap"]["total"] == "6.43"  # 1.49 + 4.74 + 0.20
+    ui.click("pay_button")
+    ui.wait(lambda s: s["screen"] == "pay", "the pay screen")
+    ui.screenshot("pay")
+    ui.click("cash_20")
+    state = ui.wait(lambda s: s["screen"] == "receipt", "the receipt screen")
+    assert state["snap"]["change"] == "13.55"  # 6.43 -> 6.45 in cash
+    ui.screenshot("receipt-choice")
+    ui.click("print_button")
+    state = ui.wait(lambda s: s["screen"] == "thanks" and s["preview"], "the receipt preview")
+    ui.screenshot("thanks")
+    receipt = state["snap"]["last_receipt"]
+    image = Image.open(state["preview"])
+    assert f"RCP{receipt}" in {r.text for r in zxingcpp.read_barcodes(image)}
+    ui.scan("4006381333931")  # the next customer: the thank-you makes way
+    ui.wait(lambda s: s["screen"] == "cart" and s["snap"]["total"] == "1.49", "a new sale")
+    rows = ledger_rows(ui, "SELECT kind, total FROM txn WHERE kind = 'sale'")
+    assert rows == [("sale", "6.43")]
+
+
+def test_card_sale(ui):
+    ui.scan("2800123005320")  # 0.532 kg of bananas from the scale
+    ui.wait(lambda s: s["snap"]["total"] == "1.06", "the bananas")
+    ui.click("pay_button")
+    ui.wait(lambda s: s["screen"] == "pay", "the pay screen")
+    ui.click("card_ref")
+    ui.type("AUTH-42", enter=False)
+    ui.click("card_button")
+    ui.wait(lambda s: s["screen"] == "receipt", "paid by card")
+    ui.click("none_button")
+    ui.wait(lambda s: s["screen"] == "attract", "attract again")
+    assert ledger_rows(ui, "SELECT kind, amount, reference FROM tender") == [
+        ("card", "1.06", "AUTH-42")
+    ]
+
+
+def login(ui, pin: str) -> None:
+    ui.click("staff_button")
+    ui.wait(lambda s: s["screen"] == "pin", "the PIN pad")
+    for digit in pin:
+        ui.click(f"pin_{digit}")
+    ui.wait(lambda s: s["pin"] == len(pin), "the PIN typed")
+    ui.click("ok_button")
+
+
+def test_wrong_pin_then_staff_menu_and_diagnostics(ui):
+    login(ui, "0000")
+    state = ui.wait(lambda s: s["pin_message"], "the refusal")
+    assert "Wrong PIN" in state["pin_message"] and state["screen"] == "pin"
+    ui.screenshot("pin-wrong")
+    for digit in "1234":
+        ui.click(f"pin_{digit}")
+    ui.click("ok_button")
+    state = ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
+    assert state["snap"]["staff"] == "S1"
+    ui.screenshot("staff-menu")
+    ui.click("diag_button")
+    ui.wait(lambda s: s["screen"] == "diagnostics", "diagnostics")
+    ui.screenshot("diagnostics")
+    ui.click("back_button")
+    ui.wait(lambda s: s["screen"] == "staff", "back to the menu")
+
+
+def test_return_by_receipt_scan(ui):
+    ui.scan("4006381333931")
+    ui.scan("4006381333931")
+    ui.wait(lambda s: s["snap"]["total"] == "2.98", "two highlighters")
+    ui.click("pay_button")
+    ui.click("cash_5")
+    state = ui.wait(lambda s: s["screen"] == "receipt", "paid")
+    receipt = state["snap"]["last_receipt"]
+    ui.click("none_button")
+    ui.wait(lambda s: s["screen"] == "attract", "attract")
+    login(ui, "5678")
+    ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
+    ui.scan(f"RCP{receipt}")
+    ui.wait(lambda s: s["screen"] == "returning" and s["snap"]["returning"]["receipt"], "return")
+    ui.scan("4006381333931")
+    ui.wait(lambda s: s["snap"]["returning"]["lines"], "the returned line")
+    ui.screenshot("returning")
+    ui.click("finish_button")
+    state = ui.wait(lambda s: s["screen"] == "staff" and "refund" in s["snap"]["message"], "done")
+    assert "1.50" in state["snap"]["message"]  # 1.49 refunded in cash, rounded
+    assert ledger_rows(ui, "SELECT total FROM txn WHERE kind = 'return'") == [("-1.49",)]
+
+
+def test_cycle_count_and_the_other_staff_screens(ui):
+    login(ui, "5678")
+    ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
+    ui.click("count_button")
+    ui.wait(lambda s: s["screen"] == "counting", "counting")
+    ui.scan("4006381333931")
+    ui.scan("14001234000012")
+    ui.wait(lambda s: s["snap"]["counted"] == {"HL-YEL": 1, "WATER-15": 6}, "two counted")
+    ui.screenshot("counting")
+    ui.click("finish_button")
+    ui.wait(lambda s: s["screen"] == "staff", "posted")
+    assert ledger_rows(ui, "SELECT on_hand FROM stock_balance WHERE sku = 'HL-YEL'") == [(1,)]
+    ui.click("receiving_button")
+    ui.wait(lambda s: s["screen"] == "receiving", "receiving")
+    ui.screenshot("receiving")
+    ui.click("back_button")
+    ui.click("kit_button")
+    ui.wait(lambda s: s["screen"] == "text", "the kit prompt")
+    ui.type("REPAIR-KIT")
+    ui.wait(lambda s: s["screen"] == "kit", "kit assembly")
+    ui.screenshot("kit")
+    ui.click("back_button")
+    ui.click("logout_button")
+    ui.wait(lambda s: s["screen"] == "attract" and s["snap"]["staff"] is None, "logged out")
+    ui.click("help_button")
+    ui.wait(lambda s: s["screen"] == "help", "help")
+    ui.screenshot("help")
