@@ -161,3 +161,53 @@ def test_cycle_count_and_the_other_staff_screens(ui):
     ui.click("help_button")
     ui.wait(lambda s: s["screen"] == "help", "help")
     ui.screenshot("help")
+
+
+def test_high_contrast_and_translated_strings(xvfb, tmp_path):
+    strings = tmp_path / "strings.toml"
+    strings.write_text(
+        'attract_title = "Scannen Sie einen Artikel"\ncall_staff = "Personal rufen"\n'
+    )
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[ui]\nhigh_contrast = true\nstrings = "{strings}"\n')
+    ui = KioskUI(xvfb, tmp_path, "high-contrast", env={"KIOSK_CONFIG": str(config)})
+    try:
+        shot = ui.screenshot("attract-high-contrast-de")
+        image = Image.open(shot).convert("RGB")
+        assert image.getpixel((5, 5)) == (0, 0, 0)  # black background
+        x, y = ui.state()["widgets"]["help_button"]
+        assert image.getpixel((int(x) - 150, int(y))) == (255, 255, 0)  # yellow button
+    finally:
+        ui.stop()
+
+
+def test_demo_starts_a_local_broker_and_controller(tmp_path):
+    """Where mosquitto exists, the demo's sales reach a real shop controller."""
+    from kiosk.config import parse
+    from kiosk.demo.seed import seed
+    from kiosk.demo.services import DemoServices
+    from kiosk.ledger import sales
+    from kiosk.ledger.core import Ledger
+    from kiosk.ledger.money import Tender
+    from tests.mqtt_env import wait_until
+
+    config = parse(f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n')
+    with Ledger.open(config) as ledger:
+        seed(ledger, lambda _: None)
+        sales.post_sale(ledger, [sales.SaleLine("HL-YEL")], [Tender("cash", "2.00")])
+        services = DemoServices(config, ledger.path, tmp_path / "shop").start("off", "on")
+        try:
+            assert services.note.startswith("on (local broker 127.0.0.1:")
+            wait_until(lambda: services.publisher.store.depth() == 0, 30, what="drained")
+            db = tmp_path / "shop" / "controller.db"
+
+            def level():
+                if not db.exists():
+                    return None
+                with sqlite3.connect(db) as con:
+                    row = con.execute("SELECT on_hand FROM stock_level WHERE sku = 'HL-YEL'")
+                    return (row.fetchone() or [None])[0]
+
+            wait_until(lambda: level() == 119, 30, what="the controller's level")
+        finally:
+            services.stop()

@@ -66,7 +66,8 @@ class KioskUI:
             "KIVY_NO_FILELOG": "1",
             **(env or {}),
         }
-        self.env.pop("KIOSK_CONFIG", None)
+        if not (env or {}).get("KIOSK_CONFIG"):
+            self.env.pop("KIOSK_CONFIG", None)
         self.log = open(folder / "app.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline", *extra_args],

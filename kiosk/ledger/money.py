@@ -214,7 +214,7 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
     for tender in tenders:
         if tender.kind not in TENDER_KINDS:
             raise MoneyError(f"unknown tender kind {tender.kind!r}")
-        amount = tender.amount * sign
+        amount = to_decimal(tender.amount, f"{tender.kind} tender") * sign
         if amount <= 0:
             raise MoneyError(f"{tender.kind} tender {tender.amount} has the wrong sign")
         if round_money(amount, policy.unit) != amount:
@@ -238,5 +238,5 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
         raise MoneyError(f"tenders leave {remaining * sign} unpaid")
     else:
         change = ZERO
-    tendered = sum((t.amount for t in tenders), ZERO)
+    tendered = sum((to_decimal(t.amount) for t in tenders), ZERO)
     return Settlement(total, rounding * sign, tendered, change * sign)
