@@ -92,8 +92,13 @@ class Controller:
         self.client.loop_start()
 
     def run(self, stop: threading.Event | None = None, on_batch: Callable | None = None) -> None:
+        from kiosk.service import ServiceNotifier  # noqa: PLC0415
+
         stop = stop or self.stopping
+        notifier = ServiceNotifier()
         self.connect()
+        notifier.ready(f"controller for {self.topics.root}")
+        last_ping = 0.0
         try:
             while not stop.is_set():
                 batch = self._next_batch()
@@ -102,7 +107,13 @@ class Controller:
                     if on_batch:
                         on_batch(self)
                 self.check_gaps()
+                now = time.monotonic()
+                if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval:
+                    notifier.ping()  # from the loop that applies: a stuck loop stops pinging
+                    notifier.status(f"applied {self.applied}, dead letters {self.dead}")
+                    last_ping = now
         finally:
+            notifier.stopping()
             self.close()
 
     def close(self) -> None:

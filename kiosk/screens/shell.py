@@ -252,6 +252,14 @@ class KioskApp(App):
 
     def _first_frame(self) -> None:
         self.ready = True
+        from kiosk.service import ServiceNotifier  # noqa: PLC0415
+
+        self.notifier = ServiceNotifier()
+        self.notifier.ready(f"{self.config_data.device.id}: first frame shown")
+        if self.notifier.watchdog_interval:
+            Clock.schedule_interval(
+                lambda dt: self._feed_watchdog(), self.notifier.watchdog_interval
+            )
         self.refocus()
         self.worker.call("refresh", then=self._done)
         if os.environ.get("KIOSK_STARTED_AT"):
@@ -259,6 +267,12 @@ class KioskApp(App):
             import time  # noqa: PLC0415
 
             self._export({"first_frame_s": time.time() - started})
+
+    def _feed_watchdog(self) -> None:
+        """From the UI loop, and only while the checkout worker keeps up: a frozen
+        screen or a stuck worker stops the pings and systemd restarts the kiosk."""
+        if self.worker.responsive(stuck_after=20.0):
+            self.notifier.ping()
 
     def on_stop(self) -> None:
         self.worker.stop()

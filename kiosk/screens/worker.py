@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ class CheckoutWorker:
         self.deliver = deliver
         self._queue: queue.Queue = queue.Queue()
         self._events: list[Event] = []
+        self._busy_since: float | None = None
         checkout.subscribe(self._events.append)
         self._thread = threading.Thread(target=self._run, name="checkout", daemon=True)
         self._thread.start()
@@ -36,18 +38,25 @@ class CheckoutWorker:
     def idle(self) -> bool:
         return self._queue.empty()
 
+    def responsive(self, stuck_after: float) -> bool:
+        """False when one call has been running longer than `stuck_after` seconds."""
+        started = self._busy_since
+        return started is None or time.monotonic() - started < stuck_after
+
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 return
             method, args, then = job
+            self._busy_since = time.monotonic()
             try:
                 outcome = getattr(self.checkout, method)(*args) or Outcome(True, "")
             except Exception as exc:  # noqa: BLE001 - the kiosk must never freeze on a bug
                 log.exception("checkout.%s failed", method)
                 outcome = Outcome(False, f"Something went wrong ({exc}). Please call staff.")
             snapshot = self.checkout.snapshot()
+            self._busy_since = None
             events, self._events[:] = list(self._events), []
             if then is not None:
                 self.deliver(lambda o=outcome, s=snapshot, e=events, t=then: t(o, s, e))
