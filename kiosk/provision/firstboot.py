@@ -1,0 +1,91 @@
+"""First boot on the device (kiosk-firstboot.service): the provisioned bundle on the
+boot partition becomes the device's config, identity, Wi-Fi and time zone, and the
+secrets are wiped from the boot partition (readable by anyone holding the card).
+
+`root` is "/" on a device; the tests point it at a folder."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+from kiosk.config import ConfigError, parse
+
+NM_CONNECTION = """[connection]
+id={ssid}
+type=wifi
+autoconnect=true
+
+[wifi]
+mode=infrastructure
+ssid={ssid}
+
+[wifi-security]
+key-mgmt=wpa-psk
+psk={psk}
+
+[ipv4]
+method=auto
+
+[ipv6]
+method=auto
+"""
+
+
+class FirstBootError(Exception):
+    """The bundle is incomplete or invalid; nothing was changed."""
+
+
+def apply(boot: Path, root: Path = Path("/")) -> list[str]:
+    """Install the bundle; returns what was done, one line each."""
+    bundle = boot / "kiosk"
+    config_file, settings_file = bundle / "kiosk.toml", bundle / "firstboot.toml"
+    if not config_file.exists():
+        raise FirstBootError(f"{config_file}: no provisioned config on the boot partition")
+    text = config_file.read_text(encoding="utf-8")
+    try:
+        config = parse(text, str(config_file))  # refuse a broken bundle before touching /
+        settings = tomllib.loads(settings_file.read_text()) if settings_file.exists() else {}
+    except (ConfigError, tomllib.TOMLDecodeError) as exc:
+        raise FirstBootError(str(exc)) from None
+    done = []
+    etc = root / "etc"
+    kiosk_etc = etc / "kiosk"
+    kiosk_etc.mkdir(parents=True, exist_ok=True)
+    (kiosk_etc / "kiosk.toml").write_text(text)
+    done.append("config -> /etc/kiosk/kiosk.toml")
+    password = bundle / "mqtt.pass"
+    if password.exists():
+        target = kiosk_etc / "mqtt.pass"
+        target.write_text(password.read_text())
+        target.chmod(0o640)
+        done.append("broker password -> /etc/kiosk/mqtt.pass (0640)")
+    host = settings.get("host", {})
+    hostname = host.get("hostname", config.device.id)
+    (etc / "hostname").write_text(hostname + "\n")
+    (etc / "hosts").write_text(
+        f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost\n"
+    )
+    done.append(f"hostname {hostname}")
+    zone = host.get("timezone", "UTC")
+    localtime = etc / "localtime"
+    if localtime.is_symlink() or localtime.exists():
+        localtime.unlink()
+    localtime.symlink_to(f"/usr/share/zoneinfo/{zone}")
+    (etc / "timezone").write_text(zone + "\n")
+    done.append(f"time zone {zone}")
+    wifi = settings.get("wifi")
+    if wifi:
+        connections = etc / "NetworkManager" / "system-connections"
+        connections.mkdir(parents=True, exist_ok=True)
+        profile = connections / "kiosk-wifi.nmconnection"
+        profile.write_text(NM_CONNECTION.format(ssid=wifi["ssid"], psk=wifi["psk"]))
+        profile.chmod(0o600)  # NetworkManager ignores profiles others can read
+        regdom = etc / "default" / "crda"
+        regdom.parent.mkdir(parents=True, exist_ok=True)
+        regdom.write_text(f"REGDOMAIN={wifi.get('country', 'DE')}\n")
+        done.append(f"Wi-Fi {wifi['ssid']} (NetworkManager)")
+    shutil.rmtree(bundle)  # the password and the Wi-Fi key must not stay on the card
+    done.append("secrets removed from the boot partition")
+    return done

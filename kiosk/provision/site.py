@@ -1,0 +1,262 @@
+"""Site files and device lists, checked whole before anything is written.
+
+Site file (TOML):
+
+    [site]      store = "store-042"; timezone = "Europe/Berlin"
+    [broker]    host = "192.0.2.10"; port = 1883; tls = false
+    [wifi]      ssid = "ShopNet"; psk = "..."; country = "DE"     (optional)
+    [defaults]  any kiosk.toml sections every device gets ([money], [barcodes], ...)
+
+Device list (CSV, header required): device, role, printer, scanner, keymap, drawer
+    printer: usb:VID:PID | network:HOST[:PORT] | serial:/dev/ttyS0 | file:/dev/usb/lp0 | none
+    drawer:  gpio[:PIN] | printer | none
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kiosk.config import ConfigError, parse
+
+ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+BACKSLASH = chr(92)
+COLUMNS = ("device", "role", "printer", "scanner", "keymap", "drawer")
+
+
+class ProvisionError(Exception):
+    """A site file or device list that cannot be used; `problems` lists each."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SiteSection(_Strict):
+    store: str = Field(pattern=ID)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class BrokerSection(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    tls: bool = False
+
+
+class WifiSection(_Strict):
+    ssid: str = Field(min_length=1, max_length=32)
+    psk: str = Field(min_length=8, max_length=63)
+    country: str = Field("DE", pattern=r"^[A-Z]{2}$")
+
+
+class Site(_Strict):
+    site: SiteSection
+    broker: BrokerSection
+    wifi: WifiSection | None = None
+    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Device:
+    line: int
+    device: str
+    role: str
+    printer: dict[str, Any]
+    scanner: str
+    keymap: str
+    drawer: dict[str, Any]
+
+
+def load_site(path: Path) -> Site:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProvisionError(str(path), [f"cannot read: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProvisionError(str(path), [f"not valid TOML: {exc}"]) from None
+    try:
+        site = Site.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{key}: {reason.removeprefix('Value error, ')}")
+        raise ProvisionError(str(path), problems) from None
+    for section in site.defaults:
+        if section in ("device", "mqtt", "ledger"):
+            raise ProvisionError(str(path), [f"defaults.{section}: set per site or device"])
+    return site
+
+
+def _printer(spec: str) -> dict[str, Any]:
+    kind, _, rest = spec.partition(":")
+    if kind == "none" and not rest:
+        return {"kind": "none"}
+    if kind == "usb" and re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", rest):
+        return {"kind": "usb", "usb": rest.lower()}
+    if kind == "network" and rest:
+        host, _, port = rest.partition(":")
+        return {"kind": "network", "host": host, **({"port": int(port)} if port.isdigit() else {})}
+    if kind in ("serial", "file") and rest.startswith("/dev/"):
+        return {"kind": kind, "device": rest}
+    raise ValueError(
+        f"printer {spec!r}: use usb:VID:PID, network:HOST[:PORT], serial:/dev/..., "
+        "file:/dev/... or none"
+    )
+
+
+def _drawer(spec: str) -> dict[str, Any]:
+    kind, _, pin = spec.partition(":")
+    if kind == "gpio":
+        if pin and not pin.isdigit():
+            raise ValueError(f"drawer {spec!r}: the GPIO pin must be a number")
+        return {"kind": "gpio", **({"pin": int(pin)} if pin else {})}
+    if kind in ("printer", "none") and not pin:
+        return {"kind": kind}
+    raise ValueError(f"drawer {spec!r}: use gpio[:PIN], printer or none")
+
+
+def check_all(site: Site, path: Path) -> tuple[list[Device], dict[str, str]]:
+    """Every row of the device list checked, and every device's config built and
+    validated, before anything is written; all problems reported at once, by line."""
+    devices, problems = _read_devices(path)
+    configs: dict[str, str] = {}
+    for device in devices:
+        try:
+            configs[device.device] = device_config(site, device)
+        except ValueError as exc:
+            problems.append((device.line, f"line {device.line}: {exc}"))
+    if problems:
+        ordered = [text for _, text in sorted(problems, key=lambda p: p[0])]
+        raise ProvisionError(str(path), ordered)
+    return devices, configs
+
+
+def _read_devices(path: Path) -> tuple[list[Device], list]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ProvisionError(str(path), [f"cannot read: {exc}"]) from None
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise ProvisionError(str(path), ["line 1: the file is empty (needs a header row)"])
+    unknown = [c for c in reader.fieldnames if c.strip() not in COLUMNS]
+    if unknown or "device" not in [c.strip() for c in reader.fieldnames]:
+        raise ProvisionError(
+            str(path), [f"line 1: columns must be from {', '.join(COLUMNS)} and include device"]
+        )
+    devices: list[Device] = []
+    problems: list = []
+    seen: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+        try:
+            device = row.get("device", "")
+            if not re.fullmatch(ID, device):
+                raise ValueError(f"device {device!r} must be 1-32 letters, digits, - or _")
+            if device in seen:
+                raise ValueError(f"duplicate device {device} (first on line {seen[device]})")
+            role = row.get("role") or "self-checkout"
+            if role not in ("self-checkout", "staffed", "mobile-cart"):
+                raise ValueError(f"role {role!r} must be self-checkout, staffed or mobile-cart")
+            keymap = row.get("keymap") or "us"
+            if keymap not in ("us", "de", "fr", "uk"):
+                raise ValueError(f"keymap {keymap!r} must be us, de, fr or uk")
+            devices.append(
+                Device(
+                    line=line,
+                    device=device,
+                    role=role,
+                    printer=_printer(row.get("printer") or "none"),
+                    scanner=row.get("scanner", ""),
+                    keymap=keymap,
+                    drawer=_drawer(row.get("drawer") or "gpio"),
+                )
+            )
+            seen[device] = line
+        except ValueError as exc:
+            problems.append((line, f"line {line}: {exc}"))
+    if not devices and not problems:
+        problems.append((0, "no devices listed"))
+    return devices, problems
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    text = str(value).replace(BACKSLASH, BACKSLASH * 2).replace('"', BACKSLASH + '"')
+    return f'"{text}"'
+
+
+def render_toml(sections: dict[str, dict[str, Any]]) -> str:
+    out = ["# Written by 'kiosk provision build'."]
+    for name, values in sections.items():
+        out.append(f"\n[{name}]")
+        out += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(out) + "\n"
+
+
+def device_config(site: Site, device: Device) -> str:
+    """The kiosk.toml for one device, checked by the same parser the kiosk uses."""
+    sections: dict[str, dict[str, Any]] = {
+        "device": {"id": device.device, "store": site.site.store, "role": device.role},
+        "ledger": {"path": "/var/lib/kiosk/ledger.db"},
+        "mqtt": {
+            "host": site.broker.host,
+            "port": site.broker.port,
+            "username": device.device,
+            "password_file": "/etc/kiosk/mqtt.pass",
+            "tls": site.broker.tls,
+        },
+        "scanner": {"match": device.scanner, "keymap": device.keymap},
+        "printer": device.printer,
+        "drawer": device.drawer,
+    }
+    for name, values in site.defaults.items():
+        sections.setdefault(name, {}).update(values)
+    text = render_toml(sections)
+    try:
+        parse(text, f"{device.device} (device list line {device.line})")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+def firstboot_settings(site: Site, device: Device) -> str:
+    sections: dict[str, dict[str, Any]] = {
+        "host": {"hostname": device.device, "timezone": site.site.timezone}
+    }
+    if site.wifi:
+        sections["wifi"] = site.wifi.model_dump()
+    return render_toml(sections)
