@@ -9,10 +9,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware linux-image-arm64 firmware-brcm80211
-          python3 python3-venv python3-lgpio ca-certificates network-manager mosquitto
+          python3 python3-venv ca-certificates network-manager mosquitto
           libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1 libgl1-mesa-dri libegl1 libgbm1
           libusb-1.0-0 tzdata iproute2)
-BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev)
+BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev swig)
 
 configs() {
     local dir=$1
@@ -67,7 +67,7 @@ image() {
         --customize-hook="cp -r $out/configs/etc/. \"\$1/etc/\"" \
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
         --customize-hook="chroot \"\$1\" python3 -m venv --system-site-packages /opt/kiosk/venv" \
-        --customize-hook="chroot \"\$1\" /opt/kiosk/venv/bin/pip install --no-cache-dir /opt/kiosk/$(basename "$wheel")" \
+        --customize-hook="chroot \"\$1\" /opt/kiosk/venv/bin/pip install --no-cache-dir /opt/kiosk/$(basename "$wheel") lgpio" \
         --customize-hook="chroot \"\$1\" apt-get purge -y ${BUILD_ONLY[*]}" \
         --customize-hook="chroot \"\$1\" apt-get autoremove -y" \
         --customize-hook="chroot \"\$1\" groupadd -f gpio" \
