@@ -85,7 +85,7 @@ def test_build_writes_a_checked_bundle_per_device(bundles, tmp_path):
     ("site", "problem"),
     [
         ('[site]\nstore = "s"\ntimezone = "Mars/Olympus"\n[broker]\nhost = "h"\n', "unknown time zone"),
-        ('[site]\nstore = "s"\n[broker]\nhost = "h"\ncolour = 1\n', "broker.colour: unknown key"),
+        ('[site]\nstore = "s"\n[broker]\nhost = "h"\ncolour = 1\n', "line 5: broker.colour: unknown key"),
         ('[site]\nstore = "s"\n[broker]\nhost = "h"\n[wifi]\nssid = "x"\npsk = "short"\n', "wifi.psk"),
         ('[site]\nstore = "s"\n', "broker: Field required"),
         ("[site\n", "not valid TOML"),

@@ -104,12 +104,30 @@ def load_site(path: Path) -> Site:
         for error in exc.errors():
             key = ".".join(str(p) for p in error["loc"])
             reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{key}: {reason.removeprefix('Value error, ')}")
+            where = _line_of(text, [str(p) for p in error["loc"]])
+            problems.append(f"{where}{key}: {reason.removeprefix('Value error, ')}")
         raise ProvisionError(str(path), problems) from None
     for section in site.defaults:
         if section in ("device", "mqtt", "ledger"):
             raise ProvisionError(str(path), [f"defaults.{section}: set per site or device"])
     return site
+
+
+def _line_of(text: str, loc: list[str]) -> str:
+    """'line N: ' for a key of the site file (the key's own line, else its table's)."""
+    *tables, key = loc if len(loc) > 1 else (loc + [""])
+    header = "[" + ".".join(tables) + "]" if tables else None
+    in_table = header is None
+    found = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_table = stripped == header
+            if in_table and not found:
+                found = f"line {number}: "
+        elif in_table and key and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return f"line {number}: "
+    return found
 
 
 def _printer(spec: str) -> dict[str, Any]:
