@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -94,17 +93,7 @@ def bare_phase(broker: Mosquitto, ledgers: dict[str, Path]) -> tuple[float, floa
 
 def controller_process(broker: Mosquitto, db: Path, folder: Path) -> subprocess.Popen:
     """The controller as it runs in a shop: its own process (and so its own GIL)."""
-    config = folder / "controller.toml"
-    config.write_text(
-        f'[device]\nid = "hq"\nstore = "store-042"\n[mqtt]\nport = {broker.port}\n'
-        f'username = "controller"\npassword = "{broker.passwords["controller"]}"\n'
-        f'[controller]\ndatabase = "{db}"\n'
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kiosk.cli", "controller", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = broker.spawn("controller", "controller", folder, f'[controller]\ndatabase = "{db}"\n')
     wait_until(lambda: db.exists(), 30, what="the controller to start")
     time.sleep(1.0)
     return process

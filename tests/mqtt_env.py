@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,6 +72,21 @@ class Mosquitto:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             self.process.wait(10)
         self.process = None
+
+    def spawn(self, command: str, user: str, folder: Path, extra: str = "", env=None):
+        """`kiosk COMMAND` (controller or sync) in its own process, logged in as `user`."""
+        config = folder / f"{command}-{user}.toml"
+        config.write_text(
+            f'[device]\nid = "{user if user != "controller" else "hq"}"\nstore = "store-042"\n'
+            f'[mqtt]\nport = {self.port}\nusername = "{user}"\n'
+            f'password = "{self.passwords[user]}"\n{extra}'
+        )
+        return subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", command, "--config", str(config)],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def config(self, user: str, ledger: Path | None = None, **extra: str) -> Config:
         device = user if user != broker.CONTROLLER_USER else "controller-host"

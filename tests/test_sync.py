@@ -189,20 +189,10 @@ def test_controller_killed_and_restarted_mid_burst(tmp_path, mosquitto):
     }
     mosquitto.start()
     db = tmp_path / "controller.db"
-    config_file = tmp_path / "controller.toml"
-    cfg = mosquitto.config("controller")
-    config_file.write_text(
-        f'[device]\nid = "hq"\nstore = "store-042"\n[mqtt]\nport = {mosquitto.port}\n'
-        f'username = "controller"\npassword = "{cfg.mqtt.password}"\n'
-        f'[controller]\ndatabase = "{db}"\nresync_after_s = 0.5\n'
-    )
 
     def controller_process():
-        return subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "controller", "--config", str(config_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        extra = f'[controller]\ndatabase = "{db}"\nresync_after_s = 0.5\n'
+        return mosquitto.spawn("controller", "controller", tmp_path, extra)
 
     process = controller_process()
     publishers = start_publishers(mosquitto, ledgers)
@@ -397,17 +387,7 @@ def test_kiosk_status_online_offline_and_the_shop_summary(tmp_path, mosquitto):
         publisher.stop()  # a clean stop says offline itself
         wait_until(lambda: online() == 0, 10, what="till-01 offline after a clean stop")
         # A kiosk that dies (power cut) is reported offline by its last will.
-        config_file = tmp_path / "till-01.toml"
-        config_file.write_text(
-            f'[device]\nid = "till-01"\nstore = "store-042"\n[ledger]\npath = "{ledger}"\n'
-            f'[mqtt]\nport = {mosquitto.port}\nusername = "till-01"\n'
-            f'password = "{mosquitto.passwords["till-01"]}"\n'
-        )
-        sync = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "sync", "--config", str(config_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        sync = mosquitto.spawn("sync", "till-01", tmp_path, f'[ledger]\npath = "{ledger}"\n')
         wait_until(lambda: online() == 1, 30, what="till-01 online again")
         sync.kill()
         sync.wait(10)

@@ -9,7 +9,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -117,16 +116,9 @@ def test_controller_says_ready_and_feeds_the_watchdog(tmp_path):
     short = Path("/tmp") / f"kc{os.getpid()}"
     short.mkdir(exist_ok=True)
     notify = NotifySocket(short)
-    config = tmp_path / "controller.toml"
-    config.write_text(
-        f'[device]\nstore = "store-042"\n[mqtt]\nport = {broker.port}\nusername = "controller"\n'
-        f'password = "{broker.passwords["controller"]}"\n'
-        f'[controller]\ndatabase = "{tmp_path / "c.db"}"\n'
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kiosk.cli", "controller", "--config", str(config)],
-        env={**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = broker.spawn(
+        "controller", "controller", tmp_path, f'[controller]\ndatabase = "{tmp_path / "c.db"}"\n',
+        env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"},
     )  # fmt: skip
     try:
         messages = notify.collect(lambda m: sum("WATCHDOG=1" in x for x in m) >= 2, 20)
