@@ -292,7 +292,9 @@ class KioskApp(App):
 
     def _done(self, outcome, snap: dict, events: list) -> None:
         self.snap = snap
-        self.message_text = snap.get("message") or ""
+        message = snap.get("message") or ""
+        # The checkout's welcome repeats the attract headline (translated): not twice.
+        self.message_text = "" if message == "Scan an item to start" else message
         self.total_text = self.money(snap.get("total"))
         self.due_text = self.money(snap.get("due") or snap.get("total"))
         change = snap.get("change")
