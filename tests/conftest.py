@@ -7,12 +7,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from kiosk.config import Config, parse
 from kiosk.ledger import catalog_csv, staff
 from kiosk.ledger.core import Ledger
 
 os.environ.pop("KIOSK_CONFIG", None)
+# A loaded CI machine must not turn slow examples into failures: no per-example deadline.
+settings.register_profile("kiosk", deadline=None, print_blob=True)
+settings.load_profile("kiosk")
 
 CATALOG = """\
 sku,name,price,tax,unit,cost,barcodes,kit,components,min_age
