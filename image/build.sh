@@ -62,7 +62,8 @@ image() {
     configs "$out/configs"
     (cd "$REPO" && python3 -m pip wheel --no-deps -w "$out/wheels" . >/dev/null)
     wheel=$(ls "$out"/wheels/kiosk-*.whl)
-    # pip inside the image trusts what pip on this machine trusts (a proxy's CA, say).
+    # pip inside the image trusts what pip on this machine trusts (a proxy's CA, say),
+    # and runs with a clean environment: this machine's PIP_* settings are not the image's.
     local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
     mmdebstrap --architectures=arm64 --variant=minbase --components=main,non-free-firmware \
         --include="$(IFS=,; echo "${PACKAGES[*]},${BUILD_ONLY[*]}")" \
@@ -70,7 +71,7 @@ image() {
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
         --customize-hook="chroot \"\$1\" python3 -m venv --system-site-packages /opt/kiosk/venv" \
         --customize-hook="cp $ca \"\$1/tmp/build-ca.crt\"" \
-        --customize-hook="chroot \"\$1\" /opt/kiosk/venv/bin/pip install --no-cache-dir --cert /tmp/build-ca.crt /opt/kiosk/$(basename "$wheel") lgpio" \
+        --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root /opt/kiosk/venv/bin/pip install --no-cache-dir --cert /tmp/build-ca.crt /opt/kiosk/$(basename "$wheel") lgpio" \
         --customize-hook="rm -f \"\$1/tmp/build-ca.crt\"" \
         --customize-hook="chroot \"\$1\" apt-get purge -y ${BUILD_ONLY[*]}" \
         --customize-hook="chroot \"\$1\" apt-get autoremove -y" \
