@@ -71,7 +71,7 @@ image() {
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
         --customize-hook="chroot \"\$1\" python3 -m venv --system-site-packages /opt/kiosk/venv" \
         --customize-hook="cp $ca \"\$1/tmp/build-ca.crt\"" \
-        --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root /opt/kiosk/venv/bin/pip install --no-cache-dir --cert /tmp/build-ca.crt /opt/kiosk/$(basename "$wheel") lgpio" \
+        --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root PIP_CERT=/tmp/build-ca.crt /opt/kiosk/venv/bin/pip install --no-cache-dir /opt/kiosk/$(basename "$wheel") lgpio" \
         --customize-hook="rm -f \"\$1/tmp/build-ca.crt\"" \
         --customize-hook="chroot \"\$1\" apt-get purge -y ${BUILD_ONLY[*]}" \
         --customize-hook="chroot \"\$1\" apt-get autoremove -y" \
