@@ -107,7 +107,7 @@ boot_test() {
         -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyAMA0 root=LABEL=rootfs ro rootwait systemd.unit=multi-user.target" \
         -drive "file=$image,format=raw,if=virtio" -netdev user,id=n0,restrict=on \
-        -device virtio-net-pci,netdev=n0 > "$log" 2>&1 &
+        -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
     local qemu=$! found=1
     for _ in $(seq 1 180); do
         if grep -q "Finished kiosk-firstboot.service\|Started kiosk.service" "$log"; then found=0; break; fi
