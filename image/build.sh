@@ -110,7 +110,8 @@ boot_test() {
         -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
     local qemu=$! found=1
     for _ in $(seq 1 180); do
-        if grep -q "Finished kiosk-firstboot.service\|Started kiosk.service" "$log"; then found=0; break; fi
+        # systemd prints unit names between colour codes, truncated: match the name alone.
+        if sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -q "Starting kiosk.service"; then found=0; break; fi
         sleep 5
     done
     kill "$qemu" 2>/dev/null || true
