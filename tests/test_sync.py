@@ -127,7 +127,8 @@ def settle(ledgers, controller_db, timeout=90):
 def test_selling_offline_then_reconnecting(tmp_path, mosquitto):
     ledger = make_ledger(tmp_path / "till-01.db", "till-01", 50)
     publisher = start_publishers(mosquitto, {"till-01": ledger})[0]
-    time.sleep(1.0)  # no broker yet: the publisher backs off, the till sold anyway
+    # No broker yet: the publisher backs off, the till sold anyway.
+    wait_until(lambda: publisher.last_error, 10, what="a refused connection")
     assert not publisher.connected.is_set() and outbox_pending(ledger) == 51
     mosquitto.start()
     db = tmp_path / "controller.db"
@@ -446,7 +447,7 @@ def test_tls_option(tmp_path, mosquitto):
         update={"ca_file": None}
     )}), ledger, max_backoff=0.5).start()  # fmt: skip
     try:
-        time.sleep(2)
+        wait_until(lambda: untrusted.last_error, 10, what="the TLS refusal")
         assert not untrusted.connected.is_set()  # the system CAs do not vouch for the test CA
         assert "CERTIFICATE_VERIFY_FAILED" in (untrusted.last_error or "")
     finally:

@@ -25,6 +25,24 @@ class CartLine:
     min_age: int = 0
     approved: bool = True  # False: an age-restricted item waiting for staff
 
+    @classmethod
+    def from_item(cls, item, qty: Decimal, barcode=None, amount=None, lot=None) -> CartLine:
+        """A line for an item at its own price; age-restricted items wait for staff."""
+        return cls(
+            sku=item.sku,
+            name=item.name,
+            unit=item.unit,
+            qty=qty,
+            price=item.price,
+            list_price=item.price,
+            tax_code=item.tax_code,
+            barcode=barcode,
+            amount=amount,
+            lot=lot,
+            min_age=item.min_age,
+            approved=item.min_age <= 0,
+        )
+
     def merges_with(self, other: CartLine) -> bool:
         """A repeat scan adds quantity to the same line (not for weighed or priced labels)."""
         return (

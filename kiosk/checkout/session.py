@@ -282,21 +282,8 @@ class Checkout:
         return self._add_line(scanned.item, qty, scanned.barcode, scanned.amount, scanned.lot)
 
     def _add_line(self, item, qty, barcode=None, amount=None, lot=None) -> Outcome:
-        needs_check = item.min_age > 0
-        line = CartLine(
-            sku=item.sku,
-            name=item.name,
-            unit=item.unit,
-            qty=qty,
-            price=item.price,
-            list_price=item.price,
-            tax_code=item.tax_code,
-            barcode=barcode,
-            amount=amount,
-            lot=lot,
-            min_age=item.min_age,
-            approved=not needs_check,
-        )
+        line = CartLine.from_item(item, qty, barcode, amount, lot)
+        needs_check = not line.approved
         number = self.cart.add(line)
         if self.state in (State.ATTRACT, State.HELP):
             self._to(State.SCANNING)
@@ -533,7 +520,7 @@ class Checkout:
 
     # ------------------------------------------------------------ prices and discounts
 
-    def _within_limit(self, line: CartLine, new_total_pct: Decimal) -> bool:
+    def _within_limit(self, new_total_pct: Decimal) -> bool:
         limit = self.config.checkout.cashier_discount_pct
         return self.staff is not None and (
             self.staff.role == "supervisor"
@@ -554,7 +541,7 @@ class Checkout:
         pct = (
             (current.list_price - value) / current.list_price * 100 if current.list_price else ZERO
         )
-        if not self._within_limit(current, pct):
+        if not self._within_limit(pct):
             return self._ask_staff("override_price", (line, value), SUPERVISOR, "A price override")
         return self._approved_override_price(line, value)
 
@@ -592,7 +579,7 @@ class Checkout:
             share = pct if pct is not None else (value / gross * 100 if gross else ZERO)
             plans.append((number, value, share))
         worst = max(share for _, _, share in plans)
-        if not self._within_limit(self.cart.line(targets[0]), worst):
+        if not self._within_limit(worst):
             return self._ask_staff("apply_discounts", (tuple(plans),), SUPERVISOR, "A discount")
         return self._approved_apply_discounts(tuple(plans))
 
@@ -892,18 +879,7 @@ class Checkout:
             return self._no(_sentence(exc))
         item = scanned.item
         self.returning.sold.append(
-            CartLine(
-                sku=item.sku,
-                name=item.name,
-                unit=item.unit,
-                qty=scanned.qty,
-                price=item.price,
-                list_price=item.price,
-                tax_code=item.tax_code,
-                barcode=scanned.barcode,
-                amount=scanned.amount,
-                lot=scanned.lot,
-            )
+            CartLine.from_item(item, scanned.qty, scanned.barcode, scanned.amount, scanned.lot)
         )
         return self._ok(f"Exchange: {item.name} goes out instead")
 
