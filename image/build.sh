@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware linux-image-arm64 firmware-brcm80211
           python3 python3-venv ca-certificates network-manager mosquitto
-          libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1 libgl1-mesa-dri libegl1 libgbm1
+          libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1 libgl1-mesa-dri libegl1 libgles2 libgl1 libgbm1
           libusb-1.0-0 tzdata iproute2)
 BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev swig)
 
@@ -28,6 +28,9 @@ tmpfs            /tmp             tmpfs  nosuid,nodev,size=64m      0 0
 tmpfs            /var/tmp         tmpfs  nosuid,nodev,size=16m      0 0
 tmpfs            /var/log         tmpfs  nosuid,nodev,size=32m      0 0
 tmpfs            /var/lib/NetworkManager tmpfs nosuid,nodev,size=4m 0 0
+# systemd's own state (logind's linger list, the random seed, timer stamps) is
+# rebuilt every boot; logind and friends fail on a read-only /var/lib/systemd.
+tmpfs            /var/lib/systemd tmpfs  nosuid,nodev,size=4m,mode=0755 0 0
 FSTAB
     cat > "$dir/etc/systemd/journald.conf.d/kiosk.conf" <<'JOURNAL'
 # The journal stays in RAM (the root is read-only) and small.
@@ -96,26 +99,60 @@ assemble(Path('$out/kiosk.img'), Path('$out/boot'), Path('$root'))")
     echo "build.sh: $out/kiosk.img.xz ready"
 }
 
+kiosk_cli() {
+    # The provisioning tool as a technician runs it: the repo's venv (./dev.sh test makes it).
+    if [ -x "$REPO/.venv/bin/kiosk" ]; then "$REPO/.venv/bin/kiosk" "$@"
+    elif command -v kiosk >/dev/null; then kiosk "$@"
+    else echo "build.sh: the kiosk tool is missing: run ./dev.sh test once, or pip install $REPO" >&2; exit 2
+    fi
+}
+
 boot_test() {
-    local out=$1 image="$1/kiosk-test.img" log="$1/boot.log"
+    # Provision the image for one device exactly as in the field, boot it in qemu with a
+    # virtio GPU (the app draws through KMS/DRM, as on a Pi), and pass when first boot has
+    # run and kiosk.service is Started (READY=1 comes after the app's first frame), with
+    # no unit failed on the way.
+    local out=$1 image="$1/kiosk-test.img" log="$1/boot.log" work="$1/boot-test"
     command -v qemu-system-aarch64 >/dev/null || { echo "build.sh: apt-get install qemu-system-arm" >&2; exit 2; }
+    rm -rf "$work" && mkdir -p "$work"
     xz -dkc "$out/kiosk.img.xz" > "$image"
+    kiosk_cli provision build "$REPO/provisioning/site.example.toml" \
+        "$REPO/provisioning/devices.example.csv" --out "$work/bundles" --broker-dir "$work/broker" >/dev/null
+    kiosk_cli provision write "$work/bundles/till-01" "$image"
     local kernel initrd
     kernel=$(ls "$out"/rootfs/boot/vmlinuz-* | head -1)
     initrd=$(ls "$out"/rootfs/boot/initrd.img-* | head -1)
-    timeout 900 qemu-system-aarch64 -M virt -cpu cortex-a72 -m 1024 -nographic \
+    timeout 1500 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic \
         -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyAMA0 root=LABEL=rootfs ro rootwait systemd.unit=multi-user.target" \
-        -drive "file=$image,format=raw,if=virtio" -netdev user,id=n0,restrict=on \
-        -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
-    local qemu=$! found=1
-    for _ in $(seq 1 180); do
-        # systemd prints unit names between colour codes, truncated: match the name alone.
-        if sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -q "Starting kiosk.service"; then found=0; break; fi
+        -drive "file=$image,format=raw,if=virtio" -device virtio-gpu-pci \
+        -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
+    local qemu=$! began=$SECONDS verdict="" text
+    declare -A seen=()
+    while [ -z "$verdict" ] && [ $((SECONDS - began)) -lt 1440 ]; do
         sleep 5
+        # systemd prints unit names between colour codes: strip them before matching.
+        text=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+        for step in "Reached target local-fs.target" "Finished kiosk-firstboot.service" \
+                    "Started NetworkManager.service" "Started kiosk.service"; do
+            if [ -z "${seen[$step]:-}" ] && grep -q "$step" <<<"$text"; then
+                seen[$step]=1; echo "build.sh: $((SECONDS - began)) s: $step"
+            fi
+        done
+        if grep -q "FAILED" <<<"$text"; then verdict=failed
+        elif [ -n "${seen["Started kiosk.service"]:-}" ]; then verdict=ok
+        fi
     done
+    sleep 20  # let a late failure (a watchdog, a crash after the first frame) show up
+    text=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
     kill "$qemu" 2>/dev/null || true
-    [ $found = 0 ] && echo "build.sh: the services started (see $log)" || { echo "build.sh: no kiosk service in $log" >&2; exit 1; }
+    if [ "$verdict" = ok ] && ! grep -q "FAILED" <<<"$text"; then
+        echo "build.sh: first boot done and the kiosk app is up (log: $log)"
+    else
+        grep -n "FAILED\|kiosk" <<<"$text" | tail -20 >&2
+        echo "build.sh: boot test failed (${verdict:-timed out}); log: $log" >&2
+        exit 1
+    fi
 }
 
 case "${1:-}" in

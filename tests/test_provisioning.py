@@ -181,13 +181,13 @@ def test_image_recipe_generated_files_and_root_population(base_image, tmp_path):
     fstab = (tmp_path / "c/etc/fstab").read_text()
     assert "LABEL=rootfs     /                ext4   ro," in fstab
     assert "LABEL=kioskdata  /var/lib/kiosk" in fstab
+    assert "tmpfs            /var/lib/systemd tmpfs" in fstab  # logind on a read-only root
     journald = (tmp_path / "c/etc/systemd/journald.conf.d/kiosk.conf").read_text()
     assert "RuntimeMaxUse=32M" in journald and "Storage=volatile" in journald
     assert " ro " in (tmp_path / "c/boot/firmware/cmdline.txt").read_text()
     packages = (tmp_path / "c/packages.txt").read_text().split()
-    assert {"raspi-firmware", "linux-image-arm64", "systemd", "python3", "mosquitto"} <= set(
-        packages
-    )
+    assert {"raspi-firmware", "linux-image-arm64", "systemd", "python3", "mosquitto",
+            "libgbm1", "libegl1", "libgles2"} <= set(packages)  # fmt: skip
     syntax = subprocess.run(["bash", "-n", str(REPO / "image" / "build.sh")], capture_output=True)
     assert syntax.returncode == 0
     parts = card.partitions(base_image)
