@@ -59,6 +59,8 @@ image() {
     done
     [ -d /proc/sys/fs/binfmt_misc ] && ! mountpoint -q /proc/sys/fs/binfmt_misc \
         && mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    # Without systemd (a container, CI) nothing registers qemu's handler at boot.
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
     mkdir -p "$out"
     local root="$out/rootfs" wheel
     rm -rf "$root" "$out/configs"
