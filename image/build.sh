@@ -19,11 +19,14 @@ configs() {
     mkdir -p "$dir/etc/systemd/journald.conf.d" "$dir/etc/udev/rules.d" "$dir/boot/firmware" \
              "$dir/etc/default"
     cat > "$dir/etc/fstab" <<'FSTAB'
-# Read-only root: a power cut cannot corrupt the system. The ledger lives on its own
-# partition, mounted read-write with a short commit interval.
+# Read-only root: a power cut cannot corrupt the system. The data partition, mounted
+# read-write with a short commit interval, holds the app's ledger and, on the kiosk
+# that hosts the shop broker, Mosquitto's queue; each is bind-mounted where it is used.
 LABEL=rootfs     /                ext4   ro,noatime                 0 1
 LABEL=BOOT       /boot/firmware   vfat   defaults,noatime,umask=077 0 2
-LABEL=kioskdata  /var/lib/kiosk   ext4   defaults,noatime,commit=5  0 2
+LABEL=kioskdata  /data            ext4   defaults,noatime,commit=5  0 2
+/data/kiosk      /var/lib/kiosk   none   bind,x-systemd.requires-mounts-for=/data 0 0
+/data/mosquitto  /var/lib/mosquitto none bind,x-systemd.requires-mounts-for=/data 0 0
 tmpfs            /tmp             tmpfs  nosuid,nodev,size=64m      0 0
 tmpfs            /var/tmp         tmpfs  nosuid,nodev,size=16m      0 0
 tmpfs            /var/log         tmpfs  nosuid,nodev,size=32m      0 0
@@ -49,6 +52,10 @@ UDEV
     echo 'console=serial0,115200 console=tty1 root=LABEL=rootfs ro rootwait fsck.repair=yes quiet' \
         > "$dir/boot/firmware/cmdline.txt"
     printf '%s\n' "${PACKAGES[@]}" > "$dir/packages.txt"
+}
+
+owner() {  # uid:gid of a user in the built root's own passwd
+    awk -F: -v u="$2" '$1 == u { print $3 ":" $4 }' "$1/etc/passwd"
 }
 
 image() {
@@ -88,13 +95,17 @@ image() {
         --customize-hook="chroot \"\$1\" systemctl disable mosquitto.service" \
         --customize-hook="cp $out/configs/boot/firmware/cmdline.txt \"\$1/boot/firmware/\"" \
         "$suite" "$root"
-    mkdir -p "$out/boot"
+    mkdir -p "$out/boot" "$root/data"
     cp -r "$root/boot/firmware/." "$out/boot/"
     rm -rf "$root/boot/firmware"/*
+    # The data partition's folders, owned by the image's own kiosk and mosquitto users.
+    rm -rf "$out/data" && mkdir -p "$out/data/kiosk" "$out/data/mosquitto"
+    chown "$(owner "$root" kiosk)" "$out/data/kiosk" && chmod 0750 "$out/data/kiosk"
+    chown "$(owner "$root" mosquitto)" "$out/data/mosquitto" && chmod 0700 "$out/data/mosquitto"
     (cd "$REPO" && python3 -c "
 from pathlib import Path
 from kiosk.provision.card import assemble
-assemble(Path('$out/kiosk.img'), Path('$out/boot'), Path('$root'))")
+assemble(Path('$out/kiosk.img'), Path('$out/boot'), Path('$root'), data_dir=Path('$out/data'))")
     bmaptool create -o "$out/kiosk.img.bmap" "$out/kiosk.img"
     xz -T0 -9 -f "$out/kiosk.img"
     (cd "$out" && sha256sum kiosk.img.xz > kiosk.img.xz.sha256)

@@ -771,25 +771,23 @@ def provision_build(site_file: Path, devices_file: Path, out: Path, broker_dir: 
     from tqdm import tqdm  # noqa: PLC0415
 
     from kiosk.mqtt import broker  # noqa: PLC0415
+    from kiosk.provision import bundle as bundle_mod  # noqa: PLC0415
     from kiosk.provision import site as site_mod  # noqa: PLC0415
 
     site = site_mod.load_site(site_file)
     devices, configs = site_mod.check_all(site, devices_file)
-    if not (broker_dir / "mosquitto.conf").exists():
-        broker.write_config(broker_dir, f"shop/{site.site.store}")
-    for device in tqdm(devices, desc="provisioning", unit="device"):
-        bundle = out / device.device
-        bundle.mkdir(parents=True, exist_ok=True)
-        (bundle / "kiosk.toml").write_text(configs[device.device])
-        (bundle / "firstboot.toml").write_text(site_mod.firstboot_settings(site, device))
-        try:
-            password = broker.add_credentials(broker_dir / "passwd", device.device)
-        except broker.BrokerError as exc:
-            raise UserError(str(exc)) from None
-        secret = bundle / "mqtt.pass"
-        secret.touch(mode=0o600)
-        secret.write_text(password + "\n")
+    site_mod.check_broker_device(site, devices, site_file, devices_file)
+
+    def progress(items):
+        return tqdm(items, desc="provisioning", unit="device")
+
+    try:
+        bundle_mod.write_bundles(site, devices, configs, out, broker_dir, progress)
+    except broker.BrokerError as exc:
+        raise UserError(str(exc)) from None
     click.echo(f"{len(devices)} device bundle(s) in {out}; credentials in {broker_dir / 'passwd'}")
+    if site.broker.device:
+        click.echo(f"{site.broker.device} runs the shop broker and controller")
 
 
 @provision_group.command("write")
@@ -857,12 +855,18 @@ def provision_verify(target: Path) -> None:
     click.echo(f"printer {config.printer.kind}, drawer {config.drawer.kind}, "
                f"scanner {config.scanner.match or '-'} ({config.scanner.keymap})")  # fmt: skip
     click.echo("broker password: " + ("present" if files.get("mqtt.pass") else "MISSING"))
+    if "broker/mosquitto.conf" in files:
+        users = [ln.split(":")[0] for ln in files.get("broker/passwd", "").split() if ":" in ln]
+        missing = "" if files.get("controller.pass") else ": controller password MISSING"
+        click.echo(f"hosts the shop broker ({len(users)} users) and the controller{missing}")
     settings = tomllib.loads(files.get("firstboot.toml", ""))
     host = settings.get("host", {})
     wifi = settings.get("wifi")
     click.echo(f"hostname {host.get('hostname', '-')}, time zone {host.get('timezone', '-')}, "
                + (f"Wi-Fi {wifi['ssid']} (key ********)" if wifi else "no Wi-Fi"))  # fmt: skip
-    if not files.get("mqtt.pass"):
+    if not files.get("mqtt.pass") or (
+        "broker/mosquitto.conf" in files and not files.get("controller.pass")
+    ):
         raise click.exceptions.Exit(1)
 
 
@@ -873,10 +877,16 @@ def provision_verify(target: Path) -> None:
 @_provision_errors
 def provision_firstboot(boot: Path, root: Path) -> None:
     """On the device's first boot: install the bundle and wipe its secrets."""
+    import subprocess  # noqa: PLC0415
+
     from kiosk.provision import firstboot  # noqa: PLC0415
 
     for line in firstboot.apply(boot, root):
         click.echo(line)
+    enabled = firstboot.enabled_units(root)
+    if enabled and root == Path("/"):
+        # Enabled for every later boot; started now, once this unit has finished.
+        subprocess.run(["systemctl", "--no-block", "start", *enabled], check=False, timeout=60)
 
 
 def main() -> None:

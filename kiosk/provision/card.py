@@ -80,24 +80,25 @@ def _mtools(args: list[str], target: Path, offset: int, check: bool = True) -> s
 
 
 def write_bundle(bundle: Path, target: Path) -> None:
-    """Copy a device bundle (kiosk.toml, mqtt.pass, firstboot.toml) to /kiosk on the
-    card's boot partition, replacing any earlier one."""
+    """Copy a device bundle (kiosk.toml, mqtt.pass, firstboot.toml, and broker/ on the
+    broker's host) to /kiosk on the card's boot partition, replacing any earlier one."""
     boot = boot_partition(target)
     _mtools(["mdeltree", f"::/{BUNDLE_DIR}"], target, boot.start, check=False)
     _mtools(["mmd", f"::/{BUNDLE_DIR}"], target, boot.start)
-    for file in sorted(bundle.iterdir()):
-        _mtools(["mcopy", "-o", str(file), f"::/{BUNDLE_DIR}/{file.name}"], target, boot.start)
+    entries = [str(entry) for entry in sorted(bundle.iterdir())]
+    _mtools(["mcopy", "-s", "-o", *entries, f"::/{BUNDLE_DIR}/"], target, boot.start)
 
 
 def read_bundle(target: Path) -> dict[str, str]:
-    """The bundle's files on a card, by name (empty when there is none)."""
+    """The bundle's files on a card by path inside the bundle ("broker/acl"); empty
+    when there is none."""
     boot = boot_partition(target)
-    listing = _mtools(["mdir", "-b", f"::/{BUNDLE_DIR}"], target, boot.start, check=False)
+    prefix = f"::/{BUNDLE_DIR}/"
+    listing = _mtools(["mdir", "-/", "-b", prefix], target, boot.start, check=False)
     files = {}
-    for line in listing.split():
-        name = line.rsplit("/", 1)[-1]
-        if name:
-            files[name] = _mtools(["mtype", f"::/{BUNDLE_DIR}/{name}"], target, boot.start)
+    for line in listing.splitlines():
+        if line.startswith(prefix) and not line.endswith("/"):
+            files[line.removeprefix(prefix)] = _mtools(["mtype", line], target, boot.start)
     return files
 
 
@@ -109,9 +110,11 @@ def assemble(
     root_mib: int = 2048,
     data_mib: int = 512,
     fat: int = 32,
+    data_dir: Path | None = None,
 ) -> list[Partition]:
     """A disk image: boot (FAT, files from boot_dir), root (ext4 from root_dir, mounted
-    read-only on the device) and data (empty ext4 for the ledger), 1 MiB aligned."""
+    read-only on the device) and data (ext4 for the ledger and the broker's queue,
+    seeded from data_dir with its owners), 1 MiB aligned."""
     sfdisk = _tool("sfdisk", "fdisk")
     mkfs_vfat = _tool("mkfs.vfat", "dosfstools")
     mkfs_ext4 = _tool("mkfs.ext4", "e2fsprogs")
@@ -145,7 +148,8 @@ def assemble(
             subprocess.run([_tool("mcopy", "mtools"), "-s", "-i", str(boot_fs), *entries, "::/"],
                            check=True, capture_output=True, env=env, timeout=600)  # fmt: skip
         pieces.append(boot_fs)
-        for label, folder, size in (("rootfs", root_dir, root_mib), ("kioskdata", None, data_mib)):
+        ext4 = (("rootfs", root_dir, root_mib), ("kioskdata", data_dir, data_mib))
+        for label, folder, size in ext4:
             fs = Path(tmp) / f"{label}.ext4"
             args = [mkfs_ext4, "-q", "-F", "-L", label, "-E", "root_owner=0:0"]
             if folder is not None:

@@ -6,6 +6,7 @@ secrets are wiped from the boot partition (readable by anyone holding the card).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -37,6 +38,64 @@ class FirstBootError(Exception):
     """The bundle is incomplete or invalid; nothing was changed."""
 
 
+# Units the broker's host runs besides the app, and where their files are.
+HOST_UNITS = {
+    "mosquitto.service": "/lib/systemd/system/mosquitto.service",
+    "kiosk-controller.service": "/etc/systemd/system/kiosk-controller.service",
+}
+WANTS = Path("etc/systemd/system/multi-user.target.wants")
+
+
+def _group_id(root: Path, name: str) -> int | None:
+    """The group's id in the device's own /etc/group (not the machine running this)."""
+    try:
+        for line in (root / "etc" / "group").read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[0] == name:
+                return int(fields[2])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _install_secret(source: Path, target: Path, root: Path, group: str) -> None:
+    """A secret readable by root and the service's group only (0640)."""
+    target.write_text(source.read_text())
+    target.chmod(0o640)
+    gid = _group_id(root, group)
+    if gid is not None and os.geteuid() == 0:
+        os.chown(target, 0, gid)
+
+
+def _install_broker_host(bundle: Path, root: Path) -> list[str]:
+    """The shop broker's config and the controller's, and both units enabled."""
+    broker_etc = root / "etc" / "kiosk" / "broker"
+    broker_etc.mkdir(parents=True, exist_ok=True)
+    for name in ("mosquitto.conf", "acl"):
+        shutil.copyfile(bundle / "broker" / name, broker_etc / name)
+        (broker_etc / name).chmod(0o644)
+    _install_secret(bundle / "broker" / "passwd", broker_etc / "passwd", root, "mosquitto")
+    shutil.copyfile(bundle / "controller.toml", root / "etc" / "kiosk" / "controller.toml")
+    _install_secret(bundle / "controller.pass", root / "etc/kiosk/controller.pass", root, "kiosk")
+    wants = root / WANTS
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit, path in HOST_UNITS.items():
+        link = wants / unit
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(path)
+    return [
+        "shop broker -> /etc/kiosk/broker (passwd 0640, group mosquitto)",
+        "controller -> /etc/kiosk/controller.toml",
+        "enabled " + ", ".join(HOST_UNITS),
+    ]
+
+
+def enabled_units(root: Path) -> list[str]:
+    """The host units that first boot enabled (to start them on this very boot)."""
+    return [unit for unit in HOST_UNITS if (root / WANTS / unit).is_symlink()]
+
+
 def apply(boot: Path, root: Path = Path("/")) -> list[str]:
     """Install the bundle; returns what was done, one line each."""
     bundle = boot / "kiosk"
@@ -57,10 +116,10 @@ def apply(boot: Path, root: Path = Path("/")) -> list[str]:
     done.append("config -> /etc/kiosk/kiosk.toml")
     password = bundle / "mqtt.pass"
     if password.exists():
-        target = kiosk_etc / "mqtt.pass"
-        target.write_text(password.read_text())
-        target.chmod(0o640)
-        done.append("broker password -> /etc/kiosk/mqtt.pass (0640)")
+        _install_secret(password, kiosk_etc / "mqtt.pass", root, "kiosk")
+        done.append("broker password -> /etc/kiosk/mqtt.pass (0640, group kiosk)")
+    if (bundle / "broker").is_dir():
+        done += _install_broker_host(bundle, root)
     host = settings.get("host", {})
     hostname = host.get("hostname", config.device.id)
     (etc / "hostname").write_text(hostname + "\n")

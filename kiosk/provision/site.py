@@ -4,6 +4,8 @@ Site file (TOML):
 
     [site]      store = "store-042"; timezone = "Europe/Berlin"
     [broker]    host = "192.0.2.10"; port = 1883; tls = false
+                device = "till-01"   (optional: the listed device that runs the broker
+                                      and the shop controller, at that fixed address)
     [wifi]      ssid = "ShopNet"; psk = "..."; country = "DE"     (optional)
     [defaults]  any kiosk.toml sections every device gets ([money], [barcodes], ...)
 
@@ -26,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiosk.config import ConfigError, parse
+from kiosk.mqtt.broker import CONTROLLER_USER
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 BACKSLASH = chr(92)
@@ -62,6 +65,7 @@ class BrokerSection(_Strict):
     host: str = Field(min_length=1)
     port: int = Field(1883, ge=1, le=65535)
     tls: bool = False
+    device: str | None = Field(None, pattern=ID)  # the kiosk that hosts broker + controller
 
 
 class WifiSection(_Strict):
@@ -111,6 +115,23 @@ def load_site(path: Path) -> Site:
         if section in ("device", "mqtt", "ledger"):
             raise ProvisionError(str(path), [f"defaults.{section}: set per site or device"])
     return site
+
+
+def check_broker_device(site: Site, devices: list[Device], path: Path, devices_path: Path) -> None:
+    """The device named to host the broker must be in the list, and the broker it runs
+    is plain MQTT on the shop network (a TLS broker needs its certificates on a box)."""
+    host = site.broker.device
+    if host is None:
+        return
+    where = _line_of(path.read_text(encoding="utf-8"), ["broker", "device"])
+    if host not in {device.device for device in devices}:
+        raise ProvisionError(str(path), [f"{where}broker.device: {host} is not in {devices_path}"])
+    if site.broker.tls:
+        raise ProvisionError(
+            str(path),
+            [f"{where}broker.device: a kiosk hosts a plain broker only; for TLS run the broker "
+             "on a box with its certificates ('kiosk broker config --help') and drop device"],
+        )  # fmt: skip
 
 
 def _line_of(text: str, loc: list[str]) -> str:
@@ -245,13 +266,18 @@ def render_toml(sections: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def hosts_broker(site: Site, device: Device) -> bool:
+    return site.broker.device == device.device
+
+
 def device_config(site: Site, device: Device) -> str:
-    """The kiosk.toml for one device, checked by the same parser the kiosk uses."""
+    """The kiosk.toml for one device, checked by the same parser the kiosk uses.
+    The broker's own device reaches it on loopback: no shop network needed to sell."""
     sections: dict[str, dict[str, Any]] = {
         "device": {"id": device.device, "store": site.site.store, "role": device.role},
         "ledger": {"path": "/var/lib/kiosk/ledger.db"},
         "mqtt": {
-            "host": site.broker.host,
+            "host": "127.0.0.1" if hosts_broker(site, device) else site.broker.host,
             "port": site.broker.port,
             "username": device.device,
             "password_file": "/etc/kiosk/mqtt.pass",
@@ -278,3 +304,21 @@ def firstboot_settings(site: Site, device: Device) -> str:
     if site.wifi:
         sections["wifi"] = site.wifi.model_dump()
     return render_toml(sections)
+
+
+def controller_config(site: Site, device: Device, database: str) -> str:
+    """The controller.toml for the device that hosts the broker: the shop's stock in
+    its own database on the data partition, talking to the broker on loopback."""
+    sections: dict[str, dict[str, Any]] = {
+        "device": {"id": device.device, "store": site.site.store, "role": device.role},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": site.broker.port,
+            "username": CONTROLLER_USER,
+            "password_file": "/etc/kiosk/controller.pass",
+        },
+        "controller": {"database": database},
+    }
+    text = render_toml(sections)
+    parse(text, f"controller on {device.device}")  # a bug here, not a user mistake
+    return text
