@@ -104,6 +104,22 @@ def test_the_broker_host_gets_broker_and_controller_with_device_paths(bundles, t
     assert oct((till / "controller.pass").stat().st_mode)[-3:] == "600"
 
 
+def test_building_again_for_a_new_device_keeps_the_others_passwords(bundles, tmp_path):
+    before = {d: (bundles / d / "mqtt.pass").read_text() for d in ("till-01", "sco-01")}
+    controller = (bundles / "till-01" / "controller.pass").read_text()
+    devices = tmp_path / "more.csv"
+    devices.write_text(DEVICES.read_text() + "sco-02,self-checkout,none,x,de,none\n")
+    result = kiosk("provision", "build", str(SITE), str(devices), "--out", str(bundles),
+                   "--broker-dir", str(tmp_path / "broker"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {d: (bundles / d / "mqtt.pass").read_text() for d in before} == before
+    assert (bundles / "till-01" / "controller.pass").read_text() == controller
+    users = [line.split(":")[0] for line in (tmp_path / "broker" / "passwd").read_text().split()]
+    assert sorted(users) == ["cart-01", "controller", "sco-01", "sco-02", "till-01"]
+    host_copy = (bundles / "till-01" / "broker" / "passwd").read_text()
+    assert host_copy == (tmp_path / "broker" / "passwd").read_text()
+
+
 def test_provisioned_credentials_log_in_to_a_real_mosquitto(bundles, tmp_path):
     """The host's password file and ACL, run by a real Mosquitto on loopback: every
     device and the controller log in with the passwords their bundles carry."""

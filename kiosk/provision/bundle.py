@@ -28,6 +28,13 @@ def _secret(path: Path, text: str) -> None:
     path.write_text(text + "\n")
 
 
+def _credentials(password_file: Path, user: str, secret: Path) -> None:
+    """Add a user to the broker's password file with the password its bundle already
+    holds, or a new one: building again for a new device leaves the others working."""
+    kept = secret.read_text().strip() if secret.exists() else None
+    _secret(secret, broker.add_credentials(password_file, user, kept or None))
+
+
 def write_bundles(
     site: site_mod.Site,
     devices: list[site_mod.Device],
@@ -37,7 +44,8 @@ def write_bundles(
     progress: Callable[[Iterable], Iterable] = lambda items: items,
 ) -> None:
     """One bundle per device; each device's credentials go into broker_dir's passwd
-    (the shop broker's, wherever it runs). Raises broker.BrokerError."""
+    (the shop broker's, wherever it runs). Devices that already have a bundle in
+    `out` keep their passwords. Raises broker.BrokerError."""
     if not (broker_dir / "mosquitto.conf").exists():
         broker.write_config(broker_dir, f"shop/{site.site.store}")
     for device in progress(devices):
@@ -45,15 +53,16 @@ def write_bundles(
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "kiosk.toml").write_text(configs[device.device])
         (bundle / "firstboot.toml").write_text(site_mod.firstboot_settings(site, device))
-        _secret(bundle / "mqtt.pass", broker.add_credentials(broker_dir / "passwd", device.device))
+        _credentials(broker_dir / "passwd", device.device, bundle / "mqtt.pass")
     host = next((d for d in devices if site_mod.hosts_broker(site, d)), None)
     if host is not None:
-        password = broker.add_credentials(broker_dir / "passwd", broker.CONTROLLER_USER)
-        _write_broker_host(site, host, out / host.device, broker_dir, password)
+        bundle = out / host.device
+        _credentials(broker_dir / "passwd", broker.CONTROLLER_USER, bundle / "controller.pass")
+        _write_broker_host(site, host, bundle, broker_dir)
 
 
 def _write_broker_host(
-    site: site_mod.Site, device: site_mod.Device, bundle: Path, broker_dir: Path, password: str
+    site: site_mod.Site, device: site_mod.Device, bundle: Path, broker_dir: Path
 ) -> None:
     """The broker and controller files for the hosting device; written after every
     device's credentials, so its copy of the password file knows them all."""
@@ -73,4 +82,3 @@ def _write_broker_host(
     (bundle / "controller.toml").write_text(
         site_mod.controller_config(site, device, DEVICE_CONTROLLER_DB)
     )
-    _secret(bundle / "controller.pass", password)
