@@ -134,18 +134,68 @@ NEW_ID='Initializing machine ID'
 
 strip_log() { sed 's/\x1b\[[0-9;]*m//g; s/\r//g' "$1"; }
 
+hmp() {  # hmp SOCKET COMMAND...: QEMU monitor commands, one after the other
+    python3 - "$@" <<'PY'
+import socket, sys, time
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(sys.argv[1])
+sock.settimeout(30)
+def prompt():
+    seen = b""
+    while not seen.endswith(b"(qemu) "):
+        seen += sock.recv(4096)
+prompt()
+for command in sys.argv[2:]:
+    sock.sendall(command.encode() + b"\n")
+    prompt()
+    time.sleep(0.05)
+PY
+}
+
+wait_for() {  # wait_for LOG PATTERN COUNT: up to 90 s for COUNT lines matching PATTERN
+    local _
+    for _ in $(seq 1 90); do
+        [ "$(strip_log "$1" | grep -c -- "$2")" -ge "$3" ] && { echo "build.sh:   seen: $2 (x$3)"; return 0; }
+        sleep 1
+    done
+    echo "build.sh: never saw '$2' ($3 times)" >&2
+    return 1
+}
+
+scanner_check() {
+    # A USB barcode scanner is a USB keyboard: plug QEMU's into the running kiosk, scan,
+    # unplug it, plug it in again and scan again. Proves evdev hot-plug, the grab and
+    # the decoder, and that kiosk.service's device policy lets the input group in.
+    local log=$1 sock=$2 keys=() digit
+    for digit in $(grep -o . <<<"$SCAN"); do keys+=("sendkey $digit"); done
+    keys+=("sendkey ret")
+    hmp "$sock" "device_add usb-kbd,bus=xhci.0,id=scanner"
+    wait_for "$log" "scanner .* connected" 1 || return 1
+    hmp "$sock" "${keys[@]}"
+    wait_for "$log" "scan $SCAN: " 1 || return 1
+    hmp "$sock" "device_del scanner"
+    sleep 3
+    hmp "$sock" "device_add usb-kbd,bus=xhci.0,id=scanner"
+    wait_for "$log" "scanner .* connected" 2 || return 1
+    hmp "$sock" "${keys[@]}"
+    wait_for "$log" "scan $SCAN: " 2
+}
+SCAN=4006381333931
+
 boot_once() {
-    # boot_once IMAGE LOG KERNEL INITRD BROKEN STEP...: boot until every step is seen
-    # (then 20 s more for a late crash or watchdog), fail on a line matching BROKEN;
-    # then cut the power.
-    local image=$1 log=$2 kernel=$3 initrd=$4 broken=$5
-    shift 5
+    # boot_once IMAGE LOG KERNEL INITRD BROKEN CHECK STEP...: boot until every step is
+    # seen, run CHECK (a function, or "true"), wait 20 s more for a late crash or
+    # watchdog, fail on a line matching BROKEN; then cut the power.
+    local image=$1 log=$2 kernel=$3 initrd=$4 broken=$5 check=$6
+    shift 6
+    local sock="$log.monitor"
     local steps=("$@") began=$SECONDS verdict="" text step
     declare -A seen=()
     qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic \
         -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyAMA0 root=LABEL=rootfs ro rootwait systemd.journald.forward_to_console=1" \
         -drive "file=$image,format=raw,if=virtio" -device virtio-gpu-pci \
+        -device qemu-xhci,id=xhci -monitor "unix:$sock,server=on,wait=off" \
         -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
     local qemu=$!
     while [ -z "$verdict" ] && [ $((SECONDS - began)) -lt 1440 ]; do
@@ -161,7 +211,10 @@ boot_once() {
         fi
         kill -0 "$qemu" 2>/dev/null || verdict=${verdict:-qemu-exited}
     done
-    [ "$verdict" = ok ] && sleep 20
+    if [ "$verdict" = ok ]; then
+        "$check" "$log" "$sock" || verdict="$check failed"
+        sleep 20
+    fi
     kill -9 "$qemu" 2>/dev/null || true  # a power cut, not a shutdown
     wait "$qemu" 2>/dev/null || true
     text=$(strip_log "$log")
@@ -183,16 +236,20 @@ boot_test() {
     command -v qemu-system-aarch64 >/dev/null || { echo "build.sh: apt-get install qemu-system-arm" >&2; exit 2; }
     rm -rf "$work" && mkdir -p "$work"
     xz -dkc "$out/kiosk.img.xz" > "$image"
-    kiosk_cli provision build "$REPO/provisioning/site.example.toml" \
-        "$REPO/provisioning/devices.example.csv" --out "$work/bundles" --broker-dir "$work/broker" >/dev/null
+    # The example shop, but till-01's scanner is the USB keyboard that QEMU plugs in.
+    sed 's/^till-01,\([^,]*\),\([^,]*\),[^,]*,/till-01,\1,\2,QEMU USB Keyboard,/' \
+        "$REPO/provisioning/devices.example.csv" > "$work/devices.csv"
+    kiosk_cli provision build "$REPO/provisioning/site.example.toml" "$work/devices.csv" \
+        --out "$work/bundles" --broker-dir "$work/broker" >/dev/null
     kiosk_cli provision write "$work/bundles/till-01" "$image"
     kernel=$(ls "$out"/rootfs/boot/vmlinuz-* | head -1)
     initrd=$(ls "$out"/rootfs/boot/initrd.img-* | head -1)
     echo "build.sh: first boot (log: $out/boot.log)"
-    boot_once "$image" "$out/boot.log" "$kernel" "$initrd" "$BROKEN" "${FIRST_BOOT[@]}" || exit 1
+    boot_once "$image" "$out/boot.log" "$kernel" "$initrd" "$BROKEN" scanner_check \
+        "${FIRST_BOOT[@]}" || exit 1
     echo "build.sh: power cut; next boot (log: $out/boot2.log)"
-    boot_once "$image" "$out/boot2.log" "$kernel" "$initrd" "$BROKEN\|$NEW_ID" "${NEXT_BOOT[@]}" \
-        || exit 1
+    boot_once "$image" "$out/boot2.log" "$kernel" "$initrd" "$BROKEN\|$NEW_ID" true \
+        "${NEXT_BOOT[@]}" || exit 1
     echo "build.sh: boot test passed: provisioned on first boot, and up again after a power cut"
 }
 

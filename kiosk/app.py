@@ -120,6 +120,9 @@ def run(
 ) -> None:
     started = time.time()
     os.environ.setdefault("KIOSK_STARTED_AT", str(started))
+    # One line per record on stderr (the journal under systemd): scanner hot-plug, scans,
+    # printer and drawer faults. Kivy logs through the same handler (KIVY_LOG_MODE=PYTHON).
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     strings = load_strings(config.ui.strings)
     data = Path(platformdirs.user_data_dir("kiosk"))
     if demo:

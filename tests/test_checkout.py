@@ -543,3 +543,23 @@ def test_a_logged_session_replays_to_the_same_ledger(stocked, tmp_path, config):
         first.rounding,
         first.change,
     )
+
+
+def test_the_app_worker_logs_what_each_scan_did(stocked, caplog):
+    """The journal on a device shows every scan and its outcome (field support)."""
+    import threading
+
+    from kiosk.screens.worker import CheckoutWorker
+
+    done = threading.Event()
+    worker = CheckoutWorker(Checkout(stocked, MemoryPrinter(), MemoryDrawer()), lambda f: f())
+    with caplog.at_level("INFO", logger="kiosk.screens.worker"):
+        worker.call("scan", "4006381333931")
+        worker.call("scan", "4006381333948")
+        worker.call("staff_login", "5678", then=lambda *_: done.set())
+        assert done.wait(10)
+    worker.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "kiosk.screens.worker"]
+    assert lines[0].startswith("scan 4006381333931: ") and "total" in lines[0]
+    assert lines[1].startswith("scan 4006381333948: ") and "nknown" in lines[1]
+    assert len(lines) == 2 and "5678" not in caplog.text  # only scans, never a PIN

@@ -55,6 +55,8 @@ class CheckoutWorker:
             except Exception as exc:  # noqa: BLE001 - the kiosk must never freeze on a bug
                 log.exception("checkout.%s failed", method)
                 outcome = Outcome(False, f"Something went wrong ({exc}). Please call staff.")
+            if method == "scan":  # the journal shows what each scan did (field support)
+                log.info("scan %s: %s", args[0] if args else "", outcome.message)
             snapshot = self.checkout.snapshot()
             self._busy_since = None
             events, self._events[:] = list(self._events), []
