@@ -8,7 +8,9 @@ PIN pad, item lookup, text entry and diagnostics are overlays on top of it.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +37,8 @@ from kiosk import __version__
 from kiosk.config import Config
 from kiosk.screens.worker import CheckoutWorker
 
+log = logging.getLogger(__name__)
+WORKER_STUCK_S = 20.0  # one checkout call running longer than this withholds the watchdog
 KV = Path(__file__).with_name("layout.kv")  # not kiosk.kv: Kivy would load that twice
 SCREEN_FOR_STATE = {
     "attract": "attract",
@@ -251,28 +255,45 @@ class KioskApp(App):
         return button
 
     def _first_frame(self) -> None:
-        self.ready = True
+        self.refocus()
+        self.worker.call("refresh", then=self._first_state)
+        if os.environ.get("KIOSK_STARTED_AT"):
+            started = float(os.environ["KIOSK_STARTED_AT"])
+            self._export({"first_frame_s": time.time() - started})
+
+    def _first_state(self, outcome, snap: dict, events: list) -> None:
+        self._done(outcome, snap, events)
+        # READY once the checkout's state is on screen, not at the bare first frame:
+        # first-boot work (GL shader compiles, font and Kivy caches) falls under
+        # TimeoutStartSec rather than the watchdog.
+        Clock.schedule_once(lambda dt: self._announce_ready(), 0)
+
+    def _announce_ready(self) -> None:
         from kiosk.service import ServiceNotifier  # noqa: PLC0415
 
+        self.ready = True
         self.notifier = ServiceNotifier()
-        self.notifier.ready(f"{self.config_data.device.id}: first frame shown")
+        self._last_feed = 0.0
+        self.notifier.ready(f"{self.config_data.device.id}: selling screen shown")
         if self.notifier.watchdog_interval:
             Clock.schedule_interval(
                 lambda dt: self._feed_watchdog(), self.notifier.watchdog_interval
             )
-        self.refocus()
-        self.worker.call("refresh", then=self._done)
-        if os.environ.get("KIOSK_STARTED_AT"):
-            started = float(os.environ["KIOSK_STARTED_AT"])
-            import time  # noqa: PLC0415
-
-            self._export({"first_frame_s": time.time() - started})
 
     def _feed_watchdog(self) -> None:
         """From the UI loop, and only while the checkout worker keeps up: a frozen
-        screen or a stuck worker stops the pings and systemd restarts the kiosk."""
-        if self.worker.responsive(stuck_after=20.0):
+        screen or a stuck worker stops the pings and systemd restarts the kiosk. Why a
+        ping is late or withheld goes to the journal, so a restart can be explained."""
+        now = time.monotonic()
+        late = now - self._last_feed - self.notifier.watchdog_interval
+        if self._last_feed and late > self.notifier.watchdog_interval / 2:
+            log.warning("UI loop was %.1f s late for the watchdog", late)
+        self._last_feed = now
+        if self.worker.responsive(stuck_after=WORKER_STUCK_S):
             self.notifier.ping()
+        else:
+            log.warning("watchdog not fed: checkout.%s has run for %.0f s",
+                        self.worker.busy_with, self.worker.busy_for())  # fmt: skip
 
     def on_stop(self) -> None:
         self.worker.stop()

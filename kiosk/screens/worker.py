@@ -24,6 +24,7 @@ class CheckoutWorker:
         self._queue: queue.Queue = queue.Queue()
         self._events: list[Event] = []
         self._busy_since: float | None = None
+        self.busy_with = ""  # the method of the current (or last) call
         checkout.subscribe(self._events.append)
         self._thread = threading.Thread(target=self._run, name="checkout", daemon=True)
         self._thread.start()
@@ -40,8 +41,12 @@ class CheckoutWorker:
 
     def responsive(self, stuck_after: float) -> bool:
         """False when one call has been running longer than `stuck_after` seconds."""
+        return self.busy_for() < stuck_after
+
+    def busy_for(self) -> float:
+        """Seconds the current call has been running (0 when idle)."""
         started = self._busy_since
-        return started is None or time.monotonic() - started < stuck_after
+        return 0.0 if started is None else time.monotonic() - started
 
     def _run(self) -> None:
         while True:
@@ -49,6 +54,7 @@ class CheckoutWorker:
             if job is None:
                 return
             method, args, then = job
+            self.busy_with = method
             self._busy_since = time.monotonic()
             try:
                 outcome = getattr(self.checkout, method)(*args) or Outcome(True, "")
