@@ -347,7 +347,6 @@ def test_image_recipe_generated_files_and_root_population(base_image, tmp_path):
             "libgbm1", "libegl1", "libgles2"} <= set(packages)  # fmt: skip
     syntax = subprocess.run(["bash", "-n", str(REPO / "image" / "build.sh")], capture_output=True)
     assert syntax.returncode == 0
-
     parts = card.partitions(base_image)
     assert [p.type for p in parts] == [0x0E, 0x83, 0x83]
     assert all(p.start % (1024 * 1024) == 0 for p in parts)  # 1 MiB aligned
