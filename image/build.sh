@@ -3,7 +3,6 @@
 # venv, then kiosk.provision.card assembles boot (FAT), root (ext4, mounted read-only)
 # and data (ext4, the ledger) partitions without a single loop mount.
 #   build.sh configs DIR              the generated system files only
-#   build.sh packages [SUITE]         the Debian packages the image gets (bookworm or trixie)
 #   build.sh image OUT [SUITE]        OUT/kiosk.img.xz, OUT/kiosk.img.bmap, OUT/kiosk.img.xz.sha256
 #   build.sh refresh OUT              this checkout's app and units into OUT's built root, image again
 #   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services
@@ -300,9 +299,8 @@ boot_test() {
 
 case "${1:-}" in
     configs) configs "${2:?folder}" ;;
-    packages) suite_packages "${2:-bookworm}" ;;
     image) image "${2:?out}" "${3:-bookworm}" ;;
     refresh) refresh "${2:?out}" ;;
     boot-test) boot_test "${2:?out}" ;;
-    *) echo "usage: build.sh configs DIR | packages [SUITE] | image OUT [SUITE] | refresh OUT | boot-test OUT" >&2; exit 2 ;;
+    *) echo "usage: build.sh configs DIR | image OUT [SUITE] | refresh OUT | boot-test OUT" >&2; exit 2 ;;
 esac

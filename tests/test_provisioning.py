@@ -354,24 +354,6 @@ def test_image_recipe_generated_files_and_root_population(base_image, tmp_path):
     assert shown.stdout == "unprovisioned\n"  # populated by mkfs.ext4 -d, no mount
 
 
-@pytest.mark.parametrize(
-    ("suite", "kernel", "mtdev"),
-    [("bookworm", "linux-image-arm64", "libmtdev1"),
-     ("trixie", "linux-image-arm64/trixie-backports", "libmtdev1t64")],
-)  # fmt: skip
-def test_image_package_lists_per_suite(suite, kernel, mtdev):
-    """trixie's image also boots the Pi 5: its kernel comes from backports (7.x has the
-    bcm2712 device trees and RP1 drivers); library names follow its t64 renames."""
-    listed = subprocess.run(["bash", str(REPO / "image" / "build.sh"), "packages", suite],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert listed.returncode == 0, listed.stderr
-    packages = listed.stdout.split()
-    assert kernel in packages and mtdev in packages and "raspi-firmware" in packages
-    wrong = subprocess.run(["bash", str(REPO / "image" / "build.sh"), "packages", "sid"],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert wrong.returncode == 2 and "use bookworm (Pi 4 family) or trixie" in wrong.stderr
-
-
 def debugfs(image: Path, part: card.Partition, request: str, tmp_path: Path):
     """debugfs on one partition of an image, cut out to a file: no mount needed."""
     piece = tmp_path / f"part{part.number}.ext4"
