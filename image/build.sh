@@ -14,25 +14,6 @@ PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware linux-image-arm64 firmwa
           libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1 libgl1-mesa-dri libegl1 libgles2 libgl1 libgbm1
           libusb-1.0-0 tzdata iproute2)
 BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev swig)
-MIRROR=http://deb.debian.org/debian
-
-suite_packages() {
-    # bookworm: the Pi 4 family. trixie: also the Pi 5, whose device tree and RP1 chip
-    # (USB, Ethernet, GPIO) need the 7.x kernel from trixie-backports; some libraries
-    # were renamed in trixie's 64-bit time transition.
-    case $1 in
-        bookworm) printf '%s\n' "${PACKAGES[@]}" ;;
-        trixie) printf '%s\n' "${PACKAGES[@]}" | sed 's/^libmtdev1$/libmtdev1t64/;
-                    s|^linux-image-arm64$|linux-image-arm64/trixie-backports|' ;;
-        *) echo "build.sh: suite $1: use bookworm (Pi 4 family) or trixie (Pi 4 and 5)" >&2; exit 2 ;;
-    esac
-}
-
-suite_mirrors() {  # the default mirror for bookworm; trixie adds its backports
-    [ "$1" = trixie ] && printf '%s\n' "deb $MIRROR trixie main non-free-firmware" \
-        "deb $MIRROR trixie-backports main non-free-firmware"
-    return 0
-}
 
 configs() {
     local dir=$1
@@ -89,9 +70,7 @@ image() {
     # Without systemd (a container, CI) nothing registers qemu's handler at boot.
     [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
     mkdir -p "$out"
-    local root="$out/rootfs" wheel packages mirrors=()
-    packages=$(suite_packages "$suite" | paste -sd,)
-    mapfile -t mirrors < <(suite_mirrors "$suite")
+    local root="$out/rootfs" wheel
     rm -rf "$root" "$out/configs"
     configs "$out/configs"
     (cd "$REPO" && python3 -m pip wheel --no-deps -w "$out/wheels" . >/dev/null)
@@ -100,7 +79,7 @@ image() {
     # and runs with a clean environment: this machine's PIP_* settings are not the image's.
     local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
     mmdebstrap --architectures=arm64 --variant=minbase --components=main,non-free-firmware \
-        --include="$packages,$(IFS=,; echo "${BUILD_ONLY[*]}")" \
+        --include="$(IFS=,; echo "${PACKAGES[*]},${BUILD_ONLY[*]}")" \
         --customize-hook="cp -r $out/configs/etc/. \"\$1/etc/\"" \
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
         --customize-hook="chroot \"\$1\" python3 -m venv --system-site-packages /opt/kiosk/venv" \
@@ -116,7 +95,7 @@ image() {
         --customize-hook="chroot \"\$1\" systemctl enable kiosk.service kiosk-firstboot.service NetworkManager.service" \
         --customize-hook="chroot \"\$1\" systemctl disable mosquitto.service" \
         --customize-hook="cp $out/configs/boot/firmware/cmdline.txt \"\$1/boot/firmware/\"" \
-        "$suite" "$root" "${mirrors[@]}"
+        "$suite" "$root"
     mkdir -p "$out/boot" "$root/data"
     cp -r "$root/boot/firmware/." "$out/boot/"
     rm -rf "$root/boot/firmware"/*
