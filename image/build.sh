@@ -55,6 +55,19 @@ UDEV
     printf '%s\n' "${PACKAGES[@]}" > "$dir/packages.txt"
 }
 
+arm64_emulation() {  # arm64 programs run here through qemu-user (for chroot and mmdebstrap)
+    [ -d /proc/sys/fs/binfmt_misc ] && ! mountpoint -q /proc/sys/fs/binfmt_misc \
+        && mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    # Without systemd (a container, CI) nothing registers qemu's handler at boot.
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+}
+
+app_wheel() {  # app_wheel OUT: this checkout's app as a wheel in OUT/wheels; prints its path
+    rm -rf "$1/wheels"
+    (cd "$REPO" && python3 -m pip wheel --no-deps -w "$1/wheels" . >/dev/null)
+    ls "$1"/wheels/kiosk-*.whl
+}
+
 owner() {  # uid:gid of a user in the built root's own passwd
     awk -F: -v u="$2" '$1 == u { print $3 ":" $4 }' "$1/etc/passwd"
 }
@@ -65,16 +78,12 @@ image() {
     for tool in mmdebstrap qemu-aarch64-static sfdisk mkfs.vfat mcopy mkfs.ext4 bmaptool xz; do
         command -v "$tool" >/dev/null || { echo "build.sh: $tool missing: apt-get install mmdebstrap qemu-user-static binfmt-support fdisk dosfstools mtools e2fsprogs bmap-tools xz-utils" >&2; exit 2; }
     done
-    [ -d /proc/sys/fs/binfmt_misc ] && ! mountpoint -q /proc/sys/fs/binfmt_misc \
-        && mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-    # Without systemd (a container, CI) nothing registers qemu's handler at boot.
-    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+    arm64_emulation
     mkdir -p "$out"
     local root="$out/rootfs" wheel
     rm -rf "$root" "$out/configs"
     configs "$out/configs"
-    (cd "$REPO" && python3 -m pip wheel --no-deps -w "$out/wheels" . >/dev/null)
-    wheel=$(ls "$out"/wheels/kiosk-*.whl)
+    wheel=$(app_wheel "$out")
     # pip inside the image trusts what pip on this machine trusts (a proxy's CA, say),
     # and runs with a clean environment: this machine's PIP_* settings are not the image's.
     local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
@@ -123,10 +132,9 @@ refresh() {
     # built before, then the card image again (minutes instead of half an hour).
     local out=$1 root="$1/rootfs" wheel
     [ -x "$root/opt/kiosk/venv/bin/pip" ] || { echo "build.sh: no built root in $out: run 'build.sh image $out' first" >&2; exit 2; }
-    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
-    rm -rf "$out/wheels" "$root"/opt/kiosk/kiosk-*.whl
-    (cd "$REPO" && python3 -m pip wheel --no-deps -w "$out/wheels" . >/dev/null)
-    wheel=$(ls "$out"/wheels/kiosk-*.whl)
+    arm64_emulation
+    rm -f "$root"/opt/kiosk/kiosk-*.whl
+    wheel=$(app_wheel "$out")
     cp "$wheel" "$root/opt/kiosk/"
     chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root /opt/kiosk/venv/bin/pip \
         install --no-cache-dir --no-deps --force-reinstall "/opt/kiosk/$(basename "$wheel")" >/dev/null
@@ -154,6 +162,7 @@ NEXT_BOOT=("first-boot provisioning was skipped" "${COMMON[@]}")
 BROKEN='\[FAILED\]\|: Failed with result\|[Ww]atchdog timeout'
 # After first boot the machine id is committed: a new one would mean it was not.
 NEW_ID='Initializing machine ID'
+SCAN=4006381333931  # what the boot test's scanner types (an EAN-13 the catalog lacks)
 
 strip_log() { sed 's/\x1b\[[0-9;]*m//g; s/\r//g' "$1"; }
 
@@ -203,7 +212,6 @@ scanner_check() {
     hmp "$sock" "${keys[@]}"
     wait_for "$log" "scan $SCAN: " 2
 }
-SCAN=4006381333931
 
 boot_once() {
     # boot_once IMAGE LOG KERNEL INITRD BROKEN CHECK STEP...: boot until every step is

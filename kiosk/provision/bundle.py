@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from kiosk.config import parse
 from kiosk.mqtt import broker
 from kiosk.provision import site as site_mod
 
@@ -46,8 +47,9 @@ def write_bundles(
     """One bundle per device; each device's credentials go into broker_dir's passwd
     (the shop broker's, wherever it runs). Devices that already have a bundle in
     `out` keep their passwords. Raises broker.BrokerError."""
+    root = parse(configs[devices[0].device]).topic_root  # the kiosks' own rule for it
     if not (broker_dir / "mosquitto.conf").exists():
-        broker.write_config(broker_dir, f"shop/{site.site.store}")
+        broker.write_config(broker_dir, root)
     for device in progress(devices):
         bundle = out / device.device
         bundle.mkdir(parents=True, exist_ok=True)
@@ -58,11 +60,11 @@ def write_bundles(
     if host is not None:
         bundle = out / host.device
         _credentials(broker_dir / "passwd", broker.CONTROLLER_USER, bundle / "controller.pass")
-        _write_broker_host(site, host, bundle, broker_dir)
+        _write_broker_host(site, host, bundle, broker_dir, root)
 
 
 def _write_broker_host(
-    site: site_mod.Site, device: site_mod.Device, bundle: Path, broker_dir: Path
+    site: site_mod.Site, device: site_mod.Device, bundle: Path, broker_dir: Path, root: str
 ) -> None:
     """The broker and controller files for the hosting device; written after every
     device's credentials, so its copy of the password file knows them all."""
@@ -76,7 +78,7 @@ def _write_broker_host(
             log_to_journal=True,
         )
     )
-    (folder / "acl").write_text(broker.render_acl(f"shop/{site.site.store}"))
+    (folder / "acl").write_text(broker.render_acl(root))
     shutil.copyfile(broker_dir / "passwd", folder / "passwd")
     (folder / "passwd").chmod(0o600)
     (bundle / "controller.toml").write_text(
