@@ -3,17 +3,26 @@
 # venv, then kiosk.provision.card assembles boot (FAT), root (ext4, mounted read-only)
 # and data (ext4, the ledger) partitions without a single loop mount.
 #   build.sh configs DIR              the generated system files only
-#   build.sh image OUT [SUITE]        OUT/kiosk.img.xz, OUT/kiosk.img.bmap, OUT/kiosk.img.xz.sha256
+#   build.sh image OUT                OUT/kiosk.img.xz, OUT/kiosk.img.bmap, OUT/kiosk.img.xz.sha256
 #   build.sh refresh OUT              this checkout's app and units into OUT's built root, image again
 #   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
-PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware linux-image-arm64 firmware-brcm80211
-          python3 python3-venv ca-certificates network-manager mosquitto
-          libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1 libgl1-mesa-dri libegl1 libgles2 libgl1 libgbm1
-          libusb-1.0-0 tzdata iproute2)
-BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev swig)
+# Debian 13 (trixie) with the kernel from trixie-backports: 7.x carries the Pi 5's
+# device tree (bcm2712) and drivers for its RP1 chip (USB, Ethernet, GPIO), so one
+# image boots the Pi 4 family and the Pi 5.
+SUITE=trixie
+MIRROR=http://deb.debian.org/debian
+SOURCES=("deb $MIRROR $SUITE main non-free-firmware"
+         "deb $MIRROR $SUITE-updates main non-free-firmware"
+         "deb $MIRROR $SUITE-backports main non-free-firmware"
+         "deb http://security.debian.org/debian-security $SUITE-security main non-free-firmware")
+PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware "linux-image-arm64/$SUITE-backports"
+          firmware-brcm80211 python3 python3-venv ca-certificates network-manager mosquitto
+          libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1t64 libgl1-mesa-dri libegl1 libgles2
+          libgl1 libgbm1 libusb-1.0-0 tzdata iproute2)
+BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev)
 
 configs() {
     local dir=$1
@@ -53,6 +62,7 @@ UDEV
     echo 'console=serial0,115200 console=tty1 root=LABEL=rootfs ro rootwait fsck.repair=yes quiet' \
         > "$dir/boot/firmware/cmdline.txt"
     printf '%s\n' "${PACKAGES[@]}" > "$dir/packages.txt"
+    printf '%s\n' "${SOURCES[@]}" > "$dir/sources.list"
 }
 
 arm64_emulation() {  # arm64 programs run here through qemu-user (for chroot and mmdebstrap)
@@ -73,7 +83,7 @@ owner() {  # uid:gid of a user in the built root's own passwd
 }
 
 image() {
-    local out=$1 suite=${2:-bookworm}
+    local out=$1
     [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (mmdebstrap, chroot)" >&2; exit 2; }
     for tool in mmdebstrap qemu-aarch64-static sfdisk mkfs.vfat mcopy mkfs.ext4 bmaptool xz; do
         command -v "$tool" >/dev/null || { echo "build.sh: $tool missing: apt-get install mmdebstrap qemu-user-static binfmt-support fdisk dosfstools mtools e2fsprogs bmap-tools xz-utils" >&2; exit 2; }
@@ -93,7 +103,7 @@ image() {
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
         --customize-hook="chroot \"\$1\" python3 -m venv --system-site-packages /opt/kiosk/venv" \
         --customize-hook="cp $ca \"\$1/tmp/build-ca.crt\"" \
-        --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root PIP_CERT=/tmp/build-ca.crt /opt/kiosk/venv/bin/pip install --no-cache-dir /opt/kiosk/$(basename "$wheel") lgpio" \
+        --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root PIP_CERT=/tmp/build-ca.crt /opt/kiosk/venv/bin/pip install --no-cache-dir \"/opt/kiosk/$(basename "$wheel")[pi]\"" \
         --customize-hook="rm -f \"\$1/tmp/build-ca.crt\"" \
         --customize-hook="chroot \"\$1\" apt-get purge -y ${BUILD_ONLY[*]}" \
         --customize-hook="chroot \"\$1\" apt-get autoremove -y" \
@@ -104,7 +114,7 @@ image() {
         --customize-hook="chroot \"\$1\" systemctl enable kiosk.service kiosk-firstboot.service NetworkManager.service" \
         --customize-hook="chroot \"\$1\" systemctl disable mosquitto.service" \
         --customize-hook="cp $out/configs/boot/firmware/cmdline.txt \"\$1/boot/firmware/\"" \
-        "$suite" "$root"
+        "$SUITE" "$root" "$out/configs/sources.list"
     mkdir -p "$out/boot" "$root/data"
     cp -r "$root/boot/firmware/." "$out/boot/"
     rm -rf "$root/boot/firmware"/*
@@ -286,8 +296,8 @@ boot_test() {
 
 case "${1:-}" in
     configs) configs "${2:?folder}" ;;
-    image) image "${2:?out}" "${3:-bookworm}" ;;
+    image) image "${2:?out}" ;;
     refresh) refresh "${2:?out}" ;;
     boot-test) boot_test "${2:?out}" ;;
-    *) echo "usage: build.sh configs DIR | image OUT [SUITE] | refresh OUT | boot-test OUT" >&2; exit 2 ;;
+    *) echo "usage: build.sh configs DIR | image OUT | refresh OUT | boot-test OUT" >&2; exit 2 ;;
 esac

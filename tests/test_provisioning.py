@@ -343,8 +343,11 @@ def test_image_recipe_generated_files_and_root_population(base_image, tmp_path):
     assert "RuntimeMaxUse=32M" in journald and "Storage=volatile" in journald
     assert " ro " in (tmp_path / "c/boot/firmware/cmdline.txt").read_text()
     packages = (tmp_path / "c/packages.txt").read_text().split()
-    assert {"raspi-firmware", "linux-image-arm64", "systemd", "python3", "mosquitto",
-            "libgbm1", "libegl1", "libgles2"} <= set(packages)  # fmt: skip
+    # The Pi 5 needs trixie-backports' kernel (bcm2712 device trees, RP1 drivers).
+    assert {"raspi-firmware", "linux-image-arm64/trixie-backports", "systemd", "python3",
+            "mosquitto", "libgbm1", "libegl1", "libgles2"} <= set(packages)  # fmt: skip
+    sources = (tmp_path / "c/sources.list").read_text()  # what mmdebstrap builds from
+    assert "deb http://deb.debian.org/debian trixie-backports main non-free-firmware" in sources
     syntax = subprocess.run(["bash", "-n", str(REPO / "image" / "build.sh")], capture_output=True)
     assert syntax.returncode == 0
     parts = card.partitions(base_image)
