@@ -43,13 +43,13 @@ venv_ensure() {
 case "${1:-}" in
     demo)
         shift
-        venv_ensure test
+        venv_ensure test,pi
         exec "$VENV/bin/kiosk" run --demo "$@"
         ;;
     test)
         shift
         apt_ensure "${TEST_PKGS[@]}"
-        venv_ensure test
+        venv_ensure test,pi
         "$VENV/bin/ruff" check kiosk tests bench
         "$VENV/bin/ruff" format --check kiosk tests bench
         set +e

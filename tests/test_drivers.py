@@ -23,7 +23,8 @@ from gpiozero.pins.mock import MockFactory
 
 from kiosk.config import DrawerConfig, PrinterConfig, ScannerConfig, parse
 from kiosk.documents import KitLabel, Receipt, ReceiptLine, TaxLine, TenderLine
-from kiosk.drivers.base import PrinterError
+from kiosk.drivers import gpio
+from kiosk.drivers.base import DrawerError, PrinterError
 from kiosk.drivers.drawer import GpioDrawer, PrinterKickDrawer
 from kiosk.drivers.layout import kit_label_ops, receipt_ops
 from kiosk.drivers.preview import PreviewPrinter, render_png
@@ -350,6 +351,56 @@ def test_drawer_sensor_reports_open_and_warns_when_left_open(mock_pins):
     sensor.drive_low()
     assert drawer.is_open is False
     drawer.close()
+
+
+def gpio_bus(tmp_path: Path, chips: dict[int, str], on_parent=False) -> Path:
+    """A /sys/bus/gpio/devices like the kernel's: each gpiochipN links to its device,
+    whose device-tree node (or its parent's, on_parent) names the controller."""
+    bus = tmp_path / "bus"
+    bus.mkdir(parents=True)
+    for number, compatible in chips.items():
+        controller = tmp_path / "devices" / f"{number:x}.gpio"
+        device = controller / f"gpiochip{number}"
+        node = (controller if on_parent else device) / "of_node"
+        node.mkdir(parents=True)
+        (node / "compatible").write_bytes(compatible.encode() + b"\0")
+        (bus / f"gpiochip{number}").symlink_to(device)
+    return bus
+
+
+# A Pi 5 on Debian's kernel: the SoC's own brcmstb banks come first (gpiochip4 among
+# them, where gpiozero would look), the header's RP1 after them.
+PI5_DEBIAN = {**dict.fromkeys(range(5), "brcm,brcmstb-gpio"), 10: "raspberrypi,rp1-gpio"}
+PI4 = {0: "brcm,bcm2711-gpio", 1: "raspberrypi,firmware-gpio"}
+
+
+def test_header_chip_found_by_its_controller_not_its_number(tmp_path):
+    assert gpio.header_chip(gpio_bus(tmp_path / "pi5", PI5_DEBIAN)) == 10
+    assert gpio.header_chip(gpio_bus(tmp_path / "pi4", PI4, on_parent=True)) == 0
+    zero2 = {2: "raspberrypi,firmware-gpio", 11: "brcm,bcm2835-gpio"}  # 11 sorts after 2
+    assert gpio.header_chip(gpio_bus(tmp_path / "zero2", zero2)) == 11
+    assert gpio.header_chip(gpio_bus(tmp_path / "qemu", {0: "arm,pl061"})) is None  # not a Pi
+    assert gpio.header_chip(tmp_path / "no-gpio-at-all") is None
+
+
+def test_header_pin_factory_opens_that_chip_with_lgpio(tmp_path, monkeypatch):
+    """On a Pi the drawer's pins come from lgpio on the header's chip; here the chip is
+    named but /dev has no such device, so real lgpio fails and the error says which."""
+    bus = gpio_bus(tmp_path, PI5_DEBIAN)
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    with pytest.raises(OSError, match=r"^gpiochip10: "):
+        gpio.header_pin_factory(bus)
+    monkeypatch.setattr(gpio, "GPIO_BUS", bus)
+    with pytest.raises(DrawerError, match=r"^GPIO 17: gpiochip10: "):
+        GpioDrawer(DrawerConfig(pin=17))
+    # A factory chosen already (the operator's, a mock) or no header: gpiozero decides.
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    assert gpio.header_pin_factory(bus) is None
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY")
+    assert gpio.header_pin_factory(tmp_path / "no-gpio-at-all") is None
+    monkeypatch.setattr(Device, "pin_factory", MockFactory())
+    assert gpio.header_pin_factory(bus) is None
 
 
 # ---------------------------------------------------------------- diagnostics

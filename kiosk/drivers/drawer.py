@@ -1,9 +1,10 @@
 """The cash drawer: a GPIO pulse (gpiozero), a kick through the printer, or none.
 
 A solenoid drawer opens on a short pulse; gpiozero's DigitalOutputDevice drives
-the pin (active high or low) and its `blink(n=1)` times the pulse in gpiozero's
-own background thread, so the UI never waits. An optional switch (gpiozero
-Button) tells open from closed and warns when the drawer is left open.
+the pin (active high or low) on the header's own gpiochip (see drivers.gpio), and
+its `blink(n=1)` times the pulse in gpiozero's own background thread, so the UI
+never waits. An optional switch (gpiozero Button) tells open from closed and warns
+when the drawer is left open.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gpiozero.exc import GPIOZeroError
 
 from kiosk.config import DrawerConfig
 from kiosk.drivers.base import DrawerError
+from kiosk.drivers.gpio import header_pin_factory
 
 
 class GpioDrawer:
@@ -25,12 +27,18 @@ class GpioDrawer:
         self.open_warn_s = config.open_warn_s
         self.on_left_open = on_left_open
         try:
+            self._factory = header_pin_factory()
             self.output = DigitalOutputDevice(
-                config.pin, active_high=config.active_high, initial_value=False
+                config.pin,
+                active_high=config.active_high,
+                initial_value=False,
+                pin_factory=self._factory,
             )
             self.sensor = None
             if config.sensor_pin is not None:
-                self.sensor = Button(config.sensor_pin, pull_up=True, bounce_time=0.02)
+                self.sensor = Button(
+                    config.sensor_pin, pull_up=True, bounce_time=0.02, pin_factory=self._factory
+                )
         except (GPIOZeroError, OSError, RuntimeError) as exc:
             raise DrawerError(f"GPIO {config.pin}: {exc}") from exc
         self._open_since: float | None = None
@@ -75,6 +83,8 @@ class GpioDrawer:
         self.output.close()
         if self.sensor is not None:
             self.sensor.close()
+        if self._factory is not None:
+            self._factory.close()
 
 
 class PrinterKickDrawer:

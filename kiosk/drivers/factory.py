@@ -12,7 +12,7 @@ from kiosk.drivers.preview import PreviewPrinter
 from kiosk.drivers.printer import EscposPrinter
 from kiosk.drivers.scanner import EvdevScanner, SerialScanner, SimulatedScanner
 
-NO_GPIO_HINT = "no GPIO here (not a Raspberry Pi, or lgpio missing: apt-get install python3-lgpio)"
+NO_GPIO_HINT = "no GPIO here (not a Raspberry Pi, or lgpio missing: pip install 'kiosk[pi]')"
 
 
 def make_printer(config: Config, demo_folder: Path | None = None):

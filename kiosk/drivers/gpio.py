@@ -1,0 +1,65 @@
+"""The Pi's 40-pin header as a gpiozero pin factory, its gpiochip found by what drives it.
+
+gpiozero's lgpio factory guesses the header's chip: gpiochip0, or gpiochip4 on a Pi 5.
+That matches Raspberry Pi OS's kernel. On Debian's kernel (the image's) the numbers
+follow probe order instead: on a Pi 5 the header hangs off RP1, behind PCIe, and its
+chip comes after the SoC's own GPIO banks. So the chip is looked up by the device-tree
+`compatible` of the controller behind it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gpiozero import Device
+
+# The controllers that drive the 40-pin header: the Pi 5's RP1, the Pi 4 family's
+# BCM2711, and the BCM2835 pin block of the Pi 3 and Zero 2 W.
+HEADER_CONTROLLERS = ("raspberrypi,rp1-gpio", "brcm,bcm2711-gpio", "brcm,bcm2835-gpio")
+GPIO_BUS = Path("/sys/bus/gpio/devices")
+
+
+def _compatibles(chip: Path) -> set[str]:
+    """The chip's device-tree compatible strings, from its own node or its parent's."""
+    for node in (chip / "of_node", chip.resolve().parent / "of_node"):
+        try:
+            raw = (node / "compatible").read_bytes()
+        except OSError:
+            continue
+        return {part.decode(errors="replace") for part in raw.split(b"\0") if part}
+    return set()
+
+
+def header_chip(bus: Path = GPIO_BUS) -> int | None:
+    """The gpiochip number of the 40-pin header, or None where there is none (not a Pi)."""
+    chips = sorted(
+        (p for p in bus.glob("gpiochip*") if p.name[8:].isdigit()), key=lambda p: int(p.name[8:])
+    )
+    for chip in chips:
+        if _compatibles(chip) & set(HEADER_CONTROLLERS):
+            return int(chip.name[8:])
+    return None
+
+
+def header_pin_factory(bus: Path | None = None):
+    """An lgpio pin factory on the header's chip, or None to leave gpiozero its own choice.
+
+    None when a factory is already chosen (GPIOZERO_PIN_FACTORY, or a mock set by a test
+    or `kiosk hw drawer --mock`), when there is no Pi header here, or when lgpio is not
+    installed (gpiozero then falls back and its error says so). A chip that will not
+    open (permissions, say) is an OSError naming it.
+    """
+    if os.environ.get("GPIOZERO_PIN_FACTORY") or Device.pin_factory is not None:
+        return None
+    chip = header_chip(bus or GPIO_BUS)
+    if chip is None:
+        return None
+    try:
+        from gpiozero.pins.lgpio import LGPIOFactory  # noqa: PLC0415 (needs lgpio: on a Pi only)
+    except ImportError:
+        return None
+    try:
+        return LGPIOFactory(chip=chip)
+    except Exception as exc:  # lgpio.error is a bare Exception subclass
+        raise OSError(f"gpiochip{chip}: {exc}") from exc
