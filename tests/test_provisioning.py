@@ -357,6 +357,37 @@ def test_image_recipe_generated_files_and_root_population(base_image, tmp_path):
     assert shown.stdout == "unprovisioned\n"  # populated by mkfs.ext4 -d, no mount
 
 
+def test_image_python_packages_are_pinned():
+    """The image's venv installs with image/constraints.txt (`build.sh pins OUT` writes
+    it from a built image): every dependency the app declares, and the GPIO library for
+    the image's Python 3.13, is pinned to one version, so two builds get the same code."""
+    import configparser
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (REPO / "image" / "constraints.txt").read_text().splitlines():
+        name, _, version = line.partition("==")
+        assert name and version, f"constraints.txt: {line!r} is not name==version"
+        pins[canonicalize_name(name)] = version
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    image_python = {"python_version": "3.13", "sys_platform": "linux", "extra": "pi"}
+    declared = [Requirement(line) for key in ("install_requires",)
+                for line in setup["options"][key].splitlines()
+                if line.strip() and not line.strip().startswith("#")]  # fmt: skip
+    declared += [Requirement(line) for line in setup["options.extras_require"]["pi"].splitlines()
+                 if line.strip() and not line.strip().startswith("#")]  # fmt: skip
+    for requirement in declared:
+        if requirement.marker and not requirement.marker.evaluate(image_python):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in image/constraints.txt"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {requirement}"
+    assert "adafruit-lgpio" in pins and "lgpio" not in pins
+
+
 def debugfs(image: Path, part: card.Partition, request: str, tmp_path: Path):
     """debugfs on one partition of an image, cut out to a file: no mount needed."""
     piece = tmp_path / f"part{part.number}.ext4"
