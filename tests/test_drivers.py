@@ -403,6 +403,34 @@ def test_header_pin_factory_opens_that_chip_with_lgpio(tmp_path, monkeypatch):
     assert gpio.header_pin_factory(bus) is None
 
 
+def test_lgpio_starts_where_the_current_folder_is_read_only(tmp_path):
+    """Real lgpio makes a named pipe in the current folder on import and fails in a
+    read-only one (anywhere on the image's root). Here the folder is made to look
+    read-only to os.access, as a read-only mount does (EROFS, even for root)."""
+    here, scratch = tmp_path / "here", tmp_path / "scratch"
+    here.mkdir()
+    scratch.mkdir()
+    code = (
+        "import os\n"
+        "real = os.access\n"
+        "os.access = lambda p, m, **kw: False if (p, m) == (os.getcwd(), os.W_OK) else real(p, m)\n"
+        "from kiosk.drivers.gpio import lgpio_factory_class\n"
+        "print(lgpio_factory_class().__name__, os.getcwd())\n"
+    )
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=here, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["LGPIOFactory", str(here)]  # back where it was
+    assert [p.name for p in scratch.iterdir()] == [".lgd-nfy0"] and not any(here.iterdir())
+    # A writable folder: lgpio's own behaviour, the pipe where the program runs.
+    plain = subprocess.run([sys.executable, "-c", "from kiosk.drivers.gpio import "
+                            "lgpio_factory_class; lgpio_factory_class()"], cwd=here, env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert [p.name for p in here.iterdir()] == [".lgd-nfy0"]
+
+
 # ---------------------------------------------------------------- diagnostics
 
 

@@ -10,6 +10,8 @@ chip comes after the SoC's own GPIO banks. So the chip is looked up by the devic
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 from gpiozero import Device
@@ -56,10 +58,31 @@ def header_pin_factory(bus: Path | None = None):
     if chip is None:
         return None
     try:
-        from gpiozero.pins.lgpio import LGPIOFactory  # noqa: PLC0415 (needs lgpio: on a Pi only)
+        factory_class = lgpio_factory_class()
     except ImportError:
         return None
     try:
-        return LGPIOFactory(chip=chip)
+        return factory_class(chip=chip)
     except Exception as exc:  # lgpio.error is a bare Exception subclass
         raise OSError(f"gpiochip{chip}: {exc}") from exc
+
+
+def lgpio_factory_class():
+    """gpiozero's LGPIOFactory, imported so that lgpio can start.
+
+    Importing lgpio makes a named pipe, `.lgd-nfyN`, in the current folder for its
+    callback thread and fails where that folder is read-only: on the image that is
+    anywhere on the root, where a technician runs `kiosk hw drawer`. kiosk.service
+    runs in the writable /var/lib/kiosk; elsewhere the import happens from the
+    temporary folder (a tmpfs on the image) and the pipe stays there.
+    """
+    here = os.getcwd()
+    move = "lgpio" not in sys.modules and not os.access(here, os.W_OK)
+    if move:
+        os.chdir(tempfile.gettempdir())
+    try:
+        from gpiozero.pins.lgpio import LGPIOFactory  # noqa: PLC0415 (needs lgpio: a Pi only)
+    finally:
+        if move:
+            os.chdir(here)
+    return LGPIOFactory
