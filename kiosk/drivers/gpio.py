@@ -35,12 +35,10 @@ def _compatibles(chip: Path) -> set[str]:
 
 def header_chip(bus: Path = GPIO_BUS) -> int | None:
     """The gpiochip number of the 40-pin header, or None where there is none (not a Pi)."""
-    chips = sorted(
-        (p for p in bus.glob("gpiochip*") if p.name[8:].isdigit()), key=lambda p: int(p.name[8:])
-    )
-    for chip in chips:
-        if _compatibles(chip) & set(HEADER_CONTROLLERS):
-            return int(chip.name[8:])
+    chips = {int(p.name[8:]): p for p in bus.glob("gpiochip*") if p.name[8:].isdigit()}
+    for number in sorted(chips):
+        if _compatibles(chips[number]) & set(HEADER_CONTROLLERS):
+            return number
     return None
 
 
