@@ -241,11 +241,11 @@ kept_machine_id() {  # kept_machine_id LOG: the real root made no new machine id
 }
 
 boot_once() {
-    # boot_once IMAGE LOG KERNEL INITRD BROKEN CHECK STEP...: boot until every step is
-    # seen, run CHECK (a function, or "true"), wait 20 s more for a late crash or
-    # watchdog, fail on a line matching BROKEN; then cut the power.
-    local image=$1 log=$2 kernel=$3 initrd=$4 broken=$5 check=$6
-    shift 6
+    # boot_once IMAGE LOG KERNEL INITRD CHECK STEP...: boot until every step is seen,
+    # run CHECK (a function given LOG and the monitor socket), wait 20 s more for a late
+    # crash or watchdog, fail on a line matching BROKEN; then cut the power.
+    local image=$1 log=$2 kernel=$3 initrd=$4 check=$5
+    shift 5
     local sock="$log.monitor"
     local steps=("$@") began=$SECONDS verdict="" text step
     declare -A seen=()
@@ -264,7 +264,7 @@ boot_once() {
                 seen[$step]=1; echo "build.sh:   $((SECONDS - began)) s: $step"
             fi
         done
-        if grep -q -- "$broken" <<<"$text"; then verdict=failed
+        if grep -q -- "$BROKEN" <<<"$text"; then verdict=failed
         elif [ ${#seen[@]} = ${#steps[@]} ]; then verdict=ok
         fi
         kill -0 "$qemu" 2>/dev/null || verdict=${verdict:-qemu-exited}
@@ -276,8 +276,8 @@ boot_once() {
     kill -9 "$qemu" 2>/dev/null || true  # a power cut, not a shutdown
     wait "$qemu" 2>/dev/null || true
     text=$(strip_log "$log")
-    if [ "$verdict" != ok ] || grep -q -- "$broken" <<<"$text"; then
-        grep -n -- "$broken\|kiosk\[" <<<"$text" | tail -20 >&2
+    if [ "$verdict" != ok ] || grep -q -- "$BROKEN" <<<"$text"; then
+        grep -n -- "$BROKEN\|kiosk\[" <<<"$text" | tail -20 >&2
         echo "build.sh: boot test failed (${verdict:-timed out}); log: $log" >&2
         return 1
     fi
@@ -287,8 +287,8 @@ boot_test() {
     # Provision the image for the example shop's till-01 (it hosts the broker and the
     # controller) as in the field and boot it in qemu with a virtio GPU (the app draws
     # through KMS/DRM, as on a Pi). First boot must install the bundle and start the
-    # broker, the controller and the app (Started = READY=1, the app's after its first
-    # frame) with no unit failed; then the power is cut, and the next boot must come
+    # broker, the controller and the app (Started = READY=1, the app's once its selling
+    # screen is drawn) with no unit failed; then the power is cut, and the next boot must come
     # up the same way without first boot and with the same machine id.
     local out=$1 image="$1/kiosk-test.img" work="$1/boot-test" kernel initrd
     command -v qemu-system-aarch64 >/dev/null || { echo "build.sh: apt-get install qemu-system-arm" >&2; exit 2; }
@@ -303,15 +303,16 @@ boot_test() {
     kernel=$(ls "$out"/rootfs/boot/vmlinuz-* | head -1)
     initrd=$(ls "$out"/rootfs/boot/initrd.img-* | head -1)
     echo "build.sh: first boot (log: $out/boot.log)"
-    boot_once "$image" "$out/boot.log" "$kernel" "$initrd" "$BROKEN" scanner_check \
+    boot_once "$image" "$out/boot.log" "$kernel" "$initrd" scanner_check \
         "${FIRST_BOOT[@]}" || exit 1
     echo "build.sh: power cut; next boot (log: $out/boot2.log)"
-    boot_once "$image" "$out/boot2.log" "$kernel" "$initrd" "$BROKEN" kept_machine_id \
+    boot_once "$image" "$out/boot2.log" "$kernel" "$initrd" kept_machine_id \
         "${NEXT_BOOT[@]}" || exit 1
     echo "build.sh: boot test passed: provisioned on first boot, and up again after a power cut"
 }
 
 pins() {  # the Python packages of OUT's built venv become image/constraints.txt
+    arm64_emulation
     chroot "$1/rootfs" /opt/kiosk/venv/bin/pip freeze --exclude kiosk > "$HERE/constraints.txt"
 }
 

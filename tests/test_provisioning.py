@@ -374,11 +374,10 @@ def test_image_python_packages_are_pinned():
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
     image_python = {"python_version": "3.13", "sys_platform": "linux", "extra": "pi"}
-    declared = [Requirement(line) for key in ("install_requires",)
-                for line in setup["options"][key].splitlines()
+    options = setup["options"]["install_requires"], setup["options.extras_require"]["pi"]
+    listed = "\n".join(options)
+    declared = [Requirement(line) for line in listed.splitlines()
                 if line.strip() and not line.strip().startswith("#")]  # fmt: skip
-    declared += [Requirement(line) for line in setup["options.extras_require"]["pi"].splitlines()
-                 if line.strip() and not line.strip().startswith("#")]  # fmt: skip
     for requirement in declared:
         if requirement.marker and not requirement.marker.evaluate(image_python):
             continue

@@ -18,7 +18,7 @@ from gpiozero import Device
 
 # The controllers that drive the 40-pin header: the Pi 5's RP1, the Pi 4 family's
 # BCM2711, and the BCM2835 pin block of the Pi 3 and Zero 2 W.
-HEADER_CONTROLLERS = ("raspberrypi,rp1-gpio", "brcm,bcm2711-gpio", "brcm,bcm2835-gpio")
+HEADER_CONTROLLERS = frozenset({"raspberrypi,rp1-gpio", "brcm,bcm2711-gpio", "brcm,bcm2835-gpio"})
 GPIO_BUS = Path("/sys/bus/gpio/devices")
 
 
@@ -33,11 +33,12 @@ def _compatibles(chip: Path) -> set[str]:
     return set()
 
 
-def header_chip(bus: Path = GPIO_BUS) -> int | None:
+def header_chip(bus: Path | None = None) -> int | None:
     """The gpiochip number of the 40-pin header, or None where there is none (not a Pi)."""
-    chips = {int(p.name[8:]): p for p in bus.glob("gpiochip*") if p.name[8:].isdigit()}
+    found = (bus or GPIO_BUS).glob("gpiochip*")
+    chips = {int(p.name[8:]): p for p in found if p.name[8:].isdigit()}
     for number in sorted(chips):
-        if _compatibles(chips[number]) & set(HEADER_CONTROLLERS):
+        if _compatibles(chips[number]) & HEADER_CONTROLLERS:
             return number
     return None
 
@@ -52,7 +53,7 @@ def header_pin_factory(bus: Path | None = None):
     """
     if os.environ.get("GPIOZERO_PIN_FACTORY") or Device.pin_factory is not None:
         return None
-    chip = header_chip(bus or GPIO_BUS)
+    chip = header_chip(bus)
     if chip is None:
         return None
     try:
