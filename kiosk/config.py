@@ -96,6 +96,15 @@ class LedgerConfig(Section):
     path: Path = Field(default_factory=default_ledger_path)
     # FULL: a committed sale survives a power cut. NORMAL trades that for speed.
     synchronous: Literal["full", "normal"] = "full"
+    # The device's secret that keys staff PIN hashes: never inside the ledger, so a copy
+    # of the ledger alone (a backup, a support upload) does not give the PINs away.
+    pin_key: Path | None = Field(None, description="default: pin.key beside the ledger")
+
+    @property
+    def pin_key_path(self) -> Path:
+        """Beside the ledger: on a device the data partition (/var/lib/kiosk), which
+        persists and is the kiosk user's; the root file system is read-only."""
+        return self.pin_key or self.path.parent / "pin.key"
 
 
 class MqttConfig(Section):

@@ -27,6 +27,13 @@ class LedgerError(Exception):
 def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Staff PIN hashes live here: 0600 from the start (SQLite gives -wal and -shm the
+    # main file's mode), and an older world-readable ledger and its companions fixed.
+    from kiosk.files import create_private, restrict  # noqa: PLC0415
+
+    create_private(path)
+    for companion in ("-wal", "-shm", "-journal"):
+        restrict(Path(f"{path}{companion}"))
     db = SqliteDatabase(
         str(path),
         pragmas={

@@ -1,8 +1,18 @@
 """Staff members, PIN login with lockout, and role checks.
 
-PINs are stored only as scrypt hashes (stdlib, memory-hard): a stolen SD card does
-not give the PINs away cheaply. Repeated failures lock the member out for a while;
-every login, failure and lockout is audited.
+PINs are stored only as scrypt hashes (stdlib, memory-hard) of the PIN keyed with
+the device's PIN key: HMAC-SHA256(key, PIN) goes into scrypt, and the key is a
+32-byte secret in its own file beside the ledger (`[ledger] pin_key`, default
+pin.key in the ledger's folder, created 0600 on first use), never in the ledger. A
+copy of the ledger alone (a backup, a support upload) does not let anyone try PINs;
+the card as a whole holds both, and a 4-8 digit PIN falls to brute force once the
+key is known: see the README on what a stolen card gives away.
+
+Hashes from before the key (`scrypt$...`) still log in, and are rewritten keyed on
+the member's next successful login. A keyed hash names its key (a short id derived
+from it), so a lost or replaced key is reported as such, not as a wrong PIN; a
+technician then sets new PINs (`set_pin`). Repeated failures lock the member out for
+a while; every login, failure, lockout and PIN change is audited.
 """
 
 from __future__ import annotations
@@ -12,7 +22,9 @@ import hmac
 import re
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
+from kiosk import files
 from kiosk.ledger import audit
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import Staff, utc_now
@@ -21,28 +33,99 @@ ROLES = ("cashier", "supervisor", "technician")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 PIN_RE = re.compile(r"\d{4,8}")
 CODE_RE = re.compile(r"[A-Za-z0-9]{1,16}")
+KEYED = "hmac-scrypt"  # hmac-scrypt$<key id>$n$r$p$<salt>$<digest>
+UNKEYED = "scrypt"  # scrypt$n$r$p$<salt>$<digest>, before the PIN key (still verified)
+KEY_BYTES = 32
+RESET_HINT = "a technician sets a new PIN with 'kiosk staff pin CODE'"
 
 
 class AuthError(LedgerError):
     """A refused login: wrong PIN, locked out, unknown or inactive member."""
 
 
-def hash_pin(pin: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+def key_path(ledger: Ledger) -> Path:
+    return ledger.config.ledger.pin_key_path
 
 
-def pin_matches(pin: str, stored: str) -> bool:
+def load_key(path: Path) -> bytes:
+    """The device's PIN key (64 hex digits in a 0600 file), made on first use. An
+    existing key file others can read is made 0600 first."""
     try:
-        scheme, n, r, p, salt, digest = stored.split("$")
+        files.restrict(path)
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return _new_key(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LedgerError(f"{path}: cannot read the PIN key: {_reason(exc)}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise LedgerError(
+            f"{path}: not a PIN key ({KEY_BYTES * 2} hex digits); move it away, then {RESET_HINT}"
+        )
+    return key
+
+
+def _new_key(path: Path) -> bytes:
+    key = secrets.token_bytes(KEY_BYTES)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_private(path, key.hex() + "\n", replace=False)
+    except FileExistsError:
+        return load_key(path)  # another process made it first: use theirs
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot create the PIN key: {_reason(exc)}") from None
+    return key
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def key_id(key: bytes) -> str:
+    """Names a key in the hashes it made (not the key: an HMAC of a fixed text)."""
+    return hmac.new(key, b"kiosk pin key id", hashlib.sha256).hexdigest()[:8]
+
+
+def hash_pin(pin: str, key: bytes) -> str:
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(_keyed(pin, key), salt, _SCRYPT["n"], _SCRYPT["r"], _SCRYPT["p"])
+    n, r, p = _SCRYPT["n"], _SCRYPT["r"], _SCRYPT["p"]
+    return f"{KEYED}${key_id(key)}${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def _keyed(pin: str, key: bytes) -> bytes:
+    return hmac.new(key, pin.encode(), hashlib.sha256).digest()
+
+
+def _scrypt(secret: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, dklen=32)
+
+
+def hashed_under(stored: str) -> str | None:
+    """The key id a keyed hash was made with; None for an unkeyed (old) hash."""
+    scheme, _, rest = stored.partition("$")
+    return rest.partition("$")[0] if scheme == KEYED else None
+
+
+def pin_matches(pin: str, stored: str, key: bytes) -> bool:
+    """Keyed hashes need this key (a hash made under another key never matches);
+    old unkeyed hashes are checked as they were made."""
+    fields = stored.split("$")
+    try:
+        if fields[0] == KEYED and len(fields) == 7:
+            if fields[1] != key_id(key):
+                return False
+            secret, (n, r, p, salt, digest) = _keyed(pin, key), fields[2:]
+        elif fields[0] == UNKEYED and len(fields) == 6:
+            secret, (n, r, p, salt, digest) = pin.encode(), fields[1:]
+        else:
+            return False
+        actual = _scrypt(secret, bytes.fromhex(salt), int(n), int(r), int(p))
     except ValueError:
         return False
-    if scheme != "scrypt":
-        return False
-    actual = hashlib.scrypt(
-        pin.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
-    )
     return hmac.compare_digest(actual.hex(), digest)
 
 
@@ -55,14 +138,29 @@ def add(ledger: Ledger, code: str, name: str, role: str, pin: str, by: str | Non
         raise LedgerError("PIN must be 4 to 8 digits")
     if not name.strip():
         raise LedgerError("staff name must not be empty")
+    pin_hash = hash_pin(pin, load_key(key_path(ledger)))  # slow: outside the write lock
     with ledger.db.atomic():
         if Staff.get_or_none(Staff.code == code) is not None:
             raise LedgerError(f"staff code {code} is taken")
         member = Staff.create(
-            code=code, name=name.strip(), role=role, pin_hash=hash_pin(pin), created_at=utc_now()
+            code=code, name=name.strip(), role=role, pin_hash=pin_hash, created_at=utc_now()
         )
         audit.record("staff_add", by, code, "role", None, role)
         return member
+
+
+def set_pin(ledger: Ledger, code: str, pin: str, by: str | None) -> None:
+    """A new PIN for a member (forgotten, or set under a PIN key the device lost):
+    hashed under the device's current key; failures and any lockout are cleared."""
+    if not PIN_RE.fullmatch(pin):
+        raise LedgerError("PIN must be 4 to 8 digits")
+    pin_hash = hash_pin(pin, load_key(key_path(ledger)))
+    with ledger.db.atomic():
+        _get(code)
+        audit.record("staff_pin", by, code, "pin")  # never the PIN or its hash
+        Staff.update(pin_hash=pin_hash, failed_attempts=0, locked_until=None).where(
+            Staff.code == code
+        ).execute()
 
 
 def set_role(ledger: Ledger, code: str, role: str, by: str | None) -> None:
@@ -95,6 +193,9 @@ def login(ledger: Ledger, pin: str, code: str | None = None) -> Staff:
     member, so guessing PINs at the pad locks the pad)."""
     cfg = ledger.config.staff
     now = utc_now()
+    path = key_path(ledger)
+    key = load_key(path)
+    current = key_id(key)
     with ledger.db.atomic():
         members = [_get(code)] if code else list(Staff.select().where(Staff.active))
         if not members:
@@ -103,15 +204,26 @@ def login(ledger: Ledger, pin: str, code: str | None = None) -> Staff:
         if code and locked:
             minutes = int((locked[0].locked_until - now).total_seconds() // 60) + 1
             raise AuthError(f"{code} is locked out for {minutes} more minute(s)")
+        # PINs set under a key this device no longer has can never match: say so.
+        stale = [m for m in members if hashed_under(m.pin_hash) not in (None, current)]
+        if code and stale and members[0].active:
+            raise AuthError(
+                f"{code}'s PIN was set under another PIN key than {path} (lost or replaced): "
+                + RESET_HINT.replace("CODE", code)
+            )
         for member in members:
-            if member not in locked and member.active and pin_matches(pin, member.pin_hash):
-                Staff.update(failed_attempts=0, locked_until=None).where(
-                    Staff.code == member.code
-                ).execute()
+            if member in locked or member in stale or not member.active:
+                continue
+            if pin_matches(pin, member.pin_hash, key):
+                update = {"failed_attempts": 0, "locked_until": None}
+                if hashed_under(member.pin_hash) is None:  # from before the key: key it now
+                    update["pin_hash"] = hash_pin(pin, key)
+                    audit.record("staff_pin", None, member.code, "pin", detail="keyed")
+                Staff.update(**update).where(Staff.code == member.code).execute()
                 audit.record("login", member.code)
                 return member
         for member in members:
-            if member in locked:
+            if member in locked or member in stale:
                 continue
             attempts = member.failed_attempts + 1
             update = {"failed_attempts": attempts}
@@ -125,4 +237,9 @@ def login(ledger: Ledger, pin: str, code: str | None = None) -> Staff:
         audit.record("login_failed", None, code)
     if code and members[0].active is False:
         raise AuthError(f"{code} is not an active staff member")
+    if stale:
+        raise AuthError(
+            f"wrong PIN ({len(stale)} staff PIN(s) were set under another PIN key than "
+            f"{path}: {RESET_HINT})"
+        )
     raise AuthError("wrong PIN")
