@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import click
 
-from kiosk import __version__
+from kiosk import __version__, numbers, textfile
 from kiosk.checkout.replay import ReplayError
 from kiosk.config import Config, ConfigError
 from kiosk.config import load as load_config
@@ -24,7 +24,15 @@ from kiosk.ledger.barcodes import BarcodeError
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.money import MoneyError
 
-USER_ERRORS = (ConfigError, LedgerError, BarcodeError, MoneyError, ReplayError)
+USER_ERRORS = (
+    ConfigError,
+    LedgerError,
+    BarcodeError,
+    MoneyError,
+    ReplayError,
+    numbers.NumberError,
+    textfile.TextFileError,
+)
 
 
 class UserError(click.ClickException):
@@ -81,14 +89,13 @@ def open_ledger(db_path: Path | None = None) -> Ledger:
     return ledger
 
 
-def _decimal(value: str, what: str) -> Decimal:
+def _money_option(value: str, what: str) -> Decimal:
+    """A money amount given on the command line, in the configured currency's unit."""
+    unit = get_config().money.minor_unit
     try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise UserError(f"{what} {value!r} is not a number") from None
-    if not result.is_finite():
-        raise UserError(f"{what} {value!r} is not a number")
-    return result
+        return numbers.money(value, what, unit)
+    except numbers.NumberError as exc:
+        raise UserError(str(exc)) from None
 
 
 @click.group(cls=KioskGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -152,13 +159,13 @@ def replay_command(
         config = config.model_copy(
             update={"device": config.device.model_copy(update={"role": role})}
         )
-    if str(file) == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError(f"{file}: no such file") from None
+    try:
+        if str(file) == "-":
+            text = textfile.decode(sys.stdin.buffer.read(), "<stdin>")
+        else:
+            text = textfile.read_text(file)
+    except FileNotFoundError:
+        raise UserError(f"{file}: no such file") from None
     status = run_replay(config, text.splitlines(), db_path, catalog_file, out=click.echo)
     if status:
         raise click.exceptions.Exit(status)
@@ -210,8 +217,7 @@ def catalog_import(db_path: Path | None, file: Path, dry_run: bool, staff: str |
 
     ledger = open_ledger(db_path)
     if dry_run:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
-            rows = catalog_csv.read_rows(ledger, stream, str(file))
+        rows = catalog_csv.read_file(ledger, file)
         click.echo(f"{file}: {len(rows)} rows ok (nothing written)")
         return
     result = catalog_csv.import_file(ledger, file, staff)
@@ -282,7 +288,7 @@ def report_z(db_path: Path | None, day: str | None, opening_float: str) -> None:
     except ValueError:
         raise UserError(f"--date {day!r} is not YYYY-MM-DD") from None
     ledger = open_ledger(db_path)
-    z = reports.z_report(the_day, _decimal(opening_float, "--float"))
+    z = reports.z_report(the_day, _money_option(opening_float, "--float"))
     for line in z_report_lines(z, ledger.config):
         click.echo(line)
 
@@ -454,9 +460,10 @@ def controller_group(ctx: click.Context, database: str | None) -> None:
 
 @controller_group.command("status")
 @config_option
+@click.option("--dead-letters", "shown", default=10, show_default=True, help="How many to list.")
 @click.pass_context
-def controller_status(ctx: click.Context) -> None:
-    """Kiosks, low stock with reorder suggestions, and dead letters."""
+def controller_status(ctx: click.Context, shown: int) -> None:
+    """Kiosks, low stock with reorder suggestions, unknown SKUs and dead letters."""
     from kiosk.ledger.models import utc_now  # noqa: PLC0415
     from kiosk.mqtt import reorder, store  # noqa: PLC0415
 
@@ -465,11 +472,18 @@ def controller_status(ctx: click.Context) -> None:
     try:
         click.echo(f"shop {config.topic_root}")
         click.echo("kiosks:")
+        unsynced = reorder.unsynced_events()
         for kiosk in reorder.kiosks():
             state = "online " if kiosk.online else "OFFLINE"
+            clock = (
+                f"  clock unsynced in {unsynced[kiosk.device]} event(s)"
+                if kiosk.device in unsynced
+                else ""
+            )
             click.echo(
                 f"  {kiosk.device:<12} {state} last seen {kiosk.last_seen or '-'}  outbox "
                 f"{kiosk.outbox}  printer {kiosk.printer}  applied to seq {kiosk.applied_to}"
+                f"{clock}"
             )
         rows = reorder.suggestions(config.controller, utc_now())
         click.echo(f"stock: {len(rows)} SKU(s)")
@@ -480,10 +494,21 @@ def controller_status(ctx: click.Context) -> None:
                 f"  {r.sku:<12} on hand {r.on_hand:>6}  reorder point {r.reorder_point:>5}  "
                 f"{r.daily_demand}/day  order {r.order_qty} (case {r.case_pack})  {r.name}"
             )
+        unknown = reorder.unknown_skus()
+        if not store.SkuInfo.select().exists():
+            click.echo("unknown SKUs: not checked (no catalog: kiosk controller catalog FILE)")
+        else:
+            click.echo(f"unknown SKUs: {len(unknown)} (no reorder suggestions)")
+        for u in unknown:
+            click.echo(f"  {u.sku:<12} on hand {u.on_hand:>6}  from {', '.join(u.devices)}")
         dead = store.DeadLetter.select().count()
         click.echo(f"dead letters: {dead}")
-        for letter in store.DeadLetter.select().order_by(store.DeadLetter.id.desc()).limit(5):
-            click.echo(f"  {letter.received_at} {letter.topic}: {letter.error}")
+        letters = store.DeadLetter.select().order_by(store.DeadLetter.id.desc()).limit(shown)
+        for letter in letters:
+            times = f" (x{letter.times})" if (letter.times or 1) > 1 else ""
+            click.echo(
+                f"  {letter.last_at or letter.received_at} {letter.topic}{times}: {letter.error}"
+            )
     finally:
         db.close()
 
@@ -547,9 +572,12 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
         if not (tls_cert and tls_key):
             raise UserError("TLS needs both --tls-cert and --tls-key")
         tls = broker.TlsFiles(tls_cert, tls_key, tls_ca)
-    written = broker.write_config(
-        directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
-    )
+    try:
+        written = broker.write_config(
+            directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
+        )
+    except broker.BrokerError as exc:
+        raise UserError(str(exc)) from None
     for path in written:
         click.echo(str(path))
 
@@ -570,17 +598,22 @@ def broker_add_device(username: str, directory: Path, password_out: Path | None)
     """Give a kiosk (its device id) or the controller ('controller') broker credentials."""
     import re  # noqa: PLC0415
 
+    from kiosk import files  # noqa: PLC0415
     from kiosk.mqtt import broker  # noqa: PLC0415
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", username):
         raise UserError(f"{username!r} is not a device id")
+    if username != broker.CONTROLLER_USER and broker.reserved(username):
+        raise UserError(f"{username!r} is reserved for the shop controller")
+    if password_out and not (password_out.parent.is_dir() and (
+            not password_out.exists() or password_out.is_file())):  # fmt: skip
+        raise UserError(f"{password_out}: not a file in an existing folder")
     try:
         password = broker.add_credentials(directory / "passwd", username)
     except broker.BrokerError as exc:
         raise UserError(str(exc)) from None
-    if password_out:
-        password_out.touch(mode=0o600)
-        password_out.write_text(password + "\n")
+    if password_out:  # a new 0600 file renamed into place: never in a readable one
+        files.write_private(password_out, password + "\n")
         click.echo(f"{username}: password written to {password_out}")
     else:
         click.echo(f"{username}: {password}")

@@ -20,7 +20,7 @@ from tests.mqtt_env import free_port, wait_until
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def event(seq, kind, moves, at, device="till-01", counted=None):
+def event(seq, kind, moves, at, device="till-01", counted=None, clock=None):
     return StockEvent(
         device=device,
         seq=seq,
@@ -30,6 +30,7 @@ def event(seq, kind, moves, at, device="till-01", counted=None):
         moves=tuple(moves),
         counted=counted,
         counted_at={sku: at for sku in counted} if counted else None,
+        clock=clock,
     )
 
 
@@ -83,6 +84,7 @@ def test_counts_reconcile_against_events_after_them_in_any_order(sqlite_store):
 def test_reorder_suggestions_round_up_to_case_packs(sqlite_store):
     now = T0 + timedelta(days=1)
     store.SkuInfo.create(sku="WATER", name="Water", case_pack=6)
+    store.SkuInfo.create(sku="PEN", name="Pen", case_pack=1)
     apply_all(
         sqlite_store,
         [
@@ -104,6 +106,93 @@ def test_reorder_suggestions_round_up_to_case_packs(sqlite_store):
     # order up to 5 + 36/28 x 7 = 14, less 4 on hand = 10 -> two cases of 6
     assert water.order_qty == 12
     assert rows["PEN"].order_qty == 0 and not rows["PEN"].low
+
+
+def test_unknown_skus_are_flagged_and_never_suggested(sqlite_store):
+    now = T0 + timedelta(days=1)
+    cfg = ControllerConfig()
+    apply_all(
+        sqlite_store,
+        [
+            event(1, "receive", [("PEN", 5), ("GHOST", 3)], T0),
+            event(2, "count", [], T0, device="till-02", counted={"PHANTOM": 7}),
+        ],
+    )
+    # No catalog loaded: nothing to check against, every SKU gets its line.
+    assert reorder.unknown_skus() == []
+    assert {r.sku for r in reorder.suggestions(cfg, now)} == {"PEN", "GHOST", "PHANTOM"}
+    store.SkuInfo.create(sku="PEN", name="Pen", case_pack=1)
+    unknown = reorder.unknown_skus()
+    assert [(u.sku, u.on_hand, u.devices) for u in unknown] == [
+        ("GHOST", 3, ("till-01",)),
+        ("PHANTOM", 7, ("till-02",)),
+    ]
+    assert [r.sku for r in reorder.suggestions(cfg, now)] == ["PEN"]
+
+
+def test_a_conflicting_repeat_is_reported_an_identical_one_is_not(sqlite_store):
+    first = event(1, "sale", [("PEN", -1)], T0)
+    same = event(1, "sale", [("PEN", -1)], T0)
+    other = event(1, "sale", [("PEN", -50)], T0)
+    now = datetime.now(UTC)
+    with sqlite_store.atomic():
+        outcome = store.apply_events([first, same, other], now)
+    assert outcome.fresh == [first] and outcome.conflicts == [other]
+    with sqlite_store.atomic():
+        again = store.apply_events([same, other], now)
+    assert again.fresh == [] and again.conflicts == [other]
+    assert levels() == {"PEN": -1}
+
+
+def test_one_devices_seq_orders_a_count_and_its_moves_when_its_clock_is_unsynced(sqlite_store):
+    """A kiosk without a synchronised clock: its times say nothing; its seq does."""
+    late, early = T0 + timedelta(days=2), T0 - timedelta(days=300)
+    receive = event(1, "receive", [("PEN", 100)], late, clock="unsynced")
+    count = event(3, "count", [], T0, counted={"PEN": 40}, clock="unsynced")
+    # Dated long before the count, but made after it (seq 4): it counts after.
+    after = event(4, "sale", [("PEN", -3)], early, clock="unsynced")
+    # Dated after the count, but made before it (seq 2): the count saw it.
+    before = event(2, "sale", [("PEN", -7)], late, clock="unsynced")
+    for order in ([receive, count, after, before], [after, before, count, receive]):
+        sqlite_store.drop_tables(store.MODELS)
+        sqlite_store.create_tables(store.MODELS)
+        apply_all(sqlite_store, order)
+        assert levels() == {"PEN": 37}, order
+    # Another device's sale is placed by its own time, as before.
+    other = event(1, "sale", [("PEN", -1)], T0 + timedelta(minutes=1), device="till-02")
+    apply_all(sqlite_store, [other])
+    assert levels() == {"PEN": 36}
+    # A later count of the same device (higher seq) wins though its time is older.
+    recount = event(5, "count", [], early, counted={"PEN": 20}, clock="unsynced")
+    apply_all(sqlite_store, [recount])
+    assert levels() == {"PEN": 20 - 1}  # till-02's sale is dated after `early`
+
+
+def test_a_sale_between_counting_and_posting_still_counts_after(sqlite_store):
+    """Synchronised clock: a sale rung up on the counting device after the shelf was
+    counted but before the count was posted (lower seq, later time) is not absorbed."""
+    receive = event(1, "receive", [("PEN", 50)], T0, clock="synced")
+    sale = event(2, "sale", [("PEN", -2)], T0 + timedelta(minutes=5), clock="synced")
+    count = StockEvent(
+        device="till-01", seq=3, ts=T0 + timedelta(minutes=10), kind="count",
+        txn="till-01-000003", moves=(), counted={"PEN": 45},
+        counted_at={"PEN": T0 + timedelta(minutes=1)}, clock="synced",
+    )  # fmt: skip
+    apply_all(sqlite_store, [count, sale, receive])
+    assert levels() == {"PEN": 43}
+
+
+def test_a_move_dated_ahead_takes_effect_when_it_arrived(sqlite_store):
+    """Within the tolerance a kiosk's clock may run ahead: the move is placed no
+    later than the controller's own now, so a count made meanwhile still sees it."""
+    now = datetime.now(UTC)
+    ahead = event(1, "sale", [("PEN", -1)], now + timedelta(seconds=200), device="till-02")
+    with sqlite_store.atomic():
+        store.apply_events([ahead], now)
+    count = event(1, "count", [], now + timedelta(seconds=1), counted={"PEN": 10})
+    with sqlite_store.atomic():
+        store.apply_events([count], now + timedelta(seconds=1))
+    assert levels() == {"PEN": 10}
 
 
 def test_payload_parsing_round_trip():

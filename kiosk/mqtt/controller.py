@@ -6,7 +6,10 @@ that applied it has committed, so a controller killed mid-burst loses nothing (t
 broker redelivers) and applies nothing twice ((device, seq) is unique). Gaps in a
 kiosk's seq, seen in the events or against the seq its status reports, are asked
 for again on <root>/kiosk/<device>/resync. Levels are published retained on
-<root>/stock/<sku>. Malformed messages are dead-lettered and change nothing.
+<root>/stock/<sku>. No message can stop the controller or hold up the ones after
+it: anything off-contract (topics.py holds every bound), a conflicting repeat of a
+(device, seq), or a message that fails to apply for any reason is dead-lettered
+with the reason, acknowledged, and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from kiosk.mqtt import store, topics
 from kiosk.mqtt.publisher import make_client
 
 log = logging.getLogger(__name__)
+
+
+def _topic(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:  # paho decodes the topic on access
+        return bytes(message._topic).decode("utf-8", "replace")
+
+
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 BATCH = 500
 
@@ -101,12 +113,16 @@ class Controller:
         last_ping = 0.0
         try:
             while not stop.is_set():
-                batch = self._next_batch()
-                if batch:
-                    self.apply_batch(batch)
-                    if on_batch:
-                        on_batch(self)
-                self.check_gaps()
+                try:
+                    batch = self._next_batch()
+                    if batch:
+                        self.apply_batch(batch)
+                        if on_batch:
+                            on_batch(self)
+                    self.check_gaps()
+                except Exception:  # noqa: BLE001 - the loop outlives any one failure
+                    log.exception("controller loop")
+                    stop.wait(1.0)
                 now = time.monotonic()
                 if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval:
                     notifier.ping()  # from the loop that applies: a stuck loop stops pinging
@@ -145,22 +161,109 @@ class Controller:
     # ------------------------------------------------------------ applying
 
     def apply_batch(self, batch: list[mqtt.MQTTMessage]) -> set[str]:
-        """Apply in one transaction, then acknowledge, then publish the new levels."""
+        """Apply in one transaction, then acknowledge, then publish the new levels.
+
+        No message can stop this: one that is off-contract, conflicts, or fails to
+        apply for any reason (a bug of ours included) is dead-lettered with the reason
+        and acknowledged like the rest, and the others in the batch still apply."""
         now = utc_now()
-        events: list[topics.StockEvent] = []
-        with self.db.atomic():
-            for message in batch:
-                event = self._parse(message, now)
-                if event is not None:
-                    events.append(event)
-            changed, fresh = store.apply_events(events, now)
-        self.applied += len(fresh)
-        self.duplicates += len(events) - len(fresh)
-        for event in fresh:
-            self._touch(event.device)
+        try:
+            with self.db.atomic():
+                changed = self._apply(batch, now)
+        except Exception:  # noqa: BLE001 - e.g. the commit itself failed
+            if len(batch) == 1:
+                log.exception("could not apply a message on %s", _topic(batch[0]))
+                self._last_resort(batch[0], now)
+                changed = set()
+            else:
+                log.exception("a batch of %d failed; applying it message by message", len(batch))
+                self.stopping.wait(0.2)  # a database that is down: do not spin
+                changed = set()
+                for message in batch:
+                    changed |= self.apply_batch([message])
+                return changed
         for message in batch:
             if message.qos:
                 self.client.ack(message.mid, message.qos)
+        try:
+            self._publish_levels(changed)
+        except Exception:  # noqa: BLE001 - the levels go out with the next change
+            log.exception("could not publish stock levels")
+        return changed
+
+    def _apply(self, batch: list[mqtt.MQTTMessage], now) -> set[str]:
+        """Everything a batch does to the store, inside the caller's transaction."""
+        dead: list[tuple[mqtt.MQTTMessage, str]] = []
+        events: list[topics.StockEvent] = []
+        source: dict[int, mqtt.MQTTMessage] = {}
+        for message in batch:
+            try:
+                parsed = self._parse(message, now)
+            except topics.PayloadError as exc:
+                dead.append((message, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug of ours must not stop the shop
+                log.exception("could not parse a message on %s", _topic(message))
+                dead.append((message, f"internal error: {exc!r}"))
+                continue
+            if isinstance(parsed, topics.StockEvent):
+                events.append(parsed)
+                source[id(parsed)] = message
+            elif parsed is not None:
+                try:
+                    with self.db.atomic():  # a savepoint: a failure undoes only this
+                        store.record_status(parsed)
+                    self._touch(parsed.device)
+                except Exception as exc:  # noqa: BLE001
+                    dead.append((message, f"could not record the status: {exc!r}"))
+        try:
+            with self.db.atomic():
+                outcome = store.apply_events(events, now)
+        except Exception:  # noqa: BLE001 - find the event that failed, apply the others
+            log.warning("applying %d events together failed; one by one", len(events))
+            outcome = store.Outcome(set(), [], [])
+            for event in events:
+                try:
+                    with self.db.atomic():
+                        one = store.apply_events([event], now)
+                except Exception as exc:  # noqa: BLE001
+                    dead.append((source[id(event)], f"could not apply: {exc!r}"))
+                    continue
+                outcome.changed.update(one.changed)
+                outcome.fresh.extend(one.fresh)
+                outcome.conflicts.extend(one.conflicts)
+        for event in outcome.conflicts:
+            dead.append(
+                (source[id(event)], f"conflict: {event.id} was applied before with other content")
+            )
+        self.applied += len(outcome.fresh)
+        self.duplicates += len(events) - len(outcome.fresh) - len(outcome.conflicts)
+        for event in outcome.fresh:
+            self._touch(event.device)
+        for message, reason in dead:
+            self._dead_letter(message, reason, now)
+        return outcome.changed
+
+    def _dead_letter(self, message: mqtt.MQTTMessage, reason: str, now) -> None:
+        self.dead += 1
+        log.warning("dead-lettered a message on %s: %s", _topic(message), reason)
+        try:
+            with self.db.atomic():
+                store.dead_letter(_topic(message), message.payload, reason, now)
+        except Exception:  # noqa: BLE001 - logged above; the message is still acknowledged
+            log.exception("could not keep the dead letter")
+
+    def _last_resort(self, message: mqtt.MQTTMessage, now) -> None:
+        """A message whose own transaction failed: dead-letter it in a fresh one, or at
+        least log it. It is acknowledged either way; a stock event lost so is asked
+        for again by the gap check (the kiosk keeps it in its outbox)."""
+        try:
+            with self.db.atomic():
+                self._dead_letter(message, "could not apply (see the controller's log)", now)
+        except Exception:  # noqa: BLE001
+            log.exception("lost a message on %s", _topic(message))
+
+    def _publish_levels(self, changed: set[str]) -> None:
         levels = store.StockLevel.select().where(store.StockLevel.sku.in_(sorted(changed)))
         for level in levels:
             self.client.publish(
@@ -169,48 +272,19 @@ class Controller:
                 1,
                 True,
             )
-        return changed
 
-    def _parse(self, message: mqtt.MQTTMessage, now) -> topics.StockEvent | None:
-        """A stock event to apply; statuses are recorded here; bad ones dead-lettered."""
-        device = self.topics.device_of(message.topic)
-        try:
-            if device is None:
-                raise topics.PayloadError("not a kiosk topic")
-            if message.topic == self.topics.kiosk_stock(device):
-                return topics.parse_stock_event(message.payload, device)
-            if message.topic == self.topics.kiosk_status(device):
-                status = topics.parse_kiosk_status(message.payload, device)
-                store.KioskState.insert(
-                    device=device,
-                    online=status.online,
-                    last_seen=store.ts(status.ts),
-                    outbox=status.outbox,
-                    printer=status.printer,
-                    reported_seq=status.seq,
-                ).on_conflict(
-                    conflict_target=[store.KioskState.device],
-                    preserve=[
-                        store.KioskState.online,
-                        store.KioskState.last_seen,
-                        store.KioskState.outbox,
-                        store.KioskState.printer,
-                        store.KioskState.reported_seq,
-                    ],
-                ).execute()
-                self._touch(device)
-                return None
-            raise topics.PayloadError("unexpected topic")
-        except topics.PayloadError as exc:
-            self.dead += 1
-            store.DeadLetter.create(
-                topic=message.topic[:200],
-                payload=message.payload[:2000].decode("utf-8", "replace"),
-                error=str(exc),
-                received_at=store.ts(now),
-            )
-            log.warning("dead-lettered a message on %s: %s", message.topic, exc)
-            return None
+    def _parse(self, message: mqtt.MQTTMessage, now) -> topics.StockEvent | topics.KioskStatus:
+        """A stock event or a kiosk status, or PayloadError saying what is wrong."""
+        topic = message.topic
+        device = self.topics.device_of(topic)
+        if device is None:
+            raise topics.PayloadError("not a kiosk topic")
+        tolerance = self.config.controller.future_tolerance_s
+        if topic == self.topics.kiosk_stock(device):
+            return topics.parse_stock_event(message.payload, device, now, tolerance)
+        if topic == self.topics.kiosk_status(device):
+            return topics.parse_kiosk_status(message.payload, device, now, tolerance)
+        raise topics.PayloadError("unexpected topic")
 
     def _touch(self, device: str) -> None:
         self._gap_since.setdefault(device, 0.0)

@@ -6,6 +6,11 @@
     suggestion           = order up to - on hand, rounded up to whole case packs
 
 Items at or below their reorder point are low; the suggestion is what to order.
+
+Once a catalog is loaded (`kiosk controller catalog FILE`), a SKU a kiosk reports
+that the catalog does not know is unknown: listed by `unknown_skus` (and in
+`kiosk controller status`) and never given a suggestion. With no catalog loaded the
+controller knows no SKU list to check against, so every SKU gets suggestions.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from decimal import Decimal
 from peewee import fn
 
 from kiosk.config import ControllerConfig
-from kiosk.mqtt.store import KioskState, Move, SkuInfo, StockLevel, ts
+from kiosk.mqtt.store import AppliedEvent, CountRecord, KioskState, Move, SkuInfo, StockLevel, ts
 
 SELLING_KINDS = ("sale", "return", "void", "exchange")
 
@@ -56,6 +61,8 @@ def suggestions(cfg: ControllerConfig, now: datetime) -> list[Suggestion]:
     info = {row.sku: row for row in SkuInfo.select()}
     out = []
     for level in StockLevel.select().order_by(StockLevel.sku):
+        if info and level.sku not in info:
+            continue  # unknown to the shop's catalog: see unknown_skus
         demand = Decimal(max(sold.get(level.sku, 0), 0)) / cfg.history_days
         sku_info = info.get(level.sku)
         case = sku_info.case_pack if sku_info else 1
@@ -78,3 +85,43 @@ def suggestions(cfg: ControllerConfig, now: datetime) -> list[Suggestion]:
 
 def kiosks() -> list[KioskState]:
     return list(KioskState.select().order_by(KioskState.device))
+
+
+@dataclass(frozen=True)
+class UnknownSku:
+    sku: str
+    on_hand: int
+    devices: tuple[str, ...]  # the kiosks whose events named it
+
+
+def unknown_skus() -> list[UnknownSku]:
+    """SKUs in kiosks' events that the loaded catalog does not know (none without one)."""
+    if not SkuInfo.select().exists():
+        return []
+    known = SkuInfo.select(SkuInfo.sku)
+    levels = dict(  # every SKU an event named has a level row
+        StockLevel.select(StockLevel.sku, StockLevel.on_hand)
+        .where(StockLevel.sku.not_in(known))
+        .order_by(StockLevel.sku)
+        .tuples()
+    )
+    devices: dict[str, set[str]] = {sku: set() for sku in levels}
+    for model in (Move, CountRecord):
+        for sku, device in (
+            model.select(model.sku, model.device)
+            .where(model.sku.in_(list(levels)))
+            .distinct()
+            .tuples()
+        ):
+            devices[sku].add(device)
+    return [UnknownSku(sku, n, tuple(sorted(devices[sku]))) for sku, n in levels.items()]
+
+
+def unsynced_events() -> dict[str, int]:
+    """Per kiosk, how many of its applied events it made with its clock unsynchronised."""
+    return dict(
+        AppliedEvent.select(AppliedEvent.device, fn.COUNT(AppliedEvent.id))
+        .where(AppliedEvent.clock == "unsynced")
+        .group_by(AppliedEvent.device)
+        .tuples()
+    )

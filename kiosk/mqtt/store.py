@@ -2,19 +2,40 @@
 
 SQLite by default; PostgreSQL (or anything peewee's db_url knows) given a URL.
 Applying an event is idempotent: (device, seq) is unique, so a redelivered or
-resent event changes nothing.
+resent event changes nothing; the same (device, seq) with other content is a
+conflict the caller dead-letters.
 
 On-hand per SKU = the latest count's quantity plus every move that took effect
 after that count (or the sum of all moves when never counted). Moves arrive in
 any order; one that took effect before the latest count is absorbed by it, which
 is what the shelf did too. A count never overwrites a sale made after it.
+"Before" and "after" between a count and a move of the same device follow that
+device's seq, not its clock (see apply_events).
+
+ORDER. A move takes effect at its event's time, but never later than the moment
+the controller applied it (nothing happened after the controller heard of it; the
+future is refused by topics.py). Between a count and a move:
+  * from two devices, their times decide;
+  * from one device, a move with a higher seq than the count's came after it,
+    whatever the times say (seq is the order the device did things in);
+  * from one device, a move with a lower seq came after the count only if its time
+    is later than the counted moment (a sale rung up between counting a shelf and
+    posting the count) and both were made with a synchronised clock; if either
+    carries the "unsynced" clock mark, the count absorbs it.
+Two counts of one SKU compare the same way: one device's counts by time (then seq)
+when both clocks were synchronised, by seq otherwise; different devices' by time.
+
+The schema carries a version (PRAGMA user_version on SQLite, table schema_version
+elsewhere); open_store migrates an older store forward (playhouse.migrate).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from peewee import (
     BooleanField,
@@ -28,10 +49,15 @@ from peewee import (
     fn,
 )
 from playhouse.db_url import connect as connect_url
+from playhouse.migrate import SchemaMigrator, migrate
 
-from kiosk.mqtt.topics import TS_FORMAT, StockEvent
+from kiosk.mqtt.topics import TS_FORMAT, KioskStatus, StockEvent
 
 store_db = DatabaseProxy()
+# 0: the first schema (no version kept); 1: event digests and clock marks, the latest
+# count's device and seq, dead letters counted by content.
+SCHEMA_VERSION = 1
+UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock was synchronised
 
 
 def ts(moment: datetime) -> str:
@@ -51,6 +77,8 @@ class AppliedEvent(StoreModel):
     txn = CharField(max_length=64)
     ts = CharField(max_length=32)
     applied_at = CharField(max_length=32)
+    digest = CharField(max_length=64, null=True)  # StockEvent.digest; null before version 1
+    clock = CharField(max_length=8, null=True)  # "synced", "unsynced" or not said
 
     class Meta:
         indexes = ((("device", "seq"), True),)
@@ -63,6 +91,7 @@ class Move(StoreModel):
     kind = CharField(max_length=10)
     delta = IntegerField()
     at = CharField(max_length=32)
+    clock = CharField(max_length=8, null=True)  # the event's clock mark
 
     class Meta:
         indexes = ((("sku", "at"), False),)
@@ -80,6 +109,9 @@ class StockLevel(StoreModel):
     sku = CharField(max_length=32, primary_key=True)
     on_hand = IntegerField(default=0)
     count_at = CharField(max_length=32, null=True)  # the latest count that set it
+    count_device = CharField(max_length=32, null=True)  # ... which device counted
+    count_seq = IntegerField(null=True)  # ... and that device's seq for the count
+    count_clock = CharField(max_length=8, null=True)  # ... and its clock mark
     updated_at = CharField(max_length=32)
 
 
@@ -98,6 +130,11 @@ class DeadLetter(StoreModel):
     payload = TextField()
     error = TextField()
     received_at = CharField(max_length=32)
+    # sha256 of topic and payload: the same message again (a retained one comes back on
+    # every subscribe) counts up `times` instead of adding a row
+    digest = CharField(max_length=64, null=True, unique=True)
+    times = IntegerField(null=True)
+    last_at = CharField(max_length=32, null=True)
 
 
 class SkuInfo(StoreModel):
@@ -106,11 +143,18 @@ class SkuInfo(StoreModel):
     case_pack = IntegerField(default=1)
 
 
+class SchemaVersion(StoreModel):
+    """The schema version on servers without SQLite's PRAGMA user_version."""
+
+    version = IntegerField()
+
+
 MODELS = [AppliedEvent, Move, CountRecord, StockLevel, KioskState, DeadLetter, SkuInfo]
 
 
 def open_store(database: str) -> Database:
-    """A path opens SQLite (WAL); a URL (postgresql://...) opens that server."""
+    """A path opens SQLite (WAL); a URL (postgresql://...) opens that server. A store
+    made by an older version is migrated forward first."""
     if "://" in database:
         db = connect_url(database)
     else:
@@ -122,28 +166,99 @@ def open_store(database: str) -> Database:
         )
     store_db.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables(MODELS, safe=True)
+    sqlite = isinstance(db, SqliteDatabase)
+    if sqlite and db.pragma("user_version") >= SCHEMA_VERSION:
+        return db  # the common case: nothing to create or migrate
+    if not sqlite:
+        db.create_tables([SchemaVersion], safe=True)
+    with db.atomic():  # one migrator at a time (SQLite: BEGIN IMMEDIATE; else a lock)
+        if not sqlite:
+            db.execute_sql(f"LOCK TABLE {SchemaVersion._meta.table_name} IN EXCLUSIVE MODE")
+        version = schema_version(db)
+        if version < SCHEMA_VERSION:
+            if AppliedEvent._meta.table_name in db.get_tables():
+                _migrate(db, version)
+            db.create_tables(MODELS, safe=True)
+            _set_schema_version(db, SCHEMA_VERSION)
     return db
+
+
+def schema_version(db: Database) -> int:
+    if isinstance(db, SqliteDatabase):
+        return int(db.pragma("user_version"))
+    row = SchemaVersion.select(fn.MAX(SchemaVersion.version)).scalar()
+    return int(row or 0)
+
+
+def _set_schema_version(db: Database, version: int) -> None:
+    if isinstance(db, SqliteDatabase):
+        db.execute_sql(f"PRAGMA user_version = {int(version)}")
+    else:
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=version)
+
+
+def _migrate(db: Database, version: int) -> None:
+    """Forward from `version` to SCHEMA_VERSION, inside the caller's transaction.
+    Each step checks what is there, so a step half-done by hand is finished."""
+    migrator = SchemaMigrator.from_database(db)
+
+    def missing(model: type[Model], column: str) -> bool:
+        return column not in {c.name for c in db.get_columns(model._meta.table_name)}
+
+    if version < 1:
+        steps = []
+        for model, column, field in (
+            (AppliedEvent, "digest", CharField(max_length=64, null=True)),
+            (AppliedEvent, "clock", CharField(max_length=8, null=True)),
+            (StockLevel, "count_device", CharField(max_length=32, null=True)),
+            (StockLevel, "count_seq", IntegerField(null=True)),
+            (StockLevel, "count_clock", CharField(max_length=8, null=True)),
+            (Move, "clock", CharField(max_length=8, null=True)),
+            (DeadLetter, "digest", CharField(max_length=64, null=True)),
+            (DeadLetter, "times", IntegerField(null=True)),
+            (DeadLetter, "last_at", CharField(max_length=32, null=True)),
+        ):
+            if missing(model, column):
+                steps.append(migrator.add_column(model._meta.table_name, column, field))
+        migrate(*steps)
+        # The latest count's device and seq, from the count that set each level.
+        level, count = StockLevel._meta.table_name, CountRecord._meta.table_name
+        for column in ("device", "seq"):
+            db.execute_sql(
+                f"UPDATE {level} SET count_{column} = (SELECT c.{column} FROM {count} c "
+                f"WHERE c.sku = {level}.sku AND c.at = {level}.count_at "
+                f"ORDER BY c.seq DESC LIMIT 1) WHERE count_at IS NOT NULL"
+            )
+        DeadLetter.update(times=1, last_at=DeadLetter.received_at).where(
+            DeadLetter.times.is_null()
+        ).execute()
+
+
+class Outcome(NamedTuple):
+    changed: set[str]  # SKUs whose level changed
+    fresh: list[StockEvent]  # events applied now
+    conflicts: list[StockEvent]  # a (device, seq) applied before, with other content
 
 
 def apply_event(event: StockEvent, now: datetime) -> set[str] | None:
     """Apply one event (see apply_events); None if it was applied before."""
-    changed, fresh = apply_events([event], now)
-    return changed if fresh else None
+    outcome = apply_events([event], now)
+    return outcome.changed if outcome.fresh else None
 
 
-def apply_events(events: list[StockEvent], now: datetime) -> tuple[set[str], list[StockEvent]]:
+def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
     """Apply a batch inside the caller's transaction, with a fixed number of queries
-    however large it is. Returns the SKUs whose level changed and the events that were
-    new (the rest were applied before, or repeat within the batch)."""
-    fresh = _new_events(events)
+    however large it is (plus one or two per counted SKU). See ORDER for what counts
+    as before and after a count."""
+    fresh, conflicts = _new_events(events)
     if not fresh:
-        return set(), []
+        return Outcome(set(), [], conflicts)
     stamp = ts(now)
     AppliedEvent.insert_many(
         [
             {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": ts(e.ts),
-             "applied_at": stamp}
+             "applied_at": stamp, "digest": e.digest, "clock": e.clock}
             for e in fresh
         ]
     ).execute()  # fmt: skip
@@ -154,38 +269,55 @@ def apply_events(events: list[StockEvent], now: datetime) -> tuple[set[str], lis
         deltas: dict[str, int] = defaultdict(int)
         for sku, delta in e.moves:
             deltas[sku] += delta
+        at = ts(min(e.ts, now))
         moves += [
-            {"device": e.device, "seq": e.seq, "sku": sku, "kind": e.kind, "delta": d,
-             "at": ts(e.ts)}
+            {
+                "device": e.device,
+                "seq": e.seq,
+                "sku": sku,
+                "kind": e.kind,
+                "delta": d,
+                "at": at,
+                "clock": e.clock,
+            }
             for sku, d in deltas.items()
-        ]  # fmt: skip
+        ]
     for start in range(0, len(moves), 500):
         Move.insert_many(moves[start : start + 500]).execute()
     changed: set[str] = set()
     recounted: set[str] = set()
     counts = sorted(
-        ((ts(e.counted_at[sku]), sku, qty, e) for e in fresh if e.kind == "count"
-         for sku, qty in (e.counted or {}).items()),
-        key=lambda item: item[0],
+        ((ts(min(e.counted_at[sku], now)), e.seq, sku, qty, e) for e in fresh
+         if e.kind == "count" for sku, qty in (e.counted or {}).items()),
+        key=lambda item: item[:2],
     )  # fmt: skip
-    for at, sku, qty, e in counts:
-        CountRecord.insert(device=e.device, seq=e.seq, sku=sku, qty=qty, at=at).execute()
-        if _recount(sku, qty, at, now):  # its SUM already includes this batch's moves
+    for at, seq, sku, qty, e in counts:
+        CountRecord.insert(device=e.device, seq=seq, sku=sku, qty=qty, at=at).execute()
+        if _recount(sku, qty, at, e, now):  # its SUM includes this batch's moves
             changed.add(sku)
             recounted.add(sku)
     skus = sorted({m["sku"] for m in moves} - recounted)
-    counted_at = dict(
-        StockLevel.select(StockLevel.sku, StockLevel.count_at)
-        .where(StockLevel.sku.in_(skus))
+    latest = {
+        sku: (at, device, seq, clock)
+        for sku, at, device, seq, clock in StockLevel.select(
+            StockLevel.sku,
+            StockLevel.count_at,
+            StockLevel.count_device,
+            StockLevel.count_seq,
+            StockLevel.count_clock,
+        )
+        .where(StockLevel.sku.in_(skus) & StockLevel.count_at.is_null(False))
         .tuples()
-    )
+    }
     totals: dict[str, int] = defaultdict(int)
     for move in moves:
         sku = move["sku"]
         if sku in recounted:
             continue
-        count_at = counted_at.get(sku)
-        if count_at is not None and move["at"] <= count_at:
+        count = latest.get(sku)
+        if count is not None and not _after(
+            move["device"], move["seq"], move["at"], move["clock"], *count
+        ):
             continue  # happened before the latest count: the count already saw it
         totals[sku] += move["delta"]
         changed.add(sku)
@@ -194,47 +326,127 @@ def apply_events(events: list[StockEvent], now: datetime) -> tuple[set[str], lis
             conflict_target=[StockLevel.sku],
             update={StockLevel.on_hand: StockLevel.on_hand + delta, StockLevel.updated_at: stamp},
         ).execute()
-    return changed, fresh
+    return Outcome(changed, fresh, conflicts)
 
 
-def _new_events(events: list[StockEvent]) -> list[StockEvent]:
+def _after(device, seq, at, clock, count_at, count_device, count_seq, count_clock) -> bool:
+    """Did a move (device, seq, at, clock) take effect after the count (count_...)?
+    See ORDER in the module's text."""
+    if device == count_device and count_seq is not None:
+        if seq > count_seq:
+            return True  # made after the count was posted
+        if UNSYNCED in (clock, count_clock):
+            return False  # made before it, and the clock cannot say more
+    return at > count_at
+
+
+def _new_events(events: list[StockEvent]) -> tuple[list[StockEvent], list[StockEvent]]:
+    """(events never applied, events whose (device, seq) was applied with other content)."""
     by_device: dict[str, dict[int, StockEvent]] = defaultdict(dict)
+    conflicts = []
     for event in events:
-        by_device[event.device].setdefault(event.seq, event)  # repeats in the batch
+        first = by_device[event.device].setdefault(event.seq, event)  # repeats in the batch
+        if first is not event and first.digest != event.digest:
+            conflicts.append(event)
     fresh = []
     for device, seqs in by_device.items():
-        seen: set[int] = set()
+        seen: dict[int, str | None] = {}
         wanted = sorted(seqs)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            seen |= {
-                seq
-                for (seq,) in AppliedEvent.select(AppliedEvent.seq)
+            seen.update(
+                AppliedEvent.select(AppliedEvent.seq, AppliedEvent.digest)
                 .where((AppliedEvent.device == device) & AppliedEvent.seq.in_(chunk))
                 .tuples()
-            }
-        fresh += [seqs[seq] for seq in wanted if seq not in seen]
-    return fresh
+            )
+        for seq in wanted:
+            if seq not in seen:
+                fresh.append(seqs[seq])
+            elif seen[seq] is not None and seen[seq] != seqs[seq].digest:
+                conflicts.append(seqs[seq])
+    return fresh, conflicts
 
 
-def _recount(sku: str, qty: int, at: str, now: datetime) -> bool:
+def _recount(sku: str, qty: int, at: str, e: StockEvent, now: datetime) -> bool:
+    device, seq, clock = e.device, e.seq, e.clock
     level = StockLevel.get_or_none(StockLevel.sku == sku)
-    if level is not None and level.count_at is not None and level.count_at >= at:
-        return False  # an older count than the one already applied
-    after = (
-        Move.select(fn.COALESCE(fn.SUM(Move.delta), 0)).where((Move.sku == sku) & (Move.at > at))
-    ).scalar()
-    StockLevel.insert(
-        sku=sku, on_hand=qty + int(after), count_at=at, updated_at=ts(now)
-    ).on_conflict(
+    if level is not None and level.count_at is not None:
+        if level.count_device == device and UNSYNCED in (clock, level.count_clock):
+            newer = seq > (level.count_seq or 0)
+        else:
+            newer = (at, seq) > (level.count_at, level.count_seq or 0)
+        if not newer:
+            return False  # an older count than the one already applied
+    trusted = Move.clock.is_null() | (Move.clock != UNSYNCED)
+    same = Move.device == device
+    later = (same & (Move.seq > seq)) | (~same & (Move.at > at))
+    if clock != UNSYNCED:
+        later |= same & (Move.seq < seq) & (Move.at > at) & trusted
+    after = Move.select(fn.COALESCE(fn.SUM(Move.delta), 0)).where((Move.sku == sku) & later)
+    on_hand = qty + int(after.scalar())
+    fields = {
+        "on_hand": on_hand,
+        "count_at": at,
+        "count_device": device,
+        "count_seq": seq,
+        "count_clock": clock,
+    }
+    StockLevel.insert(sku=sku, updated_at=ts(now), **fields).on_conflict(
         conflict_target=[StockLevel.sku],
+        update={**{getattr(StockLevel, k): v for k, v in fields.items()},
+                StockLevel.updated_at: ts(now)},
+    ).execute()  # fmt: skip
+    return True
+
+
+def record_status(status: KioskStatus) -> None:
+    KioskState.insert(
+        device=status.device,
+        online=status.online,
+        last_seen=ts(status.ts),
+        outbox=status.outbox,
+        printer=status.printer,
+        reported_seq=status.seq,
+    ).on_conflict(
+        conflict_target=[KioskState.device],
+        preserve=[
+            KioskState.online,
+            KioskState.last_seen,
+            KioskState.outbox,
+            KioskState.printer,
+            KioskState.reported_seq,
+        ],
+    ).execute()
+
+
+def _text(value: str, limit: int) -> str:
+    """Storable anywhere: no NUL (PostgreSQL text refuses it), no lone surrogates."""
+    value = value[:limit].replace("\x00", "\\x00")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def dead_letter(topic: str, payload: bytes, error: str, now: datetime) -> None:
+    """Keep a refused message and why; the same message again counts up `times`."""
+    digest = hashlib.sha256(
+        topic.encode("utf-8", "backslashreplace") + b"\0" + bytes(payload)
+    ).hexdigest()
+    stamp = ts(now)
+    DeadLetter.insert(
+        topic=_text(topic, 200),
+        payload=_text(bytes(payload[:2000]).decode("utf-8", "replace"), 2000),
+        error=_text(error, 2000),
+        received_at=stamp,
+        digest=digest,
+        times=1,
+        last_at=stamp,
+    ).on_conflict(
+        conflict_target=[DeadLetter.digest],
         update={
-            StockLevel.on_hand: qty + int(after),
-            StockLevel.count_at: at,
-            StockLevel.updated_at: ts(now),
+            DeadLetter.times: fn.COALESCE(DeadLetter.times, 1) + 1,
+            DeadLetter.last_at: stamp,
+            DeadLetter.error: _text(error, 2000),
         },
     ).execute()
-    return True
 
 
 def advance_watermark(device: str) -> tuple[int, int | None]:

@@ -6,17 +6,42 @@ or hostile message is dead-lettered and never changes a count.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 VERSION = 1
-MAX_PAYLOAD = 64 * 1024  # matches the broker's max_packet_size; larger is refused
+
+# ------------------------------------------------------------------ bounds
+# Every number a kiosk can put in a message is bounded here, and only here: the
+# controller refuses (dead-letters) anything outside, so no value can overflow the
+# store (SQLite's 64-bit integers, PostgreSQL's 32-bit INTEGER columns) or a datetime.
+MAX_PAYLOAD = 64 * 1024  # bytes; matches the broker's max_packet_size; larger is refused
+MAX_DEPTH = 6  # nesting of [ and {: a stock event needs 3 (event > moves > move)
+MAX_INT_DIGITS = 19  # any JSON integer literal longer than this is refused while parsing
+MAX_SEQ = 2**31 - 1  # a kiosk's seq: 2,147,483,647 (PostgreSQL INTEGER); 10,000 a day
+#                      lasts 588 years
+MAX_MOVE_QTY = 1_000_000  # units one stock event may move for one SKU, either way
+MAX_COUNT_QTY = 1_000_000  # units a count may report for one SKU
+MAX_LINES = 1_000  # moves, or counted SKUs, in one event
+MAX_OUTBOX = 100_000_000  # a kiosk's reported outbox depth
+MAX_TEXT = 64  # characters of a receipt number (txn)
+TS_FLOOR = datetime(2020, 1, 1, tzinfo=UTC)  # nothing a kiosk did is older than this
+FUTURE_TOLERANCE_S = 300.0  # default of [controller] future_tolerance_s: clocks drift
+MAX_TS_TEXT = 40  # characters of a time stamp
+CLOCK_STATES = ("synced", "unsynced")  # optional "clock" field: the kiosk's clock when it
+#                                        made the event (absent: not said, old firmware)
+
 KINDS = ("sale", "return", "void", "exchange", "adjust", "count", "receive", "kit_build")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
+_TXN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:/-]{{0,{MAX_TEXT - 1}}}")
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -73,42 +98,95 @@ def ts_now() -> str:
     return datetime.now(UTC).strftime(TS_FORMAT)
 
 
-def parse_ts(value: Any, what: str = "ts") -> datetime:
-    if not isinstance(value, str):
+def parse_ts(
+    value: Any,
+    what: str = "ts",
+    now: datetime | None = None,
+    future_tolerance_s: float = FUTURE_TOLERANCE_S,
+) -> datetime:
+    """A UTC time no older than TS_FLOOR and, given `now`, no later than now plus the
+    tolerance (a kiosk's clock can be hours or years off: see README, design)."""
+    if not isinstance(value, str) or len(value) > MAX_TS_TEXT:
         raise PayloadError(f"{what} must be an ISO-8601 UTC string")
     try:
-        return datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
+        moment = datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        pass
+        moment = _iso_time(value, what)
+    if moment < TS_FLOOR:
+        raise PayloadError(f"{what} {value!r} is before {TS_FLOOR:%Y-%m-%d}")
+    if now is not None and moment > now + timedelta(seconds=future_tolerance_s):
+        raise PayloadError(
+            f"{what} {value!r} is in the future (more than {future_tolerance_s:g} s "
+            "ahead of the controller's clock)"
+        )
+    return moment
+
+
+def _iso_time(value: str, what: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise PayloadError(f"{what} {value[:40]!r} is not an ISO-8601 time") from None
+        raise PayloadError(f"{what} {value!r} is not an ISO-8601 time") from None
     if moment.tzinfo is None:
         raise PayloadError(f"{what} must carry a time zone")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise PayloadError(f"{what} {value!r} is out of range") from None
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise PayloadError(f"integer of {len(text)} digits is out of range")
+    return int(text)
+
+
+def _parse_constant(text: str) -> Any:
+    raise PayloadError(f"{text} is not a number")
+
+
+def _check_depth(raw: bytes) -> None:
+    """Refuse nesting deeper than MAX_DEPTH without recursing: json.loads itself would
+    raise RecursionError (or worse) on a deep enough document."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}")
 
 
 def _load(raw: bytes) -> dict:
+    if not isinstance(raw, bytes | bytearray):
+        raise PayloadError("payload must be bytes")
     if len(raw) > MAX_PAYLOAD:
         raise PayloadError(f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD} limit")
+    raw = bytes(raw)
+    _check_depth(raw)
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"not UTF-8: {exc}") from None
+    try:
+        data = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
         raise PayloadError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}") from None
     if not isinstance(data, dict):
         raise PayloadError("not a JSON object")
-    if data.get("v") != VERSION:
-        raise PayloadError(f"unsupported schema version {data.get('v')!r}")
+    if data.get("v") != VERSION or isinstance(data.get("v"), bool):
+        raise PayloadError(f"unsupported schema version {str(data.get('v'))[:20]!r}")
     return data
 
 
-def _int(data: dict, key: str, minimum: int | None = None) -> int:
+def _int(data: dict, key: str, minimum: int, maximum: int) -> int:
     value = data.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise PayloadError(f"{key} must be an integer")
-    if minimum is not None and value < minimum:
-        raise PayloadError(f"{key} must be at least {minimum}")
+    if not minimum <= value <= maximum:
+        raise PayloadError(f"{key} {value} is out of range {minimum}..{maximum}")
     return value
 
 
@@ -122,62 +200,106 @@ class StockEvent:
     moves: tuple[tuple[str, int], ...]
     counted: dict[str, int] | None = None
     counted_at: dict[str, datetime] | None = None
+    clock: str | None = None  # "synced", "unsynced", or None when the kiosk did not say
 
     @property
     def id(self) -> str:
         return f"{self.device}:{self.seq}"
 
+    @cached_property
+    def digest(self) -> str:
+        """What the event says, canonically: the same (device, seq) arriving again with
+        another digest is a conflict, with the same one a harmless duplicate."""
+        canonical = [
+            self.device,
+            self.seq,
+            self.ts.strftime(TS_FORMAT),
+            self.kind,
+            self.txn,
+            [list(move) for move in self.moves],
+            sorted((self.counted or {}).items()),
+            sorted((k, v.strftime(TS_FORMAT)) for k, v in (self.counted_at or {}).items()),
+            self.clock,
+        ]
+        text = json.dumps(canonical, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
-def parse_stock_event(raw: bytes, topic_device: str | None = None) -> StockEvent:
+
+def _sku(value: Any) -> str:
+    if not isinstance(value, str) or not _SKU.fullmatch(value):
+        raise PayloadError(f"bad sku {str(value)[:40]!r}")
+    return value
+
+
+def parse_stock_event(
+    raw: bytes,
+    topic_device: str | None = None,
+    now: datetime | None = None,
+    future_tolerance_s: float = FUTURE_TOLERANCE_S,
+) -> StockEvent:
+    """A stock event within every bound above, or PayloadError. Times are checked
+    against `now` (default: this machine's clock) plus the tolerance."""
+    now = now or datetime.now(UTC)
     data = _load(raw)
     device = data.get("device")
     if not isinstance(device, str) or not _ID.fullmatch(device):
         raise PayloadError("device must be a device id")
     if topic_device is not None and device != topic_device:
         raise PayloadError(f"device {device!r} published on {topic_device!r}'s topic")
-    seq = _int(data, "seq", 1)
+    seq = _int(data, "seq", 1, MAX_SEQ)
     if data.get("id") != f"{device}:{seq}":
         raise PayloadError("id must be <device>:<seq>")
     kind = data.get("kind")
-    if kind not in KINDS:
-        raise PayloadError(f"unknown kind {kind!r}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise PayloadError(f"unknown kind {str(kind)[:20]!r}")
     txn = data.get("txn")
-    if not isinstance(txn, str) or not txn:
-        raise PayloadError("txn must be a receipt number")
+    if not isinstance(txn, str) or not _TXN.fullmatch(txn):
+        raise PayloadError(f"txn must be a receipt number of at most {MAX_TEXT} characters")
+    clock = data.get("clock")
+    if clock is not None and (not isinstance(clock, str) or clock not in CLOCK_STATES):
+        raise PayloadError(f"clock must be one of {', '.join(CLOCK_STATES)}")
     moves_raw = data.get("moves")
     if not isinstance(moves_raw, list):
         raise PayloadError("moves must be a list")
+    if len(moves_raw) > MAX_LINES:
+        raise PayloadError(f"more than {MAX_LINES} moves")
     moves = []
     for move in moves_raw:
         if not isinstance(move, dict) or set(move) != {"sku", "delta"}:
             raise PayloadError("each move must be {sku, delta}")
-        sku = move["sku"]
-        if not isinstance(sku, str) or not _SKU.fullmatch(sku):
-            raise PayloadError(f"bad sku {str(sku)[:40]!r}")
+        sku = _sku(move["sku"])
         delta = move["delta"]
-        if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) > 10**9:
+        if not isinstance(delta, int) or isinstance(delta, bool):
             raise PayloadError(f"delta of {sku} must be an integer")
+        if abs(delta) > MAX_MOVE_QTY:
+            raise PayloadError(f"delta of {sku} is over the {MAX_MOVE_QTY} limit")
         moves.append((sku, delta))
     counted = counted_at = None
     if kind == "count":
         counted_raw, at_raw = data.get("counted"), data.get("counted_at")
         if not isinstance(counted_raw, dict) or not isinstance(at_raw, dict):
             raise PayloadError("a count needs counted and counted_at objects")
+        if len(counted_raw) > MAX_LINES:
+            raise PayloadError(f"more than {MAX_LINES} counted SKUs")
         counted, counted_at = {}, {}
         for sku, qty in counted_raw.items():
-            if not _SKU.fullmatch(sku) or not isinstance(qty, int) or qty < 0:
-                raise PayloadError(f"bad count for {sku[:40]!r}")
+            _sku(sku)
+            if not isinstance(qty, int) or isinstance(qty, bool) or not 0 <= qty <= MAX_COUNT_QTY:
+                raise PayloadError(f"count of {sku} must be 0..{MAX_COUNT_QTY}")
             counted[sku] = qty
-            counted_at[sku] = parse_ts(at_raw.get(sku), f"counted_at of {sku}")
+            counted_at[sku] = parse_ts(
+                at_raw.get(sku), f"counted_at of {sku}", now, future_tolerance_s
+            )
     return StockEvent(
         device=device,
         seq=seq,
-        ts=parse_ts(data.get("ts")),
+        ts=parse_ts(data.get("ts"), "ts", now, future_tolerance_s),
         kind=kind,
         txn=txn,
         moves=tuple(moves),
         counted=counted,
         counted_at=counted_at,
+        clock=clock,
     )
 
 
@@ -207,24 +329,32 @@ def kiosk_status(
     return payload
 
 
-def parse_kiosk_status(raw: bytes, topic_device: str | None = None) -> KioskStatus:
+def parse_kiosk_status(
+    raw: bytes,
+    topic_device: str | None = None,
+    now: datetime | None = None,
+    future_tolerance_s: float = FUTURE_TOLERANCE_S,
+) -> KioskStatus:
+    now = now or datetime.now(UTC)
     data = _load(raw)
     device = data.get("device")
-    if not isinstance(device, str) or (topic_device and device != topic_device):
+    if not isinstance(device, str) or not _ID.fullmatch(device):
+        raise PayloadError("device must be a device id")
+    if topic_device is not None and device != topic_device:
         raise PayloadError("device does not match the topic")
     if not isinstance(data.get("online"), bool):
         raise PayloadError("online must be true or false")
     printer = data.get("printer", "ok")
-    if printer not in ("ok", "paper_out", "offline"):
-        raise PayloadError(f"unknown printer state {printer!r}")
-    seq = data.get("seq")
+    if not isinstance(printer, str) or printer not in ("ok", "paper_out", "offline"):
+        raise PayloadError(f"unknown printer state {str(printer)[:20]!r}")
+    seq = _int(data, "seq", 0, MAX_SEQ) if data.get("seq") is not None else None
     return KioskStatus(
         device=device,
         online=data["online"],
-        ts=parse_ts(data.get("ts")),
-        outbox=_int(data, "outbox", 0),
+        ts=parse_ts(data.get("ts"), "ts", now, future_tolerance_s),
+        outbox=_int(data, "outbox", 0, MAX_OUTBOX),
         printer=printer,
-        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        seq=seq,
     )
 
 
@@ -241,4 +371,4 @@ def resync(from_seq: int) -> dict[str, Any]:
 
 
 def parse_resync(raw: bytes) -> int:
-    return _int(_load(raw), "from_seq", 1)
+    return _int(_load(raw), "from_seq", 1, MAX_SEQ)
