@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
 
-from kiosk import __version__, numbers, textfile
+from kiosk import __version__
 from kiosk.checkout.replay import ReplayError
 from kiosk.config import Config, ConfigError
 from kiosk.config import load as load_config
@@ -24,15 +24,7 @@ from kiosk.ledger.barcodes import BarcodeError
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.money import MoneyError
 
-USER_ERRORS = (
-    ConfigError,
-    LedgerError,
-    BarcodeError,
-    MoneyError,
-    ReplayError,
-    numbers.NumberError,
-    textfile.TextFileError,
-)
+USER_ERRORS = (ConfigError, LedgerError, BarcodeError, MoneyError, ReplayError)
 
 
 class UserError(click.ClickException):
@@ -89,13 +81,14 @@ def open_ledger(db_path: Path | None = None) -> Ledger:
     return ledger
 
 
-def _money_option(value: str, what: str) -> Decimal:
-    """A money amount given on the command line, in the configured currency's unit."""
-    unit = get_config().money.minor_unit
+def _decimal(value: str, what: str) -> Decimal:
     try:
-        return numbers.money(value, what, unit)
-    except numbers.NumberError as exc:
-        raise UserError(str(exc)) from None
+        result = Decimal(value)
+    except InvalidOperation:
+        raise UserError(f"{what} {value!r} is not a number") from None
+    if not result.is_finite():
+        raise UserError(f"{what} {value!r} is not a number")
+    return result
 
 
 @click.group(cls=KioskGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,13 +152,13 @@ def replay_command(
         config = config.model_copy(
             update={"device": config.device.model_copy(update={"role": role})}
         )
-    try:
-        if str(file) == "-":
-            text = textfile.decode(sys.stdin.buffer.read(), "<stdin>")
-        else:
-            text = textfile.read_text(file)
-    except FileNotFoundError:
-        raise UserError(f"{file}: no such file") from None
+    if str(file) == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{file}: no such file") from None
     status = run_replay(config, text.splitlines(), db_path, catalog_file, out=click.echo)
     if status:
         raise click.exceptions.Exit(status)
@@ -217,7 +210,8 @@ def catalog_import(db_path: Path | None, file: Path, dry_run: bool, staff: str |
 
     ledger = open_ledger(db_path)
     if dry_run:
-        rows = catalog_csv.read_file(ledger, file)
+        with open(file, encoding="utf-8-sig", newline="") as stream:
+            rows = catalog_csv.read_rows(ledger, stream, str(file))
         click.echo(f"{file}: {len(rows)} rows ok (nothing written)")
         return
     result = catalog_csv.import_file(ledger, file, staff)
@@ -288,7 +282,7 @@ def report_z(db_path: Path | None, day: str | None, opening_float: str) -> None:
     except ValueError:
         raise UserError(f"--date {day!r} is not YYYY-MM-DD") from None
     ledger = open_ledger(db_path)
-    z = reports.z_report(the_day, _money_option(opening_float, "--float"))
+    z = reports.z_report(the_day, _decimal(opening_float, "--float"))
     for line in z_report_lines(z, ledger.config):
         click.echo(line)
 
@@ -572,12 +566,9 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
         if not (tls_cert and tls_key):
             raise UserError("TLS needs both --tls-cert and --tls-key")
         tls = broker.TlsFiles(tls_cert, tls_key, tls_ca)
-    try:
-        written = broker.write_config(
-            directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
-        )
-    except broker.BrokerError as exc:
-        raise UserError(str(exc)) from None
+    written = broker.write_config(
+        directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
+    )
     for path in written:
         click.echo(str(path))
 
@@ -598,22 +589,17 @@ def broker_add_device(username: str, directory: Path, password_out: Path | None)
     """Give a kiosk (its device id) or the controller ('controller') broker credentials."""
     import re  # noqa: PLC0415
 
-    from kiosk import files  # noqa: PLC0415
     from kiosk.mqtt import broker  # noqa: PLC0415
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", username):
         raise UserError(f"{username!r} is not a device id")
-    if username != broker.CONTROLLER_USER and broker.reserved(username):
-        raise UserError(f"{username!r} is reserved for the shop controller")
-    if password_out and not (password_out.parent.is_dir() and (
-            not password_out.exists() or password_out.is_file())):  # fmt: skip
-        raise UserError(f"{password_out}: not a file in an existing folder")
     try:
         password = broker.add_credentials(directory / "passwd", username)
     except broker.BrokerError as exc:
         raise UserError(str(exc)) from None
-    if password_out:  # a new 0600 file renamed into place: never in a readable one
-        files.write_private(password_out, password + "\n")
+    if password_out:
+        password_out.touch(mode=0o600)
+        password_out.write_text(password + "\n")
         click.echo(f"{username}: password written to {password_out}")
     else:
         click.echo(f"{username}: {password}")
