@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from kiosk import numbers, textfile
+
 SYSTEM_CONFIG = Path("/etc/kiosk/kiosk.toml")
 ENV_VAR = "KIOSK_CONFIG"
 SECRET_KEYS = {"password", "psk"}
@@ -36,31 +38,15 @@ class ConfigError(Exception):
 
 
 def _to_decimal(value: Any) -> Decimal:
-    # TOML floats are binary; go through str() so 0.05 stays 0.05.
-    if isinstance(value, bool):
-        raise ValueError("expected a decimal number, got a boolean")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a finite number")
-        return value
-    if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, int | str):
-        try:
-            result = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-        if not result.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return result
-    raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+    # TOML floats are binary: numbers.decimal goes through repr(), so 0.05 stays 0.05.
+    return numbers.decimal(value, "value", maximum=numbers.MAX_MONEY, floats=True)
 
 
 def _percent(value: Any) -> Decimal:
     """A tax rate written "19%" or "19" (percent), stored as the fraction 0.19."""
     if isinstance(value, str):
         value = value.strip().removesuffix("%")
-    rate = _to_decimal(value) / 100
+    rate = numbers.decimal(value, "rate", maximum=100, floats=True) / 100
     if not Decimal(0) <= rate < Decimal(1):
         raise ValueError("a tax rate must be between 0% and 100%")
     return rate
@@ -371,11 +357,13 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 def load_file(path: Path) -> Config:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = textfile.read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except textfile.TextFileError as exc:
+        raise ConfigError(str(exc)) from None
     config = parse(text, str(path))
     return config.model_copy(update={"source": path})
 

@@ -15,8 +15,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from kiosk import numbers
 from kiosk.checkout.session import Checkout, Outcome
 from kiosk.drivers.base import MemoryPrinter, PrinterError
+
+MAX_LINE_CHARS = 100_000
 
 
 class ReplayError(Exception):
@@ -198,12 +201,17 @@ def _printer(co: Checkout, value: Any) -> Outcome:
     return Outcome(True, f"printer {value}")
 
 
+def _line(value: Any) -> int:
+    return numbers.whole(value, "line", minimum=1, maximum=numbers.MAX_LINE)
+
+
 def _idle(co: Checkout, value: Any, clock: ReplayClock | None) -> Outcome:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+    if isinstance(value, str) or not isinstance(value, int | float):
         raise ReplayError("idle expects a number of seconds")
+    seconds = numbers.decimal(value, "idle seconds", maximum=numbers.MAX_IDLE_S, floats=True)
     if clock is None:
         raise ReplayError("idle needs the replay clock")
-    clock.advance(value)
+    clock.advance(float(seconds))
     outcome = co.tick()
     return outcome or Outcome(True, f"{value} s idle")
 
@@ -211,8 +219,8 @@ def _idle(co: Checkout, value: Any, clock: ReplayClock | None) -> Outcome:
 ACTIONS: dict[str, Callable[..., Outcome]] = {
     "scan": lambda co, v, e, c: co.scan(str(v)),
     "qty": lambda co, v, e, c: co.quantity(v),
-    "set_qty": lambda co, v, e, c: co.set_quantity(int(_field(v, "line")), _field(v, "qty")),
-    "remove": lambda co, v, e, c: co.remove_line(int(v)),
+    "set_qty": lambda co, v, e, c: co.set_quantity(_line(_field(v, "line")), _field(v, "qty")),
+    "remove": lambda co, v, e, c: co.remove_line(_line(v)),
     "lookup": lambda co, v, e, c: co.lookup(str(v)),
     "add": lambda co, v, e, c: co.add_item(_field(v, "sku"), _field(v, "qty", False, "1")),
     "help": lambda co, v, e, c: co.call_staff(),
@@ -220,7 +228,7 @@ ACTIONS: dict[str, Callable[..., Outcome]] = {
     "logout": lambda co, v, e, c: co.staff_logout(),
     "menu": lambda co, v, e, c: co.staff_menu(),
     "approve": lambda co, v, e, c: co.approve(),
-    "override": lambda co, v, e, c: co.override_price(int(_field(v, "line")), _field(v, "price")),
+    "override": lambda co, v, e, c: co.override_price(_line(_field(v, "line")), _field(v, "price")),
     "discount": lambda co, v, e, c: co.discount(
         _field(v, "line", False), _field(v, "percent", False), _field(v, "amount", False)
     ),
@@ -293,10 +301,14 @@ def parse_line(number: int, text: str) -> dict | None:
     text = text.strip()
     if not text or text.startswith("#"):
         return None
+    if len(text) > MAX_LINE_CHARS:
+        raise ReplayError(f"line {number}: longer than {MAX_LINE_CHARS} characters")
     try:
         entry = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReplayError(f"line {number}: not JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting 10,000 deep
+        raise ReplayError(f"line {number}: not a usable JSON line ({str(exc)[:80]})") from None
     if not isinstance(entry, dict) or not entry:
         raise ReplayError(f"line {number}: expected a JSON object with one action")
     return entry
@@ -341,7 +353,7 @@ def replay(
             last = ACTIONS[action](co, entry[action], entry, clock)
         except ReplayError as exc:
             raise ReplayError(f"line {number}: {action}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:
             raise ReplayError(f"line {number}: {action}: bad value ({exc})") from None
         step = Step(number, action, last)
         steps.append(step)

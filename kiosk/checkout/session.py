@@ -17,10 +17,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
+from kiosk import numbers
 from kiosk.checkout.cart import Cart, CartLine
 from kiosk.checkout.flows import (
     Approval,
@@ -83,16 +84,16 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _decimal(value: object, what: str) -> Decimal:
-    if isinstance(value, float):
-        raise ValueError(f'{what} must be written as a string, e.g. "1.50"')
-    try:
-        result = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"{what} {value!r} is not a number") from None
-    if not result.is_finite():
-        raise ValueError(f"{what} {value!r} is not a number")
-    return result
+def _decimal(
+    value: object, what: str, maximum=numbers.MAX_MONEY, places=numbers.MAX_PLACES
+) -> Decimal:
+    """A number a person typed, zero or more, within the documented bounds (kiosk.numbers)."""
+    return numbers.decimal(value, what, minimum=0, maximum=maximum, places=places)
+
+
+def _quantity(value: object) -> Decimal:
+    """A quantity as typed, before the line's unit is known: pieces or kg."""
+    return _decimal(value, "quantity", numbers.MAX_WEIGHT, numbers.WEIGHT_PLACES)
 
 
 class Checkout:
@@ -174,6 +175,11 @@ class Checkout:
     @property
     def totals(self):
         return self.cart.priced()
+
+    @property
+    def _places(self) -> int:
+        """Decimals of the currency's minor unit (2 for EUR, 0 for JPY)."""
+        return max(0, -self.ledger.policy.unit.as_tuple().exponent)
 
     @property
     def amount_due(self) -> Decimal:
@@ -282,6 +288,11 @@ class Checkout:
         return self._add_line(scanned.item, qty, scanned.barcode, scanned.amount, scanned.lot)
 
     def _add_line(self, item, qty, barcode=None, amount=None, lot=None) -> Outcome:
+        existing = sum((li.qty for li in self.cart.lines if li.sku == item.sku), ZERO)
+        try:
+            numbers.cart_quantity(qty + existing if amount is None else qty, item.unit)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
         line = CartLine.from_item(item, qty, barcode, amount, lot)
         needs_check = not line.approved
         number = self.cart.add(line)
@@ -299,12 +310,14 @@ class Checkout:
         """Quantity entry: the last line's quantity, or a multiplier for the next scan."""
         self._record({"qty": str(qty)})
         try:
-            value = _decimal(qty, "quantity")
+            value = _quantity(qty)
         except ValueError as exc:
-            return self._no(str(exc))
-        if value <= 0 or value > 9999:
-            return self._no("Quantity must be between 1 and 9999")
+            return self._no(_sentence(exc))
+        if value <= 0 or value > numbers.MAX_PIECES:
+            return self._no(f"Quantity must be between 1 and {numbers.MAX_PIECES}")
         if not self.cart or self.state != State.SCANNING:
+            if value != value.to_integral_value():
+                return self._no("The next scan counts whole pieces")
             self.next_qty = value
             return self._ok(f"Next scan counts {value} times")
         return self._set_qty(len(self.cart.lines), value)
@@ -312,10 +325,10 @@ class Checkout:
     def set_quantity(self, line: int, qty: object) -> Outcome:
         self._record({"set_qty": {"line": line, "qty": str(qty)}})
         try:
-            value = _decimal(qty, "quantity")
+            value = _quantity(qty)
             current = self.cart.line(line)
         except (ValueError, IndexError) as exc:
-            return self._no(str(exc))
+            return self._no(_sentence(exc))
         if value <= 0:
             return self.remove_line(line)
         if value < current.qty and self._needs_staff_to_reduce():
@@ -326,6 +339,10 @@ class Checkout:
         current = self.cart.line(line)
         if current.unit == "each" and value != value.to_integral_value():
             return self._no(f"{current.name} is sold by the piece")
+        try:
+            numbers.cart_quantity(value, current.unit)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
         if current.amount is not None:
             return self._no("A priced label cannot change quantity; scan it again")
         self.cart.update(line, qty=value)
@@ -372,7 +389,7 @@ class Checkout:
         if refusal:
             return self._no(refusal)
         try:
-            value = _decimal(qty, "quantity")
+            value = _quantity(qty)
             item = catalog.get_item(sku)
         except (ValueError, LedgerError) as exc:
             return self._no(_sentence(exc))
@@ -533,7 +550,7 @@ class Checkout:
             value = _decimal(price, "price")
             current = self.cart.line(line)
         except (ValueError, IndexError) as exc:
-            return self._no(str(exc))
+            return self._no(_sentence(exc))
         if value < 0 or value != value.quantize(self.ledger.policy.unit):
             return self._no("Price must be zero or more, in the currency's unit")
         if current.amount is not None:
@@ -557,7 +574,7 @@ class Checkout:
         if not self.cart:
             return self._no("Nothing to discount")
         try:
-            pct = _decimal(percent, "percent") if percent is not None else None
+            pct = _decimal(percent, "percent", numbers.MAX_PERCENT) if percent is not None else None
             amt = _decimal(amount, "amount") if amount is not None else None
             targets = [line] if line is not None else list(range(1, len(self.cart.lines) + 1))
             for number in targets:
@@ -636,7 +653,7 @@ class Checkout:
         try:
             value = _decimal(amount, "amount") if amount is not None else due
         except ValueError as exc:
-            return self._no(str(exc))
+            return self._no(_sentence(exc))
         if kind == "card" and not reference:
             return self._no("Enter the terminal's approval reference")
         if value <= 0:
@@ -854,9 +871,9 @@ class Checkout:
         if self.state != State.RETURNING or self.returning is None:
             return self._no("Start a return first")
         try:
-            value = _decimal(qty, "quantity")
+            value = _quantity(qty)
         except ValueError as exc:
-            return self._no(str(exc))
+            return self._no(_sentence(exc))
         if condition not in sales.CONDITIONS:
             return self._no(f"Condition must be one of {', '.join(sales.CONDITIONS)}")
         flow = self.returning
@@ -1016,8 +1033,10 @@ class Checkout:
         self._record({"set_count": {"sku": sku, "qty": qty}})
         if self.state != State.COUNTING or self.counting is None:
             return self._no("Start a count first")
-        if not isinstance(qty, int) or qty < 0:
-            return self._no("A count is a whole number, zero or more")
+        try:
+            qty = numbers.whole(qty, "count", maximum=numbers.MAX_STOCK_QTY)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
         try:
             catalog.get_item(sku)
         except LedgerError as exc:
@@ -1061,6 +1080,8 @@ class Checkout:
         if item.unit != "each":
             return self._no(f"{item.name} is weighed: enter the grams received")
         flow = self.receiving
+        if flow.received.get(item.sku, 0) + int(scanned.qty) > numbers.MAX_STOCK_QTY:
+            return self._no(f"At most {numbers.MAX_STOCK_QTY} of one item per delivery")
         flow.received[item.sku] = flow.received.get(item.sku, 0) + int(scanned.qty)
         return self._ok(f"{item.name}: {flow.received[item.sku]} received")
 
@@ -1068,13 +1089,17 @@ class Checkout:
         self._record({"receive_item": {"sku": sku, "qty": qty}})
         if self.state != State.RECEIVING or self.receiving is None:
             return self._no("Start receiving first")
-        if not isinstance(qty, int) or qty <= 0:
-            return self._no("Receive a whole number above zero")
+        try:
+            qty = numbers.whole(qty, "quantity received", minimum=1, maximum=numbers.MAX_STOCK_QTY)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
         try:
             catalog.get_item(sku)
         except LedgerError as exc:
             return self._no(_sentence(exc))
         flow = self.receiving
+        if flow.received.get(sku, 0) + qty > numbers.MAX_STOCK_QTY:
+            return self._no(f"At most {numbers.MAX_STOCK_QTY} of one item per delivery")
         flow.received[sku] = flow.received.get(sku, 0) + qty
         return self._ok(f"{sku}: {flow.received[sku]} received")
 
@@ -1130,8 +1155,10 @@ class Checkout:
         flow = self.kit
         if self.state != State.KIT or flow is None:
             return self._no("Choose a kit first")
-        if not isinstance(qty, int) or qty <= 0:
-            return self._no("Build a whole number of kits")
+        try:
+            qty = numbers.whole(qty, "kits to build", minimum=1, maximum=numbers.MAX_PIECES)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
         short = flow.shortfall(qty)
         if short and not (force and self.staff and self.staff.role == "supervisor"):
             return self._no("Not enough components: " + "; ".join(short))
@@ -1164,9 +1191,9 @@ class Checkout:
         if refusal:
             return self._no(refusal)
         try:
-            float_value = _decimal(opening_float, "opening float")
+            float_value = _decimal(opening_float, "opening float", places=self._places)
         except ValueError as exc:
-            return self._no(str(exc))
+            return self._no(_sentence(exc))
         z = reports.z_report(self.clock().astimezone().date(), float_value)
         lines = tuple(z_report_lines(z, self.config))
         try:

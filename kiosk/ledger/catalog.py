@@ -111,7 +111,7 @@ def update_item(ledger: Ledger, sku: str, staff: str | None, **changes) -> Item:
     unknown = set(changes) - set(AUDITED_FIELDS)
     if unknown:
         raise LedgerError(f"cannot change {', '.join(sorted(unknown))}")
-    with ledger.db.atomic():
+    with ledger.transaction():
         item = get_item(sku)
         validate_item_values(ledger, changes)
         dirty = {}
@@ -164,7 +164,7 @@ def set_kit_bom(
     it makes the next version; an unused latest version is edited in place."""
     if not components:
         raise LedgerError("a kit needs at least one component")
-    with ledger.db.atomic():
+    with ledger.transaction():
         kit = get_item(kit_sku)
         if not kit.kit:
             raise LedgerError(f"{kit_sku} is not a kit item")

@@ -27,10 +27,11 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
+from kiosk import numbers, textfile
 from kiosk.ledger import audit, catalog
 from kiosk.ledger.barcodes import BarcodeError, variable_measure_code
 from kiosk.ledger.catalog import KIT_KINDS, UNITS
@@ -98,15 +99,7 @@ class ImportResult:
 
 
 def _money(text: str, what: str, unit: Decimal) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{what} {text!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{what} {text!r} must be zero or more")
-    if value != value.quantize(unit):
-        raise ValueError(f"{what} {text!r} has more decimals than the currency")
-    return value
+    return numbers.money(text, what, unit)
 
 
 def _pairs(text: str, what: str) -> Iterator[tuple[str, int]]:
@@ -114,9 +107,11 @@ def _pairs(text: str, what: str) -> Iterator[tuple[str, int]]:
         if not part:
             continue
         code, _, qty = part.partition("*")
-        if qty and (not qty.isdigit() or int(qty) == 0):
-            raise ValueError(f"{what} {part!r}: quantity after * must be a whole number above 0")
-        yield code, int(qty) if qty else 1
+        if not qty:
+            yield code, 1
+            continue
+        yield code, numbers.whole(qty, f"{what} {code}: quantity after *", minimum=1,
+                                  maximum=numbers.MAX_PACK)  # fmt: skip
 
 
 def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
@@ -155,9 +150,7 @@ def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
         raise ValueError("components given but kit is empty")
     if get["kit"] and not components:
         raise ValueError("a kit needs components")
-    min_age = get["min_age"] or "0"
-    if not min_age.isdigit() or int(min_age) > 99:
-        raise ValueError(f"min_age {min_age!r} must be a whole number of years")
+    min_age = numbers.whole(get["min_age"] or "0", "min_age (years)", maximum=99)
     return Row(
         line=line,
         sku=get["sku"],
@@ -170,7 +163,7 @@ def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
         barcodes=barcodes,
         kit=get["kit"],
         components=components,
-        min_age=int(min_age),
+        min_age=min_age,
     )
 
 
@@ -182,6 +175,9 @@ def read_rows(ledger: Ledger, stream: TextIO, source: str) -> list[Row]:
     header = [name.strip() for name in reader.fieldnames]
     reader.fieldnames = header
     problems = []
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise CatalogFileError(source, [f"line 1: column(s) named twice: {', '.join(twice)}"])
     missing = [col for col in REQUIRED if col not in header]
     extra = [col for col in header if col not in COLUMNS]
     if missing or extra:
@@ -254,7 +250,7 @@ def import_rows(ledger: Ledger, rows: list[Row], staff: str | None) -> ImportRes
     """Write checked rows in one transaction (all or nothing)."""
     db = ledger.db
     now = ts_text(utc_now())
-    with db.atomic():
+    with ledger.transaction():
         existing = {
             sku: (name, Decimal(price), tax, Decimal(cost) if cost is not None else None, unit,
                   bool(active), kit, min_age)
@@ -318,15 +314,21 @@ def _db_values(flat: tuple) -> tuple:
     return (name, str(price), tax, _t(cost), unit, int(active), kit, min_age)
 
 
-def import_file(ledger: Ledger, path: Path, staff: str | None = None) -> ImportResult:
+def read_file(ledger: Ledger, path: Path) -> list[Row]:
+    """Parse and check a catalog file (UTF-8, see read_rows)."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as stream:
-            rows = read_rows(ledger, stream, str(path))
+        text = textfile.read_text(path)
     except FileNotFoundError:
         raise LedgerError(f"{path}: no such file") from None
     except OSError as exc:
-        raise LedgerError(f"{path}: cannot read: {exc}") from None
-    return import_rows(ledger, rows, staff)
+        raise LedgerError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except textfile.TextFileError as exc:
+        raise CatalogFileError(str(path), [str(exc).removeprefix(f"{path}: ")]) from None
+    return read_rows(ledger, io.StringIO(text, newline=""), str(path))
+
+
+def import_file(ledger: Ledger, path: Path, staff: str | None = None) -> ImportResult:
+    return import_rows(ledger, read_file(ledger, path), staff)
 
 
 def import_text(ledger: Ledger, text: str, staff: str | None = None) -> ImportResult:

@@ -6,22 +6,48 @@ deadlock on a lock upgrade, and a power cut leaves either the whole posting or n
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import peewee
 from peewee import DatabaseError, SqliteDatabase
 
 from kiosk.config import Config
-from kiosk.ledger import models
+from kiosk.ledger import migrations, models
 from kiosk.ledger.barcodes import BarcodeParser
 from kiosk.ledger.money import TaxPolicy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = migrations.LATEST
 APPEND_ONLY = ("txn", "txn_line", "tender", "stock_move")
 
 
 class LedgerError(Exception):
     """A posting refused for a reason the user can act on (unknown SKU, over-return ...)."""
+
+
+class StorageFullError(LedgerError):
+    """The ledger's disk is full: the transaction was rolled back whole."""
+
+
+def storage_error(exc: BaseException, path: Path) -> LedgerError | None:
+    """The user-facing error behind a database exception, or None for a bug.
+
+    A full disk can surface as the statement's error or, after SQLite rolled the
+    transaction back itself, as "cannot rollback" with the real cause in its context."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if "database or disk is full" in text:
+            return StorageFullError(
+                f"{path}: the disk is full, nothing was written; free space and try again"
+            )
+        if text.startswith(migrations.BOUND_PREFIX):
+            return LedgerError(f"refused by the ledger: {text}")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
@@ -57,12 +83,11 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
                     f"BEGIN SELECT RAISE(ABORT, 'posted rows are append-only'); END"
                 )
         version = db.execute_sql("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema {version} is newer than this software ({SCHEMA_VERSION})"
             )
+        migrations.upgrade(db, max(version, 1))  # 0: tables made just now, as version 1
     return db
 
 
@@ -105,6 +130,19 @@ class Ledger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic posting; a full disk or a value past the ledger's own bounds
+        becomes a one-line LedgerError, with nothing written."""
+        try:
+            with self.db.atomic():
+                yield
+        except (sqlite3.Error, peewee.DatabaseError) as exc:
+            error = storage_error(exc, self.path)
+            if error is None:
+                raise
+            raise error from None
 
     def next_value(self, counter: str) -> int:
         """Next number of a gap-free counter; call inside the posting's transaction."""

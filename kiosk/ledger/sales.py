@@ -187,7 +187,7 @@ def post_sale(
 ) -> Posted:
     if not lines:
         raise LedgerError("a sale needs at least one line")
-    with ledger.db.atomic():
+    with ledger.transaction():
         rows, moves = _sale_part(ledger, lines, staff)
         posting = _totals(Posting("sale", staff=staff, lines=rows, moves=moves, note=note))
         return write(ledger, _settle(posting, tenders, ledger.policy))
@@ -314,7 +314,7 @@ def preview_return(
     ledger: Ledger, receipt: str | None, lines: Sequence[ReturnLine]
 ) -> list[LineRow]:
     """The refund lines a return would post, checked against the receipt; posts nothing."""
-    with ledger.db.atomic():
+    with ledger.transaction():
         _, rows, _ = _return_part(ledger, receipt, lines)
     return rows
 
@@ -374,7 +374,7 @@ def post_return(
         raise LedgerError("a return needs at least one line")
     if reason not in RETURN_REASONS:
         raise LedgerError(f"return reason must be one of {', '.join(RETURN_REASONS)}")
-    with ledger.db.atomic():
+    with ledger.transaction():
         original, rows, moves = _return_part(ledger, receipt, lines)
         posting = _totals(
             Posting(
@@ -398,7 +398,7 @@ def post_return(
 
 def post_void(ledger: Ledger, receipt: str, staff: str | None, reason: str = "post_void") -> Posted:
     """Undo a whole sale after it was posted: supervisors only, once, before any return."""
-    with ledger.db.atomic():
+    with ledger.transaction():
         require_role(staff, "supervisor")
         original = find_receipt(receipt, kinds=("sale",))
         if Txn.select().where(Txn.ref == original).exists():
@@ -456,7 +456,7 @@ def post_exchange(
         raise LedgerError("an exchange needs returned and sold lines")
     if reason not in RETURN_REASONS:
         raise LedgerError(f"return reason must be one of {', '.join(RETURN_REASONS)}")
-    with ledger.db.atomic():
+    with ledger.transaction():
         original, back_rows, back_moves = _return_part(ledger, receipt, returned)
         sale_rows, sale_moves = _sale_part(ledger, sold, staff, first_line_no=len(back_rows) + 1)
         posting = _totals(

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from peewee import fn
 
+from kiosk import numbers
 from kiosk.ledger import audit, catalog
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import StockBalance, StockMove, ts_text, utc_now
@@ -47,10 +48,14 @@ def _stock_line(line_no: int, sku: str, qty: Decimal, **extra) -> LineRow:
     )
 
 
-def _whole(qty: object, what: str) -> int:
+def _whole(qty: object, what: str, limit: int = numbers.MAX_STOCK_QTY) -> int:
+    """A whole number of base units within the documented bound (kiosk.numbers)."""
     if not isinstance(qty, int) or isinstance(qty, bool):
-        raise LedgerError(f"{what} must be a whole number of base units, not {qty!r}")
-    return qty
+        raise LedgerError(f"{what} must be a whole number of base units, not {str(qty)[:40]!r}")
+    try:
+        return numbers.whole(qty, what, minimum=-limit, maximum=limit)
+    except numbers.NumberError as exc:
+        raise LedgerError(str(exc)) from None
 
 
 def on_hand(sku: str, location: str = MAIN) -> int:
@@ -78,7 +83,7 @@ def receive(
     """Goods in from a supplier (delivery note `reference`)."""
     if not lines:
         raise LedgerError("receiving needs at least one line")
-    with ledger.db.atomic():
+    with ledger.transaction():
         rows, moves = [], []
         for line_no, line in enumerate(lines, start=1):
             catalog.get_item(line.sku)
@@ -104,7 +109,7 @@ def adjust(ledger: Ledger, sku: str, delta: int, reason: str, staff: str | None)
     delta = _whole(delta, "adjustment")
     if delta == 0:
         raise LedgerError("an adjustment of zero changes nothing")
-    with ledger.db.atomic():
+    with ledger.transaction():
         catalog.get_item(sku)
         audit.record("adjust", staff, sku, "on_hand", None, delta, reason)
         return write(
@@ -145,7 +150,7 @@ def count(
         if moment > now + timedelta(seconds=5):
             raise LedgerError(f"{sku}: counted_at is in the future")
         moments[sku] = moment.astimezone(UTC)
-    with ledger.db.atomic():
+    with ledger.transaction():
         rows, moves = [], []
         for line_no, (sku, qty) in enumerate(sorted(counted.items()), start=1):
             catalog.get_item(sku)
@@ -173,10 +178,10 @@ def build_kit(
     ledger: Ledger, kit_sku: str, qty: int, staff: str | None, lot: str | None = None
 ) -> Posted:
     """Assemble `qty` kits: consume the components of the current BOM version, add kits."""
-    qty = _whole(qty, "kit quantity")
+    qty = _whole(qty, "kit quantity", numbers.MAX_PIECES)
     if qty <= 0:
         raise LedgerError("build at least one kit")
-    with ledger.db.atomic():
+    with ledger.transaction():
         kit = catalog.get_item(kit_sku)
         if not kit.kit:
             raise LedgerError(f"{kit_sku} is not a kit item")

@@ -3,16 +3,19 @@
 Balances equal the sum of their moves; every transaction balances (lines add up,
 net + tax = total, tenders - change = total + rounding); every transaction has its
 stock event in the outbox, in gap-free seq, carrying exactly its moves; no line was
-returned more often than it was sold.
+returned more often than it was sold; every stored number is a number within the
+ledger's bounds. It never crashes on a damaged ledger: what it cannot read is a
+problem it reports, and each check runs even when another one failed.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from kiosk.ledger.core import Ledger
+from kiosk.ledger.migrations import MAX_AMOUNT, MAX_BALANCE, MAX_DELTA
 from kiosk.ledger.posting import event_moves
 
 ZERO = Decimal(0)
@@ -23,25 +26,50 @@ def verify(ledger: Ledger) -> list[str]:
     """Every problem found, as one line each; an empty list means the ledger is whole."""
     problems: list[str] = []
     sql = ledger.db.execute_sql
+    checks = (
+        ("stock balances", lambda: _balances(sql, problems)),
+        ("transactions", lambda: _transactions(sql, problems)),
+        ("the outbox", lambda: _outbox(ledger, sql, problems)),
+        ("returns", lambda: _returns(sql, problems)),
+    )
     with ledger.db.atomic():  # one consistent snapshot
-        _balances(sql, problems)
-        _transactions(sql, problems)
-        _outbox(ledger, sql, problems)
-        _returns(sql, problems)
+        for name, check in checks:
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - a damaged ledger is reported, not fatal
+                problems.append(f"could not check {name}: {type(exc).__name__}: {exc}"[:300])
     return problems[:MAX_PROBLEMS] + (
         [f"... and {len(problems) - MAX_PROBLEMS} more"] if len(problems) > MAX_PROBLEMS else []
     )
 
 
+def _amount(value: object, where: str, problems: list[str], limit: int = MAX_AMOUNT) -> Decimal:
+    """A stored decimal; an unreadable or out-of-range one is a problem and counts as 0."""
+    try:
+        number = Decimal(value) if isinstance(value, str | int) else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or abs(number) > limit:
+        problems.append(f"{where}: {str(value)[:40]!r} is not a number within {limit}")
+        return ZERO
+    return number
+
+
+def _whole(value: object, where: str, limit: int, problems: list[str]) -> int:
+    if not isinstance(value, int) or abs(value) > limit:
+        problems.append(f"{where}: {str(value)[:40]!r} is not a whole number within {limit}")
+        return 0
+    return value
+
+
 def _balances(sql, problems: list[str]) -> None:
-    moved = {
-        (sku, loc): total
-        for sku, loc, total in sql(
-            "SELECT sku, location, SUM(delta) FROM stock_move GROUP BY sku, location"
-        )
-    }
+    # Summed here, not by SUM(): Python's integers cannot overflow on a damaged ledger.
+    moved: dict[tuple[str, str], int] = defaultdict(int)
+    for txn_id, sku, loc, delta in sql("SELECT txn_id, sku, location, delta FROM stock_move"):
+        moved[(sku, loc)] += _whole(delta, f"txn {txn_id} move of {sku}", MAX_DELTA, problems)
     held = {
-        (sku, loc): n for sku, loc, n in sql("SELECT sku, location, on_hand FROM stock_balance")
+        (sku, loc): _whole(n, f"stock {sku}@{loc}", MAX_BALANCE, problems)
+        for sku, loc, n in sql("SELECT sku, location, on_hand FROM stock_balance")
     }
     for key in sorted(moved.keys() | held.keys()):
         if moved.get(key, 0) != held.get(key, 0):
@@ -56,27 +84,28 @@ def _transactions(sql, problems: list[str]) -> None:
     for txn_id, line_no, net, tax, total, discount in sql(
         "SELECT txn_id, line_no, net, tax, total, discount FROM txn_line"
     ):
-        net, tax, total = Decimal(net), Decimal(tax), Decimal(total)
+        where = f"txn {txn_id} line {line_no}"
+        net, tax, total = (_amount(v, where, problems) for v in (net, tax, total))
         if net + tax != total:
             problems.append(f"txn {txn_id} line {line_no}: net {net} + tax {tax} != {total}")
         acc = sums[txn_id]
         acc[0] += net
         acc[1] += tax
         acc[2] += total
-        acc[3] += Decimal(discount)
+        acc[3] += _amount(discount, where, problems)
     paid: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for txn_id, amount in sql("SELECT txn_id, amount FROM tender"):
-        paid[txn_id] += Decimal(amount)
+        paid[txn_id] += _amount(amount, f"txn {txn_id} tender", problems)
     for txn_id, number, net, tax, total, discount, rounding, change in sql(
         "SELECT id, number, net, tax, total, discount, rounding, change FROM txn"
     ):
-        header = [Decimal(net), Decimal(tax), Decimal(total), Decimal(discount)]
+        header = [_amount(v, number, problems) for v in (net, tax, total, discount)]
         if header != sums[txn_id]:
             problems.append(f"{number}: totals {header} differ from its lines {sums[txn_id]}")
         if header[0] + header[1] != header[2]:
             problems.append(f"{number}: net + tax != total")
-        due = Decimal(total) + Decimal(rounding)
-        if paid[txn_id] - Decimal(change) != due:
+        due = header[2] + _amount(rounding, number, problems)
+        if paid[txn_id] - _amount(change, number, problems) != due:
             problems.append(
                 f"{number}: tenders {paid[txn_id]} - change {change} != total + rounding {due}"
             )
@@ -102,8 +131,11 @@ def _outbox(ledger: Ledger, sql, problems: list[str]) -> None:
         seq, payload = events[txn_id]
         try:
             event = json.loads(payload)
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):
             problems.append(f"event {seq}: payload is not JSON")
+            continue
+        if not isinstance(event, dict):
+            problems.append(f"event {seq}: payload is not a JSON object")
             continue
         expected = event_moves(moves[txn_id])
         if event.get("moves") != expected or event.get("txn") != number:
@@ -121,8 +153,9 @@ def _returns(sql, problems: list[str]) -> None:
         "SELECT s.id, s.txn_id, s.line_no, s.qty, r.qty FROM txn_line r "
         "JOIN txn_line s ON r.ref_line_id = s.id"
     ):
-        sold[line_id] = (txn_id, line_no, Decimal(qty))
-        returned[line_id] -= Decimal(back)
+        where = f"txn {txn_id} line {line_no}"
+        sold[line_id] = (txn_id, line_no, _amount(qty, where, problems))
+        returned[line_id] -= _amount(back, f"a return of {where}", problems)
     for line_id, (txn_id, line_no, qty) in sold.items():
         if returned[line_id] > qty:
             problems.append(f"txn {txn_id} line {line_no}: {returned[line_id]} returned of {qty}")

@@ -1,0 +1,74 @@
+"""Forward migrations of the ledger schema, keyed by `PRAGMA user_version`.
+
+Version 1 is the schema as `create_tables` makes it. Each later step upgrades a
+ledger made by the version before it, inside the opening transaction, so a power
+cut leaves the old version or the new one. Steps never rewrite posted rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from peewee import SqliteDatabase
+
+# The ledger's own limits: a second line of defence behind kiosk.numbers, wide
+# enough that no valid posting reaches them and tight enough that no sum of
+# stock or money can overflow SQLite's 64-bit integers or lose exactness.
+MAX_DELTA = 10**9  # base units in one stock move
+MAX_BALANCE = 10**12  # base units on hand for one SKU and location
+MAX_AMOUNT = 10**12  # any amount of money, a quantity or a price in a posted row
+BOUND_PREFIX = "out of range:"
+
+_MONEY_COLUMNS = {
+    "txn": ("net", "tax", "total", "discount", "rounding", "change"),
+    "txn_line": ("qty", "unit_price", "gross", "discount", "net", "tax", "total"),
+    "tender": ("amount",),
+}
+
+
+def _raise(what: str) -> str:
+    return f"BEGIN SELECT RAISE(ABORT, '{BOUND_PREFIX} {what}'); END"
+
+
+def _decimal_out_of_range(column: str) -> str:
+    """Decimal TEXT that is not a plain bounded number (too long, or too large)."""
+    value = f"NEW.{column}"
+    return (
+        f"(typeof({value}) != 'text' OR length({value}) > 24 "
+        f"OR abs(CAST({value} AS REAL)) > {MAX_AMOUNT})"
+    )
+
+
+def _v2_bounds(db: SqliteDatabase) -> None:
+    """Refuse stock moves, balances and amounts past the ledger's limits."""
+    sql = db.execute_sql
+    sql(
+        "CREATE TRIGGER IF NOT EXISTS stock_move_bounds BEFORE INSERT ON stock_move "
+        f"WHEN typeof(NEW.delta) != 'integer' OR abs(NEW.delta) > {MAX_DELTA} "
+        + _raise(f"a stock move of more than {MAX_DELTA} units")
+    )
+    for action in ("INSERT", "UPDATE OF on_hand"):
+        name = "stock_balance_bounds_" + action.split()[0].lower()
+        sql(
+            f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {action} ON stock_balance "
+            f"WHEN typeof(NEW.on_hand) != 'integer' OR abs(NEW.on_hand) > {MAX_BALANCE} "
+            + _raise(f"a stock level beyond {MAX_BALANCE} units")
+        )
+    for table, columns in _MONEY_COLUMNS.items():
+        condition = " OR ".join(_decimal_out_of_range(c) for c in columns)
+        sql(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_bounds BEFORE INSERT ON {table} "
+            f"WHEN {condition} " + _raise(f"an amount or quantity beyond {MAX_AMOUNT} in {table}")
+        )
+
+
+STEPS: dict[int, Callable[[SqliteDatabase], None]] = {2: _v2_bounds}
+LATEST = max(STEPS)
+
+
+def upgrade(db: SqliteDatabase, version: int) -> None:
+    """Run every step after `version`, inside the caller's transaction."""
+    for target in sorted(STEPS):
+        if target > version:
+            STEPS[target](db)
+            db.execute_sql(f"PRAGMA user_version = {target}")
