@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from kiosk import clock
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.models import ts_text, utc_now
 
@@ -169,6 +170,7 @@ def write(ledger: Ledger, posting: Posting) -> Posted:
         "kind": posting.kind,
         "txn": number,
         "moves": event_moves(moves),
+        "clock": clock.mark(),  # "unsynced": made before NTP set the clock (kiosk/clock.py)
     }
     if posting.counted is not None:
         event["counted"] = posting.counted
