@@ -256,3 +256,94 @@ def test_the_same_bookkeeping_on_postgresql(postgres):
         wait_until(lambda: store.advance_watermark("till-01") == (3, None), 5, what="watermark")
     finally:
         db.close()
+
+
+def test_a_postgresql_store_made_by_the_previous_version_is_migrated(postgres):
+    from playhouse.db_url import connect  # noqa: PLC0415
+
+    old = connect(postgres)
+    for statement in OLD_SCHEMA.format(pk="SERIAL PRIMARY KEY", bool="BOOLEAN").split(";"):
+        if statement.strip():
+            old.execute_sql(statement)
+    old.close()
+    db = store.open_store(postgres)
+    try:
+        check_migrated(db)
+    finally:
+        db.close()
+
+
+# The store's schema as the previous version (schema 0, no version kept) created it.
+OLD_SCHEMA = """
+CREATE TABLE "applied_event" ("id" {pk}, "device" VARCHAR(32) NOT NULL, "seq" INTEGER NOT NULL,
+  "kind" VARCHAR(10) NOT NULL, "txn" VARCHAR(64) NOT NULL, "ts" VARCHAR(32) NOT NULL,
+  "applied_at" VARCHAR(32) NOT NULL);
+CREATE UNIQUE INDEX "applied_event_device_seq" ON "applied_event" ("device", "seq");
+CREATE TABLE "count_record" ("id" {pk}, "device" VARCHAR(32) NOT NULL, "seq" INTEGER NOT NULL,
+  "sku" VARCHAR(32) NOT NULL, "qty" INTEGER NOT NULL, "at" VARCHAR(32) NOT NULL);
+CREATE TABLE "dead_letter" ("id" {pk}, "topic" VARCHAR(200) NOT NULL, "payload" TEXT NOT NULL,
+  "error" TEXT NOT NULL, "received_at" VARCHAR(32) NOT NULL);
+CREATE TABLE "kiosk_state" ("device" VARCHAR(32) NOT NULL PRIMARY KEY, "online" {bool} NOT NULL,
+  "last_seen" VARCHAR(32), "outbox" INTEGER NOT NULL, "printer" VARCHAR(16) NOT NULL,
+  "applied_to" INTEGER NOT NULL, "reported_seq" INTEGER);
+CREATE TABLE "move" ("id" {pk}, "device" VARCHAR(32) NOT NULL, "seq" INTEGER NOT NULL,
+  "sku" VARCHAR(32) NOT NULL, "kind" VARCHAR(10) NOT NULL, "delta" INTEGER NOT NULL,
+  "at" VARCHAR(32) NOT NULL);
+CREATE INDEX "move_sku_at" ON "move" ("sku", "at");
+CREATE TABLE "sku_info" ("sku" VARCHAR(32) NOT NULL PRIMARY KEY, "name" VARCHAR(120) NOT NULL,
+  "case_pack" INTEGER NOT NULL);
+CREATE TABLE "stock_level" ("sku" VARCHAR(32) NOT NULL PRIMARY KEY, "on_hand" INTEGER NOT NULL,
+  "count_at" VARCHAR(32), "updated_at" VARCHAR(32) NOT NULL);
+INSERT INTO "applied_event" ("device", "seq", "kind", "txn", "ts", "applied_at") VALUES
+  ('till-01', 1, 'receive', 'till-01-000001', '2026-11-01T12:00:00.000000Z', 'x'),
+  ('till-01', 2, 'count', 'till-01-000002', '2026-11-01T12:02:00.000000Z', 'x');
+INSERT INTO "move" ("device", "seq", "sku", "kind", "delta", "at") VALUES
+  ('till-01', 1, 'PEN', 'receive', 50, '2026-11-01T12:00:00.000000Z');
+INSERT INTO "count_record" ("device", "seq", "sku", "qty", "at") VALUES
+  ('till-01', 2, 'PEN', 40, '2026-11-01T12:02:00.000000Z');
+INSERT INTO "stock_level" ("sku", "on_hand", "count_at", "updated_at") VALUES
+  ('PEN', 40, '2026-11-01T12:02:00.000000Z', 'x');
+INSERT INTO "dead_letter" ("topic", "payload", "error", "received_at") VALUES
+  ('shop/store-042/kiosk/till-01/stock', 'not json', 'not JSON', '2026-11-01T12:05:00.000000Z');
+"""
+
+
+def check_migrated(db):
+    """A store the previous version made, opened by this one: data kept, new columns
+    filled where they can be, and the bookkeeping goes on with the new rules."""
+    assert store.schema_version(db) == store.SCHEMA_VERSION
+    level = store.StockLevel.get_by_id("PEN")
+    assert (level.on_hand, level.count_device, level.count_seq) == (40, "till-01", 2)
+    letter = store.DeadLetter.get()
+    assert (letter.times, letter.last_at) == (1, letter.received_at)
+    # An old event (no digest) repeated is a duplicate, not a conflict.
+    again = event(1, "receive", [("PEN", 50)], T0)
+    with db.atomic():
+        assert store.apply_events([again], datetime.now(UTC)) == (set(), [], [])
+    after = event(3, "sale", [("PEN", -3)], T0 - timedelta(days=1), clock="unsynced")
+    apply_all(db, [after])
+    assert levels() == {"PEN": 37}  # after the count by seq, though dated before it
+    now = datetime.now(UTC)
+    with db.atomic():
+        store.dead_letter("shop/store-042/kiosk/till-01/stock", b"not json", "not JSON", now)
+        store.dead_letter("shop/store-042/kiosk/till-01/stock", b"not json", "not JSON", now)
+    assert [r.times for r in store.DeadLetter.select().order_by(store.DeadLetter.id)] == [1, 2]
+
+
+def test_a_store_made_by_the_previous_version_is_migrated(tmp_path):
+    import sqlite3  # noqa: PLC0415
+
+    path = tmp_path / "controller.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(OLD_SCHEMA.format(pk="INTEGER NOT NULL PRIMARY KEY", bool="INTEGER"))
+    db = store.open_store(str(path))
+    try:
+        check_migrated(db)
+    finally:
+        db.close()
+    db = store.open_store(str(path))  # opening again changes nothing
+    try:
+        assert store.schema_version(db) == store.SCHEMA_VERSION
+        assert levels() == {"PEN": 37}
+    finally:
+        db.close()
