@@ -566,9 +566,15 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
         if not (tls_cert and tls_key):
             raise UserError("TLS needs both --tls-cert and --tls-key")
         tls = broker.TlsFiles(tls_cert, tls_key, tls_ca)
-    written = broker.write_config(
-        directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
-    )
+    try:
+        written = broker.write_config(
+            directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
+        )
+        problem = broker.reach_problem(directory, run_as)
+    except broker.BrokerError as exc:
+        raise UserError(str(exc)) from None
+    if problem:
+        raise UserError(problem)
     for path in written:
         click.echo(str(path))
 
@@ -589,17 +595,22 @@ def broker_add_device(username: str, directory: Path, password_out: Path | None)
     """Give a kiosk (its device id) or the controller ('controller') broker credentials."""
     import re  # noqa: PLC0415
 
+    from kiosk import files  # noqa: PLC0415
     from kiosk.mqtt import broker  # noqa: PLC0415
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", username):
         raise UserError(f"{username!r} is not a device id")
+    if username != broker.CONTROLLER_USER and broker.reserved(username):
+        raise UserError(f"{username!r} is reserved for the shop controller")
+    if password_out and not (password_out.parent.is_dir() and (
+            not password_out.exists() or password_out.is_file())):  # fmt: skip
+        raise UserError(f"{password_out}: not a file in an existing folder")
     try:
         password = broker.add_credentials(directory / "passwd", username)
     except broker.BrokerError as exc:
         raise UserError(str(exc)) from None
-    if password_out:
-        password_out.touch(mode=0o600)
-        password_out.write_text(password + "\n")
+    if password_out:  # a new 0600 file renamed into place: never in a readable one
+        files.write_private(password_out, password + "\n")
         click.echo(f"{username}: password written to {password_out}")
     else:
         click.echo(f"{username}: {password}")

@@ -137,8 +137,8 @@ def user_ids(name: str) -> tuple[int, int] | None:
 
 
 def can_reach(path: Path, uid: int, gid: int) -> Path | None:
-    """The first folder on the way to `path` that user uid (group gid and its other
-    groups) cannot enter, or None when every folder lets it through."""
+    """The first folder on the way to folder `path` (itself included) that user uid
+    (group gid and its other groups) cannot enter, or None when every one lets it in."""
     try:
         name = pwd.getpwuid(uid).pw_name
         groups = {gid} | {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}

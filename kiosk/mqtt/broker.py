@@ -7,20 +7,27 @@
   default max_queued_messages of 1000 silently drops QoS 1 messages for a slow
   or offline subscriber (see shared/FINDINGS.md);
 * max_packet_size bounds a message (matches topics.MAX_PAYLOAD);
-* TLS listener as an option.
+* TLS listener as an option;
+* the password file is never readable by others: 0600, or 0640 with the group of
+  the user Mosquitto drops to when started as root (it reads the file after dropping).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiosk import files
 from kiosk.mqtt.topics import MAX_PAYLOAD
 
 CONTROLLER_USER = "controller"
+# Broker users that are not devices: a device list may not name one of them.
+RESERVED_USERS = frozenset({CONTROLLER_USER})
 # 3 kiosks offline for a busy week, with room: ~300 bytes each, ~150 MB at worst.
 MAX_QUEUED = 500_000
 
@@ -96,7 +103,38 @@ def render_acl(root: str) -> str:
     )
 
 
+def reserved(name: str) -> bool:
+    """A name no device may have: the controller's broker user (any letter case, so
+    no device id can pass for it in a list or a log)."""
+    return name.casefold() in {user.casefold() for user in RESERVED_USERS}
+
+
+def broker_user(run_as: str | None) -> tuple[str, int, int] | None:
+    """Who reads the broker's files once it runs: None when that is whoever starts it
+    (not root, or `user root`). Started as root, Mosquitto drops to `user` (default
+    `mosquitto`, and `nobody` when that user does not exist) before it reads the
+    password file and ACL and writes its queue and log."""
+    if os.geteuid() != 0 or run_as == "root":
+        return None
+    name = run_as or "mosquitto"
+    ids = files.user_ids(name)
+    if ids is None and run_as is None:
+        name, ids = "nobody", files.user_ids("nobody")
+    if ids is None:
+        raise BrokerError(
+            f"no user {name!r} here for mosquitto to run as: create it, or pass --user "
+            "with the user it should run as"
+        )
+    return name, *ids
+
+
 def write_config(directory: Path, root: str, **options) -> list[Path]:
+    """mosquitto.conf, the ACL and a password file (0600, kept if there is one).
+    Written as root for a broker that drops to its own user, the files it reads and
+    writes after dropping are given to that user: passwd and ACL root:<its group>
+    0640, the queue folder and log file its own (see also `reach_problem`)."""
+    runner = broker_user(options.get("run_as"))
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     conf = directory / "mosquitto.conf"
@@ -104,19 +142,56 @@ def write_config(directory: Path, root: str, **options) -> list[Path]:
     conf.write_text(render_config(directory, **options))
     acl.write_text(render_acl(root))
     passwd = directory / "passwd"
-    if not passwd.exists():
-        passwd.touch(mode=0o600)
+    _private_passwd(passwd)
+    if runner is not None:
+        _name, uid, gid = runner
+        if created:
+            files.give_group(directory, gid, 0o750)
+        files.give_group(passwd, gid)
+        files.give_group(acl, gid)
+        os.chown(directory / "data", uid, gid)
+        (directory / "data").chmod(0o700)
+        if not options.get("log_to_journal"):
+            log = directory / "mosquitto.log"
+            files.create_private(log, 0o640)
+            os.chown(log, uid, gid)
     return [conf, acl, passwd]
 
 
+def reach_problem(directory: Path, run_as: str | None = None) -> str | None:
+    """What stops a broker started as root from reading `directory` once it has
+    dropped to its user, as one line saying what to do; None when nothing does."""
+    runner = broker_user(run_as)
+    if runner is None:
+        return None
+    name, uid, gid = runner
+    blocked = files.can_reach(directory, uid, gid)
+    if blocked is None:
+        return None
+    return (
+        f"mosquitto drops to user {name}, who cannot enter {blocked}: put the broker folder "
+        f"where {name} can (e.g. /etc/kiosk/broker), or pass --user root"
+    )
+
+
+def _private_passwd(path: Path) -> None:
+    """A new password file 0600; an existing one keeps its users and at most 0640."""
+    if path.exists():
+        files.restrict(path, files.GROUP_READ)
+    else:
+        files.create_private(path)
+
+
 def add_credentials(password_file: Path, username: str, password: str | None = None) -> str:
-    """Add or replace a user in Mosquitto's password file (hashed by mosquitto_passwd)."""
+    """Add or replace a user in Mosquitto's password file (hashed by mosquitto_passwd).
+    A new file is made 0600; an existing one keeps its owner, group and mode (the
+    broker's user must still read it), minus any permission for others."""
     tool = shutil.which("mosquitto_passwd")
     if tool is None:
         raise BrokerError("mosquitto_passwd not found: apt-get install mosquitto")
     password = password or secrets.token_urlsafe(18)
-    if not password_file.exists():
-        password_file.touch(mode=0o600)
+    _private_passwd(password_file)
+    before = password_file.stat()
     result = subprocess.run(
         [tool, "-b", str(password_file), username, password],
         capture_output=True,
@@ -125,4 +200,9 @@ def add_credentials(password_file: Path, username: str, password: str | None = N
     )
     if result.returncode != 0:
         raise BrokerError(f"mosquitto_passwd: {result.stderr.strip() or result.stdout.strip()}")
+    after = password_file.stat()  # a mosquitto_passwd that rewrites the file by rename
+    if os.geteuid() == 0 and (after.st_uid, after.st_gid) != (before.st_uid, before.st_gid):
+        os.chown(password_file, before.st_uid, before.st_gid)
+    if after.st_mode != before.st_mode:
+        password_file.chmod(stat.S_IMODE(before.st_mode))
     return password

@@ -1,17 +1,18 @@
 """Device bundles: the folders `kiosk provision build` writes and first boot installs.
 
-Every bundle holds kiosk.toml, firstboot.toml and mqtt.pass (the device's broker
-password). The device named by the site's `[broker] device` also gets broker/
+Every bundle holds kiosk.toml, firstboot.toml (with the Wi-Fi key) and mqtt.pass
+(the device's broker password); the bundle folder is 0700 and every file with a secret
+0600. The device named by the site's `[broker] device` also gets broker/
 (Mosquitto's config, ACL and the shop's password file, with paths as they are on the
 device) and controller.toml + controller.pass for the shop controller.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from kiosk import files
 from kiosk.config import parse
 from kiosk.mqtt import broker
 from kiosk.provision import site as site_mod
@@ -24,9 +25,16 @@ DEVICE_CONTROLLER_DB = "/var/lib/kiosk/controller.db"
 
 
 def _secret(path: Path, text: str) -> None:
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text + "\n")
+    """A file with a secret (a password, the Wi-Fi key): 0600 from its first byte, and
+    an older bundle's world-readable file replaced, not written into."""
+    files.write_private(path, text if text.endswith("\n") else text + "\n")
+
+
+def _folder(path: Path) -> Path:
+    """A bundle folder only its owner can open (it is full of secrets)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
 
 
 def _credentials(password_file: Path, user: str, secret: Path) -> None:
@@ -51,10 +59,9 @@ def write_bundles(
     if not (broker_dir / "mosquitto.conf").exists():
         broker.write_config(broker_dir, root)
     for device in progress(devices):
-        bundle = out / device.device
-        bundle.mkdir(parents=True, exist_ok=True)
+        bundle = _folder(out / device.device)
         (bundle / "kiosk.toml").write_text(configs[device.device])
-        (bundle / "firstboot.toml").write_text(site_mod.firstboot_settings(site, device))
+        _secret(bundle / "firstboot.toml", site_mod.firstboot_settings(site, device))
         _credentials(broker_dir / "passwd", device.device, bundle / "mqtt.pass")
     host = next((d for d in devices if site_mod.hosts_broker(site, d)), None)
     if host is not None:
@@ -68,8 +75,7 @@ def _write_broker_host(
 ) -> None:
     """The broker and controller files for the hosting device; written after every
     device's credentials, so its copy of the password file knows them all."""
-    folder = bundle / "broker"
-    folder.mkdir(exist_ok=True)
+    folder = _folder(bundle / "broker")
     (folder / "mosquitto.conf").write_text(
         broker.render_config(
             DEVICE_BROKER_DIR,
@@ -79,8 +85,7 @@ def _write_broker_host(
         )
     )
     (folder / "acl").write_text(broker.render_acl(root))
-    shutil.copyfile(broker_dir / "passwd", folder / "passwd")
-    (folder / "passwd").chmod(0o600)
+    files.write_private(folder / "passwd", (broker_dir / "passwd").read_bytes())
     (bundle / "controller.toml").write_text(
         site_mod.controller_config(site, device, DEVICE_CONTROLLER_DB)
     )

@@ -7,14 +7,16 @@ secrets are wiped from the boot partition (readable by anyone holding the card).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tomllib
 from pathlib import Path
 
+from kiosk import files
 from kiosk.config import ConfigError, parse
 
 NM_CONNECTION = """[connection]
-id={ssid}
+id={name}
 type=wifi
 autoconnect=true
 
@@ -59,12 +61,42 @@ def _group_id(root: Path, name: str) -> int | None:
 
 
 def _install_secret(source: Path, target: Path, root: Path, group: str) -> None:
-    """A secret readable by root and the service's group only (0640)."""
-    target.write_text(source.read_text())
-    target.chmod(0o640)
+    """A secret readable by root and the service's group only (0640): written to a
+    private file that gets its mode and group before it is renamed into place."""
     gid = _group_id(root, group)
-    if gid is not None and os.geteuid() == 0:
-        os.chown(target, 0, gid)
+    files.write_private(
+        target,
+        source.read_bytes(),
+        mode=files.GROUP_READ,
+        group=gid if os.geteuid() == 0 else None,
+        keep_owner=False,
+    )
+
+
+def _keyfile_value(text: str) -> str:
+    """A string as GLib's key files (NetworkManager's profiles) read it back unchanged:
+    backslashes doubled, a leading space written \\s (control characters are refused
+    before this)."""
+    text = text.replace("\\", "\\\\")
+    return "\\s" + text[1:] if text.startswith(" ") else text
+
+
+def _keyfile_ssid(ssid: str) -> str:
+    """NetworkManager reads an SSID of digits and semicolons as a byte list, and treats
+    `;` and `\\` specially: such SSIDs, and any with an outer space, are written as the
+    byte list it also accepts (`83;104;111;112;`), others as plain text."""
+    if re.fullmatch(r"[^;\\]*", ssid) and ssid == ssid.strip():
+        return ssid
+    return "".join(f"{byte};" for byte in ssid.encode())
+
+
+def _check_text(settings: dict, source: Path) -> None:
+    for section, values in settings.items():
+        for key, value in values.items() if isinstance(values, dict) else []:
+            if isinstance(value, str) and any(
+                ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value
+            ):
+                raise FirstBootError(f"{source}: {section}.{key}: a control character")
 
 
 def _install_broker_host(bundle: Path, root: Path) -> list[str]:
@@ -102,12 +134,20 @@ def apply(boot: Path, root: Path = Path("/")) -> list[str]:
     config_file, settings_file = bundle / "kiosk.toml", bundle / "firstboot.toml"
     if not config_file.exists():
         raise FirstBootError(f"{config_file}: no provisioned config on the boot partition")
-    text = config_file.read_text(encoding="utf-8")
-    try:
-        config = parse(text, str(config_file))  # refuse a broken bundle before touching /
-        settings = tomllib.loads(settings_file.read_text()) if settings_file.exists() else {}
-    except (ConfigError, tomllib.TOMLDecodeError) as exc:
+    source = config_file
+    try:  # refuse a broken bundle before touching /
+        text = config_file.read_text(encoding="utf-8")
+        config = parse(text, str(config_file))
+        source = settings_file
+        raw = settings_file.read_text(encoding="utf-8") if settings_file.exists() else ""
+        settings = tomllib.loads(raw)
+    except ConfigError as exc:
         raise FirstBootError(str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FirstBootError(f"{settings_file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise FirstBootError(f"{source}: not UTF-8 text") from None
+    _check_text(settings, settings_file)
     done = []
     etc = root / "etc"
     kiosk_etc = etc / "kiosk"
@@ -139,8 +179,12 @@ def apply(boot: Path, root: Path = Path("/")) -> list[str]:
         connections = etc / "NetworkManager" / "system-connections"
         connections.mkdir(parents=True, exist_ok=True)
         profile = connections / "kiosk-wifi.nmconnection"
-        profile.write_text(NM_CONNECTION.format(ssid=wifi["ssid"], psk=wifi["psk"]))
-        profile.chmod(0o600)  # NetworkManager ignores profiles others can read
+        text = NM_CONNECTION.format(
+            name=_keyfile_value(wifi["ssid"]),
+            ssid=_keyfile_ssid(wifi["ssid"]),
+            psk=_keyfile_value(wifi["psk"]),
+        )
+        files.write_private(profile, text)  # 0600: NetworkManager ignores readable ones
         regdom = etc / "default" / "crda"
         regdom.parent.mkdir(parents=True, exist_ok=True)
         regdom.write_text(f"REGDOMAIN={wifi.get('country', 'DE')}\n")

@@ -28,11 +28,33 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiosk.config import ConfigError, parse
-from kiosk.mqtt.broker import CONTROLLER_USER
+from kiosk.mqtt.broker import CONTROLLER_USER, reserved
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 BACKSLASH = chr(92)
 COLUMNS = ("device", "role", "printer", "scanner", "keymap", "drawer")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text` (C0, DEL, C1: newline, NUL, escape ...)
+    as U+XXXX, or None. Such a character in an SSID, a key or a device field would
+    write a bundle first boot refuses, or a Wi-Fi profile NetworkManager misreads."""
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return f"U+{code:04X}"
+    return None
+
+
+def _decode(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+        raise ProvisionError(
+            str(path), [f"line {line}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8"]
+        ) from None
 
 
 class ProvisionError(Exception):
@@ -69,9 +91,26 @@ class BrokerSection(_Strict):
 
 
 class WifiSection(_Strict):
-    ssid: str = Field(min_length=1, max_length=32)
-    psk: str = Field(min_length=8, max_length=63)
+    # Spaces are part of an SSID or passphrase: kept as written, never stripped.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    ssid: str = Field(min_length=1)
+    psk: str
     country: str = Field("DE", pattern=r"^[A-Z]{2}$")
+
+    @field_validator("ssid")
+    @classmethod
+    def _ssid_fits(cls, value: str) -> str:
+        if len(value.encode()) > 32:
+            raise ValueError("at most 32 bytes as UTF-8 (the limit of an SSID)")
+        return value
+
+    @field_validator("psk")
+    @classmethod
+    def _wpa_passphrase(cls, value: str) -> str:
+        # WPA2/WPA3-Personal: 8-63 printable ASCII characters, or 64 hex digits.
+        if re.fullmatch(r"[ -~]{8,63}|[0-9A-Fa-f]{64}", value) is None:
+            raise ValueError("a Wi-Fi key is 8-63 printable ASCII characters or 64 hex digits")
+        return value
 
 
 class Site(_Strict):
@@ -94,13 +133,19 @@ class Device:
 
 def load_site(path: Path) -> Site:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _decode(path.read_bytes(), path)
     except OSError as exc:
         raise ProvisionError(str(path), [f"cannot read: {exc}"]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProvisionError(str(path), [f"not valid TOML: {exc}"]) from None
+    problems = [
+        f"{_line_of(text, loc)}{'.'.join(loc)}: control character {char} is not allowed"
+        for loc, char in _control_characters(data, [])
+    ]
+    if problems:
+        raise ProvisionError(str(path), problems)
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
@@ -117,13 +162,33 @@ def load_site(path: Path) -> Site:
     return site
 
 
+def _control_characters(value: Any, loc: list[str]) -> list[tuple[list[str], str]]:
+    """(key path, U+XXXX) of every key or string in the site file with a control
+    character; a list item is named by its key (the line is the key's)."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            char = control_character(key)
+            if char:
+                found.append(([*loc, key], char))
+            found += _control_characters(item, [*loc, key])
+    elif isinstance(value, list):
+        for item in value:
+            found += _control_characters(item, loc)
+    elif isinstance(value, str):
+        char = control_character(value)
+        if char:
+            found.append((loc, char))
+    return found
+
+
 def check_broker_device(site: Site, devices: list[Device], path: Path, devices_path: Path) -> None:
     """The device named to host the broker must be in the list, and the broker it runs
     is plain MQTT on the shop network (a TLS broker needs its certificates on a box)."""
     host = site.broker.device
     if host is None:
         return
-    where = _line_of(path.read_text(encoding="utf-8"), ["broker", "device"])
+    where = _line_of(_decode(path.read_bytes(), path), ["broker", "device"])
     if host not in {device.device for device in devices}:
         raise ProvisionError(str(path), [f"{where}broker.device: {host} is not in {devices_path}"])
     if site.broker.tls:
@@ -197,10 +262,10 @@ def check_all(site: Site, path: Path) -> tuple[list[Device], dict[str, str]]:
 
 def _read_devices(path: Path) -> tuple[list[Device], list]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = _decode(path.read_bytes(), path)
     except OSError as exc:
         raise ProvisionError(str(path), [f"cannot read: {exc}"]) from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise ProvisionError(str(path), ["line 1: the file is empty (needs a header row)"])
     unknown = [c for c in reader.fieldnames if c.strip() not in COLUMNS]
@@ -215,9 +280,17 @@ def _read_devices(path: Path) -> tuple[list[Device], list]:
         line = reader.line_num
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
         try:
+            for column, value in row.items():
+                char = control_character(value)
+                if char:
+                    raise ValueError(f"{column}: control character {char} is not allowed")
             device = row.get("device", "")
             if not re.fullmatch(ID, device):
                 raise ValueError(f"device {device!r} must be 1-32 letters, digits, - or _")
+            if reserved(device):
+                raise ValueError(
+                    f"device {device!r} is reserved (the shop controller's broker user)"
+                )
             if device in seen:
                 raise ValueError(f"duplicate device {device} (first on line {seen[device]})")
             role = row.get("role") or "self-checkout"
@@ -255,6 +328,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     text = str(value).replace(BACKSLASH, BACKSLASH * 2).replace('"', BACKSLASH + '"')
+    text = "".join(f"{BACKSLASH}u{ord(c):04X}" if control_character(c) else c for c in text)
     return f'"{text}"'
 
 
