@@ -133,8 +133,34 @@ class PrinterConfig(Section):
     host: str | None = None
     port: int = Field(9100, ge=1, le=65535)
     baudrate: int = Field(19200, gt=0)
-    paper_mm: Literal[58, 80] = 80
+    # python-escpos's capability profile of the printer (`kiosk hw printers` lists
+    # them): its columns, print width, code pages, barcode and cutter support.
+    profile: str = "default"
+    # The paper roll's width (mm) when narrower than the printer's head (a 58 mm
+    # guide in an 80 mm printer); default: the profile's width, or 80 mm.
+    paper_mm: int | None = Field(None, ge=40, le=120)
+    # Characters per line in font A when the printer differs from its profile.
+    columns: int | None = Field(None, ge=24, le=96)
     logo: Path | None = None  # a PNG printed at the top of every receipt
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value == "default":
+            return value
+        import difflib  # noqa: PLC0415
+
+        from escpos.capabilities import CAPABILITIES  # noqa: PLC0415 - 0.2 s: only when set
+
+        names = list(CAPABILITIES["profiles"])
+        if value in names:
+            return value
+        folded = {name.lower(): name for name in names}
+        if value.lower() in folded:
+            return folded[value.lower()]
+        close = difflib.get_close_matches(value.lower(), list(folded), n=3, cutoff=0.5)
+        hint = ", ".join(folded[name] for name in close) or "see `kiosk hw printers`"
+        raise ValueError(f"unknown printer profile {value!r}; closest: {hint}")
 
     @model_validator(mode="after")
     def _connection_is_complete(self) -> PrinterConfig:

@@ -115,15 +115,22 @@ def run_steps(ledger: Ledger, lines: Iterable[str], out: Out, printer=None) -> t
 
 
 def run_replay(
-    config: Config, lines: list[str], db_path: Path | None, catalog_file: Path | None, out: Out
+    config: Config,
+    lines: list[str],
+    db_path: Path | None,
+    catalog_file: Path | None,
+    out: Out,
+    printer=None,
 ) -> int:
+    """`printer`: where the session's receipts, labels and reports go (`replay
+    --print`: the configured printer); default: kept in memory."""
     with replay_ledger(config, db_path, out) as ledger:
         if catalog_file is not None:
             result = catalog_csv.import_file(ledger, catalog_file)
             out(f"{catalog_file}: {result.added} added, {result.updated} updated")
         if not Item.select().exists():
             out("warning: the ledger has no items; give --catalog FILE")
-        status, _ = run_steps(ledger, lines, out)
+        status, _ = run_steps(ledger, lines, out, printer)
         problems = verify(ledger)
         if problems:
             for problem in problems:

@@ -1,4 +1,9 @@
-"""Plain-text rendering of reports for the terminal and the receipt printer."""
+"""Plain-text rendering of reports for the terminal and the receipt printer.
+
+Lines are laid out for the configured printer's columns (`[printer] profile`,
+`paper_mm`, `columns`): on a 58 mm printer the Z report is 32 columns wide and
+every figure stays on the line of its label.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,14 @@ from decimal import Decimal
 
 from kiosk.config import Config
 from kiosk.documents import Receipt
+from kiosk.drivers.layout import (
+    pair,
+    paper_from_config,
+    receipt_ops,
+    text_lines,
+    text_paper,
+    wrap,
+)
 from kiosk.ledger.reports import ZReport
 
 
@@ -15,80 +28,57 @@ def money(amount: Decimal, config: Config) -> str:
     return f"{amount.quantize(config.money.minor_unit):,} {config.money.currency}"
 
 
-def z_report_lines(z: ZReport, config: Config) -> Iterator[str]:
-    width = 44
+def printer_columns(config: Config) -> int:
+    """Characters per line on the configured printer (font A)."""
+    return paper_from_config(config.printer).columns
 
-    def row(label: str, amount: Decimal) -> str:
+
+def z_report_lines(z: ZReport, config: Config, width: int | None = None) -> Iterator[str]:
+    """The Z report, `width` columns wide (default: the configured printer's)."""
+    width = width or printer_columns(config)
+
+    def row(label: str, amount: Decimal, short: str | None = None) -> list[str]:
         text = money(amount, config)
-        return f"{label:<{width - len(text)}}{text}"
+        if short and len(label) + 1 + len(text) > width:
+            label = short
+        return pair(label, text, width)
 
-    yield f"Z report {z.day.isoformat()}  {config.device.store} / {config.device.id}"
-    yield f"(local day; UTC {z.start:%Y-%m-%d %H:%M} to {z.end:%Y-%m-%d %H:%M})"
+    yield from wrap(f"Z report {z.day.isoformat()}  {config.device.store} / {config.device.id}",
+                    width, "  ")  # fmt: skip
+    yield from wrap(f"(local day; UTC {z.start:%Y-%m-%d %H:%M} to {z.end:%Y-%m-%d %H:%M})", width)
     yield "-" * width
     if not z.counts:
-        yield "no sales, returns or voids"
+        yield from wrap("no sales, returns or voids", width)
     else:
-        yield f"receipts {z.first_receipt} .. {z.last_receipt}"
-        yield "  ".join(f"{kind}s: {n}" for kind, n in sorted(z.counts.items()))
-    yield row("gross sales", z.gross_sales)
-    yield row("returns", z.returns)
-    yield row("voids", z.voids)
-    yield row("discounts given", z.discounts)
-    yield row("cash rounding", z.rounding)
-    yield row("net takings", z.net_total)
+        yield from wrap(f"receipts {z.first_receipt} .. {z.last_receipt}", width, "  ")
+        yield from wrap("  ".join(f"{kind}s: {n}" for kind, n in sorted(z.counts.items())), width)
+    yield from row("gross sales", z.gross_sales)
+    yield from row("returns", z.returns)
+    yield from row("voids", z.voids)
+    yield from row("discounts given", z.discounts, "discounts")
+    yield from row("cash rounding", z.rounding, "rounding")
+    yield from row("net takings", z.net_total, "net")
     yield "-" * width
-    yield "tenders (net of change and refunds)"
+    yield from wrap("tenders (net of change and refunds)", width)
     for kind, amount in z.tenders.items():
-        yield row(f"  {kind}", amount)
-    yield "tax per rate                 net        tax"
+        yield from row(f"  {kind}", amount)
+    yield from wrap("tax per rate", width)
     for code, (rate, net, tax) in z.taxes.items():
         pct = f"{rate * 100:.2f}".rstrip("0").rstrip(".")
-        yield f"  {code} {pct + '%':<8} {net:>18,} {tax:>10,}"
+        name = f"  {code} {pct}%"
+        net_text, tax_text = money(net, config), money(tax, config)
+        both = f"{name} net {net_text}  tax {tax_text}"
+        if len(both) <= width:
+            yield both
+        else:
+            yield from pair(f"{name} net", net_text, width)
+            yield from pair(f"{name} tax", tax_text, width)
     yield "-" * width
-    yield row("opening float", z.opening_float)
-    yield row("cash expected in drawer", z.cash_expected)
+    yield from row("opening float", z.opening_float, "float")
+    yield from row("cash expected in drawer", z.cash_expected, "cash expected")
 
 
 def receipt_lines(receipt: Receipt, width: int = 42) -> Iterator[str]:
-    """A receipt as monospaced text: the terminal demo and the replay tool print this."""
-
-    def amount(value: Decimal) -> str:
-        return f"{value:,}"
-
-    def row(left: str, right: str) -> str:
-        room = width - len(right) - 1
-        return f"{left[:room]:<{room}} {right}"
-
-    for text in receipt.header or (receipt.store,):
-        yield f"{text:^{width}}".rstrip()
-    title = {"sale": "", "return": "RETURN", "void": "VOID", "exchange": "EXCHANGE"}[receipt.kind]
-    if receipt.reprint:
-        title = (title + " REPRINT").strip()
-    if title:
-        yield f"{title:^{width}}".rstrip()
-    yield row(f"{receipt.when:%Y-%m-%d %H:%M}", receipt.number)
-    yield "-" * width
-    for line in receipt.lines:
-        yield row(line.name, amount(line.total) + " " + line.tax_code)
-        if line.qty != 1 or line.unit == "kg":
-            unit = " kg" if line.unit == "kg" else ""
-            yield f"  {line.qty}{unit} x {line.unit_price}"
-        if line.discount:
-            yield f"  discount -{line.discount}"
-        if line.note:
-            yield f"  {line.note}"
-    yield "-" * width
-    yield row("TOTAL " + receipt.currency, amount(receipt.total))
-    if receipt.rounding:
-        yield row("cash rounding", amount(receipt.rounding))
-    for tender in receipt.tenders:
-        ref = f" ({tender.reference})" if tender.reference else ""
-        yield row(tender.kind + ref, amount(tender.amount))
-    if receipt.change:
-        yield row("change", amount(receipt.change))
-    for tax in receipt.taxes:
-        pct = f"{tax.rate * 100:.2f}".rstrip("0").rstrip(".")
-        yield row(f"{tax.code} {pct}% of {tax.net + tax.tax}", "tax " + amount(tax.tax))
-    yield f"[{receipt.barcode}]".center(width).rstrip()
-    for text in receipt.footer:
-        yield f"{text:^{width}}".rstrip()
+    """A receipt as monospaced text: the terminal demo and the replay tool print this.
+    The same layout as the paper, without code pages (a terminal prints Unicode)."""
+    yield from text_lines(receipt_ops(receipt, text_paper(width)), width)
