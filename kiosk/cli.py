@@ -138,8 +138,14 @@ def run(db_path: Path | None, demo: bool, headless: bool, offline: bool) -> None
 )
 @click.option("--catalog", "catalog_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Import this catalog CSV into the replay ledger first.")  # fmt: skip
+@click.option("--print", "to_printer", is_flag=True,
+              help="Print the session's receipts and labels on the [printer].")  # fmt: skip
 def replay_command(
-    db_path: Path | None, file: Path, role: str | None, catalog_file: Path | None
+    db_path: Path | None,
+    file: Path,
+    role: str | None,
+    catalog_file: Path | None,
+    to_printer: bool = False,
 ) -> None:
     """Run a session script (one JSON action per line) through the checkout.
 
@@ -159,9 +165,25 @@ def replay_command(
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UserError(f"{file}: no such file") from None
-    status = run_replay(config, text.splitlines(), db_path, catalog_file, out=click.echo)
+    printer = _replay_printer(config) if to_printer else None
+    status = run_replay(
+        config, text.splitlines(), db_path, catalog_file, out=click.echo, printer=printer
+    )
     if status:
         raise click.exceptions.Exit(status)
+
+
+def _replay_printer(config):
+    """`replay --print`: the configured printer; the session's documents go to it."""
+    from kiosk.drivers.printer import EscposPrinter  # noqa: PLC0415
+
+    try:
+        printer = EscposPrinter.from_config(config.printer)
+    except Exception as exc:  # noqa: BLE001 - USB, serial and socket errors differ
+        raise UserError(f"printer ({config.printer.kind}): {exc}") from None
+    if printer is None:
+        raise UserError('--print: no printer configured ([printer] kind = "none")')
+    return printer
 
 
 # ---------------------------------------------------------------- config
@@ -705,18 +727,21 @@ def hw_scan_test(events_file: Path | None, keymap: str | None) -> None:
 def hw_print_test(preview: Path | None) -> None:
     """Print a test receipt (barcode and QR included) on the configured printer."""
     from kiosk.drivers.base import PrinterError  # noqa: PLC0415
-    from kiosk.drivers.layout import receipt_ops  # noqa: PLC0415
+    from kiosk.drivers.layout import paper_from_config, receipt_ops  # noqa: PLC0415
     from kiosk.drivers.preview import render_png  # noqa: PLC0415
     from kiosk.drivers.printer import EscposPrinter  # noqa: PLC0415
     from kiosk.drivers.sample import sample_receipt  # noqa: PLC0415
 
     config = get_config()
     receipt = sample_receipt(config)
+    paper = paper_from_config(config.printer)
+    about = (
+        f"profile {paper.profile}: {paper.columns} columns, {paper.dots} dots "
+        f"at {paper.dpi} dpi, code pages {' '.join(p.name for p in paper.code_pages[:4])}"
+    )
     if preview is not None:
-        render_png(receipt_ops(receipt, config.printer.paper_mm), config.printer.paper_mm).save(
-            preview
-        )
-        click.echo(f"preview written to {preview}")
+        render_png(receipt_ops(receipt, paper), paper).save(preview)
+        click.echo(f"preview written to {preview} ({about})")
         return
     try:
         printer = EscposPrinter.from_config(config.printer)
@@ -725,9 +750,46 @@ def hw_print_test(preview: Path | None) -> None:
         printer.print_receipt(receipt)
     except PrinterError as exc:
         raise UserError(f"printer ({config.printer.kind}): {exc}") from None
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - USB, serial and socket errors differ
         raise UserError(f"printer ({config.printer.kind}): {exc}") from None
-    click.echo(f"test receipt sent to the {config.printer.kind} printer; status {printer.status()}")
+    click.echo(f"test receipt sent to the {config.printer.kind} printer ({about}); "
+               f"status {printer.status()}")  # fmt: skip
+
+
+@hw_group.command("printers")
+@config_option
+@click.option("--profile", "name", help="Show one profile in full.")
+def hw_printers(name: str | None) -> None:
+    """Printer profiles (python-escpos): columns, print width, code pages, barcodes."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from kiosk.config import PrinterConfig  # noqa: PLC0415
+    from kiosk.drivers.layout import paper_for, paper_from_config, profile_names  # noqa: PLC0415
+
+    config = get_config()
+    if name is not None:
+        try:
+            name = PrinterConfig(profile=name).profile
+        except ValidationError as exc:
+            raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    click.echo(f"{'':1} {'profile':<15} {'cols':>4} {'print':>6} {'dots':>5} {'dpi':>4}  "
+               "barcodes cutter  code pages (best first)")  # fmt: skip
+    for profile in [name] if name else profile_names():
+        paper = paper_for(profile)
+        if profile == config.printer.profile:
+            paper = paper_from_config(config.printer)
+        mark = "*" if profile == config.printer.profile else " "
+        pages = " ".join(page.name for page in paper.code_pages) or "ASCII only"
+        if not name and len(pages) > 40:
+            pages = pages[:37].rsplit(" ", 1)[0] + " ..."
+        barcodes = "printer" if paper.hw_barcodes else ("bitmap" if paper.image_impl else "none")
+        width_mm = paper.dots * 25.4 / paper.dpi
+        click.echo(
+            f"{mark} {profile:<15} {paper.columns:>4} {width_mm:>4.0f}mm {paper.dots:>5} "
+            f"{paper.dpi:>4}  {barcodes:<8} {'yes' if paper.cutter else 'no':<6}  {pages}"
+        )
 
 
 @hw_group.command("drawer")
