@@ -237,10 +237,10 @@ class RawClient:
         self.client.loop_start()
         wait_until(lambda: self.connack is not None, 10, what="CONNACK")
 
-    def publish(self, topic: str, payload: bytes | dict) -> int:
+    def publish(self, topic: str, payload: bytes | dict, retain: bool = False) -> int:
         if isinstance(payload, dict):
             payload = json.dumps(payload).encode()
-        info = self.client.publish(topic, payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         wait_until(lambda: info.mid in self.acks, 10, what="PUBACK")
         return self.acks[info.mid]
 
