@@ -595,10 +595,10 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
         problem = broker.reach_problem(directory, run_as)
     except broker.BrokerError as exc:
         raise UserError(str(exc)) from None
-    if problem:
-        raise UserError(problem)
     for path in written:
         click.echo(str(path))
+    if problem:  # written all the same: the folder may be copied to where it runs
+        click.echo(f"kiosk: warning: {problem}", err=True)
 
 
 @broker_group.command("add-device")
