@@ -49,9 +49,12 @@ def restrict(path: Path, mode: int = PRIVATE) -> bool:
     return True
 
 
-def create_private(path: Path, mode: int = PRIVATE) -> bool:
+def create_private(path: Path, mode: int = PRIVATE, owner_of_folder: bool = False) -> bool:
     """Make `path` an empty file with exactly `mode` if it does not exist (True), else
-    take away what `mode` does not allow (False). Safe against a racing creator."""
+    take away what `mode` does not allow (False). Safe against a racing creator.
+    `owner_of_folder`: made by root, the file belongs to whoever owns its folder (a
+    technician's `kiosk staff add` as root must not lock the kiosk user out of
+    /var/lib/kiosk's files)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     except FileExistsError:
@@ -59,9 +62,18 @@ def create_private(path: Path, mode: int = PRIVATE) -> bool:
         return False
     try:
         os.fchmod(fd, mode)  # the umask may have taken bits `mode` asks for (0640)
+        if owner_of_folder:
+            _folder_owner(fd, Path(path))
     finally:
         os.close(fd)
     return True
+
+
+def _folder_owner(fd: int, path: Path) -> None:
+    if os.geteuid() == 0:
+        folder = os.stat(path.parent)
+        if (folder.st_uid, folder.st_gid) != (0, 0):
+            os.fchown(fd, folder.st_uid, folder.st_gid)
 
 
 def write_private(
@@ -71,6 +83,7 @@ def write_private(
     group: int | None = None,
     keep_owner: bool = True,
     replace: bool = True,
+    owner_of_folder: bool = False,
 ) -> None:
     """Replace `path` with `data`, in a file that was private from its first byte.
 
@@ -79,7 +92,8 @@ def write_private(
     and group are kept (`keep_owner`) unless `group` says otherwise. Refuses to
     replace anything but a regular file (a device, a fifo, /dev/stdout). With
     `replace=False` an existing file wins: FileExistsError, and it is left as it was
-    (for a file two processes may create at once, e.g. the PIN key)."""
+    (for a file two processes may create at once, e.g. the PIN key). For
+    `owner_of_folder` see `create_private`."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
     old = None
@@ -99,6 +113,8 @@ def write_private(
                 gid = group if group is not None else (old.st_gid if old and keep_owner else -1)
                 if uid != -1 or gid != -1:
                     os.fchown(handle.fileno(), uid, gid)
+                elif owner_of_folder:
+                    _folder_owner(handle.fileno(), path)
         if replace:
             os.replace(tmp, path)
         else:

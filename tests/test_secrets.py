@@ -124,6 +124,23 @@ def test_an_existing_world_readable_ledger_is_corrected_and_still_works(config, 
         reader.close()
 
 
+def test_root_making_the_ledger_or_key_leaves_them_to_the_owner_of_their_folder(config):
+    """A technician's `kiosk staff add` as root on a device where /var/lib/kiosk is the
+    kiosk user's: the ledger, its -wal/-shm and the PIN key it makes stay the kiosk
+    user's, or the app could no longer open them."""
+    if os.geteuid() != 0:
+        pytest.fail("this test checks files made by root: run the tests as root")
+    folder = config.ledger.path.parent
+    os.chown(folder, 4242, 4243)  # the kiosk user of the device
+    with Ledger.open(config) as ledger:
+        staff.add(ledger, "S1", "Sam", "supervisor", "1234", by=None)
+        made = [ledger.path, Path(f"{ledger.path}-wal"), Path(f"{ledger.path}-shm")]
+        made.append(config.ledger.pin_key_path)
+        for path in made:
+            info = path.stat()
+            assert (info.st_uid, info.st_gid, mode(path)) == (4242, 4243, 0o600), path
+
+
 @pytest.fixture
 def env(tmp_path):
     config = tmp_path / "kiosk.toml"

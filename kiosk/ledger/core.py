@@ -57,7 +57,7 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
     # main file's mode), and an older world-readable ledger and its companions fixed.
     from kiosk.files import create_private, restrict  # noqa: PLC0415
 
-    create_private(path)
+    create_private(path, owner_of_folder=True)  # root's `kiosk staff add`: still the kiosk's
     for companion in ("-wal", "-shm", "-journal"):
         restrict(Path(f"{path}{companion}"))
     db = SqliteDatabase(

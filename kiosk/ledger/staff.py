@@ -72,7 +72,7 @@ def _new_key(path: Path) -> bytes:
     key = secrets.token_bytes(KEY_BYTES)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        files.write_private(path, key.hex() + "\n", replace=False)
+        files.write_private(path, key.hex() + "\n", replace=False, owner_of_folder=True)
     except FileExistsError:
         return load_key(path)  # another process made it first: use theirs
     except OSError as exc:
