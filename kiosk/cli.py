@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import click
 
-from kiosk import __version__
+from kiosk import __version__, numbers, textfile
 from kiosk.checkout.replay import ReplayError
 from kiosk.config import Config, ConfigError
 from kiosk.config import load as load_config
@@ -24,7 +24,15 @@ from kiosk.ledger.barcodes import BarcodeError
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.money import MoneyError
 
-USER_ERRORS = (ConfigError, LedgerError, BarcodeError, MoneyError, ReplayError)
+USER_ERRORS = (
+    ConfigError,
+    LedgerError,
+    BarcodeError,
+    MoneyError,
+    ReplayError,
+    numbers.NumberError,
+    textfile.TextFileError,
+)
 
 
 class UserError(click.ClickException):
@@ -81,14 +89,13 @@ def open_ledger(db_path: Path | None = None) -> Ledger:
     return ledger
 
 
-def _decimal(value: str, what: str) -> Decimal:
+def _money_option(value: str, what: str) -> Decimal:
+    """A money amount given on the command line, in the configured currency's unit."""
+    unit = get_config().money.minor_unit
     try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise UserError(f"{what} {value!r} is not a number") from None
-    if not result.is_finite():
-        raise UserError(f"{what} {value!r} is not a number")
-    return result
+        return numbers.money(value, what, unit)
+    except numbers.NumberError as exc:
+        raise UserError(str(exc)) from None
 
 
 @click.group(cls=KioskGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -158,13 +165,13 @@ def replay_command(
         config = config.model_copy(
             update={"device": config.device.model_copy(update={"role": role})}
         )
-    if str(file) == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError(f"{file}: no such file") from None
+    try:
+        if str(file) == "-":
+            text = textfile.decode(sys.stdin.buffer.read(), "<stdin>")
+        else:
+            text = textfile.read_text(file)
+    except FileNotFoundError:
+        raise UserError(f"{file}: no such file") from None
     printer = _replay_printer(config) if to_printer else None
     status = run_replay(
         config, text.splitlines(), db_path, catalog_file, out=click.echo, printer=printer
@@ -232,8 +239,7 @@ def catalog_import(db_path: Path | None, file: Path, dry_run: bool, staff: str |
 
     ledger = open_ledger(db_path)
     if dry_run:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
-            rows = catalog_csv.read_rows(ledger, stream, str(file))
+        rows = catalog_csv.read_file(ledger, file)
         click.echo(f"{file}: {len(rows)} rows ok (nothing written)")
         return
     result = catalog_csv.import_file(ledger, file, staff)
@@ -304,7 +310,7 @@ def report_z(db_path: Path | None, day: str | None, opening_float: str) -> None:
     except ValueError:
         raise UserError(f"--date {day!r} is not YYYY-MM-DD") from None
     ledger = open_ledger(db_path)
-    z = reports.z_report(the_day, _decimal(opening_float, "--float"))
+    z = reports.z_report(the_day, _money_option(opening_float, "--float"))
     for line in z_report_lines(z, ledger.config):
         click.echo(line)
 

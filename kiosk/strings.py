@@ -70,6 +70,7 @@ DEFAULTS: dict[str, str] = {
     "scanner": "Last scan",
     "drawer_opened": "Cash drawer opened",
     "high_contrast": "High contrast",
+    "storage_full": "Storage full: sales cannot be recorded. Free space on the data partition.",
 }
 
 

@@ -163,6 +163,57 @@ def test_cycle_count_and_the_other_staff_screens(ui):
     ui.screenshot("help")
 
 
+# Runs the app with its data folder on a 16 MiB tmpfs of its own (a private mount
+# namespace), fills that disk when the test asks, and frees it again.
+SMALL_DISK = """
+mkdir -p "$XDG_DATA_HOME" && mount -t tmpfs -o size=16m tmpfs "$XDG_DATA_HOME" || exit 90
+"$@" &
+app=$!
+keep() { cp "$XDG_DATA_HOME"/kiosk/demo-ledger.db* "$KIOSK_UI_STATE"/; }
+trap 'kill $app; wait $app; keep; exit 0' TERM
+step() { while [ ! -e "$KIOSK_UI_STATE/$1" ]; do kill -0 $app || exit 0; sleep 0.1; done; }
+step fill-disk
+dd if=/dev/zero of="$XDG_DATA_HOME/fill" bs=4k 2>/dev/null
+touch "$KIOSK_UI_STATE/disk-full"
+step free-disk
+rm "$XDG_DATA_HOME/fill"
+touch "$KIOSK_UI_STATE/disk-free"
+wait $app
+"""
+
+
+def _step(ui, ask: str, done: str) -> None:
+    (ui.state_dir / ask).touch()
+    ui.wait(lambda s: (ui.state_dir / done).exists(), done)
+
+
+def test_a_full_disk_keeps_the_sale_and_tells_staff(xvfb, tmp_path):
+    ui = KioskUI(xvfb, tmp_path, "full-disk", wrap=["unshare", "-rm", "sh", "-c", SMALL_DISK, "sh"])
+    try:
+        ui.scan("4006381333931")
+        ui.wait(lambda s: s["snap"]["total"] == "1.49", "the cart")
+        _step(ui, "fill-disk", "disk-full")
+        ui.click("pay_button")
+        ui.wait(lambda s: s["screen"] == "pay", "the pay screen")
+        ui.click("cash_5")
+        state = ui.wait(lambda s: s["snap"]["storage_full"], "the full disk noticed")
+        assert state["screen"] == "pay" and len(state["snap"]["lines"]) == 1
+        assert "storage is full" in state["snap"]["message"]
+        state = ui.wait(lambda s: s["alert"].startswith("Storage full"), "the staff banner")
+        assert state["snap"]["due"] == "0"  # the 5.00 covers it: nothing more to pay
+        ui.screenshot("full-disk")
+        _step(ui, "free-disk", "disk-free")
+        ui.click("cash_5")  # pressed again: the sale is recorded, 5.00 taken once
+        state = ui.wait(lambda s: s["screen"] == "receipt", "the receipt screen")
+        assert state["snap"]["change"] == "3.50" and not state["snap"]["storage_full"]
+    finally:
+        ui.stop()
+    with sqlite3.connect(ui.state_dir / "demo-ledger.db") as db:  # copied off the tmpfs
+        rows = db.execute("SELECT kind, total FROM txn WHERE kind = 'sale'").fetchall()
+        tenders = db.execute("SELECT kind, amount FROM tender").fetchall()
+    assert rows == [("sale", "1.49")] and tenders == [("cash", "5")]
+
+
 def test_high_contrast_and_translated_strings(xvfb, tmp_path):
     strings = tmp_path / "strings.toml"
     strings.write_text(

@@ -73,7 +73,7 @@ variable_measure = [{ prefix = "23", kind = "weight", item_digits = 4 }]
         ("[mqtt]\nport = 70000", "<t>: mqtt.port: Input should be less than or equal to 65535"),
         ("[money]\ncash_rounding = '0.001'", "finer than EUR's minor unit"),
         ("[money]\ncash_rounding = 'lots'", "money.cash_rounding: value 'lots' is not a number"),
-        ("[money]\ntax_rates = { A = '150%' }", "money.tax_rates.A: rate '150' must be from 0 to 100"),
+        ("[money]\ntax_rates = { A = '150%' }", "tax_rates.A: rate '150' must be from 0 to 100"),
         ("[device]\nrole = 'robot'", "device.role: Input should be"),
         ("[printer]\nkind = 'usb'", 'kind = "usb" needs usb'),
         ("[drawer]\npin = 99", "drawer.pin"),

@@ -49,7 +49,8 @@ class Xvfb:
 
 
 class KioskUI:
-    def __init__(self, xvfb: Xvfb, folder: Path, name: str, extra_args=(), env=None):
+    def __init__(self, xvfb: Xvfb, folder: Path, name: str, extra_args=(), env=None, wrap=()):
+        """`wrap`: a command the app is started through (e.g. unshare with a small disk)."""
         self.xvfb = xvfb
         self.folder = folder
         self.state_dir = folder / "ui"
@@ -70,7 +71,7 @@ class KioskUI:
             self.env.pop("KIOSK_CONFIG", None)
         self.log = open(folder / "app.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline", *extra_args],
+            [*wrap, sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline", *extra_args],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -43,7 +43,7 @@ from kiosk.drivers.base import (
 from kiosk.ledger import audit, catalog, receipts, reports, sales, stock
 from kiosk.ledger import staff as staff_service
 from kiosk.ledger.barcodes import BarcodeError, Parsed, ReceiptRef, StaffBadge
-from kiosk.ledger.core import Ledger, LedgerError
+from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
 from kiosk.ledger.models import Staff, utc_now
 from kiosk.ledger.money import CASH, ZERO, MoneyError, Tender, round_cash, settle
 from kiosk.ledger.posting import Posted
@@ -66,6 +66,7 @@ class State(StrEnum):
 CUSTOMER_STATES = (State.ATTRACT, State.SCANNING, State.PAYING, State.RECEIPT, State.HELP)
 STAFF_STATES = (State.STAFF_MENU, State.RETURNING, State.COUNTING, State.RECEIVING, State.KIT)
 SUPERVISOR = ("supervisor",)
+PROBE_EVERY_S = 30  # a full disk is probed for space this often (16 KiB written each time)
 ANY_STAFF = ("cashier", "supervisor", "technician")
 SELLING_STAFF = ("cashier", "supervisor")
 
@@ -127,6 +128,8 @@ class Checkout:
         self.counting: CountFlow | None = None
         self.receiving: ReceivingFlow | None = None
         self.kit: KitFlow | None = None
+        self.storage_full: str | None = None  # why sales cannot be recorded now
+        self._probed_at: datetime | None = None
         self.last_activity = clock()
         self._subscribers: list[Callable[[Event], None]] = []
 
@@ -155,6 +158,29 @@ class Checkout:
         self.message = message
         self._emit("message", text=message, ok=False)
         return Outcome(False, message, data)
+
+    def _storage_failed(self, exc: StorageFullError) -> None:
+        """The ledger's disk is full: keep the cart, tell staff, take no new sales."""
+        if self.storage_full is None:
+            self._alert(f"Storage full, sales cannot be recorded; the open cart is kept. {exc}")
+        self.storage_full = str(exc)
+
+    def _probe_storage(self) -> None:
+        """While the disk is full, look for space again every PROBE_EVERY_S seconds."""
+        now = self.clock()
+        if self._probed_at is None or (now - self._probed_at).total_seconds() >= PROBE_EVERY_S:
+            self._probed_at = now
+            self._storage_ok()
+
+    def _storage_ok(self) -> bool:
+        """False while the disk is still full (a real write is tried to find out)."""
+        if self.storage_full is None:
+            return True
+        if not self.ledger.writable():
+            return False
+        self.storage_full = None
+        self._emit("message", text="Storage has space again: selling resumes")
+        return True
 
     def _alert(self, text: str) -> None:
         self.alerts.append(text)
@@ -213,9 +239,10 @@ class Checkout:
             ],
             "total": str(cart.total),
             "tax": str(cart.tax),
-            "due": str(self.amount_due) if self.state == State.PAYING else None,
+            "due": self._due_text() if self.state == State.PAYING else None,
             "message": self.message,
             "alerts": list(self.alerts),
+            "storage_full": self.storage_full,
             "last_receipt": self.last_posted.number if self.last_posted else None,
             "change": str(self.last_posted.change) if self.last_posted else None,
             "lookup": [
@@ -271,6 +298,8 @@ class Checkout:
             return "Staff login needed to sell at this till"
         if self.role == "mobile-cart" and not self.config.checkout.cart_tendering:
             return "This cart does not sell: use item lookup, counts or receiving"
+        if not self.cart and not self._storage_ok():
+            return "This kiosk cannot record sales now (storage full). Please call staff."
         return None
 
     def _sale_scan(self, parsed: Parsed) -> Outcome:
@@ -618,6 +647,8 @@ class Checkout:
 
     def _start_paying(self) -> Outcome:
         if self.state == State.PAYING:
+            if self._paid_but_not_recorded():
+                return self._commit()
             return self._ok(f"Still to pay: {money(self.amount_due, self.config)}")
         if self.state != State.SCANNING or not self.cart:
             return self._no("Scan something first")
@@ -644,7 +675,24 @@ class Checkout:
         self._record({"pay": entry})
         return self._tender("card", amount, reference)
 
+    def _due_text(self) -> str:
+        """What the pay screen shows: nothing more to pay once the tenders cover it."""
+        return "0" if self._paid_but_not_recorded() else str(self.amount_due)
+
+    def _paid_but_not_recorded(self) -> bool:
+        """Tenders that cover the total while still paying: the commit failed (a full
+        disk). Pressing pay or any tender again retries it; the money is not taken twice."""
+        if not self.payment.tenders:
+            return False
+        try:
+            settle(self._payable_total(), self.payment.tenders, self.ledger.policy)
+        except MoneyError:
+            return False
+        return True
+
     def _tender(self, kind: str, amount: object, reference: str | None) -> Outcome:
+        if self.state == State.PAYING and self._paid_but_not_recorded():
+            return self._commit()
         if self.state != State.PAYING:
             started = self._start_paying()
             if not started.ok:
@@ -713,8 +761,12 @@ class Checkout:
                     tenders,
                     staff=self._staff_code(),
                 )
+        except StorageFullError as exc:
+            self._storage_failed(exc)
+            return self._no("Could not record the sale: this kiosk's storage is full. Call staff.")
         except LedgerError as exc:
             return self._no(f"Could not complete the sale: {exc}. Call staff.")
+        self.storage_full = None  # it was written: there is space
         self.last_posted = posted
         self._emit("posted", receipt=posted.number, total=str(posted.total))
         if any(t.kind == CASH for t in tenders):
@@ -798,6 +850,8 @@ class Checkout:
         """Called by the UI every second or so: idle timeouts."""
         idle = (self.clock() - self.last_activity).total_seconds()
         cfg = self.config.checkout
+        if self.storage_full is not None:
+            self._probe_storage()
         if self.state == State.RECEIPT and idle >= cfg.receipt_timeout_s:
             self._finish_customer()
             self.last_activity = self.clock()
@@ -808,6 +862,8 @@ class Checkout:
         if self.state == State.PAYING and self.payment.tenders:
             self._alert("Customer left during payment: staff needed")
             return None
+        if self.storage_full is not None and self.cart:
+            return None  # the sale that could not be recorded waits for staff
         if self.state in (State.SCANNING, State.PAYING, State.HELP) and self.cart:
             self._abandon("idle timeout")
             return self._ok(self._welcome())

@@ -6,6 +6,7 @@ deadlock on a lock upgrade, and a power cut leaves either the whole posting or n
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from kiosk.ledger.barcodes import BarcodeParser
 from kiosk.ledger.money import TaxPolicy
 
 SCHEMA_VERSION = migrations.LATEST
+PROBE = 16 * 1024  # bytes written to find out whether the disk has space
 APPEND_ONLY = ("txn", "txn_line", "tender", "stock_move")
 
 
@@ -91,6 +93,14 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
     return db
 
 
+def _disk_full(path: Path) -> bool:
+    """SQLite says "disk I/O error" when it cannot even make its -shm file."""
+    try:
+        return shutil.disk_usage(path.parent).free < PROBE
+    except OSError:
+        return False
+
+
 @dataclass
 class Ledger:
     """The open ledger and what every posting needs: device, tax policy, barcode rules."""
@@ -114,6 +124,10 @@ class Ledger:
         try:
             db = open_database(path, config.ledger.synchronous)
         except (OSError, DatabaseError) as exc:
+            if _disk_full(Path(path)):
+                raise StorageFullError(
+                    f"{path}: cannot open the ledger: the disk is full; free space and try again"
+                ) from None
             raise LedgerError(f"{path}: cannot open the ledger: {exc}") from None
         return cls(
             db=db,
@@ -143,6 +157,17 @@ class Ledger:
             if error is None:
                 raise
             raise error from None
+
+    def writable(self) -> bool:
+        """Whether a write commits now (after a full disk: has space come back?)."""
+        try:  # as much as a sale writes, committed, so a full disk must say so
+            with self.transaction():
+                self.db.execute_sql(f"INSERT INTO space_probe (data) VALUES (zeroblob({PROBE}))")
+            with self.transaction():
+                self.db.execute_sql("DELETE FROM space_probe")
+        except StorageFullError:
+            return False
+        return True
 
     def next_value(self, counter: str) -> int:
         """Next number of a gap-free counter; call inside the posting's transaction."""

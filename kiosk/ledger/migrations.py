@@ -40,8 +40,10 @@ def _decimal_out_of_range(column: str) -> str:
 
 
 def _v2_bounds(db: SqliteDatabase) -> None:
-    """Refuse stock moves, balances and amounts past the ledger's limits."""
+    """Refuse stock moves, balances and amounts past the ledger's limits; a scratch
+    table to find out whether a full disk has space again (Ledger.writable)."""
     sql = db.execute_sql
+    sql("CREATE TABLE IF NOT EXISTS space_probe (id INTEGER PRIMARY KEY, data BLOB)")
     sql(
         "CREATE TRIGGER IF NOT EXISTS stock_move_bounds BEFORE INSERT ON stock_move "
         f"WHEN typeof(NEW.delta) != 'integer' OR abs(NEW.delta) > {MAX_DELTA} "

@@ -61,6 +61,7 @@ PALETTES = {
         "button": (0.2, 0.34, 0.56, 1),
         "button_text": (1, 1, 1, 1),
         "go": (0.13, 0.55, 0.3, 1),
+        "alert": (0.72, 0.11, 0.11, 1),
     },
     "high_contrast": {
         "background": (0, 0, 0, 1),
@@ -70,9 +71,11 @@ PALETTES = {
         "button": (1, 1, 0, 1),
         "button_text": (0, 0, 0, 1),
         "go": (0, 1, 0, 1),
+        "alert": (1, 0, 0, 1),
     },
 }
 NOTES = ("5", "10", "20", "50")
+ALERT_SHOWN_S = 60
 
 
 class KioskScreen(Screen):
@@ -155,6 +158,7 @@ class KioskApp(App):
     due_text = StringProperty("")
     change_text = StringProperty("")
     staff_text = StringProperty("")
+    alert_text = StringProperty("")  # for staff: a fault that needs them (full disk, printer)
     demo_codes = ListProperty()
 
     def __init__(
@@ -323,12 +327,19 @@ class KioskApp(App):
         self.staff_text = snap.get("staff") or ""
         printed = False
         for event in events:
-            if event.kind == "printed" and self.hardware is not None:
+            if event.kind == "alert":
+                self._show_alert(event.detail["text"])
+            elif event.kind == "printed" and self.hardware is not None:
                 files = getattr(self.hardware.printer, "files", [])
                 self.preview_path = str(files[-1]) if files else ""
                 printed = bool(files)
             elif event.kind == "staff" and self.overlay == "pin":
                 self.close_overlay()
+        full = self.strings["storage_full"]
+        if snap.get("storage_full"):  # stays up, in the shop's words, until there is space
+            self.alert_text = full
+        elif self.alert_text == full:
+            self.alert_text = ""
         self._refresh_lists()
         if printed and self.demo and snap["state"] in ("attract", "scanning"):
             # The customer is done: thank them with the receipt preview for a while.
@@ -339,6 +350,16 @@ class KioskApp(App):
             self.show(SCREEN_FOR_STATE.get(snap["state"], "attract"))
         self.refocus()
         self._export()
+
+    def _show_alert(self, text: str) -> None:
+        """A staff alert in the banner, for ALERT_SHOWN_S unless another one replaces it."""
+        self.alert_text = text
+        Clock.unschedule(self._clear_alert)
+        Clock.schedule_once(self._clear_alert, ALERT_SHOWN_S)
+
+    def _clear_alert(self, _dt=None) -> None:
+        if not self.snap.get("storage_full"):
+            self.alert_text = ""
 
     def show(self, name: str) -> None:
         self.root.ids.screens.current = name
@@ -551,6 +572,7 @@ class KioskApp(App):
             "preview": self.preview_path,
             "widgets": widgets,
             "idle": self.worker.idle(),
+            "alert": self.alert_text,
             **(extra or {}),
         }
         path = Path(folder) / "state.json"
