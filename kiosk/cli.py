@@ -388,7 +388,8 @@ def staff_list(db_path: Path | None) -> None:
 @config_option
 @db_option
 @click.option("--once", is_flag=True, help="Drain the outbox, then exit (1 if it could not).")
-@click.option("--timeout", default=60.0, show_default=True, help="With --once: give up after.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0, 86_400),
+              help="With --once: give up after this many seconds.")  # fmt: skip
 def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
     """Publish the outbox to the shop broker (the app runs this in the background)."""
     from kiosk.mqtt.publisher import Publisher  # noqa: PLC0415
@@ -428,7 +429,7 @@ def _wait_for_signal() -> None:
 @db_option
 @click.option("--state", type=click.Choice(["pending", "sent", "dead"]), help="Only this state.")
 @click.option("--retry", is_flag=True, help="Send dead-lettered events again.")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 def outbox_command(db_path: Path | None, state: str | None, retry: bool, limit: int) -> None:
     """Stock events waiting, sent and dead-lettered."""
     from kiosk.mqtt.outbox import OutboxStore  # noqa: PLC0415
@@ -482,7 +483,8 @@ def controller_group(ctx: click.Context, database: str | None) -> None:
 
 @controller_group.command("status")
 @config_option
-@click.option("--dead-letters", "shown", default=10, show_default=True, help="How many to list.")
+@click.option("--dead-letters", "shown", default=10, show_default=True,
+              type=click.IntRange(0, 10_000), help="How many to list.")  # fmt: skip
 @click.pass_context
 def controller_status(ctx: click.Context, shown: int) -> None:
     """Kiosks, low stock with reorder suggestions, unknown SKUs and dead letters."""
@@ -579,7 +581,7 @@ def broker_group() -> None:
 @broker_group.command("config")
 @config_option
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--port", default=1883, show_default=True)
+@click.option("--port", default=1883, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--listen", default="0.0.0.0", show_default=True)
 @click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False))

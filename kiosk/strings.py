@@ -11,6 +11,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from kiosk import textfile
+
 DEFAULTS: dict[str, str] = {
     "attract_title": "Scan an item to start",
     "attract_hint": "Hold the barcode under the scanner",
@@ -83,8 +85,10 @@ def load(path: Path | None = None) -> dict[str, str]:
     if path is None:
         return strings
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(textfile.read_text(path))
+    except textfile.TextFileError as exc:
+        raise StringsError(str(exc)) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
         raise StringsError(f"{path}: {exc}") from None
     for key, value in data.items():
         if key not in DEFAULTS:

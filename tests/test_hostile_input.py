@@ -444,3 +444,13 @@ echo "--- verify rc $?"
     assert len(replayed.splitlines()) == 1 and "--- rc 2" in out, out
     assert "--- import rc 2" in out, out
     assert "--- verify rc 0" in out, out
+
+
+def test_cli_number_options_are_bounded(_env):  # noqa: F811 - the fixture
+    for args, text in (
+        (("outbox", "--limit", "9" * 30), "Invalid value for '--limit'"),
+        (("sync", "--once", "--timeout", "1e400"), "Invalid value for '--timeout'"),
+        (("report", "z", "--float", "1_000"), "--float '1_000' is not a number"),
+        (("report", "z", "--float", "-5"), "--float '-5' must be from 0"),
+    ):
+        assert_user_error(kiosk(_env, *args), text)
