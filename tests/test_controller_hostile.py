@@ -405,3 +405,17 @@ def dead_count(db) -> int:
 def dead_times(db) -> int:
     with sqlite3.connect(db) as con:
         return con.execute("SELECT COALESCE(SUM(times), 0) FROM dead_letter").fetchone()[0]
+
+
+def test_a_refused_event_does_not_make_the_gap_check_ask_for_it_for_ever(controller):
+    """A real event the bounds refuse (here dated in the far future) is dead-lettered
+    with its device and seq, so the watermark passes it and no resync loop starts."""
+    far = {**good(2), "ts": stamp(FAR)}
+    batch = [json.dumps(good(1)), json.dumps(far), json.dumps(good(3))]
+    controller.apply_batch([message(STOCK, p.encode()) for p in batch])
+    assert store.advance_watermark("till-01") == (3, None)
+    letter = store.DeadLetter.get()
+    assert (letter.device, letter.seq) == ("till-01", 2)
+    # Poison whose seq cannot be read, or belongs to another device, marks nothing.
+    controller.apply_batch([message(STOCK, json.dumps({**good(5), "device": "till-02"}).encode())])
+    assert store.advance_watermark("till-01") == (3, None)

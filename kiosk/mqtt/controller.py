@@ -248,8 +248,14 @@ class Controller:
         self.dead += 1
         log.warning("dead-lettered a message on %s: %s", _topic(message), reason)
         try:
+            topic = _topic(message)
+            device = self.topics.device_of(topic)
+            refused = None
+            stock = device is not None and topic == self.topics.kiosk_stock(device)
+            if stock and not reason.startswith("conflict:"):
+                refused = topics.event_identity(message.payload, device)
             with self.db.atomic():
-                store.dead_letter(_topic(message), message.payload, reason, now)
+                store.dead_letter(topic, message.payload, reason, now, refused)
         except Exception:  # noqa: BLE001 - logged above; the message is still acknowledged
             log.exception("could not keep the dead letter")
 

@@ -135,6 +135,10 @@ class DeadLetter(StoreModel):
     digest = CharField(max_length=64, null=True, unique=True)
     times = IntegerField(null=True)
     last_at = CharField(max_length=32, null=True)
+    # A refused stock event whose device and seq could be read: the gap check passes
+    # over that seq instead of asking the kiosk to resend it for ever
+    device = CharField(max_length=32, null=True)
+    seq = IntegerField(null=True)
 
 
 class SkuInfo(StoreModel):
@@ -218,6 +222,8 @@ def _migrate(db: Database, version: int) -> None:
             (DeadLetter, "digest", CharField(max_length=64, null=True)),
             (DeadLetter, "times", IntegerField(null=True)),
             (DeadLetter, "last_at", CharField(max_length=32, null=True)),
+            (DeadLetter, "device", CharField(max_length=32, null=True)),
+            (DeadLetter, "seq", IntegerField(null=True)),
         ):
             if missing(model, column):
                 steps.append(migrator.add_column(model._meta.table_name, column, field))
@@ -425,7 +431,13 @@ def _text(value: str, limit: int) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def dead_letter(topic: str, payload: bytes, error: str, now: datetime) -> None:
+def dead_letter(
+    topic: str,
+    payload: bytes,
+    error: str,
+    now: datetime,
+    refused: tuple[str, int] | None = None,
+) -> None:
     """Keep a refused message and why; the same message again counts up `times`."""
     digest = hashlib.sha256(
         topic.encode("utf-8", "backslashreplace") + b"\0" + bytes(payload)
@@ -439,6 +451,8 @@ def dead_letter(topic: str, payload: bytes, error: str, now: datetime) -> None:
         digest=digest,
         times=1,
         last_at=stamp,
+        device=refused[0] if refused else None,
+        seq=refused[1] if refused else None,
     ).on_conflict(
         conflict_target=[DeadLetter.digest],
         update={
@@ -450,18 +464,26 @@ def dead_letter(topic: str, payload: bytes, error: str, now: datetime) -> None:
 
 
 def advance_watermark(device: str) -> tuple[int, int | None]:
-    """Move the device's contiguous watermark forward; returns (watermark, first seq
-    applied beyond a gap, or None when there is no gap)."""
+    """Move the device's contiguous watermark forward over applied (and refused) seqs;
+    returns (watermark, first seq beyond a gap, or None when there is no gap)."""
     state, _ = KioskState.get_or_create(device=device)
     mark = state.applied_to
     beyond = None
-    for (seq,) in (
-        AppliedEvent.select(AppliedEvent.seq)
+    refused = {  # dead-lettered events of this device: resending will not change them
+        seq
+        for (seq,) in DeadLetter.select(DeadLetter.seq)
+        .where((DeadLetter.device == device) & (DeadLetter.seq > mark))
+        .tuples()
+    }
+    applied = [
+        seq
+        for (seq,) in AppliedEvent.select(AppliedEvent.seq)
         .where((AppliedEvent.device == device) & (AppliedEvent.seq > mark))
         .order_by(AppliedEvent.seq)
         .limit(10_000)
         .tuples()
-    ):
+    ]
+    for seq in sorted(refused.union(applied)):
         if seq == mark + 1:
             mark = seq
         else:

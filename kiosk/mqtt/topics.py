@@ -303,6 +303,19 @@ def parse_stock_event(
     )
 
 
+def event_identity(raw: bytes, topic_device: str) -> tuple[str, int] | None:
+    """(device, seq) of a refused stock event when those two can be read and agree
+    with the topic, else None: lets the controller's gap check pass over that seq."""
+    try:
+        data = _load(raw)
+        seq = _int(data, "seq", 1, MAX_SEQ)
+    except PayloadError:
+        return None
+    if data.get("device") != topic_device or data.get("id") != f"{topic_device}:{seq}":
+        return None
+    return topic_device, seq
+
+
 @dataclass(frozen=True)
 class KioskStatus:
     device: str
