@@ -3,10 +3,13 @@
 # venv, then kiosk.provision.card assembles boot (FAT), root (ext4, mounted read-only)
 # and data (ext4, the ledger) partitions without a single loop mount.
 #   build.sh configs DIR              the generated system files only
+#   build.sh wheel OUT                this checkout's app as a wheel in OUT/wheels (the image's first step)
 #   build.sh image OUT                OUT/kiosk.img.xz, OUT/kiosk.img.bmap, OUT/kiosk.img.xz.sha256
 #   build.sh pins OUT                 OUT's Python packages, pinned, into image/constraints.txt
 #   build.sh refresh OUT              this checkout's app and units into OUT's built root, image again
 #   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services
+# DIR and OUT may be relative (to the folder build.sh is started from: image/ for the
+# Makefile, so its default OUT=build is image/build) or absolute.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
@@ -74,6 +77,7 @@ arm64_emulation() {  # arm64 programs run here through qemu-user (for chroot and
 }
 
 app_wheel() {  # app_wheel OUT: this checkout's app as a wheel in OUT/wheels; prints its path
+    # OUT is absolute (see the end of this file): pip runs in the repository's root.
     rm -rf "$1/wheels"
     (cd "$REPO" && python3 -m pip wheel --no-deps -w "$1/wheels" . >/dev/null)
     ls "$1"/wheels/kiosk-*.whl
@@ -316,11 +320,17 @@ pins() {  # the Python packages of OUT's built venv become image/constraints.txt
     chroot "$1/rootfs" /opt/kiosk/venv/bin/pip freeze --exclude kiosk > "$HERE/constraints.txt"
 }
 
-case "${1:-}" in
-    configs) configs "${2:?folder}" ;;
-    pins) pins "${2:?out}" ;;
-    image) image "${2:?out}" ;;
-    refresh) refresh "${2:?out}" ;;
-    boot-test) boot_test "${2:?out}" ;;
-    *) echo "usage: build.sh configs DIR | image OUT | pins OUT | refresh OUT | boot-test OUT" >&2; exit 2 ;;
+usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT"
+[ $# -eq 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }
+# Every step works on absolute paths: several of them run from another folder (pip in
+# the repository's root, sha256sum in OUT), where a relative OUT names something else.
+target=$(realpath -m -- "$2")
+case "$1" in
+    configs) configs "$target" ;;
+    wheel) mkdir -p "$target" && app_wheel "$target" ;;
+    pins) pins "$target" ;;
+    image) image "$target" ;;
+    refresh) refresh "$target" ;;
+    boot-test) boot_test "$target" ;;
+    *) echo "$usage" >&2; exit 2 ;;
 esac
