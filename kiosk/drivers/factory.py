@@ -17,7 +17,7 @@ NO_GPIO_HINT = "no GPIO here (not a Raspberry Pi, or lgpio missing: pip install 
 
 def make_printer(config: Config, demo_folder: Path | None = None):
     if demo_folder is not None:
-        return PreviewPrinter(demo_folder, config.printer.paper_mm)
+        return PreviewPrinter(demo_folder, config.printer)
     return EscposPrinter.from_config(config.printer)
 
 
