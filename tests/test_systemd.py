@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,43 @@ def test_controller_says_ready_and_feeds_the_watchdog(tmp_path):
         broker.stop()
         shutil.rmtree(short, ignore_errors=True)
     wait_until(lambda: process.returncode is not None, 5, what="the controller to stop")
+
+
+REPO = UNITS.parent
+
+
+def test_image_recipe_wheel_step_from_a_fresh_clone(tmp_path):
+    """`cd image && make image` as the README says, on a fresh clone: its first step, the
+    app's wheel, lands where the recipe looks for it with the Makefile's default relative
+    OUT=build (image/build), with OUT relative to another folder, and with OUT absolute.
+    (It once built into the repository root's build/wheels and then failed at once.)
+    Runs the committed recipe (a clone of HEAD), without root or the arm64 tools."""
+    clone = tmp_path / "clone"
+    cloned = subprocess.run(["git", "clone", "-q", str(REPO), str(clone)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert cloned.returncode == 0, cloned.stderr
+    assert not (clone / "image" / "build").exists()
+
+    def wheel_in(folder: Path) -> Path:
+        wheels = list((folder / "wheels").glob("kiosk-*.whl"))
+        assert len(wheels) == 1, wheels
+        return wheels[0]
+
+    made = subprocess.run(["make", "-C", str(clone / "image"), "wheel"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    wheel = wheel_in(clone / "image" / "build")
+    assert str(wheel) in made.stdout  # the path build.sh hands to the image step
+    assert not (clone / "build" / "wheels").exists()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "kiosk/ledger/money.py" in names and "kiosk/screens/layout.kv" in names
+    # Relative to where build.sh is started (the repository's root here), and absolute.
+    relative = subprocess.run(["bash", "image/build.sh", "wheel", "out/rel"], cwd=clone,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert relative.returncode == 0, relative.stderr
+    wheel_in(clone / "out" / "rel")
+    absolute = tmp_path / "abs"
+    made = subprocess.run(["make", "-C", str(clone / "image"), "wheel", f"OUT={absolute}"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    wheel_in(absolute)
