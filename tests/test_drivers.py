@@ -36,13 +36,14 @@ from kiosk.drivers.scanner import (
     SerialScanner,
     matches,
 )
+from tests.mqtt_env import wait_until
 from tests.printer_listener import PAPER_LOW, PAPER_OUT, PrinterListener
 
 DATA = Path(__file__).parent / "data"
 
 
 def recorded(name: str):
-    data = json.loads((DATA / f"{name}.json").read_text())
+    data = json.loads((DATA / f"{name}.xkbcommon.json").read_text())  # generated
     return data, [InputEvent(*row) for row in data["events"]]
 
 
@@ -307,18 +308,26 @@ def mock_pins():
     Device.pin_factory = previous
 
 
-def pulse(states) -> tuple[bool, float]:
-    """(level during the pulse, its length in seconds) from a pin's history."""
-    first, second = states[-2], states[-1]
-    return first.state, second.timestamp - first.timestamp
+def pulse(pin, before: int) -> tuple[bool, float]:
+    """(level during the pulse, its length in seconds) from a pin's history, once the
+    one pulse that began after `before` entries has ended (waited for, with a deadline:
+    a loaded machine may start gpiozero's blink thread late). A MockPin's history entry
+    holds the time the pin spent in the state before it, so the entry that ends the
+    pulse holds the pulse's length."""
+    wait_until(lambda: len(pin.states) >= before + 2, 10, 0.01, what="the pulse to end")
+    start, end = pin.states[before], pin.states[before + 1]
+    assert len(pin.states) == before + 2 and end.state is not start.state  # one pulse
+    return start.state, end.timestamp
 
 
 def test_gpio_pulse_length_from_the_pin_history(mock_pins):
     drawer = GpioDrawer(DrawerConfig(pin=17, pulse_ms=100))
+    before = len(mock_pins.pin(17).states)
     drawer.open()
-    time.sleep(0.3)
-    level, length = pulse(mock_pins.pin(17).states)
-    assert level is True and 0.09 <= length <= 0.2
+    level, length = pulse(mock_pins.pin(17), before)
+    # At least the configured length (gpiozero sleeps no less; 10 % for the clock's
+    # granularity). No upper bound: a busy machine may run the blink thread late.
+    assert level is True and length >= 0.09
     assert mock_pins.pin(17).state is False
     drawer.close()
 
@@ -326,10 +335,11 @@ def test_gpio_pulse_length_from_the_pin_history(mock_pins):
 def test_active_low_drawer(mock_pins):
     drawer = GpioDrawer(DrawerConfig(pin=22, pulse_ms=50, active_high=False))
     assert mock_pins.pin(22).state is True  # idle high
+    before = len(mock_pins.pin(22).states)
     drawer.open()
-    time.sleep(0.2)
-    level, length = pulse(mock_pins.pin(22).states)
-    assert level is False and 0.04 <= length <= 0.15
+    level, length = pulse(mock_pins.pin(22), before)
+    assert level is False and length >= 0.045
+    assert mock_pins.pin(22).state is True
     drawer.close()
 
 
@@ -448,7 +458,9 @@ def kiosk(*args, env=None):
 def test_hw_commands(tmp_path):
     config = tmp_path / "k.toml"
     config.write_text(f'[printer]\nkind = "file"\ndevice = "{tmp_path / "lp0"}"\npaper_mm = 58\n')
-    scan = kiosk("hw", "scan-test", "--events", str(DATA / "de_layout.json"), "--keymap", "de")
+    scan = kiosk(
+        "hw", "scan-test", "--events", str(DATA / "de_layout.xkbcommon.json"), "--keymap", "de"
+    )
     assert scan.returncode == 0
     assert "SKUZY-7  ->  InternalSku(sku='ZY-7')" in scan.stdout
     preview = tmp_path / "p.png"

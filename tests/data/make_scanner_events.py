@@ -1,6 +1,8 @@
-"""Regenerate the recorded scanner event files: what a keyboard-wedge scanner set
-to a given layout sends, key by key (EV_MSC scan code, EV_KEY, EV_SYN), as evdev
-reports it. Run: .venv/bin/python tests/data/make_scanner_events.py"""
+"""Regenerate the scanner event files NAME.xkbcommon.json: what a keyboard-wedge
+scanner set to a given layout would send, key by key (EV_MSC scan code, EV_KEY,
+EV_SYN), as evdev reports it. They are generated, not recorded from a real scanner:
+the key for each character comes from libxkbcommon's own layout tables (the
+xkbcommon binding), hence the name. Run: .venv/bin/python tests/data/make_scanner_events.py"""
 
 import json
 from pathlib import Path
@@ -64,7 +66,7 @@ class Recorder:
 
 def save(name: str, recorder: Recorder, expect: list[str], keymap: str, note: str) -> None:
     data = {"note": note, "keymap": keymap, "expect": expect, "events": recorder.events}
-    (HERE / f"{name}.json").write_text(json.dumps(data, indent=0) + "\n")
+    (HERE / f"{name}.xkbcommon.json").write_text(json.dumps(data, indent=0) + "\n")
 
 
 def main() -> None:
