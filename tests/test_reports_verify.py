@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from peewee import IntegrityError
@@ -10,6 +10,26 @@ from kiosk.ledger.money import Tender as Pay
 from kiosk.ledger.sales import ReturnLine, SaleLine
 from kiosk.ledger.verify import verify
 from tests.conftest import D
+from tests.mqtt_env import wait_until
+
+
+def day_with_room(zone: tzinfo, room_s: float = 60):
+    """The date in `zone` once at least `room_s` seconds of it are left (waited for, with
+    a deadline), so a busy day posted now lands on that one date even when the test runs
+    across midnight there."""
+
+    def room_left():
+        now = datetime.now(UTC).astimezone(zone)
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), zone)
+        return now.date() if (midnight - now).total_seconds() > room_s else None
+
+    return wait_until(room_left, room_s + 10, 0.5, what="a local day with room for the test")
+
+
+def local_days(shop) -> set:
+    """The local dates of everything posted, from the rows' own UTC times."""
+    zone = reports.local_zone()
+    return {t.ts.astimezone(zone).date() for t in Txn.select()}
 
 
 def busy_day(shop):
@@ -26,8 +46,10 @@ def busy_day(shop):
 
 
 def test_z_report_totals(shop):
+    day = day_with_room(reports.local_zone())
     busy_day(shop)
-    z = reports.z_report(date.today(), opening_float=D("100.00"))
+    assert local_days(shop) == {day}
+    z = reports.z_report(day, opening_float=D("100.00"))
     assert z.counts == {"sale": 2, "return": 1, "void": 1}
     assert z.gross_sales == D("30.96")  # 10.97 + 19.99
     assert z.discounts == D("1.00")
@@ -41,12 +63,12 @@ def test_z_report_totals(shop):
 
 
 def test_z_report_uses_the_local_day(shop):
-    busy_day(shop)
-    tomorrow = date.today() + timedelta(days=2)
-    assert reports.z_report(tomorrow).counts == {}
     far_east = timezone(timedelta(hours=14))
-    local_today = datetime.now(UTC).astimezone(far_east).date()
-    assert reports.z_report(local_today, zone=far_east).counts["sale"] == 2
+    day, far_day = day_with_room(reports.local_zone()), day_with_room(far_east)
+    busy_day(shop)
+    assert reports.z_report(day + timedelta(days=2)).counts == {}
+    assert reports.z_report(far_day, zone=far_east).counts["sale"] == 2
+    assert reports.z_report(far_day - timedelta(days=1), zone=far_east).counts == {}
 
 
 def test_verify_passes_a_busy_ledger(shop):
