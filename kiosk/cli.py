@@ -366,6 +366,24 @@ def staff_add(db_path: Path | None, code: str, name: str, role: str, by: str | N
     click.echo(f"added {code} ({role})")
 
 
+@staff.command("pin")
+@config_option
+@db_option
+@click.argument("code")
+@click.option("--by", help="Staff code of whoever sets it (audit).")
+def staff_pin(db_path: Path | None, code: str, by: str | None) -> None:
+    """Set a new PIN for a member (forgotten, or set under a lost PIN key); the PIN is
+    read from the terminal (or one line of stdin). Clears any lockout; audited."""
+    from kiosk.ledger import staff as staff_service  # noqa: PLC0415
+
+    if sys.stdin.isatty():
+        pin = click.prompt("PIN", hide_input=True, confirmation_prompt=True)
+    else:
+        pin = sys.stdin.readline().strip()
+    staff_service.set_pin(open_ledger(db_path), code, pin, by)
+    click.echo(f"new PIN set for {code}")
+
+
 @staff.command("list")
 @config_option
 @db_option

@@ -454,3 +454,20 @@ def test_cli_number_options_are_bounded(_env):  # noqa: F811 - the fixture
         (("report", "z", "--float", "-5"), "--float '-5' must be from 0"),
     ):
         assert_user_error(kiosk(_env, *args), text)
+
+
+def test_a_technician_sets_a_new_pin_after_the_pin_key_is_lost(tmp_path, _env):  # noqa: F811
+    add = kiosk(_env, "staff", "add", "S1", "--name", "Sam", "--role", "supervisor", stdin="4321\n")
+    assert add.returncode == 0, add.stderr
+    (tmp_path / "pin.key").unlink()  # the key is lost: the old hash cannot be checked
+    assert_user_error(kiosk(_env, "staff", "pin", "S1", stdin="12\n"), "PIN must be 4 to 8 digits")
+    assert_user_error(kiosk(_env, "staff", "pin", "ZZ", stdin="1234\n"), "no staff member 'ZZ'")
+    done = kiosk(_env, "staff", "pin", "S1", "--by", "T1", stdin="5678\n")
+    assert done.returncode == 0 and "new PIN set for S1" in done.stdout, done.stderr
+    config = parse(
+        f'[device]\nid = "till-01"\nstore = "s1"\n[ledger]\npath = "{tmp_path / "l.db"}"\n'
+    )
+    with Ledger.open(config) as ledger:
+        from kiosk.ledger import staff  # noqa: PLC0415
+
+        assert staff.login(ledger, "5678", code="S1").code == "S1"

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kiosk import textfile
 from kiosk.config import ConfigError, parse
 from kiosk.mqtt.broker import CONTROLLER_USER, reserved
 
@@ -48,13 +49,9 @@ def control_character(text: str) -> str | None:
 
 def _decode(data: bytes, path: Path) -> str:
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        byte = data[exc.start]
-        raise ProvisionError(
-            str(path), [f"line {line}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8"]
-        ) from None
+        return textfile.decode(data, str(path))
+    except textfile.TextFileError as exc:
+        raise ProvisionError(str(path), [str(exc).removeprefix(f"{path}: ")]) from None
 
 
 class ProvisionError(Exception):
