@@ -1,0 +1,1 @@
+"""ZVT, the ECR interface of DACH card terminals: codec, links (TCP, serial), driver."""
