@@ -445,10 +445,12 @@ class BarcodeParser:
 
 
 def _price_check_digit(value4: str) -> str:
-    """GS1 check digit for a 4-digit price field (weights 2-, 2-, 3, 5-)."""
+    """GS1 check digit for a 4-digit price field (weights 2-, 2-, 3, 5-; GS1 General
+    Specifications 7.9.3, whose example 2875 gives 9). Weighting n-: n x digit minus its
+    tens digit, units digit; 5+ (0 5 1 6 2 7 3 8 4 9) is another table."""
     table_2m = [0, 2, 4, 6, 8, 9, 1, 3, 5, 7]
     table_3 = [0, 3, 6, 9, 2, 5, 8, 1, 4, 7]
-    table_5m = [0, 5, 1, 6, 2, 7, 3, 8, 4, 9]
+    table_5m = [0, 5, 9, 4, 8, 3, 7, 2, 6, 1]
     d = [int(c) for c in value4]
     total = table_2m[d[0]] + table_2m[d[1]] + table_3[d[2]] + table_5m[d[3]]
     return str((total * 3) % 10)
