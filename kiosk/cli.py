@@ -851,6 +851,42 @@ def hw_drawer(mock: bool) -> None:
     click.echo(f"drawer pulsed ({config.drawer.kind}, {config.drawer.pulse_ms} ms)")
 
 
+@hw_group.command("payment")
+@config_option
+@click.option("--end-of-day", "end_of_day", is_flag=True, help="Also close the terminal's day.")
+@click.option("--log-off", "log_off", is_flag=True, help="Log the kiosk off the terminal after.")
+def hw_payment(end_of_day: bool, log_off: bool) -> None:
+    """Check the card terminal: registration (password, currency) and a diagnosis.
+    Exit 1 when the terminal does not answer or refuses."""
+    from kiosk.drivers.payment import TerminalError, make_terminal  # noqa: PLC0415
+
+    config = get_config()
+    if config.payment.kind == "manual":
+        raise UserError('[payment] kind = "manual": no terminal to check (set kind = "zvt")')
+    try:
+        terminal = make_terminal(config)
+    except TerminalError as exc:
+        raise UserError(str(exc)) from None
+    steps = [("registration", terminal.register), ("diagnosis", terminal.diagnose)]
+    if end_of_day:
+        steps.append(("end of day", terminal.end_of_day))
+    if log_off:
+        steps.append(("log-off", terminal.log_off))
+    failed = False
+    for name, step in steps:
+        result = step()
+        click.echo(f"{name}: {result.outcome} ({result.message})")
+        for line in result.admin_receipt:
+            click.echo(f"  | {line}")
+        failed = failed or not result.approved
+        if failed:
+            break
+    click.echo(terminal.state())
+    terminal.close()
+    if failed:
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------- provisioning
 
 

@@ -314,6 +314,35 @@ class ControllerConfig(Section):
         return value
 
 
+class PaymentConfig(Section):
+    """The card terminal. "manual": staff type the terminal's approval code (a staffed
+    till's stand-alone terminal). "zvt": the kiosk drives the terminal over ZVT, by TCP
+    (host, port) or a serial line (serial = "/dev/ttyUSB0")."""
+
+    kind: Literal["manual", "zvt"] = "manual"
+    host: str | None = None
+    port: int = Field(20007, ge=1, le=65535)
+    serial: str | None = None
+    baudrate: int = Field(9600, gt=0)
+    password: str = Field("000000", pattern=r"^[0-9]{6}$")  # the terminal's ECR password
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")  # default: [money] currency
+    currency_code: int | None = Field(None, ge=1, le=999)  # ISO 4217 number, if not known here
+    connect_timeout_s: float = Field(5.0, gt=0, le=60)
+    ack_timeout_s: float = Field(5.0, gt=0, le=60)  # the terminal acknowledges each command
+    # Silence from the terminal for this long during a payment: the kiosk aborts it.
+    payment_timeout_s: float = Field(120.0, ge=5, le=600)
+    terminal_prints: bool = False  # the terminal prints its own receipts, not the kiosk
+    print_merchant_receipt: bool = False  # a staffed till keeps the merchant copy
+
+    @model_validator(mode="after")
+    def _connection_is_complete(self) -> PaymentConfig:
+        if self.kind == "zvt" and not (self.host or self.serial):
+            raise ValueError('kind = "zvt" needs host (TCP, port 20007) or serial (a device)')
+        if self.host and self.serial:
+            raise ValueError("give host or serial, not both")
+        return self
+
+
 class UiConfig(Section):
     fullscreen: bool = True
     high_contrast: bool = False
@@ -333,6 +362,7 @@ class Config(Section):
     checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
+    payment: PaymentConfig = Field(default_factory=PaymentConfig)
 
     source: Path | None = Field(None, exclude=True)
 

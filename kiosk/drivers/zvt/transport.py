@@ -46,12 +46,15 @@ class TcpLink:
         """False when the terminal closed an idle connection (it may, between commands)."""
         if self._sock is None:
             return False
+        self._sock.setblocking(False)
         try:
-            return bool(self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            return bool(self._sock.recv(1, socket.MSG_PEEK))
         except BlockingIOError:
             return True
         except OSError:
             return False
+        finally:
+            self._sock.setblocking(True)
 
     def close(self) -> None:
         if self._sock is not None:
