@@ -2,6 +2,7 @@
 # One entry point for a fresh Debian / Raspberry Pi OS machine:
 #   ./dev.sh demo    install what is missing, then run the kiosk demo (simulated hardware)
 #   ./dev.sh test    install what is missing, then lint and run the whole test suite
+#   ./dev.sh mutate  mutation testing of the core with mutmut (tests/mutate.py --list)
 # Debian packages are installed with apt-get only when missing; Python packages go
 # into .venv, reinstalled only when setup.cfg changes.
 set -euo pipefail
@@ -59,8 +60,14 @@ case "${1:-}" in
         [ $rc -eq 5 ] && { echo "dev.sh: pytest collected no tests" >&2; exit 1; }
         exit $rc
         ;;
+    mutate)
+        # Mutation testing of the core (mutmut), not part of `test`: ./dev.sh mutate --list
+        shift
+        venv_ensure test,pi
+        exec "$VENV/bin/python" tests/mutate.py "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh demo|test [args...]" >&2
+        echo "usage: ./dev.sh demo|test|mutate [args...]" >&2
         exit 2
         ;;
 esac

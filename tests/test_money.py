@@ -152,7 +152,7 @@ def test_totals_always_reconcile(lines, inclusive):
 def test_settlement_always_reconciles(total, card_part, step):
     policy = TaxPolicy(RATES, cash_step=step)
     card = min(card_part, total)
-    cash_needed = round_cash(total - card, step, D("0.01"))
+    cash_needed = cash_oracle(total - card, step)
     if cash_needed <= 0:
         card = total  # what is left is less than a cash step: the card pays it exactly
     tenders = [Tender("card", card)] if card else []
@@ -162,5 +162,152 @@ def test_settlement_always_reconciles(total, card_part, step):
         return
     result = settle(total, tenders, policy)
     assert result.tendered - result.change == result.total + result.rounding
-    assert abs(result.rounding) <= step / 2
-    assert result.change >= 0
+    if cash_needed > 0:
+        assert result.rounding == cash_needed - (total - card)
+        assert result.change == D("5.00")
+    else:
+        assert (result.rounding, result.change) == (0, 0)
+
+
+def cash_oracle(amount: Decimal, step: Decimal) -> Decimal:
+    """Round a positive amount to the nearest cash step, half up, in whole cents and
+    integer arithmetic: another way than round_cash's Decimal quantize."""
+    cents, step_cents = int(amount * 100), int(step * 100)
+    steps, rest = divmod(cents, step_cents)
+    if 2 * rest >= step_cents:
+        steps += 1
+    return Decimal(steps * step_cents) / 100
+
+
+@pytest.mark.parametrize(
+    ("amount", "step", "expected"),
+    [("1.25", "0.10", "1.30"), ("1.24", "0.10", "1.20"), ("0.02", "0.05", "0.00"),
+     ("0.03", "0.05", "0.05"), ("2.25", "0.50", "2.50"), ("7.48", "0.05", "7.50")],
+)  # fmt: skip
+def test_the_cash_oracle_itself(amount, step, expected):
+    assert cash_oracle(D(amount), D(step)) == D(expected)
+
+
+@given(
+    st.decimals(min_value=0, max_value=100000, places=2),
+    st.sampled_from(["0.01", "0.05", "0.10", "0.20", "0.25", "0.50", "1.00"]),
+)
+def test_round_cash_agrees_with_integer_rounding(amount, step):
+    assert round_cash(amount, D(step), D("0.01")) == cash_oracle(amount, D(step))
+    assert round_cash(-amount, D(step), D("0.01")) == -cash_oracle(amount, D(step))
+
+
+# ---------------------------------------------------------------- exact edges (mutation killers)
+
+
+def test_no_tenders_against_nothing_settles_to_zeros():
+    result = settle(D("0"), [], INCL)
+    assert (result.total, result.rounding, result.tendered, result.change) == (0, 0, 0, 0)
+    assert all(isinstance(v, Decimal) for v in (result.total, result.rounding, result.change))
+    assert result.tendered == D("0") and isinstance(result.tendered, Decimal)
+
+
+def test_cash_against_a_zero_total_is_all_change():
+    # An exchange for the same amount: nothing due, 5.00 handed over comes back.
+    result = settle(D("0.00"), [Tender("cash", D("5.00"))], INCL)
+    assert (result.rounding, result.change, result.tendered) == (0, D("5.00"), D("5.00"))
+
+
+def test_two_cash_tenders_add_up():
+    result = settle(D("8.00"), [Tender("cash", D("5.00")), Tender("cash", D("5.00"))], INCL)
+    assert (result.change, result.tendered) == (D("2.00"), D("10.00"))
+
+
+def test_a_zero_tender_is_refused():
+    with pytest.raises(MoneyError, match="cash tender 0.00 has the wrong sign"):
+        settle(D("1.00"), [Tender("cash", D("0.00"))], INCL)
+
+
+def test_refusal_messages_name_the_amounts():
+    with pytest.raises(MoneyError, match=r"^cash 5.00 does not cover 10.00$"):
+        settle(D("10.00"), [Tender("cash", D("5.00"))], INCL)
+    with pytest.raises(MoneyError, match=r"^cash -5.00 does not cover -10.00$"):
+        settle(D("-10.00"), [Tender("cash", D("-5.00"))], INCL)
+    with pytest.raises(MoneyError, match=r"^tenders leave 0.01 unpaid$"):
+        settle(D("10.00"), [Tender("card", D("9.99"))], INCL)
+    with pytest.raises(MoneyError, match=r"^tenders leave -0.01 unpaid$"):
+        settle(D("-10.00"), [Tender("card", D("-9.99"))], INCL)
+    with pytest.raises(MoneyError, match=r"^card tender 10.01 exceeds the 10.00 left to pay$"):
+        settle(D("10.00"), [Tender("card", D("10.01"))], INCL)
+    with pytest.raises(MoneyError, match=r"^cash tender 'lots' is not a number$"):
+        settle(D("10.00"), [Tender("cash", "lots")], INCL)
+    with pytest.raises(MoneyError, match=r"^nothing tendered against 10.00$"):
+        settle(D("10.00"), [], INCL)
+    with pytest.raises(MoneyError, match=r"^unknown tender kind 'bitcoin'$"):
+        settle(D("10.00"), [Tender("bitcoin", D("10.00"))], INCL)
+
+
+def test_to_decimal_messages():
+    with pytest.raises(MoneyError, match=r"^amount 'abc' is not a number$"):
+        to_decimal("abc")
+    with pytest.raises(MoneyError, match=r"^price 'abc' is not a number$"):
+        to_decimal("abc", "price")
+    with pytest.raises(MoneyError, match=r"^amount must be a decimal string, not float$"):
+        to_decimal(1.5)
+    with pytest.raises(MoneyError, match=r"^amount 'NaN' is not a finite number$"):
+        to_decimal("NaN")
+    with pytest.raises(MoneyError, match=r"^amount 'Infinity' is not a finite number$"):
+        to_decimal("Infinity")
+    assert to_decimal(" 2.50 ") == D("2.50") and to_decimal(7) == D("7")
+
+
+def test_unknown_tax_category_is_named():
+    with pytest.raises(MoneyError, match=r"^unknown tax category 'Q'$"):
+        price_line(LineInput("X", D("1"), D("1.00"), "Q"), INCL)
+
+
+def test_a_discount_of_the_whole_line_is_allowed():
+    free = price_line(LineInput("X", D("2"), D("0.50"), "A", discount=D("1.00")), INCL)
+    assert (free.gross, free.discount, free.total, free.tax, free.net) == (
+        D("1.00"),
+        D("1.00"),
+        0,
+        0,
+        0,
+    )
+
+
+def test_an_empty_cart_sums_to_decimal_zeros():
+    cart = price_cart([], INCL)
+    for value in (cart.net, cart.tax, cart.total, cart.discount):
+        assert isinstance(value, Decimal) and value == 0
+    assert cart.taxes == () and cart.lines == ()
+
+
+def test_cart_summary_carries_rates_and_discounts():
+    cart = price_cart(
+        [
+            LineInput("P", D("2"), D("1.49"), "A", discount=D("0.50")),  # 2.98 - 0.50 = 2.48
+            LineInput("W", D("1"), D("0.79"), "B", discount=D("0.09")),  # 0.70
+        ],
+        INCL,
+    )
+    assert cart.discount == D("0.59") and cart.total == D("3.18")
+    # A: 2.48 x 19 / 119 = 0.3959 -> 0.40, net 2.08; B: 0.70 x 7 / 107 = 0.0457 -> 0.05, net 0.65
+    assert [(t.code, t.rate, t.net, t.tax) for t in cart.taxes] == [
+        ("A", D("0.19"), D("2.08"), D("0.40")),
+        ("B", D("0.07"), D("0.65"), D("0.05")),
+    ]
+    assert (cart.net, cart.tax) == (D("2.73"), D("0.45"))
+
+
+def test_policy_from_config():
+    from kiosk.config import parse
+
+    money = parse(
+        '[money]\ncurrency = "JPY"\nprices_include_tax = false\ncash_rounding = "10"\n'
+        'tax_rates = { A = "10", B = "8" }\n'
+    ).money
+    policy = TaxPolicy.from_config(money)
+    assert policy.prices_include_tax is False
+    assert policy.unit == D("1") and policy.cash_step == D("10")
+    assert policy.rates == {"A": D("0.10"), "B": D("0.08")}
+    # 3 x 333 = 999, 10 % on top: 99.9 -> 100 (the yen has no minor unit)
+    line = price_line(LineInput("X", D("3"), D("333"), "A"), policy)
+    assert (line.net, line.tax, line.total) == (D("999"), D("100"), D("1099"))
+    assert settle(line.total, [Tender("cash", D("1100"))], policy).change == 0  # 1099 -> 1100
