@@ -88,6 +88,9 @@ def test_variable_measure_layout_with_price_check_digit():
     custom = BarcodeParser(BarcodeConfig(variable_measure=[layout]))
     code = variable_measure_code(layout, "12345", Decimal("12.34"))
     assert custom.parse(code) == VariableMeasure("22", "12345", "price", Decimal("12.34"))
+    # Written out by hand: GS1's price check digit example, 28.75 -> 9; EAN-13 check 0.
+    assert variable_measure_code(layout, "12345", Decimal("28.75")) == "2212345928750"
+    assert custom.parse("2212345928750").value == Decimal("28.75")
     tampered = code[:7] + str((int(code[7]) + 1) % 10) + code[8:12]
     with pytest.raises(BarcodeError, match="bad price check digit"):
         custom.parse(with_check_digit(tampered))
@@ -174,12 +177,35 @@ def test_gs1_date_century_window():
 digits = st.text(alphabet="0123456789", min_size=1, max_size=1)
 
 
-@given(st.text(alphabet="0123456789", min_size=11, max_size=13))
-def test_check_digit_round_trip(body):
+def mod10_oracle(body: str) -> str:
+    """The GS1 check digit the way the standard's worked example does it: add the
+    digits in the positions weighted 3 (counting from the right, the rightmost body
+    digit is weighted 3), times 3, plus the others; the digit up to the next ten."""
+    threes = sum(int(d) for d in body[::-1][0::2])
+    ones = sum(int(d) for d in body[::-1][1::2])
+    return str(-(threes * 3 + ones) % 10)
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=17))
+def test_check_digit_against_the_standard_method(body):
     code = with_check_digit(body)
-    assert check_digit(code[:-1]) == code[-1]
+    assert code == body + mod10_oracle(body)
     wrong = code[:-1] + str((int(code[-1]) + 1) % 10)
     assert check_digit(wrong[:-1]) != wrong[-1]
+
+
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ("400638133393", "1"),  # EAN-13 4006381333931 (Stabilo, GS1's own example)
+        ("03600029145", "2"),  # UPC-A 036000291452
+        ("9638507", "4"),  # EAN-8 96385074
+        ("0950110153000", "3"),  # GTIN-14 09501101530003 (GS1 example)
+        ("37610425002123456", "9"),  # SSCC 376104250021234569 (GS1 example)
+    ],
+)
+def test_check_digits_written_down(body, check):
+    assert check_digit(body) == check
 
 
 @given(st.text(alphabet="0123456789", min_size=12, max_size=12).filter(lambda s: s[:2] < "20"))
