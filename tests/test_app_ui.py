@@ -5,11 +5,21 @@ ledger; screenshots of every screen go to artifacts/screens for people to look a
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
 import sqlite3
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import zxingcpp
-from PIL import Image
+from PIL import Image, ImageGrab, ImageOps, ImageStat
 
 from tests.ui_driver import KioskUI, Xvfb
 
@@ -226,10 +236,86 @@ def test_high_contrast_and_translated_strings(xvfb, tmp_path):
         shot = ui.screenshot("attract-high-contrast-de")
         image = Image.open(shot).convert("RGB")
         assert image.getpixel((5, 5)) == (0, 0, 0)  # black background
-        x, y = ui.state()["widgets"]["help_button"]
+        widgets = ui.state()["widgets"]
+        x, y = widgets["help_button"]
         assert image.getpixel((int(x) - 150, int(y))) == (255, 255, 0)  # yellow button
+        # The translations are what the screen shows, read back off the X display by
+        # OCR (not the app's own screenshot path): the title and the help button.
+        screen = ImageGrab.grab(xdisplay=xvfb.display)
+        assert read_text(screen, widgets["headline"], 400) == "Scannen Sie einen Artikel"
+        assert read_text(screen, widgets["help_button"], 190) == "Personal rufen"
+        assert read_text(screen, widgets["lookup_button"], 190) == "Look up item"  # untranslated
     finally:
         ui.stop()
+
+
+def read_text(image: Image.Image, centre, half_width: int, half_height: int = 28) -> str:
+    """One line of text around a widget's centre, by Tesseract OCR (dark text on a light
+    background works best, so light text is inverted first)."""
+    if shutil.which("tesseract") is None:
+        pytest.fail("tesseract is not installed: apt-get install tesseract-ocr")
+    x, y = int(centre[0]), int(centre[1])
+    part = ImageOps.grayscale(
+        image.crop((x - half_width, y - half_height, x + half_width, y + half_height))
+    )
+    if ImageStat.Stat(part).mean[0] < 128:
+        part = ImageOps.invert(part)
+    part = part.resize((part.width * 2, part.height * 2)).point(lambda v: 255 if v > 140 else 0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "line.png"
+        part.save(path)
+        done = subprocess.run(["tesseract", str(path), "-", "--psm", "7"],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_ready_comes_only_once_the_selling_screen_is_drawn(xvfb, tmp_path):
+    """systemd's READY=1 means the kiosk can sell: the selling screen is on the display.
+    The test's notify socket stops the app (SIGSTOP, by the sender's pid from the
+    socket's credentials) the moment READY arrives, grabs the X display, and reads the
+    attract screen's title and help button off it."""
+    short = Path("/tmp") / f"kr{os.getpid()}"  # AF_UNIX paths are short
+    short.mkdir(exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(short / "notify.sock"))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.settimeout(0.2)
+    seen: dict = {}
+
+    def receive():
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "frame" not in seen:
+            try:
+                data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            except TimeoutError:
+                continue
+            if not data.startswith(b"READY=1"):
+                continue
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    seen["pid"] = struct.unpack("iII", payload[:12])[0]
+            os.kill(seen["pid"], signal.SIGSTOP)  # nothing drawn from here on
+            try:
+                seen["frame"] = ImageGrab.grab(xdisplay=xvfb.display)
+            finally:
+                os.kill(seen["pid"], signal.SIGCONT)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    ui = KioskUI(xvfb, tmp_path, "ready", env={"NOTIFY_SOCKET": str(short / "notify.sock")})
+    try:
+        receiver.join(60)
+        assert "frame" in seen, "no READY=1 from the app"
+        assert seen["pid"] == ui.process.pid
+        widgets = ui.state()["widgets"]
+        frame = seen["frame"]
+        frame.save(tmp_path / "at-ready.png")
+        assert read_text(frame, widgets["headline"], 400) == "Scan an item to start"
+        assert read_text(frame, widgets["help_button"], 190) == "Call staff"
+    finally:
+        ui.stop()
+        sock.close()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_demo_starts_a_local_broker_and_controller(tmp_path):
