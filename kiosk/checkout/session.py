@@ -14,6 +14,7 @@ through small ports, and their faults never undo the sale.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +41,8 @@ from kiosk.drivers.base import (
     PrinterError,
     ReceiptPrinter,
 )
-from kiosk.ledger import audit, catalog, receipts, reports, sales, stock
+from kiosk.drivers.payment import ManualTerminal, PaymentTerminal, TerminalJob, TerminalResult
+from kiosk.ledger import audit, catalog, payments, receipts, reports, sales, stock
 from kiosk.ledger import staff as staff_service
 from kiosk.ledger.barcodes import BarcodeError, Parsed, ReceiptRef, StaffBadge
 from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
@@ -66,7 +68,11 @@ class State(StrEnum):
 CUSTOMER_STATES = (State.ATTRACT, State.SCANNING, State.PAYING, State.RECEIPT, State.HELP)
 STAFF_STATES = (State.STAFF_MENU, State.RETURNING, State.COUNTING, State.RECEIVING, State.KIT)
 SUPERVISOR = ("supervisor",)
+_FULL_COUNT = (
+    f"A count holds at most {numbers.MAX_EVENT_LINES} items: finish it, then start another"
+)
 PROBE_EVERY_S = 30  # a full disk is probed for space this often (16 KiB written each time)
+SETTLE_EVERY_S = 30  # an unsettled card payment is asked about again this often
 ANY_STAFF = ("cashier", "supervisor", "technician")
 SELLING_STAFF = ("cashier", "supervisor")
 
@@ -105,6 +111,7 @@ class Checkout:
         drawer: CashDrawer | None = None,
         clock: Callable[[], datetime] = utc_now,
         log: Callable[[dict], None] | None = None,
+        terminal: PaymentTerminal | None = None,
     ):
         self.ledger = ledger
         self.config = ledger.config
@@ -132,6 +139,15 @@ class Checkout:
         self._probed_at: datetime | None = None
         self.last_activity = clock()
         self._subscribers: list[Callable[[Event], None]] = []
+        # The card terminal: its running call, what it shows the customer, its receipts
+        self.terminal = terminal if terminal is not None else ManualTerminal()
+        self.terminal_job: TerminalJob | None = None
+        self.terminal_status: str | None = None  # a kiosk.strings "terminal_<status>" key
+        self.terminal_texts: tuple[str, ...] = ()  # the terminal's own words, as sent
+        self.terminal_notify: Callable[[], None] | None = None  # the app: poll me now
+        self.card_blocked: str | None = None  # a card payment not settled yet: why
+        self._slips: list[tuple[str, ...]] = []  # the terminal's customer receipts to print
+        self._settle_at: datetime | None = None
 
     # ------------------------------------------------------------ observing
 
@@ -260,6 +276,13 @@ class Checkout:
             "received": dict(self.receiving.received) if self.receiving else None,
             "kit": {"sku": self.kit.sku, "name": self.kit.name} if self.kit else None,
             "pending_approval": self.pending.reason if self.pending else None,
+            "terminal": {
+                "kind": self.terminal.kind,
+                "busy": self.terminal_job is not None,
+                "status": self.terminal_status,
+                "texts": list(self.terminal_texts),
+            },
+            "card_blocked": self.card_blocked,
         }
 
     def refresh(self) -> Outcome:
@@ -317,6 +340,9 @@ class Checkout:
         return self._add_line(scanned.item, qty, scanned.barcode, scanned.amount, scanned.lot)
 
     def _add_line(self, item, qty, barcode=None, amount=None, lot=None) -> Outcome:
+        skus = {li.sku for li in self.cart.lines}
+        if item.sku not in skus and len(skus) >= numbers.MAX_EVENT_LINES:
+            return self._no(f"A sale holds at most {numbers.MAX_EVENT_LINES} different items")
         existing = sum((li.qty for li in self.cart.lines if li.sku == item.sku), ZERO)
         try:
             numbers.cart_quantity(qty + existing if amount is None else qty, item.unit)
@@ -659,6 +685,8 @@ class Checkout:
                 return self._no("Check the customer's age, then approve")
             return self._ask_staff("approve_age", (), SELLING_STAFF, "An age check")
         self.payment = PendingPayment()
+        self._slips = []
+        self.terminal_status, self.terminal_texts = None, ()
         self._to(State.PAYING)
         return self._ok(f"To pay: {money(self.amount_due, self.config)}")
 
@@ -667,13 +695,289 @@ class Checkout:
         return self._tender(CASH, amount, None)
 
     def tender_card(self, amount: object = None, reference: str | None = None) -> Outcome:
-        """A card payment approved on the external terminal: the amount and its approval
-        reference are recorded, never anything of the card itself."""
+        """A card payment. With a connected terminal (ZVT) the kiosk sends it the amount
+        and follows it (`terminal_poll`); with a manual one, staff type the approval
+        reference the terminal shows. Only references are recorded, never the card."""
         entry: dict[str, Any] = {"card": str(amount) if amount is not None else None}
         if reference:
             entry["ref"] = reference
         self._record({"pay": entry})
-        return self._tender("card", amount, reference)
+        if self.terminal.kind == "manual":
+            return self._tender("card", amount, reference)
+        if reference:  # the terminal's link is down and staff took the card by hand
+            if not (self.staff and self.staff.role in SELLING_STAFF):
+                return self._no("Pay on the card terminal: insert or tap your card there")
+            return self._tender("card", amount, reference)
+        return self._pay_at_terminal(amount)
+
+    # ------------------------------------------------------------ the card terminal
+
+    def _terminal_name(self) -> str:
+        where = getattr(getattr(self.terminal, "link", None), "where", "")
+        return f"{self.terminal.kind} {where}".strip()
+
+    def _start_job(self, purpose: str, call, *args, context=None) -> None:
+        self.terminal_job = TerminalJob(
+            purpose, call, *args, notify=self._poke_app, context=context
+        ).start()
+
+    def _poke_app(self) -> None:
+        if self.terminal_notify is not None:
+            self.terminal_notify()
+
+    def _pay_at_terminal(self, amount: object) -> Outcome:
+        if self.terminal_job is not None:
+            return self._no("The card terminal is busy: follow it, or cancel the payment")
+        if self.state == State.PAYING and self._paid_but_not_recorded():
+            return self._commit()
+        if self.state != State.PAYING:
+            started = self._start_paying()
+            if not started.ok:
+                return started
+        if self.card_blocked:
+            self._alert(f"Card payments wait: {self.card_blocked}")
+            return self._no("Card payment is not possible right now: pay another way or call staff")
+        due = self.amount_due
+        try:
+            value = _decimal(amount, "amount", places=self._places) if amount is not None else due
+        except ValueError as exc:
+            return self._no(_sentence(exc))
+        paid = sum((t.amount for t in self.payment.tenders if t.kind != CASH), ZERO)
+        if value <= 0:
+            return self._no("Amount must be above zero")
+        if paid + value > self._payable_total():
+            return self._no(f"A card cannot pay more than the {money(due, self.config)} due")
+        try:  # written before the terminal hears of it: a power cut cannot lose it
+            pid = payments.record_request(self.ledger, "authorize", value, self._terminal_name())
+        except StorageFullError as exc:
+            self._storage_failed(exc)
+            return self._no("Card payment is not possible: this kiosk's storage is full")
+        except LedgerError as exc:
+            return self._no(f"Card payment is not possible: {exc}")
+        self.terminal_status, self.terminal_texts = "follow", ()
+        self._start_job("authorize", self.terminal.authorize, value, context=(pid, value))
+        self._emit("payment", kind="card", status="started", amount=str(value))
+        return self._ok(f"Pay {money(value, self.config)} on the card terminal", amount=value)
+
+    def terminal_poll(self) -> Outcome:
+        """Take what the terminal reported (status for the screen, its result). The app
+        calls this when the terminal's thread pokes it; `tick` calls it too."""
+        job = self.terminal_job
+        if job is None:
+            return Outcome(True, self.message)
+        finished = job.done.is_set()  # before draining: no update is missed
+        for update in job.drain():
+            if update.kind == "status":
+                self.terminal_status, self.terminal_texts = update.status, update.texts
+                self.last_activity = self.clock()
+                self._emit("payment", kind="card", status=update.status)
+        if not finished:
+            return Outcome(True, self.message)
+        self.terminal_job = None
+        return getattr(self, "_after_" + job.purpose)(job.result, job.context)
+
+    def terminal_wait(self, timeout: float = 300.0) -> Outcome:
+        """Headless use (replay, tests): block until the terminal's call ends, then poll."""
+        outcome = Outcome(True, self.message)
+        while self.terminal_job is not None:
+            if not self.terminal_job.wait(timeout):
+                return self._no("The card terminal did not finish in time")
+            outcome = self.terminal_poll()
+        return outcome
+
+    def _journal(self, write, *args) -> bool:
+        """A journal write after the terminal answered; a full disk must not lose the
+        payment: the row stays open and the restart settles it with the terminal."""
+        try:
+            write(*args)
+        except LedgerError as exc:
+            self._alert(f"Card payment journal not written ({exc}); it is settled later")
+            return False
+        return True
+
+    def _after_authorize(self, result: TerminalResult, context) -> Outcome:
+        pid, value = context
+        self._journal(payments.record_outcome, self.ledger, pid, result)
+        self.terminal_status, self.terminal_texts = result.outcome, ()
+        if result.approved:
+            return self._card_approved(result, value)
+        if result.outcome == "unknown":
+            self._alert(
+                f"Card payment of {money(value, self.config)}: the terminal's answer was lost "
+                f"({result.message}); asking the terminal"
+            )
+            self.terminal_status = "processing"
+            self._start_job("settle", self.terminal.last_transaction, context=(pid, value))
+            return self._no("Checking the payment with the card terminal, please wait")
+        if result.outcome == "failed":
+            self._alert(f"Card terminal: {result.message}")
+            return self._no("The card terminal is not available. Pay another way or call staff")
+        if result.outcome == "aborted":
+            return self._no("Card payment cancelled. Try again or pay another way")
+        return self._no(f"Card declined ({result.message}). Try again or pay another way")
+
+    def _card_approved(self, result: TerminalResult, value: Decimal) -> Outcome:
+        if result.customer_receipt:
+            self._slips.append(result.customer_receipt)
+        if result.merchant_receipt and self.config.payment.print_merchant_receipt:
+            self._print_slip("Card payment (merchant copy)", result.merchant_receipt)
+        return self._tender("card", value, result.reference)
+
+    def _print_slip(self, title: str, lines: tuple[str, ...]) -> None:
+        try:
+            self.printer.print_report(TextReport(title, tuple(lines)))
+        except PrinterError as exc:
+            self._alert(f"Printer: {exc}. The card terminal's receipt was not printed")
+
+    def _judge(self, pid: int, amount: Decimal, last: TerminalResult) -> str:
+        """Did a payment whose answer was lost go through? The terminal's last transaction
+        says so when it is one the journal does not know, for the same amount."""
+        if last.outcome in ("failed", "unknown"):
+            return "unreachable"
+        known = payments.known_receipts(last.terminal_id)
+        new = last.approved and last.receipt_no and last.receipt_no not in known
+        return "charged" if new and last.amount == amount else "not_charged"
+
+    def _after_settle(self, last: TerminalResult, context) -> Outcome:
+        pid, value = context
+        verdict = self._judge(pid, value, last)
+        if verdict == "charged":  # the customer is still here: the sale goes ahead
+            self._journal(payments.record_outcome, self.ledger, pid, last)
+            self.terminal_status = "approved"
+            return self._card_approved(last, value)
+        if verdict == "not_charged":
+            self._journal(payments.settle, self.ledger, pid, "not_charged", "terminal: not taken")
+            self.terminal_status = "aborted"
+            return self._no("The card payment did not go through. Try again or pay another way")
+        self.card_blocked = f"card payment {pid} of {money(value, self.config)} not settled"
+        self._alert(
+            f"Card payment of {money(value, self.config)} is not settled: the terminal does "
+            "not answer. Check its last receipt; the kiosk keeps asking"
+        )
+        self._settle_at = self.clock()
+        self.terminal_status = "failed"
+        return self._no("The card terminal does not answer. Please call staff")
+
+    def recover_payments(self) -> Outcome:
+        """After a restart (and then every SETTLE_EVERY_S while one is open): settle
+        card payments the journal left open. An approved payment without its sale is
+        reversed; a lost answer is asked for; staff are told what happened."""
+        self._record({"recover": "payments"})
+        self._settle_at = self.clock()
+        if self.terminal_job is not None or self.terminal.kind == "manual":
+            return Outcome(True, self.message)
+        rows = payments.open_payments()
+        if not rows:
+            self.card_blocked = None
+            return Outcome(True, self.message)
+        work = []
+        for row in rows:
+            if self.state == State.PAYING and row.reference in {
+                t.reference for t in self.payment.tenders
+            }:
+                continue  # in the cart being paid: its sale commits it
+            work.append((row.id, row.state, row.amount, row.receipt_no))
+        if not work:
+            return Outcome(True, self.message)
+        known = payments.known_receipts(None)
+        self._start_job("recover", self._recover_call, work, known, context=work)
+        return self._ok("Settling interrupted card payments with the terminal")
+
+    def _recover_call(self, work, known, listener) -> list:
+        """On the job's thread: terminal calls only, no ledger."""
+        decisions = []
+        newest_unknown = max((w[0] for w in work if w[1] != "approved"), default=None)
+        for pid, state, amount, receipt_no in work:
+            last = None
+            if state != "approved":
+                if pid != newest_unknown:
+                    decisions.append((pid, "unreachable", None, None))
+                    continue
+                last = self.terminal.last_transaction(listener)
+                if last.outcome in ("failed", "unknown"):
+                    decisions.append((pid, "unreachable", last, None))
+                    continue
+                charged = (
+                    last.approved
+                    and last.receipt_no
+                    and last.receipt_no not in known
+                    and last.amount == amount
+                )
+                if not charged:
+                    decisions.append((pid, "not_charged", last, None))
+                    continue
+                receipt_no = last.receipt_no
+            reversal = self.terminal.reverse(receipt_no, listener)
+            if reversal.approved or reversal.code == 0xB4:  # reversed (now or before)
+                decisions.append((pid, "reversed", last, reversal))
+            elif reversal.outcome in ("failed", "unknown"):
+                decisions.append((pid, "unreachable", last, reversal))
+            else:
+                decisions.append((pid, "refund_needed", last, reversal))
+        return decisions
+
+    def _after_recover(self, decisions, work) -> Outcome:
+        amounts = {pid: amount for pid, _, amount, _ in work}
+        open_left = []
+        for pid, verdict, last, reversal in decisions:
+            amount = money(amounts[pid], self.config)
+            if last is not None and last.approved and verdict != "not_charged":
+                self._journal(payments.record_outcome, self.ledger, pid, last)
+            receipt = getattr(last, "receipt_no", None) or payments.get(pid).receipt_no
+            if reversal is not None and reversal.outcome != "failed":
+                self._journal(self._journal_reversal, pid, reversal)
+            if verdict == "reversed":
+                self._journal(payments.settle, self.ledger, pid, "reversed", "after restart")
+                self._alert(
+                    f"Card payment of {amount} (terminal receipt {receipt}) was approved but "
+                    "its sale was not recorded (restart): it was reversed, nothing charged"
+                )
+            elif verdict == "refund_needed":
+                why = reversal.message if reversal else "reversal refused"
+                self._journal(payments.settle, self.ledger, pid, "refund_needed", why)
+                self._alert(
+                    f"Card payment of {amount} (terminal receipt {receipt}) was taken but its "
+                    f"sale was not recorded, and the terminal refused to reverse it ({why}): "
+                    "refund it to the customer"
+                )
+            elif verdict == "not_charged":
+                self._journal(payments.settle, self.ledger, pid, "not_charged", "not taken")
+                self._alert(f"Card payment of {amount} interrupted by a restart: nothing was taken")
+            else:
+                open_left.append(pid)
+        if open_left:
+            self.card_blocked = f"{len(open_left)} card payment(s) not settled"
+            self._alert(
+                f"{len(open_left)} card payment(s) are not settled: the terminal does not "
+                "answer. Check its last receipts; the kiosk keeps asking"
+            )
+            return self._no("Card payments are paused until the terminal answers")
+        self.card_blocked = None
+        return self._ok("Card payments settled")
+
+    def _journal_reversal(self, pid: int, reversal: TerminalResult) -> None:
+        row = payments.record_request(
+            self.ledger, "reversal", payments.get(pid).amount, self._terminal_name(), pid
+        )
+        payments.record_outcome(self.ledger, row, reversal)
+
+    def _after_reverse(self, results, context) -> Outcome:
+        failed = []
+        for (pid, row, ref, _amount), result in zip(context, results, strict=True):
+            self._journal(payments.record_outcome, self.ledger, row, result)
+            if result.approved or result.code == 0xB4:
+                self._journal(payments.settle, self.ledger, pid, "reversed", "payment cancelled")
+            else:
+                failed.append(ref)
+                state = "refund_needed" if result.outcome == "declined" else "approved"
+                self._journal(payments.settle, self.ledger, pid, state, result.message)
+        if failed:
+            self._alert(f"Payment cancelled: reverse card payment(s) {', '.join(failed)} by hand")
+            return self._no("Payment cancelled; staff will refund the card payment")
+        return self._ok("Payment cancelled: the card payment was reversed")
+
+    def _reverse_call(self, receipts_no, listener) -> list:
+        return [self.terminal.reverse(number, listener) for number in receipts_no]
 
     def _due_text(self) -> str:
         """What the pay screen shows: nothing more to pay once the tenders cover it."""
@@ -726,6 +1030,21 @@ class Checkout:
         self._record({"pay": "cancel"})
         if self.state != State.PAYING:
             return self._no("No payment in progress")
+        if self.terminal_job is not None:  # the terminal decides: declined, aborted or paid
+            self.terminal.abort()
+            return self._ok("Cancelling the card payment at the terminal")
+        reversible = self._terminal_tenders()
+        if reversible:
+            rows = []
+            for tender, pid in reversible:
+                row = payments.record_request(
+                    self.ledger, "reversal", tender.amount, self._terminal_name(), pid
+                )
+                rows.append((pid, row, tender.reference, tender.amount))
+            numbers_ = [_receipt_of(ref) for _, _, ref, _ in rows]
+            self._start_job("reverse", self._reverse_call, numbers_, context=rows)
+            self.payment.tenders = [t for t in self.payment.tenders if t.kind == CASH]
+            self.terminal_status = "processing"
         cards = [t for t in self.payment.tenders if t.kind != CASH]
         cash = sum((t.amount for t in self.payment.tenders if t.kind == CASH), ZERO)
         back = State.RETURNING if self.payment.kind == "exchange" else State.SCANNING
@@ -740,32 +1059,50 @@ class Checkout:
             notes.append(f"give back {money(cash, self.config)} cash")
         return self._ok("Payment cancelled" + (": " + "; ".join(notes) if notes else ""))
 
+    def _terminal_tenders(self) -> list[tuple[Tender, int]]:
+        """Card tenders of this payment that the terminal approved (journal rows open)."""
+        refs = {t.reference: t for t in self.payment.tenders if t.kind == "card" and t.reference}
+        if not refs or self.terminal.kind == "manual":
+            return []
+        rows = [r for r in payments.open_payments() if r.reference in refs]
+        return [(refs[r.reference], r.id) for r in rows if r.state == "approved"]
+
     def _commit(self) -> Outcome:
         tenders = list(self.payment.tenders)
         try:
-            if self.payment.kind == "exchange":
-                flow = self.payment.exchange
-                posted = sales.post_exchange(
-                    self.ledger,
-                    flow.receipt,
-                    flow.lines,
-                    [li.to_sale_line() for li in flow.sold],
-                    tenders,
-                    self._staff_code(),
-                    flow.reason,
-                )
-            else:
-                posted = sales.post_sale(
-                    self.ledger,
-                    [li.to_sale_line() for li in self.cart.lines],
-                    tenders,
-                    staff=self._staff_code(),
+            with self.ledger.transaction():  # the sale and its card payments, together
+                posted = self._post(tenders)
+                payments.mark_committed(
+                    [t.reference for t in tenders if t.kind == "card" and t.reference],
+                    posted.number,
                 )
         except StorageFullError as exc:
             self._storage_failed(exc)
             return self._no("Could not record the sale: this kiosk's storage is full. Call staff.")
         except LedgerError as exc:
             return self._no(f"Could not complete the sale: {exc}. Call staff.")
+        return self._committed(posted, tenders)
+
+    def _post(self, tenders) -> Posted:
+        if self.payment.kind == "exchange":
+            flow = self.payment.exchange
+            return sales.post_exchange(
+                self.ledger,
+                flow.receipt,
+                flow.lines,
+                [li.to_sale_line() for li in flow.sold],
+                tenders,
+                self._staff_code(),
+                flow.reason,
+            )
+        return sales.post_sale(
+            self.ledger,
+            [li.to_sale_line() for li in self.cart.lines],
+            tenders,
+            staff=self._staff_code(),
+        )
+
+    def _committed(self, posted: Posted, tenders) -> Outcome:
         self.storage_full = None  # it was written: there is space
         self.last_posted = posted
         self._emit("posted", receipt=posted.number, total=str(posted.total))
@@ -791,6 +1128,10 @@ class Checkout:
             return self._no("No receipt to give")
         number = self.last_posted.number
         outcome = self._print_receipt(number) if printed else self._ok("No receipt")
+        slips, self._slips = self._slips, []
+        if printed and outcome.ok:  # the terminal's receipt comes out with ours
+            for slip in slips:
+                self._print_slip("Card payment", slip)
         self._finish_customer()
         return outcome
 
@@ -818,6 +1159,8 @@ class Checkout:
     def cancel(self) -> Outcome:
         """Abandon the cart: recorded for audit, never posted."""
         self._record({"cancel": True})
+        if self.terminal_job is not None:
+            return self._no("The card terminal is still working: cancel the payment first")
         if self.state == State.PAYING and self.payment.tenders:
             return self._no("Cancel the payment first")
         if not self.cart and self.state not in (State.HELP,):
@@ -848,6 +1191,12 @@ class Checkout:
 
     def tick(self) -> Outcome | None:
         """Called by the UI every second or so: idle timeouts."""
+        if self.terminal_job is not None:  # the customer is at the terminal: no idle timeout
+            outcome = self.terminal_poll()
+            return outcome if self.terminal_job is None else None
+        since = (self.clock() - self._settle_at).total_seconds() if self._settle_at else 0
+        if self.card_blocked and since >= SETTLE_EVERY_S:
+            self.recover_payments()
         idle = (self.clock() - self.last_activity).total_seconds()
         cfg = self.config.checkout
         if self.storage_full is not None:
@@ -1081,6 +1430,10 @@ class Checkout:
         if units is None:
             return self._no(f"{item.name} is weighed: enter the count in grams")
         flow = self.counting
+        if item.sku not in flow.counted and len(flow.counted) >= numbers.MAX_EVENT_LINES:
+            return self._no(_FULL_COUNT)
+        if flow.counted.get(item.sku, 0) + units > numbers.MAX_STOCK_QTY:
+            return self._no(f"At most {numbers.MAX_STOCK_QTY} of one item in a count")
         flow.counted[item.sku] = flow.counted.get(item.sku, 0) + units
         flow.moments[item.sku] = self.clock()
         return self._ok(f"{item.name}: {flow.counted[item.sku]} counted")
@@ -1097,6 +1450,11 @@ class Checkout:
             catalog.get_item(sku)
         except LedgerError as exc:
             return self._no(_sentence(exc))
+        if (
+            sku not in self.counting.counted
+            and len(self.counting.counted) >= numbers.MAX_EVENT_LINES
+        ):
+            return self._no(_FULL_COUNT)
         self.counting.counted[sku] = qty
         self.counting.moments[sku] = self.clock()
         return self._ok(f"{sku}: {qty} counted")
@@ -1269,6 +1627,12 @@ def _merge_returns(lines: list[sales.ReturnLine]) -> list[sales.ReturnLine]:
         key = (line.sku, line.condition)
         merged[key] = merged.get(key, ZERO) + line.qty
     return [sales.ReturnLine(sku, qty, cond) for (sku, cond), qty in merged.items()]
+
+
+def _receipt_of(reference: str | None) -> str | None:
+    """The terminal receipt number in a tender's reference ("T29001006 R0042 ...")."""
+    found = re.search(r"\bR(\d+)\b", reference or "")
+    return found.group(1) if found else None
 
 
 def _qty(line: CartLine) -> str:

@@ -64,7 +64,27 @@ def _v2_bounds(db: SqliteDatabase) -> None:
         )
 
 
-STEPS: dict[int, Callable[[SqliteDatabase], None]] = {2: _v2_bounds}
+def _v3_payment_journal(db: SqliteDatabase) -> None:
+    """The card terminal's payment journal (kiosk.ledger.payments). References only:
+    each is too short for a card number (13-19 digits), so none can be stored."""
+    db.execute_sql(
+        "CREATE TABLE IF NOT EXISTS payment ("
+        "id INTEGER NOT NULL PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+        "kind TEXT NOT NULL CHECK (kind IN ('authorize', 'refund', 'reversal')), "
+        "amount TEXT NOT NULL, currency TEXT NOT NULL, terminal TEXT NOT NULL, "
+        "state TEXT NOT NULL, "
+        "receipt_no TEXT CHECK (length(receipt_no) <= 6), "
+        "trace TEXT CHECK (length(trace) <= 8), "
+        "terminal_id TEXT CHECK (length(terminal_id) <= 8), "
+        "approval TEXT CHECK (length(approval) <= 8), "
+        "reference TEXT CHECK (length(reference) <= 48), "
+        "txn TEXT, original_id INTEGER REFERENCES payment (id), note TEXT)"
+    )
+    db.execute_sql("CREATE INDEX IF NOT EXISTS payment_state ON payment (state)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS payment_created_at ON payment (created_at)")
+
+
+STEPS: dict[int, Callable[[SqliteDatabase], None]] = {2: _v2_bounds, 3: _v3_payment_journal}
 LATEST = max(STEPS)
 
 

@@ -222,6 +222,32 @@ class Counter(BaseModel):
     value = IntegerField(default=0)
 
 
+class Payment(BaseModel):
+    """The payment journal: one row per request to a card terminal, written before the
+    request is sent, then its outcome and what became of it. References only: the
+    terminal's receipt and trace numbers, its id and the approval code, never card
+    data (the table's CHECKs keep every reference too short to hold a card number).
+    Made by migration step 3, not by create_tables."""
+
+    created_at = UtcTime(index=True)
+    updated_at = UtcTime()
+    kind = CharField()  # authorize, refund, reversal
+    amount = DecimalText()
+    currency = CharField()
+    terminal = CharField()  # "zvt host:port"
+    # requested -> approved | declined | aborted | failed | unknown;
+    # approved -> committed (in a sale) | reversed | refund_needed; unknown -> resolved
+    state = CharField(index=True)
+    receipt_no = CharField(null=True)
+    trace = CharField(null=True)
+    terminal_id = CharField(null=True)
+    approval = CharField(null=True)
+    reference = CharField(null=True)  # the tender's reference, as the sale records it
+    txn = CharField(null=True)  # the receipt number of the sale it paid
+    original = ForeignKeyField("self", null=True, backref="reversals")
+    note = TextField(null=True)  # the terminal's message, what staff were told
+
+
 MODELS = [
     Item,
     Barcode,
