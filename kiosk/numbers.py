@@ -23,6 +23,10 @@ MAX_WEIGHT = Decimal(9999)  # kg on one cart line
 WEIGHT_PLACES = 3  # grams
 MAX_STOCK_QTY = 1_000_000  # base units (pieces or grams) counted, received or built at once
 MAX_PACK = 10_000  # pieces in a case barcode or kit component line
+# A posted transaction must make a stock event the shop controller accepts
+# (kiosk/mqtt/topics.py checks the same limits on the way in).
+MAX_EVENT_LINES = 1_000  # SKUs moved or counted by one transaction
+MAX_EVENT_BYTES = 64 * 1024  # one stock event's JSON (the broker's packet limit)
 MAX_PERCENT = Decimal(100)
 MAX_IDLE_S = 30 * 24 * 3600  # replay: skip ahead at most a month
 MAX_LINE = 9999  # cart line numbers

@@ -20,12 +20,13 @@ from kiosk import numbers
 from kiosk.checkout.replay import ReplayError, replay
 from kiosk.checkout.session import Checkout
 from kiosk.config import ConfigError, parse
-from kiosk.ledger import catalog_csv, posting, sales
+from kiosk.ledger import catalog_csv, posting, sales, stock
 from kiosk.ledger.catalog_csv import CatalogFileError
 from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
 from kiosk.ledger.migrations import LATEST
 from kiosk.ledger.money import Tender
 from kiosk.ledger.verify import verify
+from kiosk.mqtt import topics
 from kiosk.textfile import TextFileError, decode
 from tests.conftest import CATALOG
 from tests.test_cli import assert_user_error, kiosk
@@ -471,3 +472,23 @@ def test_a_technician_sets_a_new_pin_after_the_pin_key_is_lost(tmp_path, _env): 
         from kiosk.ledger import staff  # noqa: PLC0415
 
         assert staff.login(ledger, "5678", code="S1").code == "S1"
+
+
+def test_no_transaction_makes_a_stock_event_the_controller_would_refuse(shop):
+    """The kiosk's limits are the controller's (kiosk.numbers, kiosk.mqtt.topics)."""
+    half = numbers.MAX_STOCK_QTY // 2 + 1
+    lines = [stock.ReceiveLine("CABLE", half), stock.ReceiveLine("CABLE", half)]
+    with pytest.raises(LedgerError, match="units of one item in one transaction"):
+        stock.receive(shop, lines, "S1")
+    catalog_csv.import_text(shop, HEADER + "BIG,Big kit,1.00,A,each,,,assembled,PRY*10000,\n")
+    with pytest.raises(LedgerError, match="units of one item in one transaction"):
+        stock.build_kit(shop, "BIG", 101, "S1")
+    assert topics.MAX_MOVE_QTY == numbers.MAX_STOCK_QTY
+    assert topics.MAX_LINES == numbers.MAX_EVENT_LINES
+    co = Checkout(shop)
+    co.staff_login(pin="1234")
+    co.start_count()
+    co.counting.counted.update({f"X{n}": 1 for n in range(numbers.MAX_EVENT_LINES)})
+    refused = co.set_count("PEN", 3)
+    assert not refused.ok and "at most 1000 items" in refused.message
+    assert verify(shop) == []

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from kiosk import clock
-from kiosk.ledger.core import Ledger
+from kiosk import clock, numbers
+from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import ts_text, utc_now
 
 KINDS = ("sale", "return", "void", "exchange", "adjust", "count", "receive", "kit_build")
@@ -117,6 +117,23 @@ def event_moves(moves: list[tuple[str, str, int]]) -> list[dict]:
     return [{"sku": sku, "delta": delta} for sku, delta in sorted(totals.items()) if delta]
 
 
+def _check_event(event: dict, payload: str) -> None:
+    """Refuse (roll back) a transaction whose stock event the controller would refuse:
+    the shop's stock must never silently miss it."""
+    lines = max(len(event["moves"]), len(event.get("counted") or ()))
+    biggest = max((abs(m["delta"]) for m in event["moves"]), default=0)
+    if lines > numbers.MAX_EVENT_LINES:
+        raise LedgerError(
+            f"{lines} items in one transaction; at most {numbers.MAX_EVENT_LINES}: split it"
+        )
+    if biggest > numbers.MAX_STOCK_QTY:
+        raise LedgerError(
+            f"{biggest} units of one item in one transaction; at most {numbers.MAX_STOCK_QTY}"
+        )
+    if len(payload.encode()) > numbers.MAX_EVENT_BYTES:
+        raise LedgerError("too much in one transaction for one stock event: split it")
+
+
 def write(ledger: Ledger, posting: Posting) -> Posted:
     """Post inside the caller's transaction; returns the receipt number and event seq."""
     assert posting.kind in KINDS, posting.kind
@@ -175,9 +192,9 @@ def write(ledger: Ledger, posting: Posting) -> Posted:
     if posting.counted is not None:
         event["counted"] = posting.counted
         event["counted_at"] = {sku: moment.get(sku, effective) for sku in posting.counted}
-    cursor.execute(
-        _OUTBOX_SQL, (seq, txn_id, posting.kind, json.dumps(event, separators=(",", ":")), ts)
-    )
+    payload = json.dumps(event, separators=(",", ":"))
+    _check_event(event, payload)
+    cursor.execute(_OUTBOX_SQL, (seq, txn_id, posting.kind, payload, ts))
     return Posted(
         id=txn_id,
         number=number,

@@ -14,20 +14,24 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from kiosk import numbers
+
 VERSION = 1
 
 # ------------------------------------------------------------------ bounds
 # Every number a kiosk can put in a message is bounded here, and only here: the
 # controller refuses (dead-letters) anything outside, so no value can overflow the
 # store (SQLite's 64-bit integers, PostgreSQL's 32-bit INTEGER columns) or a datetime.
-MAX_PAYLOAD = 64 * 1024  # bytes; matches the broker's max_packet_size; larger is refused
+# The quantity and size limits are kiosk.numbers' own: a kiosk never posts a
+# transaction whose event would be refused here (kiosk/ledger/posting.py checks).
+MAX_PAYLOAD = numbers.MAX_EVENT_BYTES  # bytes; the broker's max_packet_size; larger is refused
 MAX_DEPTH = 6  # nesting of [ and {: a stock event needs 3 (event > moves > move)
 MAX_INT_DIGITS = 19  # any JSON integer literal longer than this is refused while parsing
 MAX_SEQ = 2**31 - 1  # a kiosk's seq: 2,147,483,647 (PostgreSQL INTEGER); 10,000 a day
 #                      lasts 588 years
-MAX_MOVE_QTY = 1_000_000  # units one stock event may move for one SKU, either way
-MAX_COUNT_QTY = 1_000_000  # units a count may report for one SKU
-MAX_LINES = 1_000  # moves, or counted SKUs, in one event
+MAX_MOVE_QTY = numbers.MAX_STOCK_QTY  # units one stock event may move for one SKU, either way
+MAX_COUNT_QTY = numbers.MAX_STOCK_QTY  # units a count may report for one SKU
+MAX_LINES = numbers.MAX_EVENT_LINES  # moves, or counted SKUs, in one event
 MAX_OUTBOX = 100_000_000  # a kiosk's reported outbox depth
 MAX_TEXT = 64  # characters of a receipt number (txn)
 TS_FLOOR = datetime(2020, 1, 1, tzinfo=UTC)  # nothing a kiosk did is older than this
