@@ -53,6 +53,7 @@ class Hardware:
         self.demo = demo
         self.last_scan = ""
         self.publisher = None
+        self.terminal = None  # the card terminal (kiosk.drivers.payment)
 
     def facts(self) -> list[str]:
         status = getattr(self.printer, "status", None)
@@ -66,6 +67,9 @@ class Hardware:
             f"scanner: {'demo field' if self.demo else self.config.scanner.kind}"
             f"  last scan {self.last_scan or '-'}",
         ]
+        if self.terminal is not None:  # cached state: no terminal I/O on the UI thread
+            simulated = " (simulated)" if self.demo and self.terminal.kind != "manual" else ""
+            facts.append(f"card terminal{simulated}: {self.terminal.state()}")
         if self.publisher is not None:
             counts = self.publisher.store.counts()
             state = "connected" if self.publisher.connected.is_set() else "offline"
@@ -137,7 +141,9 @@ def run(
         seed(ledger, out)
     printer, drawer = _drivers(config, demo, data)
     hardware = Hardware(config, printer, drawer, demo)
-    checkout = Checkout(ledger, printer, drawer)
+    terminal, simulator = _terminal(config, demo)
+    hardware.terminal = terminal
+    checkout = Checkout(ledger, printer, drawer, terminal=terminal)
     services = None
     note = strings["offline"]
     if demo and not offline:
@@ -169,6 +175,14 @@ def run(
         hardware=hardware,
     )
     app.network_note = note
+    from kivy.clock import Clock as KivyClock  # noqa: PLC0415
+
+    # The terminal's thread pokes the app; the checkout takes its news on its own thread.
+    checkout.terminal_notify = lambda: KivyClock.schedule_once(
+        lambda dt: app.act("terminal_poll")
+    )
+    # Card payments a power cut left open are settled first (reversed or asked for).
+    KivyClock.schedule_once(lambda dt: app.act("recover_payments"), 0)
     scanner = None
     if not demo:
         from kivy.clock import Clock  # noqa: PLC0415
@@ -187,7 +201,36 @@ def run(
             scanner.stop()
         if hardware.publisher is not None and services is None:
             hardware.publisher.stop()
+        terminal.close()
+        if simulator is not None:
+            simulator.stop()
         ledger.close()
+
+
+def _terminal(config: Config, demo: bool):
+    """The card terminal of [payment]. The demo drives a simulated ZVT terminal on
+    127.0.0.1 when [payment] kind = "zvt" (or KIOSK_DEMO_TERMINAL=zvt), never hardware:
+    KIOSK_DEMO_TERMINAL_STEP sets its pace (seconds per step), KIOSK_DEMO_TERMINAL_PLAN
+    what its next payments do ("decline,approve", see kiosk.demo.terminal)."""
+    from kiosk.drivers.payment import ManualTerminal, TerminalError, make_terminal  # noqa: PLC0415
+
+    wanted = os.environ.get("KIOSK_DEMO_TERMINAL") or config.payment.kind
+    if demo and wanted == "zvt":
+        from kiosk.demo.terminal import TerminalSimulator  # noqa: PLC0415
+
+        step = float(os.environ.get("KIOSK_DEMO_TERMINAL_STEP", "0.7"))
+        simulator = TerminalSimulator(step_s=step).start()
+        plans = [p for p in os.environ.get("KIOSK_DEMO_TERMINAL_PLAN", "").split(",") if p]
+        simulator.plan(*plans)
+        log.info("demo: simulated ZVT terminal on 127.0.0.1:%s", simulator.port)
+        return make_terminal(config, demo_port=simulator.port), simulator
+    if demo:
+        return ManualTerminal(), None
+    try:
+        return make_terminal(config), None
+    except TerminalError as exc:  # sell on with typed approval codes; staff are told
+        log.error("card terminal: %s", exc)
+        return ManualTerminal(), None
 
 
 def _drivers(config: Config, demo: bool, data: Path):

@@ -73,6 +73,22 @@ DEFAULTS: dict[str, str] = {
     "drawer_opened": "Cash drawer opened",
     "high_contrast": "High contrast",
     "storage_full": "Storage full: sales cannot be recorded. Free space on the data partition.",
+    # the card terminal (ZVT): what it asks of the customer, in the shop's language
+    "card_terminal_follow": "Press Card, then follow the card terminal",
+    "terminal_follow": "Follow the card terminal",
+    "terminal_insert_card": "Insert, tap or swipe your card",
+    "terminal_pin": "Enter your PIN on the card terminal",
+    "terminal_wait": "Please wait",
+    "terminal_processing": "Processing, please wait",
+    "terminal_remove_card": "Please remove your card",
+    "terminal_approved": "Card payment approved",
+    "terminal_declined": "Card payment declined",
+    "terminal_not_accepted": "This card is not accepted",
+    "terminal_wrong_pin": "Wrong PIN",
+    "terminal_aborted": "Card payment cancelled",
+    "terminal_failed": "The card terminal is not available",
+    "terminal_unknown": "Checking the card payment, please wait",
+    "payment_terminal": "Card terminal",
 }
 
 

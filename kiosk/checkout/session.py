@@ -869,6 +869,8 @@ class Checkout:
         rows = payments.open_payments()
         if not rows:
             self.card_blocked = None
+            if self.terminal_status is None:  # at start: register, so faults show early
+                self._start_job("check", lambda _listener: self.terminal.register())
             return Outcome(True, self.message)
         work = []
         for row in rows:
@@ -954,6 +956,11 @@ class Checkout:
             return self._no("Card payments are paused until the terminal answers")
         self.card_blocked = None
         return self._ok("Card payments settled")
+
+    def _after_check(self, result: TerminalResult, _context) -> Outcome:
+        if not result.approved:
+            self._alert(f"Card terminal: {result.message}")
+        return Outcome(True, self.message)
 
     def _journal_reversal(self, pid: int, reversal: TerminalResult) -> None:
         row = payments.record_request(

@@ -159,6 +159,8 @@ class KioskApp(App):
     change_text = StringProperty("")
     staff_text = StringProperty("")
     alert_text = StringProperty("")  # for staff: a fault that needs them (full disk, printer)
+    terminal_text = StringProperty("")  # what the card terminal asks of the customer now
+    card_terminal = BooleanProperty(False)  # a connected terminal: no approval code typed
     demo_codes = ListProperty()
 
     def __init__(
@@ -325,6 +327,14 @@ class KioskApp(App):
         change = snap.get("change")
         self.change_text = self.money(change) if change and Decimal(change) else ""
         self.staff_text = snap.get("staff") or ""
+        terminal = snap.get("terminal") or {}
+        self.card_terminal = terminal.get("kind", "manual") != "manual"
+        status = terminal.get("status")
+        self.terminal_text = (
+            self.strings.get(f"terminal_{status}", " ".join(terminal.get("texts") or ()))
+            if status and snap.get("state") == "paying"
+            else ""
+        )
         printed = False
         for event in events:
             if event.kind == "alert":
@@ -390,7 +400,10 @@ class KioskApp(App):
             self.act("tender_cash", note)
 
     def pay_card(self, reference: str) -> None:
-        self.act("tender_card", None, reference.strip() or None)
+        if self.card_terminal and not reference.strip():
+            self.act("tender_card")  # the terminal takes the amount due
+        else:
+            self.act("tender_card", None, reference.strip() or None)
 
     def open_pin(self) -> None:
         self.pin, self.pin_message = "", ""
@@ -573,6 +586,8 @@ class KioskApp(App):
             "widgets": widgets,
             "idle": self.worker.idle(),
             "alert": self.alert_text,
+            "terminal": self.terminal_text,
+            "diagnostics": self.diagnostics_text,
             **(extra or {}),
         }
         path = Path(folder) / "state.json"

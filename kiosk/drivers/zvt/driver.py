@@ -89,7 +89,7 @@ class ZvtTerminal:
             try:
                 self.link.close()
                 self.link.connect()
-                return self._register()
+                return self._finish(self._register())
             except LinkError as exc:
                 return self._finish(TerminalResult("failed", str(exc)))
 
@@ -250,6 +250,7 @@ class ZvtTerminal:
                     if status.terminal_id:
                         self.terminal_id = status.terminal_id
                 elif command == b"\x06\x0f":
+                    self._completion_fields(message.data)
                     if lines:
                         receipts.add(line_type, lines)
                     return self._completed(what, status, receipts)
@@ -264,6 +265,17 @@ class ZvtTerminal:
                 log.warning("terminal sent a bad %s: %s", command.hex(), exc)
             except LinkError as exc:
                 return self._lost(what, status, lost, exc)
+
+    def _completion_fields(self, data: bytes) -> None:
+        """A completion may carry the terminal id (registration does) and more."""
+        if not data:
+            return
+        try:
+            tid = codec.parse_bmps(data).get(0x29)
+        except ZvtError:
+            return
+        if isinstance(tid, bytes):
+            self.terminal_id = tid.hex()
 
     def _abort_now(self) -> None:
         try:
