@@ -20,6 +20,7 @@ from kiosk.ledger.barcodes import (
     compress_upca,
     element_string,
     expand_upce,
+    parse_element_string,
     parse_gs1_date,
     variable_measure_code,
     with_check_digit,
@@ -260,3 +261,216 @@ def test_gs1_shaped_garbage_never_crashes(raw):
         parser.parse(raw)
     except BarcodeError as exc:
         assert exc.reason
+
+
+# ---------------------------------------------------------------- exact refusals (mutation killers)
+
+
+GTIN_AI = "0109501101530003"
+
+
+def gtin(body: str) -> str:
+    return body + mod10_oracle(body)
+
+
+EXACT_REFUSALS = [
+    ("", "empty scan"),
+    (" \r\n", "empty scan"),
+    ("]C1", "symbology identifier with no data"),
+    ("4006\x7f381333931", "control characters in scan (check the scanner's setup)"),
+    ("\x0b4006381333931", "control characters in scan (check the scanner's setup)"),
+    ("4006381333932", "bad check digit"),
+    ("036000291453", "bad check digit"),
+    ("14001234000013", "bad check digit"),
+    ("04252615", "bad check digit"),  # neither EAN-8 nor UPC-E
+    ("]E404252614", "bad check digit"),  # ]E4 is EAN-8 only: no UPC-E reading
+    ("]E404252615", "bad check digit"),
+    ("96385075", "bad check digit"),  # starts with 9: no UPC-E reading
+    ("4006381", "UPC-E number system must be 0 or 1"),
+    ("12345", "truncated or unknown code (5 digits)"),
+    ("012345678901234", "truncated or unknown code (15 digits)"),
+    (gtin("990000000000"), "unknown prefix (a coupon code)"),
+    *[
+        (gtin(p + "123456789"), "unknown prefix (a coupon code)")
+        for p in ("981", "982", "983", "984", "985")
+    ],
+    ("0" + gtin("990000000000"), "unknown prefix (a coupon code)"),  # GTIN-14 with a 0 in front
+    (gtin("9400123400001"), "variable-measure GTIN-14 needs a GS1-128 weight or price"),
+    ("hello world", "unknown barcode format"),
+    ("X4006381333931", "unknown barcode format"),
+    ("RCPtill-01-42", "malformed receipt number"),
+    ("STFab!", "malformed staff badge"),
+    ("STF" + "A" * 17, "malformed staff badge"),
+    ("SKU", "malformed internal SKU code"),
+    ("]C1" + GS, "empty GS1 element string"),
+    ("]C1AB123", "expected an application identifier at 'AB12'"),
+    ("]C10", "expected an application identifier at '0'"),
+    ("]C199", "unsupported application identifier (99..)"),
+    ("]C19912345", "unsupported application identifier (99..)"),
+    ("(99)ABC", "unsupported application identifier (99)"),
+    ("(01)09501101530003(17", "malformed (AI)value text"),
+    ("(01)0950110153000", "truncated AI (01): needs 14 digits, got 13"),
+    ("]C1" + "10" + GS + "17261231", "empty AI (10)"),
+    ("]C1" + "10" + "A" * 21, "AI (10) is longer than 20 characters"),
+    ("(30)12a", "AI (30) must be digits"),
+    ("(10)AB\u00e9", "AI (10) has characters outside the GS1 set"),
+    ("(01)09501101530004", "bad check digit in AI (01)"),
+    ("(17)261301", "bad date in AI (17): date '261301' has month 13"),
+    ("(17)260230", "bad date in AI (17): date '260230' has day 30"),
+    ("(17)261200(17)261231", "AI (17) appears twice"),
+    ("]C1" + "1726120017261231", "AI (17) appears twice"),
+    ("(01)09501101530003(02)09501101530003", "AI (01) and (02) together"),
+    ("]C1" + "3103000123" + "3102000456", "more than one weight or price AI"),
+    ("]C1" + "3922123" + GS + "3921456", "more than one weight or price AI"),
+    ("0109501101530004" + "17261231", "bad check digit in AI (01)"),  # digits only, 24
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), EXACT_REFUSALS)
+def test_refusals_word_for_word_with_the_raw_scan(raw, reason):
+    with pytest.raises(BarcodeError) as info:
+        parser.parse(raw)
+    assert info.value.reason == reason
+    assert info.value.raw == raw  # the whole scan, symbology identifier and all
+    assert str(info.value) == f"{reason}: {raw.replace(GS, '<GS>')[:60]!r}"
+
+
+def test_a_refusal_shows_at_most_60_characters_with_fnc1_visible():
+    raw = "]C1" + "10" + "A" * 20 + GS + "21" + "B" * 21 + GS + "30" + "1" * 30
+    with pytest.raises(BarcodeError) as info:
+        parser.parse(raw)
+    shown = str(info.value).split(": ", 1)[1]
+    assert shown == repr(raw.replace(GS, "<GS>")[:60]) and "<GS>" in shown
+
+
+def test_not_text_is_refused_with_its_repr():
+    with pytest.raises(BarcodeError) as info:
+        parser.parse(4006381333931)
+    assert (info.value.raw, info.value.reason) == ("4006381333931", "not text")
+
+
+def test_parse_element_string_alone_names_its_text():
+    with pytest.raises(BarcodeError) as info:
+        parse_element_string("(01)123")
+    assert info.value.raw == "(01)123"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("04252610", Gtin("00000004252610", "EAN-8", None)),  # its UPC-E reading is invalid
+        ("]E004252614", Gtin("00042100005264", "UPC-E")),
+        ("0425261", Gtin("00042100005264", "UPC-E")),  # 7 digits: check digit left out
+        ("SKUPENX", InternalSku("PENX")),
+        ("RCPTILL-01-000001", ReceiptRef("TILL-01-000001")),
+        ("STFAB12", StaffBadge("AB12")),
+        ("STFab12", StaffBadge("ab12")),
+        ("0109501101530003", Gs1Element({"01": "09501101530003"})),  # 16 digits
+        ("0209501101530003", Gs1Element({"02": "09501101530003"})),
+        ("]C1" + GS + "0109501101530003", Gs1Element({"01": "09501101530003"})),
+        ("(3103)001250(3922)2499", Gs1Element({"3103": "001250", "3922": "2499"})),
+        ("2100456123457", VariableMeasure("21", "00456", "price", Decimal("123.45"))),
+        ("2800123123451", VariableMeasure("28", "00123", "weight", Decimal("12.345"))),
+    ],
+)
+def test_readings_written_down(raw, expected):
+    assert parser.parse(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "today", "expected"),
+    [
+        ("760101", date(2026, 1, 1), date(2076, 1, 1)),  # 50 years ahead: still ahead
+        ("770101", date(2026, 1, 1), date(1977, 1, 1)),  # 51 ahead: the past century
+        ("720101", date(2026, 1, 1), date(2072, 1, 1)),
+        ("300101", date(2080, 6, 1), date(2130, 1, 1)),  # 50 behind: the next century
+        ("310101", date(2080, 6, 1), date(2031, 1, 1)),  # 49 behind: this one
+        ("000101", date(2000, 1, 1), date(2000, 1, 1)),
+        ("100101", date(2010, 5, 5), date(2010, 1, 1)),
+        ("991231", date(2000, 1, 1), date(1999, 12, 31)),
+        ("240200", date(2026, 1, 1), date(2024, 2, 29)),
+        ("250200", date(2026, 1, 1), date(2025, 2, 28)),
+    ],
+)
+def test_gs1_century_window_edges(value, today, expected):
+    assert parse_gs1_date(value, today=today) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("12345", "date '12345' is not YYMMDD"),
+        ("1234567", "date '1234567' is not YYMMDD"),
+        ("12a456", "date '12a456' is not YYMMDD"),
+        ("261301", "date '261301' has month 13"),
+        ("260001", "date '260001' has month 00"),
+        ("260431", "date '260431' has day 31"),
+    ],
+)
+def test_gs1_date_refusals_word_for_word(value, message):
+    with pytest.raises(ValueError) as info:
+        parse_gs1_date(value, today=date(2026, 1, 1))
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("ais", "text"),
+    [
+        ({"10": "ABC"}, "10ABC"),
+        ({"10": "A", "21": "B"}, f"10A{GS}21B"),
+        ({"01": "09501101530003", "10": "A", "17": "261231"}, f"{GTIN_AI}10A{GS}17261231"),
+        ({"30": "12", "10": "A"}, f"3012{GS}10A"),
+        ({"01": "09501101530003", "17": "261231"}, "010950110153000317261231"),
+    ],
+)  # fmt: skip
+def test_element_string_written_out(ais, text):  # GTIN_AI: (01) and its 14 digits
+    assert element_string(ais) == text
+
+
+def price_check_oracle(value: str) -> str:
+    """GS1 7.9.3 by its definition: weights 2-, 2-, 3, 5- (n-: n x digit minus the
+    product's tens digit, units digit; 3: units digit of 3 x digit); sum x 3, units digit."""
+
+    def minus(weight: int, digit: int) -> int:
+        product = weight * digit
+        return (product - product // 10) % 10
+
+    d = [int(c) for c in value]
+    return str((minus(2, d[0]) + minus(2, d[1]) + (3 * d[2]) % 10 + minus(5, d[3])) * 3 % 10)
+
+
+@pytest.mark.parametrize("position", range(4))
+@pytest.mark.parametrize("digit", range(10))
+def test_price_check_digit_every_digit_in_every_place(position, digit):
+    layout = VariableMeasureLayout(prefix="22", kind="price", item_digits=5, value_check=True)
+    value = ["0"] * 4
+    value[position] = str(digit)
+    text = "".join(value)
+    code = variable_measure_code(layout, "12345", Decimal(int(text)).scaleb(-2))
+    assert code == gtin("2212345" + price_check_oracle(text) + text)
+
+
+def test_scale_label_codes_written_out():
+    layout = VariableMeasureLayout(prefix="21", kind="price", item_digits=5)
+    assert variable_measure_code(layout, "456", Decimal("4.37")) == "2100456004374"
+    with pytest.raises(ValueError) as info:
+        variable_measure_code(layout, "456", Decimal("1000.00"))
+    assert str(info.value) == "1000.00 does not fit in 5 digits"
+
+
+@pytest.mark.parametrize(
+    ("upca", "upce"),
+    [
+        ("042100005264", "04252614"),  # m[2] in 0-2, m[3:7] = 0000: 0 42 526 1 + check 4
+        ("012300000451", "01234531"),  # m[3:8] = 00000: 0 123 45 3 + check 1
+        ("012340000060", "01234640"),  # m[4:9] = 00000: 0 1234 6 4 + check 0
+        ("012345000058", "01234558"),  # m[5:9] = 0000, last 5-9: 0 12345 5 + check 8
+    ],
+)
+def test_compress_and_expand_upce_written_out(upca, upce):
+    assert compress_upca(upca) == upce and expand_upce(upce) == upca
+
+
+@pytest.mark.parametrize("upca", ["012345678905", "212300000457", "012345600055"])
+def test_upca_that_cannot_be_compressed(upca):
+    assert compress_upca(upca) is None
