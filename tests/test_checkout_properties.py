@@ -1,6 +1,7 @@
 """Random sequences of UI actions never crash the checkout and always leave a ledger
-that verifies."""
+that verifies, holding exactly what the checkout announced as posted."""
 
+import itertools
 import shutil
 import sqlite3
 
@@ -23,6 +24,7 @@ CODES = [
     "4001234000046", "4001234000084", "036000291452", "4006381333932", "garbage", "",
     "SKUCABLE", "STFC1", "STFS1", "RCPtill-01-000001", "]C10100036000291452\x1d10L1",
 ]  # fmt: skip
+RUNS = itertools.count()
 AMOUNTS = ["0.01", "1.00", "2.55", "5.00", "20.00", "100.00", "-3", "abc"]
 
 
@@ -97,7 +99,9 @@ def template(tmp_path_factory):
     st.lists(ACTIONS, min_size=1, max_size=40),
 )
 def test_random_sessions_leave_a_ledger_that_verifies(template, tmp_path, role, actions):
-    path = tmp_path / f"run-{abs(hash(tuple(a[0] for a in actions)))}.db"
+    # A fresh file per example: one named after the actions was reused by repeated
+    # examples, and a -wal left behind by an earlier one came back with the copy.
+    path = tmp_path / f"run-{next(RUNS)}.db"
     shutil.copy(template, path)
     config = parse(
         f'[device]\nid = "till-01"\nrole = "{role}"\n[ledger]\npath = "{path}"\n'
@@ -107,6 +111,9 @@ def test_random_sessions_leave_a_ledger_that_verifies(template, tmp_path, role, 
         clock = ReplayClock(utc_now)
         printer = MemoryPrinter()
         co = Checkout(ledger, printer, MemoryDrawer(), clock)
+        announced: list[dict] = []
+        co.subscribe(lambda e: announced.append(e.detail) if e.kind == "posted" else None)
+        paid = 0  # quick sales the checkout said it recorded
         for name, act in actions:
             if act == "fault":
                 printer.fail_with = None if printer.fail_with else PrinterError("paper out")
@@ -115,12 +122,28 @@ def test_random_sessions_leave_a_ledger_that_verifies(template, tmp_path, role, 
                 clock.advance(300)
                 co.tick()
                 continue
+            before = len(announced)
             outcome = act(co)
             assert isinstance(outcome, Outcome), name
             assert outcome.message
+            if name == "quick_sale" and outcome.ok and "Receipt" in outcome.message:
+                paid += 1
+                # The sale the checkout announced is in the ledger, as announced.
+                assert len(announced) == before + 1
+                number = announced[-1]["receipt"]
+                assert outcome.message.endswith(f"Receipt {number}")
         assert verify(ledger) == []
-        posted = ledger.peek_value("txn") - 1  # the template's receiving is txn 1
-        event("posted something" if posted else "posted nothing")
+        # Everything announced as posted is in the ledger with its total, nothing else is,
+        # and each posting left exactly one stock event in the outbox.
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT number, total FROM txn WHERE id > 1 ORDER BY id").fetchall()
+            events = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        assert [(d["receipt"], d["total"]) for d in announced] == rows
+        assert events == len(rows) + 1  # and the template's receiving
+        assert len(rows) >= paid
+        event("posted something" if rows else "posted nothing")
+        event(f"quick sales paid: {min(paid, 3)}{'+' if paid > 3 else ''}")
         snap = co.snapshot()
         assert snap["state"] == co.state.value
-    path.unlink()
+    for leftover in tmp_path.glob(f"{path.name}*"):
+        leftover.unlink()
