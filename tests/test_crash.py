@@ -5,7 +5,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from kiosk.ledger import catalog_csv
@@ -32,10 +31,10 @@ def test_sigkill_never_leaves_a_partial_sale(config):
             env=env,
             text=True,
         )
-        # Wait for the first commit, so every round kills a process mid-stream.
-        first = child.stdout.readline()
-        assert first.endswith("\n"), "the child posted nothing"
-        time.sleep(rng.uniform(0.0, 0.15))
+        # Wait for a few commits (a count, not a time: a loaded machine is slower), so
+        # every round kills a process that is posting, at a moment the child chooses.
+        first = "".join(child.stdout.readline() for _ in range(rng.randint(1, 4)))
+        assert first.endswith("\n"), "the child posted too little"
         child.send_signal(signal.SIGKILL)
         rest = child.stdout.read()
         child.wait(timeout=30)
@@ -46,4 +45,5 @@ def test_sigkill_never_leaves_a_partial_sale(config):
             present = {t.number for t in Txn.select(Txn.number)}
             missing = [n for n in committed if n not in present]
             assert not missing, f"round {round_no}: committed but lost: {missing[:5]}"
-    assert len(committed) > KILLS * 2
+    assert len(committed) >= KILLS  # at least one commit reported in every round
+    assert len(set(committed)) == len(committed)  # and each once
