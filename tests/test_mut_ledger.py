@@ -432,3 +432,142 @@ def test_exchange_refusals_word_for_word(shop):
     refuse("PEN: a price override needs a staff member", sales.post_exchange, shop, None,
            [ReturnLine("CABLE")], [SaleLine("PEN", price=D("1.00"))],
            [Pay("cash", D("-9.00"))], None)  # fmt: skip
+
+
+# ---------------------------------------------------------------- stock
+
+
+def stock_lines(posted) -> list[tuple]:
+    rows = TxnLine.select().where(TxnLine.txn == posted.id).order_by(TxnLine.line_no)
+    return [(r.line_no, r.sku, r.qty, r.unit_price, r.tax_code, r.total, r.bom_id, r.lot)
+            for r in rows]  # fmt: skip
+
+
+def last_event() -> dict:
+    import json
+
+    from kiosk.ledger.models import Outbox
+
+    return json.loads(Outbox.select().order_by(Outbox.seq.desc()).get().payload)
+
+
+def test_receiving_writes_every_column(shop):
+    posted = stock.receive(
+        shop,
+        [
+            stock.ReceiveLine("PEN", 1, cost=D("0.38"), lot="L1"),
+            stock.ReceiveLine("CABLE", 5, D("0")),
+        ],
+        "C1",
+        "DN-77",
+    )
+    assert stock_lines(posted) == [
+        (1, "PEN", 1, D("0.38"), "", 0, None, "L1"),
+        (2, "CABLE", 5, 0, "", 0, None, None),
+    ]
+    assert header(posted)[:2] == ("receive", "C1") and header(posted)[10] == "DN-77"
+    assert (stock.on_hand("PEN"), stock.on_hand("CABLE")) == (1, 5)
+
+
+def test_receiving_refusals_word_for_word(shop):
+    refuse("receiving needs at least one line", stock.receive, shop, [], "C1")
+    for qty in (0, -2):
+        refuse("PEN: received quantity must be above zero", stock.receive, shop,
+               [stock.ReceiveLine("PEN", qty)], "C1")  # fmt: skip
+    refuse("PEN: cost must be zero or more", stock.receive, shop,
+           [stock.ReceiveLine("PEN", 1, cost=D("-0.01"))], "C1")  # fmt: skip
+    refuse("PEN quantity must be a whole number of base units, not '1.5'", stock.receive, shop,
+           [stock.ReceiveLine("PEN", D("1.5"))], "C1")  # fmt: skip
+    refuse("PEN quantity '1000001' must be from -1000000 to 1000000", stock.receive, shop,
+           [stock.ReceiveLine("PEN", 1_000_001)], "C1")  # fmt: skip
+    assert Txn.select().count() == 0
+
+
+def test_an_adjustment_writes_every_column(shop):
+    posted = stock.adjust(shop, "PEN", 1, "found", "S1")
+    assert stock_lines(posted) == [(1, "PEN", 1, 0, "", 0, None, None)]
+    assert header(posted)[:2] == ("adjust", "S1") and header(posted)[9] == "found"
+    assert audits("adjust") == [("S1", "PEN", "on_hand", None, "1", "found")]
+    assert stock.on_hand("PEN") == 1
+
+
+def test_adjustment_refusals_word_for_word(shop):
+    refuse("adjustment reason must be one of damaged, theft, expired, found, correction, "
+           "sample, other", stock.adjust, shop, "PEN", 1, "whim", "S1")  # fmt: skip
+    refuse("an adjustment of zero changes nothing", stock.adjust, shop, "PEN", 0, "found", "S1")
+    refuse("adjustment must be a whole number of base units, not 'True'", stock.adjust, shop,
+           "PEN", True, "found", "S1")  # fmt: skip
+    refuse(f"adjustment must be a whole number of base units, not {'1' * 40!r}",
+           stock.adjust, shop, "PEN", "1" * 40 + ".5", "found", "S1")  # fmt: skip
+    refuse("adjustment '-1000001' must be from -1000000 to 1000000", stock.adjust, shop, "PEN",
+           -1_000_001, "found", "S1")  # fmt: skip
+
+
+def test_a_count_writes_every_column(shop, monkeypatch):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    stock.receive(shop, [stock.ReceiveLine("PEN", 10)], "C1")
+    now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(stock, "utc_now", lambda: now)
+    cable_at = datetime(2030, 1, 1, 13, 0, 5, tzinfo=timezone(timedelta(hours=1)))  # = now+5s
+    posted = stock.count(shop, {"PEN": 0, "CABLE": 4, "COFFEE": 1}, "S1", {"CABLE": cable_at})
+    assert stock_lines(posted) == [
+        (1, "CABLE", 4, 0, "", 0, None, None),
+        (2, "COFFEE", 1, 0, "", 0, None, None),
+        (3, "PEN", 0, 0, "", 0, None, None),
+    ]
+    assert header(posted)[:2] == ("count", "S1")
+    assert Txn.get_by_id(posted.id).effective_at == now  # the earliest moment
+    event = last_event()
+    assert event["counted"] == {"CABLE": 4, "COFFEE": 1, "PEN": 0}
+    assert event["counted_at"] == {
+        "CABLE": "2030-01-01T12:00:05.000000Z",  # five seconds ahead is still allowed
+        "COFFEE": "2030-01-01T12:00:00.000000Z",  # not in the mapping: now
+        "PEN": "2030-01-01T12:00:00.000000Z",
+    }
+    # Never moved: expected 0, so the count is the delta (PEN: 10 received, 0 counted).
+    assert event["moves"] == [
+        {"sku": "CABLE", "delta": 4}, {"sku": "COFFEE", "delta": 1}, {"sku": "PEN", "delta": -10}
+    ]  # fmt: skip
+    assert (stock.on_hand("CABLE"), stock.on_hand("PEN"), stock.on_hand("CHARGER")) == (4, 0, 0)
+    refuse("PEN: counted_at is in the future", stock.count, shop, {"PEN": 1}, "S1",
+           now + timedelta(seconds=5, microseconds=1))  # fmt: skip
+
+
+def test_a_move_at_the_moment_of_counting_counts_before_it(shop):
+    from kiosk.ledger.models import StockMove
+
+    stock.receive(shop, [stock.ReceiveLine("PEN", 10)], "C1")
+    sales.post_sale(shop, [SaleLine("PEN", D("2"))], [Pay("card", D("2.98"), "A")])
+    sold_at = StockMove.select().order_by(StockMove.id.desc()).get().at
+    stock.count(shop, {"PEN": 8}, "C1", counted_at=sold_at)
+    assert stock.on_hand("PEN") == 8 and last_event()["moves"] == []
+
+
+def test_count_refusals_word_for_word(shop):
+    from datetime import datetime
+
+    refuse("a count needs at least one item", stock.count, shop, {}, "C1")
+    refuse("counted_at must carry a time zone", stock.count, shop, {"PEN": 1}, "C1",
+           datetime(2026, 1, 1))  # fmt: skip
+    refuse("PEN: a counted quantity cannot be negative", stock.count, shop, {"PEN": -1}, "C1")
+    refuse("PEN count must be a whole number of base units, not '2.5'", stock.count, shop,
+           {"PEN": D("2.5")}, "C1")  # fmt: skip
+
+
+def test_a_kit_build_writes_every_column(shop):
+    posted = stock.build_kit(shop, "REPAIR", 2, "S1", lot="K9")
+    bom = catalog.current_bom("REPAIR")[0]
+    assert stock_lines(posted) == [(1, "REPAIR", 2, 0, "", 0, bom.id, "K9")]
+    assert header(posted)[:2] == ("kit_build", "S1") and header(posted)[10] == f"bom v{bom.version}"
+    assert (stock.on_hand("REPAIR"), stock.on_hand("SCREW"), stock.on_hand("PRY")) == (2, -2, -4)
+
+
+def test_kit_build_refusals_word_for_word(shop):
+    for qty in (0, -1):
+        refuse("build at least one kit", stock.build_kit, shop, "REPAIR", qty, "S1")
+    refuse("PEN is not a kit item", stock.build_kit, shop, "PEN", 1, "S1")
+    refuse("kit quantity must be a whole number of base units, not '1.5'", stock.build_kit,
+           shop, "REPAIR", D("1.5"), "S1")  # fmt: skip
+    refuse("kit quantity '10000' must be from -9999 to 9999", stock.build_kit, shop, "REPAIR",
+           10_000, "S1")  # fmt: skip
