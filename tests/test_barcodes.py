@@ -330,6 +330,8 @@ EXACT_REFUSALS = [
     ("]C1" + "3103000123" + "3102000456", "more than one weight or price AI"),
     ("]C1" + "3922123" + GS + "3921456", "more than one weight or price AI"),
     ("0109501101530004" + "17261231", "bad check digit in AI (01)"),  # digits only, 24
+    ("0109501101530004" + "17261231\r\n", "bad check digit in AI (01)"),
+    ("]C1 0109501101530003", "expected an application identifier at ' 010'"),
 ]
 
 
@@ -374,6 +376,7 @@ def test_parse_element_string_alone_names_its_text():
         ("STFab12", StaffBadge("ab12")),
         ("0109501101530003", Gs1Element({"01": "09501101530003"})),  # 16 digits
         ("0209501101530003", Gs1Element({"02": "09501101530003"})),
+        ("010950110153000317261231\r\n", Gs1Element({"01": "09501101530003", "17": "261231"})),
         ("]C1" + GS + "0109501101530003", Gs1Element({"01": "09501101530003"})),
         ("(3103)001250(3922)2499", Gs1Element({"3103": "001250", "3922": "2499"})),
         ("2100456123457", VariableMeasure("21", "00456", "price", Decimal("123.45"))),
@@ -481,3 +484,12 @@ def test_compress_and_expand_upce_written_out(upca, upce):
 @pytest.mark.parametrize("upca", ["012345678905", "212300000457", "012345600055"])
 def test_upca_that_cannot_be_compressed(upca):
     assert compress_upca(upca) is None
+
+
+def test_a_bad_price_check_digit_word_for_word():
+    layout = VariableMeasureLayout(prefix="22", kind="price", item_digits=5, value_check=True)
+    custom = BarcodeParser(BarcodeConfig(variable_measure=[layout]))
+    raw = gtin("2212345" + "0" + "2875")  # the price check digit is 9
+    with pytest.raises(BarcodeError) as info:
+        custom.parse(raw)
+    assert (info.value.reason, info.value.raw) == ("bad price check digit", raw)
