@@ -37,6 +37,9 @@ class Group:
     tests: tuple[str, ...]
     # mutmut mutant-name patterns (fnmatch): only these functions, when not all
     only: tuple[str, ...] = field(default=())
+    # more pytest arguments for the test selection (-k to leave out slow tests whose
+    # checks the group's fast tests make too)
+    args: tuple[str, ...] = field(default=())
 
 
 GROUPS: dict[str, Group] = {
@@ -53,19 +56,62 @@ GROUPS: dict[str, Group] = {
     "catalog": Group(("kiosk/ledger/catalog_csv.py",), ("tests/test_catalog_csv.py",)),
     "staff": Group(
         ("kiosk/ledger/staff.py",),
-        ("tests/test_staff.py", "tests/test_oracles.py", "tests/test_mut_ledger.py"),
+        ("tests/test_staff.py", "tests/test_oracles.py", "tests/test_mut_staff.py"),
+        args=("-k", "staff or pin or lock or login or key"),
     ),
+    # The checkout core: the cart and the session's selling path (scan, quantities,
+    # lines, paying, tenders, the commit, cancelling), not the staff flows around it.
     "checkout": Group(
-        ("kiosk/checkout/cart.py",),
+        ("kiosk/checkout/cart.py", "kiosk/checkout/session.py"),
         ("tests/test_checkout.py", "tests/test_mut_checkout.py"),
+        only=(
+            "kiosk.checkout.cart.*",
+            *(
+                f"kiosk.checkout.session.x\u01c1Checkout\u01c1{name}__mutmut_*"
+                for name in (
+                    "amount_due",
+                    "_payable_total",
+                    "totals",
+                    "scan",
+                    "_sale_scan",
+                    "_add_line",
+                    "quantity",
+                    "set_quantity",
+                    "_set_qty",
+                    "remove_line",
+                    "pay",
+                    "_start_paying",
+                    "tender_cash",
+                    "tender_card",
+                    "_tender",
+                    "_due_text",
+                    "cancel_payment",
+                    "_commit",
+                    "cancel",
+                    "_abandon",
+                )
+            ),  # fmt: skip
+        ),
     ),
+    # Stock sync: the contract's parsers, the controller's store and its apply path.
     "mqtt": Group(
-        ("kiosk/mqtt/topics.py", "kiosk/mqtt/store.py"),
+        ("kiosk/mqtt/topics.py", "kiosk/mqtt/store.py", "kiosk/mqtt/controller.py"),
         (
             "tests/test_controller_store.py",
             "tests/test_controller_hostile.py",
             "tests/test_mut_mqtt.py",
         ),
+        only=(
+            "kiosk.mqtt.topics.*",
+            "kiosk.mqtt.store.*",
+            *(
+                f"kiosk.mqtt.controller.x\u01c1Controller\u01c1{name}__mutmut_*"
+                for name in ("apply_batch", "_apply", "_dead_letter", "_last_resort", "_parse")
+            ),
+        ),
+        # PostgreSQL, a real broker and the long Hypothesis run: their checks are the
+        # same bookkeeping the fast tests pin down, at minutes per mutant.
+        args=("-k", "not postgresql and not mosquitto and not no_payload_stops"),
     ),
 }
 
@@ -92,7 +138,7 @@ def toml_list(values) -> str:
 
 
 def configure(work: Path, group: Group) -> None:
-    tests = [t for t in group.tests if (work / t).exists()]
+    tests = [t for t in group.tests if (work / t).exists()] + list(group.args)
     settings = f"""
 [tool.mutmut]
 source_paths = ["kiosk"]

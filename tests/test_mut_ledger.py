@@ -15,6 +15,20 @@ from kiosk.ledger.sales import ReturnLine, SaleLine
 from kiosk.ledger.verify import verify
 from tests.conftest import D
 
+
+@pytest.fixture
+def shop(ledger):
+    """conftest's shop without hashing PINs (these tests never log in): mutation runs
+    set this up hundreds of times."""
+    from kiosk.ledger.models import Staff, utc_now
+    from tests.conftest import CATALOG
+
+    catalog_csv.import_text(ledger, CATALOG)
+    for code, name, role in (("S1", "Sam", "supervisor"), ("C1", "Cat", "cashier")):
+        Staff.create(code=code, name=name, role=role, pin_hash="-", created_at=utc_now())
+    return ledger
+
+
 LINE_FIELDS = ("line_no", "sku", "qty", "unit_price", "tax_code", "tax_rate", "gross",
                "discount", "net", "tax", "total", "barcode", "bom_id", "ref_line_id",
                "condition", "lot")  # fmt: skip
