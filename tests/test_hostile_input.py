@@ -492,3 +492,37 @@ def test_no_transaction_makes_a_stock_event_the_controller_would_refuse(shop):
     refused = co.set_count("PEN", 3)
     assert not refused.ok and "at most 1000 items" in refused.message
     assert verify(shop) == []
+
+
+def test_tenders_finer_than_the_currency_are_refused_and_the_payment_goes_on(shop):
+    co = Checkout(shop)
+    co.scan("4006381333931")
+    co.pay()
+    refused = co.tender_cash("1.499")
+    assert not refused.ok and "at most 2 decimal" in refused.message
+    assert not co.tender_card("1.485", "A").ok and not co.payment.tenders
+    assert co.tender_cash("1.50").ok and co.last_posted is not None  # 1.49 rounds to 1.50
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"void": {"receipt": [], "reason": "x"}}',
+        '{"void": {"receipt": "demo-1", "reason": {}}}',
+        '{"void": {"receipt": ["x"]}}',
+        '{"start": "return", "receipt": [1]}',
+        '{"add": {"sku": ["PEN"]}}',
+        '{"return_item": {"sku": 5}}',
+        '{"lookup": ' + "[" * 600 + "]" * 600 + "}",
+    ],
+)
+def test_replay_values_of_the_wrong_type_are_one_line_errors(shop, line):
+    co = Checkout(shop)
+    co.staff_login(pin="1234")
+    co.scan("4006381333931")  # a sale first: {last_sale} substitution walks every line
+    co.pay()
+    co.tender_cash("5.00")
+    with pytest.raises(ReplayError) as info:
+        replay(co, ['{"staff": "1234"}', line])
+    assert str(info.value).startswith("line 2: ") and "\n" not in str(info.value)
+    assert verify(shop) == []

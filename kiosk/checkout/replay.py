@@ -20,6 +20,7 @@ from kiosk.checkout.session import Checkout, Outcome
 from kiosk.drivers.base import MemoryPrinter, PrinterError
 
 MAX_LINE_CHARS = 100_000
+MAX_DEPTH = 8  # an action needs 3 (return > lines > line)
 
 
 class ReplayError(Exception):
@@ -73,7 +74,10 @@ def _field(value: Any, key: str, required: bool = True, default: Any = None) -> 
         if required:
             raise ReplayError(f"needs {key!r}")
         return default
-    return value[key]
+    found = value[key]
+    if key in TEXT_FIELDS and not (found is None and not required) and not isinstance(found, str):
+        raise ReplayError(f"{key} must be text, not {type(found).__name__}")
+    return found
 
 
 def _staff(co: Checkout, value: Any) -> Outcome:
@@ -258,6 +262,8 @@ ACTIONS: dict[str, Callable[..., Outcome]] = {
     "printer": lambda co, v, e, c: _printer(co, v),
     "idle": lambda co, v, e, c: _idle(co, v, c),
 }
+# Fields that are text (an SKU, a receipt number, a reason ...): never a list or number.
+TEXT_FIELDS = {"sku", "receipt", "reason", "condition", "lot", "reference", "ref", "code", "pin"}
 # Keys that qualify an action rather than name one.
 QUALIFIERS = {"receipt", "reference", "sku", "reason", "float"}
 
@@ -311,7 +317,27 @@ def parse_line(number: int, text: str) -> dict | None:
         raise ReplayError(f"line {number}: not a usable JSON line ({str(exc)[:80]})") from None
     if not isinstance(entry, dict) or not entry:
         raise ReplayError(f"line {number}: expected a JSON object with one action")
+    if _depth(entry) > MAX_DEPTH:
+        raise ReplayError(f"line {number}: nested deeper than {MAX_DEPTH} levels")
+    for key in (QUALIFIERS - {"float"}) & entry.keys():
+        if key == "receipt" and len(entry) == 1:
+            continue  # {"receipt": "print"} is the action itself
+        if entry[key] is not None and not isinstance(entry[key], str):
+            raise ReplayError(f"line {number}: {key} must be text")
     return entry
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            todo.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 def replay(

@@ -602,7 +602,7 @@ class Checkout:
     def override_price(self, line: int, price: object) -> Outcome:
         self._record({"override": {"line": line, "price": str(price)}})
         try:
-            value = _decimal(price, "price")
+            value = _decimal(price, "price", places=self._places)
             current = self.cart.line(line)
         except (ValueError, IndexError) as exc:
             return self._no(_sentence(exc))
@@ -630,7 +630,7 @@ class Checkout:
             return self._no("Nothing to discount")
         try:
             pct = _decimal(percent, "percent", numbers.MAX_PERCENT) if percent is not None else None
-            amt = _decimal(amount, "amount") if amount is not None else None
+            amt = _decimal(amount, "amount", places=self._places) if amount is not None else None
             targets = [line] if line is not None else list(range(1, len(self.cart.lines) + 1))
             for number in targets:
                 self.cart.line(number)
@@ -1010,7 +1010,7 @@ class Checkout:
                 return started
         due = self.amount_due
         try:
-            value = _decimal(amount, "amount") if amount is not None else due
+            value = _decimal(amount, "amount", places=self._places) if amount is not None else due
         except ValueError as exc:
             return self._no(_sentence(exc))
         if kind == "card" and not reference:
