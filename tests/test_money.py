@@ -218,9 +218,18 @@ def test_two_cash_tenders_add_up():
     assert (result.change, result.tendered) == (D("2.00"), D("10.00"))
 
 
-def test_a_zero_tender_is_refused():
-    with pytest.raises(MoneyError, match="cash tender 0.00 has the wrong sign"):
+def test_a_zero_tender_is_refused_unless_the_rest_rounds_to_nothing():
+    with pytest.raises(MoneyError, match=r"^card tender 0.00 has the wrong sign$"):
+        settle(D("1.00"), [Tender("card", D("0.00"))], INCL)
+    with pytest.raises(MoneyError, match=r"^cash 0.00 does not cover 1.00$"):
         settle(D("1.00"), [Tender("cash", D("0.00"))], INCL)
+    # 1.49: a card pays 1.47; the 0.02 left in cash rounds to 0.00 at a 0.05 step.
+    result = settle(D("1.49"), [Tender("card", D("1.47")), Tender("cash", D("0"))], INCL)
+    assert (result.rounding, result.change, result.tendered) == (D("-0.02"), 0, D("1.47"))
+    refund = settle(D("-1.49"), [Tender("card", D("-1.47")), Tender("cash", D("0"))], INCL)
+    assert (refund.rounding, refund.change) == (D("0.02"), 0)
+    with pytest.raises(MoneyError, match=r"^tenders leave 0.02 unpaid$"):
+        settle(D("1.49"), [Tender("card", D("1.47"))], INCL)  # a card alone is exact
 
 
 def test_refusal_messages_name_the_amounts():

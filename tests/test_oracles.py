@@ -472,3 +472,16 @@ def test_an_over_return_leaves_nothing_behind(shop):
     with pytest.raises(LedgerError, match="only 1 of PEN can still be returned"):
         sales.post_return(shop, [ReturnLine("PEN", D("2"))], "unwanted", "C1", receipt=sale.number)
     assert (Txn.select().count(), Outbox.select().count(), stock.on_hand("PEN")) == (1, 1, -1)
+
+
+def test_a_cash_rest_that_rounds_to_nothing_can_be_refunded(shop):
+    # PEN 1.49: card 1.47, the 0.02 left in cash rounds to 0.00 (5.00 given, all back).
+    sale = sales.post_sale(
+        shop, [SaleLine("PEN")], [Pay("card", D("1.47"), "A"), Pay("cash", D("5.00"))]
+    )
+    assert (sale.rounding, sale.change) == (D("-0.02"), D("5.00"))
+    back = sales.post_return(shop, [ReturnLine("PEN")], "unwanted", "C1", receipt=sale.number)
+    # The card gets its 1.47 back; the 0.02 is cash that rounds to nothing again.
+    assert refund_tenders(back) == [("card", D("-1.47")), ("cash", D("0"))]
+    assert (back.total, back.rounding, back.change) == (D("-1.49"), D("0.02"), 0)
+    assert verify(shop) == []

@@ -202,7 +202,9 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
     """Check that tenders pay `total` (a refund when negative) and work out change.
 
     Card and voucher tenders go first and may not exceed what is left to pay; cash
-    pays the rest, rounded to the cash step, and only cash gives change.
+    pays the rest, rounded to the cash step, and only cash gives change. A cash tender
+    of zero says "the rest in cash": when the rest rounds to nothing (0.02 at a 0.05
+    step), nothing changes hands and the rest is rounding.
     """
     if not tenders:
         if total:
@@ -211,16 +213,18 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
     sign = -1 if total < 0 else 1
     remaining = abs(total)
     cash = ZERO
+    in_cash = False
     for tender in tenders:
         if tender.kind not in TENDER_KINDS:
             raise MoneyError(f"unknown tender kind {tender.kind!r}")
         amount = to_decimal(tender.amount, f"{tender.kind} tender") * sign
-        if amount <= 0:
+        if amount < 0 or (amount == 0 and tender.kind != CASH):
             raise MoneyError(f"{tender.kind} tender {tender.amount} has the wrong sign")
         if round_money(amount, policy.unit) != amount:
             raise MoneyError(f"{tender.kind} tender {tender.amount} is finer than the currency")
         if tender.kind == CASH:
             cash += amount
+            in_cash = True
         else:
             if amount > remaining:
                 raise MoneyError(
@@ -228,7 +232,7 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
                 )
             remaining -= amount
     rounding = ZERO
-    if cash:
+    if in_cash:
         cash_due = round_cash(remaining, policy.cash_step, policy.unit)
         rounding = cash_due - remaining
         if cash < cash_due:

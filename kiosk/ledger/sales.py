@@ -327,12 +327,12 @@ def default_refund_tenders(
     original: Txn | None, amount: Decimal, policy: TaxPolicy
 ) -> list[TenderIn]:
     """Refund to the original tenders: card and voucher first, up to what each paid
-    less earlier refunds to it, the rest in cash (rounded to the cash step).
-    `amount` is positive."""
+    less earlier refunds to it, the rest in cash (rounded to the cash step; a rest that
+    rounds to nothing is a cash tender of zero, see money.settle). `amount` is positive."""
 
     def cash(left: Decimal) -> list[TenderIn]:
         rounded = round_cash(left, policy.cash_step, policy.unit)
-        return [TenderIn(CASH, -rounded)] if rounded else []
+        return [TenderIn(CASH, -rounded)] if left else []
 
     if original is None:
         return cash(amount)
