@@ -113,6 +113,9 @@ def update_item(ledger: Ledger, sku: str, staff: str | None, **changes) -> Item:
         raise LedgerError(f"cannot change {', '.join(sorted(unknown))}")
     with ledger.transaction():
         item = get_item(sku)
+        from kiosk.ledger.catalog_csv import refuse_owned  # noqa: PLC0415 - imports this module
+
+        refuse_owned(ledger, [sku])
         validate_item_values(ledger, changes)
         dirty = {}
         for name, value in changes.items():

@@ -15,6 +15,14 @@ Columns (header row required; order free; extra columns refused):
   components  kit rows only: "SKU*qty;SKU*qty" in the components' base units
   min_age     0 (default) or the minimum buyer age
 
+The shop controller's item master (`kiosk controller catalog import`) reads the same
+file with four more optional columns, which a kiosk's own import checks and ignores:
+
+  case_pack       pieces in the supplier's case (default: the largest barcode pack, or 1)
+  lead_time_days  the supplier's lead time in whole days (default: [controller])
+  reorder_point   units; empty: worked out from demand, lead time and safety stock
+  safety_stock    units kept against demand swings; empty: [controller] safety_days
+
 The whole file is checked first; every bad row is reported with its line number,
 and then nothing is imported. Import adds new items and updates listed ones (each
 changed field audited); items not in the file are left alone.
@@ -42,6 +50,8 @@ COLUMNS = (
     "sku", "name", "price", "tax", "unit", "cost", "active", "barcodes", "kit", "components",
     "min_age",
 )  # fmt: skip
+MASTER_COLUMNS = ("case_pack", "lead_time_days", "reorder_point", "safety_stock")
+ALL_COLUMNS = COLUMNS + MASTER_COLUMNS
 REQUIRED = ("sku", "name", "price", "tax")
 MAX_REPORTED = 200
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -76,6 +86,10 @@ class Row:
     kit: str
     components: dict[str, int]
     min_age: int
+    case_pack: int | None = None
+    lead_time_days: int | None = None
+    reorder_point: int | None = None
+    safety_stock: int | None = None
 
     def item_values(self) -> dict:
         return {
@@ -114,8 +128,12 @@ def _pairs(text: str, what: str) -> Iterator[tuple[str, int]]:
                                   maximum=numbers.MAX_PACK)  # fmt: skip
 
 
+def _optional_whole(text: str, what: str, maximum: int) -> int | None:
+    return numbers.whole(text, what, maximum=maximum) if text else None
+
+
 def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
-    get = {key: (raw.get(key) or "").strip() for key in COLUMNS}
+    get = {key: (raw.get(key) or "").strip() for key in ALL_COLUMNS}
     for key in REQUIRED:
         if not get[key]:
             raise ValueError(f"{key} is empty")
@@ -164,11 +182,19 @@ def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
         kit=get["kit"],
         components=components,
         min_age=min_age,
+        case_pack=numbers.whole(get["case_pack"], "case_pack", minimum=1, maximum=numbers.MAX_PACK)
+        if get["case_pack"]
+        else None,
+        lead_time_days=_optional_whole(get["lead_time_days"], "lead_time_days", 365),
+        reorder_point=_optional_whole(get["reorder_point"], "reorder_point", numbers.MAX_STOCK_QTY),
+        safety_stock=_optional_whole(get["safety_stock"], "safety_stock", numbers.MAX_STOCK_QTY),
     )
 
 
-def read_rows(ledger: Ledger, stream: TextIO, source: str) -> list[Row]:
-    """Parse and check the whole file; raise CatalogFileError listing every bad row."""
+def read_rows(ledger: Ledger, stream: TextIO, source: str, known: Known | None = None) -> list[Row]:
+    """Parse and check the whole file; raise CatalogFileError listing every bad row.
+    `known` stands for the ledger's items when the rows go elsewhere (the controller's
+    item master): `ledger` then only lends its tax policy and barcode rules."""
     reader = csv.DictReader(stream)
     if reader.fieldnames is None:
         raise CatalogFileError(source, ["line 1: the file is empty (needs a header row)"])
@@ -179,7 +205,7 @@ def read_rows(ledger: Ledger, stream: TextIO, source: str) -> list[Row]:
     if twice:
         raise CatalogFileError(source, [f"line 1: column(s) named twice: {', '.join(twice)}"])
     missing = [col for col in REQUIRED if col not in header]
-    extra = [col for col in header if col not in COLUMNS]
+    extra = [col for col in header if col not in ALL_COLUMNS]
     if missing or extra:
         if missing:
             problems.append(f"line 1: missing column(s) {', '.join(missing)}")
@@ -218,18 +244,30 @@ def read_rows(ledger: Ledger, stream: TextIO, source: str) -> list[Row]:
     except (csv.Error, UnicodeDecodeError) as exc:
         problems.append(f"line {reader.line_num}: unreadable CSV: {exc}")
     if not problems:
-        problems = _check_against_ledger(ledger, rows, seen_sku, seen_code)
+        problems = _check_against_ledger(ledger, rows, seen_sku, seen_code, known)
     if problems:
         raise CatalogFileError(source, problems)
     return rows
 
 
-def _check_against_ledger(ledger, rows, seen_sku, seen_code) -> list[str]:
+@dataclass(frozen=True)
+class Known:
+    """The items rows are checked against: SKUs, barcode owners, kit SKUs."""
+
+    skus: set[str]
+    owners: dict[str, str]
+    kits: set[str]
+
+
+def _check_against_ledger(ledger, rows, seen_sku, seen_code, given=None) -> list[str]:
     problems = []
-    sql = ledger.db.execute_sql
-    known = {sku for (sku,) in sql("SELECT sku FROM item")}
-    owners = dict(sql("SELECT code, sku FROM barcode"))
-    kits = {sku for sku, kit in sql("SELECT sku, kit FROM item") if kit}
+    if given is None:
+        sql = ledger.db.execute_sql
+        known = {sku for (sku,) in sql("SELECT sku FROM item")}
+        owners = dict(sql("SELECT code, sku FROM barcode"))
+        kits = {sku for sku, kit in sql("SELECT sku, kit FROM item") if kit}
+    else:
+        known, owners, kits = given.skus, given.owners, given.kits
     for code, (line, sku) in seen_code.items():
         owner = owners.get(code)
         if owner is not None and owner != sku and owner not in seen_sku:
@@ -246,11 +284,39 @@ def _check_against_ledger(ledger, rows, seen_sku, seen_code) -> list[str]:
     return problems
 
 
+def controller_owned(ledger: Ledger, skus: list[str]) -> list[str]:
+    """Those of `skus` the shop controller's item master owns on this kiosk."""
+    owned = []
+    for start in range(0, len(skus), 500):
+        chunk = skus[start : start + 500]
+        owned += [
+            sku
+            for (sku,) in ledger.db.execute_sql(
+                f"SELECT sku FROM catalog_item WHERE sku IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        ]
+    return sorted(owned)
+
+
+def refuse_owned(ledger: Ledger, skus: list[str]) -> None:
+    """A kiosk attached to a controller does not change the items its master owns."""
+    owned = controller_owned(ledger, skus)
+    if owned:
+        shown = ", ".join(owned[:5]) + (f" and {len(owned) - 5} more" if len(owned) > 5 else "")
+        raise LedgerError(
+            f"{shown}: owned by the shop controller's item master (change "
+            f"{'it' if len(owned) == 1 else 'them'} there: kiosk controller catalog set)"
+        )
+
+
 def import_rows(ledger: Ledger, rows: list[Row], staff: str | None) -> ImportResult:
-    """Write checked rows in one transaction (all or nothing)."""
+    """Write checked rows in one transaction (all or nothing). Items the shop
+    controller owns are refused (see refuse_owned)."""
     db = ledger.db
     now = ts_text(utc_now())
     with ledger.transaction():
+        refuse_owned(ledger, [row.sku for row in rows])
         existing = {
             sku: (name, Decimal(price), tax, Decimal(cost) if cost is not None else None, unit,
                   bool(active), kit, min_age)

@@ -10,6 +10,14 @@ for again on <root>/kiosk/<device>/resync. Levels are published retained on
 it: anything off-contract (topics.py holds every bound), a conflicting repeat of a
 (device, seq), or a message that fails to apply for any reason is dead-lettered
 with the reason, acknowledged, and changes nothing.
+
+The item master (kiosk.mqtt.master): each turn of the loop makes the scheduled
+changes that are due into a version, announces the current version retained on
+<root>/catalog/current (also one made by `kiosk controller catalog` in another
+process), and answers each kiosk's <root>/kiosk/<device>/catalog/get with a delta
+or the whole master on <root>/kiosk/<device>/catalog/data, in chunks within the
+broker's packet limit. Requests go through the same parse/dead-letter path as
+everything else; a request that cannot be answered is dead-lettered too.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 
 from kiosk.config import Config
 from kiosk.ledger.models import utc_now
-from kiosk.mqtt import store, topics
+from kiosk.mqtt import master, store, topics
 from kiosk.mqtt.publisher import make_client
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,12 @@ class Controller:
         self.dead = 0
         self._gap_since: dict[str, float] = {}
         self._asked_at: dict[str, float] = {}
+        self._requests: list[tuple[topics.CatalogGet, mqtt.MQTTMessage]] = []
+        self._announced: tuple[int, str] | None = None
+        self._full: master.Transfer | None = None  # the whole master, kept for its version
+        self.rules = master.rules(config)
+        self.catalog_bytes = 0  # catalog transfer bytes published
+        self.served = 0
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -75,10 +89,17 @@ class Controller:
         if reason_code.is_failure:
             log.error("broker refused the controller: %s", reason_code)
             return
-        client.subscribe([(self.topics.all_kiosk_stock, 1), (self.topics.all_kiosk_status, 1)])
+        client.subscribe(
+            [
+                (self.topics.all_kiosk_stock, 1),
+                (self.topics.all_kiosk_status, 1),
+                (self.topics.all_catalog_get, 1),
+            ]
+        )
         client.publish(
             self.topics.controller_status, topics.encode(topics.controller_status(True)), 1, True
         )
+        self._announced = None  # announce again on every connection
         self.connected.set()
 
     # ------------------------------------------------------------ running
@@ -120,6 +141,7 @@ class Controller:
                         if on_batch:
                             on_batch(self)
                     self.check_gaps()
+                    self.catalog_tick()
                 except Exception:  # noqa: BLE001 - the loop outlives any one failure
                     log.exception("controller loop")
                     stop.wait(1.0)
@@ -189,6 +211,7 @@ class Controller:
             self._publish_levels(changed)
         except Exception:  # noqa: BLE001 - the levels go out with the next change
             log.exception("could not publish stock levels")
+        self._serve_requests(now)
         return changed
 
     def _apply(self, batch: list[mqtt.MQTTMessage], now) -> set[str]:
@@ -209,6 +232,8 @@ class Controller:
             if isinstance(parsed, topics.StockEvent):
                 events.append(parsed)
                 source[id(parsed)] = message
+            elif isinstance(parsed, topics.CatalogGet):
+                self._requests.append((parsed, message))  # answered after the commit
             elif parsed is not None:
                 try:
                     with self.db.atomic():  # a savepoint: a failure undoes only this
@@ -279,8 +304,11 @@ class Controller:
                 True,
             )
 
-    def _parse(self, message: mqtt.MQTTMessage, now) -> topics.StockEvent | topics.KioskStatus:
-        """A stock event or a kiosk status, or PayloadError saying what is wrong."""
+    def _parse(
+        self, message: mqtt.MQTTMessage, now
+    ) -> topics.StockEvent | topics.KioskStatus | topics.CatalogGet:
+        """A stock event, a kiosk status or a catalog request, or PayloadError saying
+        what is wrong."""
         topic = message.topic
         device = self.topics.device_of(topic)
         if device is None:
@@ -290,7 +318,63 @@ class Controller:
             return topics.parse_stock_event(message.payload, device, now, tolerance)
         if topic == self.topics.kiosk_status(device):
             return topics.parse_kiosk_status(message.payload, device, now, tolerance)
+        if topic == self.topics.catalog_get(device):
+            return topics.parse_catalog_get(message.payload, device)
         raise topics.PayloadError("unexpected topic")
+
+    # ------------------------------------------------------------ item master
+
+    def catalog_tick(self, now=None) -> int | None:
+        """Make due scheduled changes a version; announce the current version when it
+        is new (or after a reconnect). Returns the version announced, if any."""
+        now = now or utc_now()
+        due = master.next_due()
+        if due is not None and due <= now:
+            with self.db.atomic():
+                made = master.apply_due(self.rules, now)
+            if made:
+                log.info("scheduled changes made catalog version %d", made)
+        version, checksum, items = master.current()
+        if version == 0 or not self.connected.is_set():
+            return None
+        if self._announced == (version, checksum):
+            return None
+        self.client.publish(
+            self.topics.catalog_current,
+            topics.encode(topics.catalog_current(version, checksum, items)),
+            1,
+            True,
+        )
+        self._announced = (version, checksum)
+        return version
+
+    def _transfer(self, request: topics.CatalogGet) -> master.Transfer | None:
+        with self.db.atomic():  # one snapshot of the master
+            version, checksum, _ = master.current()
+            if request.full or request.have in (0,) or request.have > version:
+                full = self._full
+                if full is None or (full.version, full.checksum) != (version, checksum):
+                    full = self._full = master.transfer(0, full=True)
+                return full
+            return master.transfer(request.have)
+
+    def _serve_requests(self, now) -> None:
+        requests, self._requests = self._requests, []
+        for request, message in requests:
+            try:
+                answer = self._transfer(request)
+                if answer is None:
+                    continue  # it has the current version
+                topic = self.topics.catalog_data(request.device)
+                for chunk in answer.chunks():
+                    self.client.publish(topic, chunk, 1)
+                    self.catalog_bytes += len(chunk)
+                self.served += 1
+                log.info("catalog %s %d->%d to %s: %d bytes", answer.kind, answer.base,
+                         answer.version, request.device, len(answer.body))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a bug of ours must not stop the shop
+                log.exception("could not answer %s's catalog request", request.device)
+                self._dead_letter(message, f"could not answer: {exc!r}", now)
 
     def _touch(self, device: str) -> None:
         self._gap_since.setdefault(device, 0.0)

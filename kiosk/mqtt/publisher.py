@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -131,7 +132,12 @@ class Publisher:
 
     def _say_offline(self, client: mqtt.Client) -> None:
         payload = topics.kiosk_status(
-            self.device, False, self.store.depth(), self.printer_state(), self.store.last_seq()
+            self.device,
+            False,
+            self.store.depth(),
+            self.printer_state(),
+            self.store.last_seq(),
+            *self.catalog_state(),
         )
         info = client.publish(
             self.topics.kiosk_status(self.device), topics.encode(payload), 1, True
@@ -154,7 +160,12 @@ class Publisher:
             raise OSError("stopped")
         client = make_client(self.config, f"kiosk-{self.device}")
         offline = topics.kiosk_status(
-            self.device, False, self.store.depth(), self.printer_state(), self.store.last_seq()
+            self.device,
+            False,
+            self.store.depth(),
+            self.printer_state(),
+            self.store.last_seq(),
+            *self.catalog_state(),
         )
         client.will_set(self.topics.kiosk_status(self.device), topics.encode(offline), 1, True)
         client.on_connect = self._on_connect
@@ -223,9 +234,25 @@ class Publisher:
 
     # ------------------------------------------------------------ the session
 
+    def catalog_state(self) -> tuple[int | None, str | None]:
+        """(item master version, why the latest one was refused) from the ledger;
+        (None, None) on a kiosk that never had one (no controller: says nothing)."""
+        try:
+            row = self.store.conn.execute(
+                "SELECT version, error FROM catalog_state WHERE id = 1"
+            ).fetchone()
+        except sqlite3.Error:  # a ledger older than schema 5
+            return None, None
+        return (row[0], row[1]) if row else (None, None)
+
     def _publish_status(self, client: mqtt.Client) -> None:
         payload = topics.kiosk_status(
-            self.device, True, self.store.depth(), self.printer_state(), self.store.last_seq()
+            self.device,
+            True,
+            self.store.depth(),
+            self.printer_state(),
+            self.store.last_seq(),
+            *self.catalog_state(),
         )
         client.publish(self.topics.kiosk_status(self.device), topics.encode(payload), 1, True)
 
@@ -235,6 +262,7 @@ class Publisher:
         self._publish_status(client)
         last_status = time.monotonic()
         printer = self.printer_state()
+        catalog = self.catalog_state()
         reported_empty = False
         while not self._stop.is_set() and self.connected.is_set():
             with self._wake:
@@ -278,10 +306,12 @@ class Publisher:
                 cursor = min(cursor, min(resync) - 1)
             now = time.monotonic()
             state = self.printer_state()
+            catalog_now = self.catalog_state()
             caught_up = idle and not fetched and not reported_empty
-            if caught_up or state != printer or now - last_status > self.status_every:
+            changed = state != printer or catalog_now != catalog
+            if caught_up or changed or now - last_status > self.status_every:
                 self._publish_status(client)
-                last_status, printer = now, state
+                last_status, printer, catalog = now, state, catalog_now
                 reported_empty = caught_up or (reported_empty and idle and not fetched)
             elif fetched:
                 reported_empty = False

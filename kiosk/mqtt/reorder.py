@@ -7,7 +7,13 @@
 
 Items at or below their reorder point are low; the suggestion is what to order.
 
-Once a catalog is loaded (`kiosk controller catalog FILE`), a SKU a kiosk reports
+With an item master (`kiosk controller catalog import FILE`), each item's own
+figures are used instead of [controller]'s:
+
+    reorder point = demand x the item's lead_time_days + its safety_stock,
+                    rounded up to whole case packs (or its reorder_point when set)
+
+Once a catalog is loaded (the item master, or the older reorder-only list), a SKU a kiosk reports
 that the catalog does not know is unknown: listed by `unknown_skus` (and in
 `kiosk controller status`) and never given a suggestion. With no catalog loaded the
 controller knows no SKU list to check against, so every SKU gets suggestions.
@@ -23,7 +29,16 @@ from decimal import Decimal
 from peewee import fn
 
 from kiosk.config import ControllerConfig
-from kiosk.mqtt.store import AppliedEvent, CountRecord, KioskState, Move, SkuInfo, StockLevel, ts
+from kiosk.mqtt.store import (
+    AppliedEvent,
+    CountRecord,
+    KioskState,
+    MasterItem,
+    Move,
+    SkuInfo,
+    StockLevel,
+    ts,
+)
 
 SELLING_KINDS = ("sale", "return", "void", "exchange")
 
@@ -58,15 +73,20 @@ def suggestions(cfg: ControllerConfig, now: datetime) -> list[Suggestion]:
         .group_by(Move.sku)
         .tuples()
     }
-    info = {row.sku: row for row in SkuInfo.select()}
+    items = {row.sku: row for row in MasterItem.select()}
+    info = items or {row.sku: row for row in SkuInfo.select()}
     out = []
     for level in StockLevel.select().order_by(StockLevel.sku):
         if info and level.sku not in info:
             continue  # unknown to the shop's catalog: see unknown_skus
         demand = Decimal(max(sold.get(level.sku, 0), 0)) / cfg.history_days
         sku_info = info.get(level.sku)
-        case = sku_info.case_pack if sku_info else 1
-        point = math.ceil(demand * (cfg.lead_time_days + cfg.safety_days))
+        case = max(sku_info.case_pack or 1, 1) if sku_info else 1
+        item = items.get(level.sku)
+        if item is not None:
+            point = master_reorder_point(item, demand, cfg)
+        else:
+            point = math.ceil(demand * (cfg.lead_time_days + cfg.safety_days))
         up_to = Decimal(point) + demand * cfg.review_days
         order = round_up_to_case(up_to - level.on_hand, case) if level.on_hand <= point else 0
         out.append(
@@ -83,6 +103,20 @@ def suggestions(cfg: ControllerConfig, now: datetime) -> list[Suggestion]:
     return out
 
 
+def master_reorder_point(item: MasterItem, demand: Decimal, cfg: ControllerConfig) -> int:
+    """The item's reorder_point when set; else demand x lead time + safety stock,
+    rounded up to whole cases ([controller]'s figures stand in for missing ones)."""
+    if item.reorder_point is not None:
+        return item.reorder_point
+    lead = cfg.lead_time_days if item.lead_time_days is None else Decimal(item.lead_time_days)
+    safety = demand * cfg.safety_days if item.safety_stock is None else item.safety_stock
+    return round_up_to_case(demand * lead + safety, max(item.case_pack or 1, 1))
+
+
+def catalog_known() -> bool:
+    return MasterItem.select().exists() or SkuInfo.select().exists()
+
+
 def kiosks() -> list[KioskState]:
     return list(KioskState.select().order_by(KioskState.device))
 
@@ -96,9 +130,12 @@ class UnknownSku:
 
 def unknown_skus() -> list[UnknownSku]:
     """SKUs in kiosks' events that the loaded catalog does not know (none without one)."""
-    if not SkuInfo.select().exists():
+    if MasterItem.select().exists():
+        known = MasterItem.select(MasterItem.sku)
+    elif SkuInfo.select().exists():
+        known = SkuInfo.select(SkuInfo.sku)
+    else:
         return []
-    known = SkuInfo.select(SkuInfo.sku)
     levels = dict(  # every SKU an event named has a level row
         StockLevel.select(StockLevel.sku, StockLevel.on_hand)
         .where(StockLevel.sku.not_in(known))

@@ -55,8 +55,9 @@ from kiosk.mqtt.topics import TS_FORMAT, KioskStatus, StockEvent
 
 store_db = DatabaseProxy()
 # 0: the first schema (no version kept); 1: event digests and clock marks, the latest
-# count's device and seq, dead letters counted by content.
-SCHEMA_VERSION = 1
+# count's device and seq, dead letters counted by content; 2: the item master (items,
+# versions, the audit trail of changes, scheduled changes) and each kiosk's version.
+SCHEMA_VERSION = 2
 UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock was synchronised
 
 
@@ -123,6 +124,8 @@ class KioskState(StoreModel):
     printer = CharField(max_length=16, default="ok")
     applied_to = IntegerField(default=0)  # every seq up to here is applied
     reported_seq = IntegerField(null=True)  # the kiosk's own latest seq (from its status)
+    catalog_version = IntegerField(null=True)  # the item master version it sells from
+    catalog_error = TextField(null=True)  # why it refused the latest version it was sent
 
 
 class DeadLetter(StoreModel):
@@ -147,13 +150,83 @@ class SkuInfo(StoreModel):
     case_pack = IntegerField(default=1)
 
 
+class MasterItem(StoreModel):
+    """One item of the shop's item master (kiosk.mqtt.master), as of `version`."""
+
+    sku = CharField(max_length=32, primary_key=True)
+    name = CharField(max_length=120)
+    price = CharField(max_length=24)  # decimal text in the currency's unit
+    tax_code = CharField(max_length=8)
+    unit = CharField(max_length=4, default="each")
+    cost = CharField(max_length=24, null=True)
+    active = BooleanField(default=True)
+    min_age = IntegerField(default=0)
+    kit = CharField(max_length=10, default="")
+    components = TextField(default="")  # "SKU*qty;..." sorted
+    bom_version = IntegerField(default=0)  # counts changes of the components
+    barcodes = TextField(default="")  # "key*pack;..." sorted (stored barcode keys)
+    case_pack = IntegerField(default=1)
+    lead_time_days = IntegerField(null=True)  # null: [controller] lead_time_days
+    reorder_point = IntegerField(null=True)  # null: worked out from demand
+    safety_stock = IntegerField(null=True)  # null: [controller] safety_days of demand
+    version = IntegerField(index=True)  # the master version that last changed it
+    digest = CharField(max_length=64)  # sha256 of what kiosks get (master.record)
+
+
+class CatalogVersion(StoreModel):
+    version = IntegerField(primary_key=True)
+    created_at = CharField(max_length=32)
+    staff = CharField(max_length=32, null=True)
+    note = CharField(max_length=200)
+    checksum = CharField(max_length=64)  # of the whole version (master.checksum)
+    items = IntegerField()
+
+
+class CatalogChange(StoreModel):
+    """The audit trail: who changed which field of which item, when, from what to what."""
+
+    version = IntegerField(index=True)
+    at = CharField(max_length=32)
+    staff = CharField(max_length=32, null=True)
+    sku = CharField(max_length=32, index=True)
+    field = CharField(max_length=32)
+    old = TextField(null=True)
+    new = TextField(null=True)
+
+
+class ScheduledChange(StoreModel):
+    """A change waiting for its effective time; it becomes a version then."""
+
+    sku = CharField(max_length=32, index=True)
+    field = CharField(max_length=32)
+    value = TextField()
+    effective_at = CharField(max_length=32, index=True)
+    staff = CharField(max_length=32, null=True)
+    created_at = CharField(max_length=32)
+    state = CharField(max_length=10, default="pending", index=True)  # applied, refused
+    version = IntegerField(null=True)
+    error = TextField(null=True)
+
+
 class SchemaVersion(StoreModel):
     """The schema version on servers without SQLite's PRAGMA user_version."""
 
     version = IntegerField()
 
 
-MODELS = [AppliedEvent, Move, CountRecord, StockLevel, KioskState, DeadLetter, SkuInfo]
+MODELS = [
+    AppliedEvent,
+    Move,
+    CountRecord,
+    StockLevel,
+    KioskState,
+    DeadLetter,
+    SkuInfo,
+    MasterItem,
+    CatalogVersion,
+    CatalogChange,
+    ScheduledChange,
+]
 
 
 def open_store(database: str) -> Database:
@@ -239,6 +312,16 @@ def _migrate(db: Database, version: int) -> None:
         DeadLetter.update(times=1, last_at=DeadLetter.received_at).where(
             DeadLetter.times.is_null()
         ).execute()
+    if version < 2:  # the item master's tables are new: create_tables makes them
+        steps = [
+            migrator.add_column(KioskState._meta.table_name, column, field)
+            for column, field in (
+                ("catalog_version", IntegerField(null=True)),
+                ("catalog_error", TextField(null=True)),
+            )
+            if missing(KioskState, column)
+        ]
+        migrate(*steps)
 
 
 class Outcome(NamedTuple):
@@ -406,6 +489,15 @@ def _recount(sku: str, qty: int, at: str, e: StockEvent, now: datetime) -> bool:
 
 
 def record_status(status: KioskStatus) -> None:
+    preserve = [
+        KioskState.online,
+        KioskState.last_seen,
+        KioskState.outbox,
+        KioskState.printer,
+        KioskState.reported_seq,
+    ]
+    if status.catalog is not None:  # a kiosk that does not say keeps what it said last
+        preserve += [KioskState.catalog_version, KioskState.catalog_error]
     KioskState.insert(
         device=status.device,
         online=status.online,
@@ -413,16 +505,9 @@ def record_status(status: KioskStatus) -> None:
         outbox=status.outbox,
         printer=status.printer,
         reported_seq=status.seq,
-    ).on_conflict(
-        conflict_target=[KioskState.device],
-        preserve=[
-            KioskState.online,
-            KioskState.last_seen,
-            KioskState.outbox,
-            KioskState.printer,
-            KioskState.reported_seq,
-        ],
-    ).execute()
+        catalog_version=status.catalog,
+        catalog_error=_text(status.catalog_error, 200) if status.catalog_error else None,
+    ).on_conflict(conflict_target=[KioskState.device], preserve=preserve).execute()
 
 
 def _text(value: str, limit: int) -> str:

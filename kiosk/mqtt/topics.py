@@ -85,6 +85,31 @@ class Topics:
     def all_stock(self) -> str:
         return f"{self.root}/stock/#"
 
+    # The item master (README, "Item master distribution"): one retained announcement
+    # of the current version; each kiosk asks on its own topic and gets its transfer
+    # on its own topic, so a kiosk only ever reads what is meant for it.
+    @property
+    def catalog_current(self) -> str:
+        return f"{self.root}/catalog/current"
+
+    def catalog_get(self, device: str) -> str:
+        return f"{self.root}/kiosk/{device}/catalog/get"
+
+    def catalog_data(self, device: str) -> str:
+        return f"{self.root}/kiosk/{device}/catalog/data"
+
+    @property
+    def all_catalog_get(self) -> str:
+        return f"{self.root}/kiosk/+/catalog/get"
+
+    def catalog_acl(self) -> list[str]:
+        """The broker ACL lines the catalog topics need (kiosk.mqtt.broker renders the rest)."""
+        return [
+            f"pattern write {self.root}/kiosk/%u/catalog/get",
+            f"pattern read {self.root}/kiosk/%u/catalog/data",
+            f"topic read {self.root}/catalog/current",
+        ]
+
     def device_of(self, topic: str) -> str | None:
         """The device id in <root>/kiosk/<device>/..., or None."""
         prefix = f"{self.root}/kiosk/"
@@ -328,10 +353,18 @@ class KioskStatus:
     outbox: int
     printer: str
     seq: int | None  # the kiosk's latest stock event (an extension: lets gaps be seen)
+    catalog: int | None = None  # the item master version it sells from (None: not said)
+    catalog_error: str | None = None  # why it refused the latest version it was sent
 
 
 def kiosk_status(
-    device: str, online: bool, outbox: int, printer: str, seq: int | None
+    device: str,
+    online: bool,
+    outbox: int,
+    printer: str,
+    seq: int | None,
+    catalog: int | None = None,
+    catalog_error: str | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "v": VERSION,
@@ -343,6 +376,10 @@ def kiosk_status(
     }
     if seq is not None:
         payload["seq"] = seq
+    if catalog is not None:
+        payload["catalog"] = catalog
+    if catalog_error:
+        payload["catalog_error"] = catalog_error[:MAX_ERROR_TEXT]
     return payload
 
 
@@ -365,6 +402,10 @@ def parse_kiosk_status(
     if not isinstance(printer, str) or printer not in ("ok", "paper_out", "offline"):
         raise PayloadError(f"unknown printer state {str(printer)[:20]!r}")
     seq = _int(data, "seq", 0, MAX_SEQ) if data.get("seq") is not None else None
+    catalog = _int(data, "catalog", 0, MAX_SEQ) if data.get("catalog") is not None else None
+    error = data.get("catalog_error")
+    if error is not None and (not isinstance(error, str) or len(error) > MAX_ERROR_TEXT):
+        raise PayloadError(f"catalog_error must be text of at most {MAX_ERROR_TEXT} characters")
     return KioskStatus(
         device=device,
         online=data["online"],
@@ -372,6 +413,8 @@ def parse_kiosk_status(
         outbox=_int(data, "outbox", 0, MAX_OUTBOX),
         printer=printer,
         seq=seq,
+        catalog=catalog,
+        catalog_error=error or None,
     )
 
 
@@ -389,3 +432,124 @@ def resync(from_seq: int) -> dict[str, Any]:
 
 def parse_resync(raw: bytes) -> int:
     return _int(_load(raw), "from_seq", 1, MAX_SEQ)
+
+
+# ------------------------------------------------------------------ item master
+# Bounds of the catalog messages (README, "Item master distribution"). A transfer is
+# a zlib-compressed body of JSON lines (one item record each) cut into chunks; each
+# chunk is one MQTT message: a JSON header line, "\n", then the chunk's bytes.
+CATALOG_CHUNK = 48 * 1024  # body bytes in one chunk: header + chunk < MAX_PAYLOAD
+MAX_CHUNKS = 8192  # chunks in one transfer: 384 MiB compressed
+MAX_CATALOG_BYTES = 512 * 1024 * 1024  # a transfer's body once decompressed
+MAX_CATALOG_ITEMS = 1_000_000  # items in one version of the master
+MAX_RECORD_BYTES = 16 * 1024  # one item record's JSON line
+MAX_ERROR_TEXT = 200  # characters of a status's catalog_error
+_XFER = re.compile(r"[0-9a-f]{16}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+TRANSFER_KINDS = ("delta", "full")
+
+
+def catalog_current(version: int, checksum: str, items: int) -> dict[str, Any]:
+    return {"v": VERSION, "version": version, "checksum": checksum, "items": items, "ts": ts_now()}
+
+
+@dataclass(frozen=True)
+class CatalogCurrent:
+    version: int
+    checksum: str
+    items: int
+
+
+def _hex64(data: dict, key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise PayloadError(f"{key} must be 64 lower-case hex digits")
+    return value
+
+
+def parse_catalog_current(raw: bytes) -> CatalogCurrent:
+    data = _load(raw)
+    return CatalogCurrent(
+        version=_int(data, "version", 0, MAX_SEQ),
+        checksum=_hex64(data, "checksum"),
+        items=_int(data, "items", 0, MAX_CATALOG_ITEMS),
+    )
+
+
+def catalog_get(device: str, have: int, full: bool = False) -> dict[str, Any]:
+    return {"v": VERSION, "device": device, "have": have, "full": full}
+
+
+@dataclass(frozen=True)
+class CatalogGet:
+    device: str
+    have: int
+    full: bool
+
+
+def parse_catalog_get(raw: bytes, topic_device: str) -> CatalogGet:
+    data = _load(raw)
+    if data.get("device") != topic_device:
+        raise PayloadError("device does not match the topic")
+    full = data.get("full", False)
+    if not isinstance(full, bool):
+        raise PayloadError("full must be true or false")
+    return CatalogGet(topic_device, _int(data, "have", 0, MAX_SEQ), full)
+
+
+@dataclass(frozen=True)
+class CatalogChunk:
+    xfer: str  # one transfer's id: 16 hex digits
+    kind: str  # "delta" (from base) or "full"
+    base: int  # the version a delta applies to (0 for full)
+    version: int  # the version the transfer makes
+    checksum: str  # of the whole version (kiosk.mqtt.master.checksum)
+    items: int  # items in the whole version
+    index: int
+    count: int
+    size: int  # bytes of the whole compressed body
+    digest: str  # sha256 of the whole compressed body
+    body: bytes
+
+
+def catalog_chunk(header: dict[str, Any], body: bytes) -> bytes:
+    return encode({"v": VERSION, **header}) + b"\n" + body
+
+
+def parse_catalog_chunk(raw: bytes) -> CatalogChunk:
+    if not isinstance(raw, bytes | bytearray):
+        raise PayloadError("payload must be bytes")
+    if len(raw) > MAX_PAYLOAD:
+        raise PayloadError(f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD} limit")
+    head, sep, body = bytes(raw).partition(b"\n")
+    if not sep:
+        raise PayloadError("a catalog chunk needs a header line")
+    data = _load(head)
+    xfer = data.get("xfer")
+    if not isinstance(xfer, str) or not _XFER.fullmatch(xfer):
+        raise PayloadError("xfer must be 16 hex digits")
+    kind = data.get("kind")
+    if kind not in TRANSFER_KINDS:
+        raise PayloadError(f"kind must be one of {', '.join(TRANSFER_KINDS)}")
+    count = _int(data, "n", 1, MAX_CHUNKS)
+    index = _int(data, "i", 0, count - 1)
+    size = _int(data, "size", 0, MAX_CHUNKS * CATALOG_CHUNK)
+    if len(body) > CATALOG_CHUNK:
+        raise PayloadError(f"chunk of {len(body)} bytes is over the {CATALOG_CHUNK} limit")
+    version = _int(data, "version", 1, MAX_SEQ)
+    base = _int(data, "base", 0, version - 1)
+    if kind == "full" and base != 0:
+        raise PayloadError("a full transfer has base 0")
+    return CatalogChunk(
+        xfer=xfer,
+        kind=kind,
+        base=base,
+        version=version,
+        checksum=_hex64(data, "checksum"),
+        items=_int(data, "items", 0, MAX_CATALOG_ITEMS),
+        index=index,
+        count=count,
+        size=size,
+        digest=_hex64(data, "sha256"),
+        body=body,
+    )
