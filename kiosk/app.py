@@ -144,6 +144,7 @@ def run(
     terminal, simulator = _terminal(config, demo)
     hardware.terminal = terminal
     checkout = Checkout(ledger, printer, drawer, terminal=terminal)
+    catalog_sync = None
     services = None
     note = strings["offline"]
     if demo and not offline:
@@ -161,6 +162,7 @@ def run(
             config, ledger.path, printer_state=hardware.printer_state
         ).start()
         note = f"{strings['broker']} {config.mqtt.host}:{config.mqtt.port}"
+        catalog_sync = _catalog_sync(config, ledger, checkout)
     _kivy_environment(config, demo)
     from kiosk.screens.shell import KioskApp  # noqa: PLC0415
     from kiosk.screens.worker import CheckoutWorker  # noqa: PLC0415
@@ -183,6 +185,14 @@ def run(
     )
     # Card payments a power cut left open are settled first (reversed or asked for).
     KivyClock.schedule_once(lambda dt: app.act("recover_payments"), 0)
+    if catalog_sync is not None:  # a checked item master version waits for the sale to end
+
+        def offer_catalog(dt) -> None:
+            worker = getattr(app, "worker", None)
+            if catalog_sync.staged is not None and worker is not None:
+                worker.call("apply_catalog")  # on the checkout's thread, between its calls
+
+        KivyClock.schedule_interval(offer_catalog, 0.5)
     scanner = None
     if not demo:
         from kivy.clock import Clock  # noqa: PLC0415
@@ -201,10 +211,31 @@ def run(
             scanner.stop()
         if hardware.publisher is not None and services is None:
             hardware.publisher.stop()
+        if catalog_sync is not None:
+            catalog_sync.stop()
         terminal.close()
         if simulator is not None:
             simulator.stop()
         ledger.close()
+
+
+def _catalog_sync(config: Config, ledger: Ledger, checkout: Checkout):
+    """The controller's item master on this kiosk (kiosk.mqtt.catalog_sync). Versions are
+    fetched and checked in the background and applied only on the checkout's own thread
+    while no sale is open: an open cart keeps the prices it was scanned at."""
+    from kiosk.checkout.session import State  # noqa: PLC0415
+    from kiosk.mqtt.catalog_sync import CatalogSync  # noqa: PLC0415
+
+    sync = CatalogSync(config, ledger.path, gate=lambda: False).start()
+
+    def apply_catalog() -> None:
+        if not checkout.cart and checkout.state in (State.ATTRACT, State.RECEIPT):
+            sync.apply_staged()
+
+    # The worker calls checkout methods by name; this one is ours (see the README's
+    # "Item master distribution": a Checkout.between_sales hook would be the clean place).
+    checkout.apply_catalog = apply_catalog
+    return sync
 
 
 def _terminal(config: Config, demo: bool):

@@ -39,6 +39,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
+from peewee import OperationalError
+
 from kiosk import numbers, textfile
 from kiosk.ledger import audit, catalog
 from kiosk.ledger.barcodes import BarcodeError, variable_measure_code
@@ -289,13 +291,14 @@ def controller_owned(ledger: Ledger, skus: list[str]) -> list[str]:
     owned = []
     for start in range(0, len(skus), 500):
         chunk = skus[start : start + 500]
-        owned += [
-            sku
-            for (sku,) in ledger.db.execute_sql(
+        try:
+            cursor = ledger.db.execute_sql(
                 f"SELECT sku FROM catalog_item WHERE sku IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-        ]
+        except OperationalError:  # a ledger before schema 5 has no controller items
+            return []
+        owned += [sku for (sku,) in cursor]
     return sorted(owned)
 
 
