@@ -527,6 +527,7 @@ def controller_status(ctx: click.Context, shown: int) -> None:
                 f"{kiosk.outbox}  printer {kiosk.printer}  applied to seq {kiosk.applied_to}"
                 f"{clock}"
             )
+        _catalog_status()
         rows = reorder.suggestions(config.controller, utc_now())
         click.echo(f"stock: {len(rows)} SKU(s)")
         low = [r for r in rows if r.low and (r.daily_demand or r.on_hand <= 0)]
@@ -537,8 +538,10 @@ def controller_status(ctx: click.Context, shown: int) -> None:
                 f"{r.daily_demand}/day  order {r.order_qty} (case {r.case_pack})  {r.name}"
             )
         unknown = reorder.unknown_skus()
-        if not store.SkuInfo.select().exists():
-            click.echo("unknown SKUs: not checked (no catalog: kiosk controller catalog FILE)")
+        if not reorder.catalog_known():
+            click.echo(
+                "unknown SKUs: not checked (no item master: kiosk controller catalog import FILE)"
+            )
         else:
             click.echo(f"unknown SKUs: {len(unknown)} (no reorder suggestions)")
         for u in unknown:
@@ -555,32 +558,178 @@ def controller_status(ctx: click.Context, shown: int) -> None:
         db.close()
 
 
-@controller_group.command("catalog")
-@config_option
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.pass_context
-def controller_catalog(ctx: click.Context, file: Path) -> None:
-    """Names and case packs for reorder suggestions, from a catalog CSV."""
-    from kiosk.ledger import catalog_csv  # noqa: PLC0415
+def _catalog_status() -> None:
+    """The item master's version, and the kiosks behind it since when."""
+    from kiosk.mqtt import master, reorder, store  # noqa: PLC0415
+
+    version, _, items = master.current()
+    if version == 0:
+        click.echo("item master: none (kiosk controller catalog import FILE)")
+        return
+    click.echo(f"item master: version {version}, {items} item(s)")
+    made = dict(store.CatalogVersion.select(store.CatalogVersion.version,
+                                            store.CatalogVersion.created_at).tuples())  # fmt: skip
+    behind = [k for k in reorder.kiosks() if (k.catalog_version or 0) < version]
+    click.echo(f"kiosks behind: {len(behind)}")
+    for k in behind:
+        have = k.catalog_version or 0
+        since = made.get(have + 1, "-")
+        why = f"  refused: {k.catalog_error}" if k.catalog_error else ""
+        click.echo(f"  {k.device:<12} version {have} since {since}{why}")
+
+
+class _CatalogGroup(click.Group):
+    """`kiosk controller catalog FILE` (the old form) gets a one-line hint."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise UserError(
+                f"the item master is imported with: kiosk controller catalog import {args[0]}"
+            )
+        return super().resolve_command(ctx, args)
+
+
+@controller_group.group("catalog", cls=_CatalogGroup)
+def controller_catalog() -> None:
+    """The shop's item master: import, set (now or at a time), history, export."""
+
+
+def _master_store(ctx: click.Context):
     from kiosk.mqtt import store  # noqa: PLC0415
 
     config = get_config()
-    ledger = Ledger.open(config, _scratch_path())  # only to check rows as an import would
+    ctx.ensure_object(dict)
+    database = (ctx.find_root().obj or {}).get("database") or config.controller.database
+    return config, store.open_store(database)
+
+
+def _master_call(fn, *args, **kwargs):
+    from kiosk.mqtt.master import MasterError  # noqa: PLC0415
+
     try:
-        with open(file, encoding="utf-8-sig", newline="") as stream:
-            rows = catalog_csv.read_rows(ledger, stream, str(file))
-    finally:
-        ledger.close()
-    db = store.open_store(ctx.obj.get("database") or config.controller.database)
+        return fn(*args, **kwargs)
+    except MasterError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _at_time(text: str | None):
+    """--at: "2026-12-01 07:00" in this machine's local time, or ISO 8601 with a zone."""
+    from datetime import datetime as _dt  # noqa: PLC0415
+
+    if text is None:
+        return None
     try:
+        moment = _dt.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--at {text!r}: write a time like 2026-12-01 07:00") from None
+    return moment.astimezone() if moment.tzinfo is None else moment
+
+
+@controller_catalog.command("import")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--by", "staff", help="Staff code recorded in the audit trail.")
+@click.pass_context
+def controller_catalog_import(ctx: click.Context, file: Path, staff: str | None) -> None:
+    """Import the item master from FILE (the kiosk's catalog CSV, plus case_pack,
+    lead_time_days, reorder_point, safety_stock): every row checked first, then one version."""
+    from kiosk.ledger.models import utc_now  # noqa: PLC0415
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    config, db = _master_store(ctx)
+    try:
+        rules = master.rules(config)
+        rows = _master_call(master.read_file, rules, file)
         with db.atomic():
-            for row in rows:
-                case = max(row.barcodes.values(), default=1)
-                store.SkuInfo.insert(sku=row.sku, name=row.name, case_pack=case).on_conflict(
-                    conflict_target=[store.SkuInfo.sku],
-                    preserve=[store.SkuInfo.name, store.SkuInfo.case_pack],
-                ).execute()
-        click.echo(f"{file}: {len(rows)} SKU(s) for reorder suggestions")
+            result = master.import_rows(rows, staff, utc_now(), note=f"import {file.name}")
+        made = f"version {result.version}" if result.version else "no new version"
+        click.echo(
+            f"{file}: {result.added} added, {result.updated} updated, "
+            f"{result.unchanged} unchanged; {made}"
+        )
+    finally:
+        db.close()
+
+
+@controller_catalog.command("set")
+@config_option
+@click.argument("sku")
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--at", "at_text", help='Effective time, e.g. "2026-12-01 07:00" (local).')
+@click.option("--by", "staff", help="Staff code recorded in the audit trail.")
+@click.pass_context
+def controller_catalog_set(ctx, sku: str, assignments, at_text, staff) -> None:
+    """Change fields of one item: kiosk controller catalog set SKU price=2.49 [--at TIME]."""
+    from kiosk.ledger.models import utc_now  # noqa: PLC0415
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    at = _at_time(at_text)
+    now = utc_now()
+    if at is not None and at <= now:
+        raise UserError(f"--at {at_text}: that time has passed (leave --at out for now)")
+    config, db = _master_store(ctx)
+    try:
+        fields = _master_call(master.parse_assignments, assignments)
+        with db.atomic():
+            what, version = _master_call(
+                master.set_fields, master.rules(config), sku, fields, staff, now, at
+            )
+        if what == "scheduled":
+            click.echo(f"{sku}: {', '.join(assignments)} from {at.astimezone():%Y-%m-%d %H:%M %Z}")
+        elif version is None:
+            click.echo(f"{sku}: unchanged")
+        else:
+            click.echo(f"{sku}: {', '.join(assignments)}; version {version}")
+    finally:
+        db.close()
+
+
+@controller_catalog.command("history")
+@config_option
+@click.argument("sku", required=False)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(0, 10_000_000))
+@click.pass_context
+def controller_catalog_history(ctx, sku: str | None, limit: int) -> None:
+    """The audit trail: version, time, staff, item, field, old -> new; then pending changes."""
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    _, db = _master_store(ctx)
+    try:
+        for c in master.history(sku, limit):
+            click.echo(
+                f"v{c.version:<5} {c.at}  {c.staff or '-':<8} {c.sku:<14} {c.field:<14} "
+                f"{'-' if c.old is None else c.old} -> {'-' if c.new is None else c.new}"
+            )
+        for p in master.scheduled(sku):
+            if p.state == "applied":
+                continue
+            why = f": {p.error}" if p.error else ""
+            click.echo(
+                f"{p.state:<6} {p.effective_at}  {p.staff or '-':<8} {p.sku:<14} {p.field:<14} "
+                f"-> {p.value}{why}"
+            )
+    finally:
+        db.close()
+
+
+@controller_catalog.command("export")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+                default="-")  # fmt: skip
+@click.pass_context
+def controller_catalog_export(ctx, file: Path) -> None:
+    """Write the item master as CSV to FILE (default: standard output)."""
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    config, db = _master_store(ctx)
+    try:
+        rules = master.rules(config)
+        if str(file) == "-":
+            master.export(rules, sys.stdout)
+            return
+        with open(file, "w", encoding="utf-8", newline="") as stream:
+            count = master.export(rules, stream)
+        click.echo(f"{file}: {count} items", err=True)
     finally:
         db.close()
 
@@ -1041,6 +1190,52 @@ def provision_firstboot(boot: Path, root: Path) -> None:
     if enabled and root == Path("/"):
         # Enabled for every later boot; started now, once this unit has finished.
         subprocess.run(["systemctl", "--no-block", "start", *enabled], check=False, timeout=60)
+
+
+# ---------------------------------------------------------------- card payments
+
+
+@cli.group("payment")
+def payment_group() -> None:
+    """Card payments and refunds the terminal left unsettled (the payment journal)."""
+
+
+@payment_group.command("list")
+@config_option
+@db_option
+@click.option("--all", "show_all", is_flag=True, help="The last 50 journal rows, settled or not.")
+def payment_list(db_path: Path | None, show_all: bool) -> None:
+    """Unsettled card payments: in flight, lost answers, approved without their
+    posting, money the terminal moved that no posting accounts for."""
+    from kiosk.ledger import payments  # noqa: PLC0415
+
+    open_ledger(db_path)
+    rows = payments.recent(50)[::-1] if show_all else payments.unsettled()
+    for row in rows:
+        click.echo(payments.describe(row))
+    if not rows:
+        click.echo("no unsettled card payments" if not show_all else "the journal is empty")
+
+
+@payment_group.command("resolve")
+@config_option
+@db_option
+@click.argument("payment_id", type=int)
+@click.option("--staff", "staff_code", required=True, help="The supervisor's staff code.")
+@click.option("--reason", required=True, help="What was done (refunded at the terminal, ...).")
+def payment_resolve(db_path: Path | None, payment_id: int, staff_code: str, reason: str) -> None:
+    """Mark a payment settled by hand, with the reason (audited; supervisors only)."""
+    from kiosk.ledger import payments  # noqa: PLC0415
+    from kiosk.ledger.core import LedgerError  # noqa: PLC0415
+    from kiosk.ledger.sales import require_role  # noqa: PLC0415
+
+    ledger = open_ledger(db_path)
+    try:
+        require_role(staff_code, "supervisor")
+        row = payments.resolve(ledger, payment_id, staff_code, reason)
+    except LedgerError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"resolved: {payments.describe(row)}")
 
 
 def main() -> None:

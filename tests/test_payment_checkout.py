@@ -259,7 +259,7 @@ def test_the_journal_table_comes_with_schema_3_on_a_version_2_ledger(tmp_path, c
     raw.commit()
     raw.close()
     with Ledger.open(config, path) as ledger:
-        assert ledger.db.execute_sql("PRAGMA user_version").fetchone()[0] == LATEST == 3
+        assert ledger.db.execute_sql("PRAGMA user_version").fetchone()[0] == LATEST >= 3
         pid = payments.record_request(ledger, "authorize", Decimal("1.49"), "zvt x")
         assert payments.open_payments()[0].id == pid
         with pytest.raises(peewee.IntegrityError):  # no room for a card number

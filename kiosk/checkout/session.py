@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,6 +92,39 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class CardRefund:
+    """One card part of a refund: what goes back to one card payment of the original
+    sale, by reversal (same day, before the terminal's end of day, the whole payment)
+    or by refund (the customer presents the card)."""
+
+    original: int  # the authorize row in the payment journal
+    amount: Decimal
+    receipt_no: str | None  # the original's terminal receipt: what a reversal names
+    reverse: bool
+    row: int | None = None  # the journal row of the refund or reversal being made
+    reference: str | None = None  # set once the terminal approved it
+
+
+@dataclass
+class PendingRefund:
+    """A return, exchange or void waiting for its card refunds at the terminal. It is
+    posted once every card part is approved; `request` is journaled with each refund
+    row, so a restart can post it (payments.request_of)."""
+
+    kind: str  # return, exchange, void
+    receipt: str | None
+    amount: Decimal  # the whole refund, positive
+    request: dict[str, Any]
+    others: list[Tender]  # the tenders not paid out by the terminal (cash, voucher, ...)
+    parts: list[CardRefund]
+    group: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+class _RefundBlocked(Exception):
+    """A card refund cannot be planned now (an earlier one is not settled)."""
+
+
 def _decimal(
     value: object, what: str, maximum=numbers.MAX_MONEY, places=numbers.MAX_PLACES
 ) -> Decimal:
@@ -148,6 +182,8 @@ class Checkout:
         self.card_blocked: str | None = None  # a card payment not settled yet: why
         self._slips: list[tuple[str, ...]] = []  # the terminal's customer receipts to print
         self._settle_at: datetime | None = None
+        self.refunding: PendingRefund | None = None  # a refund waiting for the terminal
+        self.payments_view: list[str] = []  # the staff menu's list of unsettled payments
 
     # ------------------------------------------------------------ observing
 
@@ -283,6 +319,18 @@ class Checkout:
                 "texts": list(self.terminal_texts),
             },
             "card_blocked": self.card_blocked,
+            "refund": {
+                "kind": self.refunding.kind,
+                "receipt": self.refunding.receipt,
+                "amount": str(self.refunding.amount),
+                "card": [
+                    {"amount": str(p.amount), "done": p.reference is not None}
+                    for p in self.refunding.parts
+                ],
+            }
+            if self.refunding
+            else None,
+            "payments": list(self.payments_view),
         }
 
     def refresh(self) -> Outcome:
@@ -878,7 +926,10 @@ class Checkout:
                 t.reference for t in self.payment.tenders
             }:
                 continue  # in the cart being paid: its sale commits it
-            work.append((row.id, row.state, row.amount, row.receipt_no))
+            if self.refunding and row.id in {p.row for p in self.refunding.parts}:
+                continue  # the refund waiting here: posted with its return
+            refund = row.kind != "authorize" and payments.is_refund(row.id)
+            work.append((row.id, row.state, row.amount, row.receipt_no, refund))
         if not work:
             return Outcome(True, self.message)
         known = payments.known_receipts(None)
@@ -889,8 +940,27 @@ class Checkout:
         """On the job's thread: terminal calls only, no ledger."""
         decisions = []
         newest_unknown = max((w[0] for w in work if w[1] != "approved"), default=None)
-        for pid, state, amount, receipt_no in work:
+        for pid, state, amount, receipt_no, refund in work:
             last = None
+            if refund:  # money back to a card: an approved one is posted, never reversed
+                if state == "approved":
+                    decisions.append((pid, "refunded", None, None))
+                    continue
+                if pid != newest_unknown:
+                    decisions.append((pid, "unreachable", None, None))
+                    continue
+                last = self.terminal.last_transaction(listener)
+                if last.outcome in ("failed", "unknown"):
+                    decisions.append((pid, "unreachable", last, None))
+                    continue
+                given = (
+                    last.approved
+                    and last.receipt_no
+                    and last.receipt_no not in known
+                    and last.amount == amount
+                )
+                decisions.append((pid, "refunded" if given else "not_charged", last, None))
+                continue
             if state != "approved":
                 if pid != newest_unknown:
                     decisions.append((pid, "unreachable", None, None))
@@ -919,10 +989,14 @@ class Checkout:
         return decisions
 
     def _after_recover(self, decisions, work) -> Outcome:
-        amounts = {pid: amount for pid, _, amount, _ in work}
+        amounts = {pid: amount for pid, _, amount, _, _ in work}
+        refunds = {pid for pid, *_, refund in work if refund}
         open_left = []
         for pid, verdict, last, reversal in decisions:
             amount = money(amounts[pid], self.config)
+            if pid in refunds and verdict != "unreachable":
+                self._recover_refund(pid, verdict, last, amount)
+                continue
             if last is not None and last.approved and verdict != "not_charged":
                 self._journal(payments.record_outcome, self.ledger, pid, last)
             receipt = getattr(last, "receipt_no", None) or payments.get(pid).receipt_no
@@ -956,6 +1030,48 @@ class Checkout:
             return self._no("Card payments are paused until the terminal answers")
         self.card_blocked = None
         return self._ok("Card payments settled")
+
+    def _recover_refund(self, pid: int, verdict: str, last, amount: str) -> None:
+        """A card refund a restart interrupted: post its return (exchange, void) when
+        the terminal gave the money back, else say that nothing was refunded."""
+        request = payments.request_of(pid) or {}
+        what = f"{request.get('kind', 'return')} of receipt {request.get('receipt') or '-'}"
+        if verdict == "not_charged":
+            self._journal(payments.settle, self.ledger, pid, "not_charged", "not refunded")
+            self._alert(
+                f"Card refund of {amount} for the {what} was interrupted by a restart: "
+                "nothing was refunded and nothing posted; do the return again"
+            )
+            return
+        if last is not None and last.approved:
+            self._journal(payments.record_outcome, self.ledger, pid, last)
+        group = [
+            row
+            for row in payments.unsettled()
+            if row.state in ("approved", "unposted")
+            and (payments.request_of(row.id) or {}).get("group") == request.get("group")
+        ]
+        why = "part of its card refund is missing"
+        if len(group) == len(request.get("parts", [])):
+            try:
+                with self.ledger.transaction():
+                    posted = post_request(
+                        self.ledger, request, [(r.amount, r.reference) for r in group]
+                    )
+                    payments.mark_refunds_committed([r.id for r in group], posted.number)
+            except LedgerError as exc:
+                why = str(exc)
+            else:
+                self._alert(
+                    f"Card refund of {amount} for the {what} was given before a restart: "
+                    f"{posted.kind} {posted.number} is now posted"
+                )
+                return
+        self._journal(payments.settle, self.ledger, pid, "unposted", f"not posted: {why}")
+        self._alert(
+            f"Card refund of {amount} for the {what} was given, but it could not be posted "
+            f"({why}): post it by hand, then resolve payment {pid}"
+        )
 
     def _after_check(self, result: TerminalResult, _context) -> Outcome:
         if not result.approved:
@@ -1333,11 +1449,30 @@ class Checkout:
             if difference > 0:
                 self._to(State.PAYING)
                 return self._ok(f"Exchange: customer pays {money(difference, self.config)}")
-            if difference < 0:
-                step = self.ledger.policy
-                refund = round_cash(-difference, step.cash_step, step.unit)
-                self.payment.tenders = [Tender(CASH, -refund)] if refund else []
+            if difference < 0:  # card and voucher first, the rest in cash (README, Ledger)
+                try:
+                    tenders = sales.refund_tenders(self.ledger, flow.receipt, -difference)
+                except LedgerError as exc:
+                    return self._no(_sentence(exc))
+                started = self._refund_at_terminal(
+                    "exchange", flow.receipt, -difference, tenders, self._refund_request(flow)
+                )
+                if started is not None:
+                    return started
+                self.payment.tenders = tenders
             return self._commit_staff_refund()
+        if self.terminal.kind != "manual" and flow.receipt:
+            try:
+                rows = sales.preview_return(self.ledger, flow.receipt, _merge_returns(flow.lines))
+                amount = -sum((row.total for row in rows), ZERO)
+                tenders = sales.refund_tenders(self.ledger, flow.receipt, amount)
+            except LedgerError as exc:
+                return self._no(_sentence(exc))
+            started = self._refund_at_terminal(
+                "return", flow.receipt, amount, tenders, self._refund_request(flow)
+            )
+            if started is not None:
+                return started
         try:
             posted = sales.post_return(
                 self.ledger,
@@ -1375,11 +1510,294 @@ class Checkout:
         refusal = self._need(SUPERVISOR) or self._staff_state()
         if refusal:
             return self._no(refusal)
+        if self.terminal.kind != "manual":
+            try:
+                tenders = sales.void_tenders(receipt)
+                number = sales.find_receipt(receipt, kinds=("sale",)).number
+            except LedgerError as exc:
+                return self._no(_sentence(exc))
+            amount = -sum((t.amount for t in tenders), ZERO)
+            request = {"kind": "void", "receipt": number, "reason": reason}
+            started = self._refund_at_terminal("void", number, amount, tenders, request)
+            if started is not None:
+                return started
         try:
             posted = sales.post_void(self.ledger, receipt, self._staff_code(), reason)
         except LedgerError as exc:
             return self._no(_sentence(exc))
         return self._after_refund(posted)
+
+    # ------------------------------------------------------------ card refunds
+
+    def _refund_request(self, flow: ReturnFlow) -> dict[str, Any]:
+        """What a return or exchange posts, as JSON for the payment journal."""
+        return {
+            "kind": "exchange" if flow.sold else "return",
+            "receipt": flow.receipt,
+            "reason": flow.reason,
+            "lines": [
+                {"sku": li.sku, "qty": str(li.qty), "condition": li.condition}
+                for li in _merge_returns(flow.lines)
+            ],
+            "sold": [_sale_line_json(li.to_sale_line()) for li in flow.sold],
+        }
+
+    def _terminal_parts(
+        self, receipt: str | None, tenders: list[Tender]
+    ) -> tuple[list[Tender], list[CardRefund]]:
+        """Split the card part of a refund over the original's terminal payments; what
+        they cannot take stays a card tender that staff refund by hand, as before."""
+        originals = payments.terminal_payments(receipt) if receipt else []
+        if not originals or self.terminal.kind == "manual":
+            return tenders, []
+        others: list[Tender] = []
+        parts: list[CardRefund] = []
+        used: set[int] = set()
+        today = self.clock().astimezone().date()
+        for tender in tenders:
+            if tender.kind != "card" or tender.amount >= 0:
+                others.append(tender)
+                continue
+            left = -tender.amount
+            for paid in originals:
+                refunds = payments.refunds_of(paid.id)
+                if any(r.state in ("requested", "unknown") for r in refunds):
+                    raise _RefundBlocked(
+                        f"A card refund for receipt {receipt} is not settled yet: ask the "
+                        "terminal again or resolve it (staff menu, card payments)"
+                    )
+                for r in refunds:  # approved at the terminal, never posted: reused
+                    if (
+                        r.state in ("approved", "unposted")
+                        and r.id not in used
+                        and r.amount <= left
+                    ):
+                        used.add(r.id)
+                        part = CardRefund(paid.id, r.amount, paid.receipt_no, False, r.id)
+                        part.reference = r.reference
+                        parts.append(part)
+                        left -= r.amount
+                done = sum(
+                    (r.amount for r in refunds if r.state in ("approved", "unposted", "committed")),
+                    ZERO,
+                )
+                take = min(left, paid.amount - done)
+                if take <= 0:
+                    continue
+                reverse = (
+                    take == paid.amount
+                    and not refunds
+                    and paid.receipt_no is not None
+                    and paid.created_at.astimezone().date() == today
+                    and not payments.end_of_day_since(paid.created_at)
+                )
+                parts.append(CardRefund(paid.id, take, paid.receipt_no, reverse))
+                left -= take
+            if left > 0:
+                others.append(Tender("card", -left, None))
+        return others, parts
+
+    def _refund_at_terminal(
+        self, kind: str, receipt: str | None, amount: Decimal, tenders, request
+    ) -> Outcome | None:
+        """Start paying a refund's card part out at the terminal; None when it has no
+        card part the terminal made (the caller posts as it always did)."""
+        if self.refunding is not None:
+            if self.terminal_job is not None or any(p.reference for p in self.refunding.parts):
+                return self._next_refund()  # part of it is given: finish that one
+            self.refunding = None  # nothing given yet: the new plan replaces it
+        try:
+            others, parts = self._terminal_parts(receipt, list(tenders))
+        except _RefundBlocked as exc:
+            return self._no(str(exc))
+        if not parts:
+            return None
+        request = {**request, "staff": self._staff_code()}
+        self.refunding = PendingRefund(kind, receipt, amount, request, others, parts)
+        return self._next_refund()
+
+    def _journal_request(self, pending: PendingRefund) -> dict[str, Any]:
+        return {
+            **pending.request,
+            "group": pending.group,
+            "tenders": [[t.kind, str(t.amount), t.reference] for t in pending.others],
+            "parts": [[p.original, str(p.amount)] for p in pending.parts],
+        }
+
+    def _next_refund(self) -> Outcome:
+        pending = self.refunding
+        todo = [p for p in pending.parts if p.reference is None]
+        if not todo:
+            return self._post_refund()
+        if self.terminal_job is not None:
+            return self._no("The card terminal is busy: wait for it, then try again")
+        if self.card_blocked:
+            self._alert(f"Card refunds wait: {self.card_blocked}")
+            return self._no(
+                "The card refund is not possible right now: the "
+                f"{pending.kind} is not posted. A supervisor can refund in cash instead"
+            )
+        part = todo[0]
+        kind = "reversal" if part.reverse else "refund"
+        try:  # journaled before the terminal hears of it
+            part.row = payments.record_request(
+                self.ledger,
+                kind,
+                part.amount,
+                self._terminal_name(),
+                part.original,
+                self._journal_request(pending),
+            )
+        except StorageFullError as exc:
+            self._storage_failed(exc)
+            return self._no("Card refund is not possible: this kiosk's storage is full")
+        except LedgerError as exc:
+            return self._no(f"Card refund is not possible: {exc}")
+        self.terminal_status, self.terminal_texts = "follow", ()
+        if part.reverse:
+            self._start_job("refund_card", self.terminal.reverse, part.receipt_no, context=part)
+            how = "cancelling the card payment on the terminal"
+        else:
+            self._start_job("refund_card", self.terminal.refund, part.amount, context=part)
+            how = "the customer presents the card at the terminal"
+        self._emit("payment", kind="card", status="refund", amount=str(part.amount))
+        return self._ok(f"Refund {money(part.amount, self.config)} to the card: {how}")
+
+    def _after_refund_card(self, result: TerminalResult, part: CardRefund) -> Outcome:
+        self._journal(payments.record_outcome, self.ledger, part.row, result)
+        self.terminal_status, self.terminal_texts = result.outcome, ()
+        kind = self.refunding.kind if self.refunding else "return"
+        if result.approved:
+            return self._card_refunded(part, result)
+        if result.outcome == "unknown":
+            self._alert(
+                f"Card refund of {money(part.amount, self.config)}: the terminal's answer was "
+                f"lost ({result.message}); asking the terminal"
+            )
+            self.terminal_status = "processing"
+            self._start_job("refund_settle", self.terminal.last_transaction, context=part)
+            return self._no("Checking the refund with the card terminal, please wait")
+        part.row = None
+        if part.reverse and result.outcome == "declined":  # too late to cancel: refund it
+            part.reverse = False
+            return self._next_refund()
+        if result.outcome == "failed":
+            self._alert(f"Card terminal: {result.message}")
+        word = {"aborted": "cancelled", "failed": "not possible"}.get(result.outcome, "declined")
+        return self._no(
+            f"Card refund {word} ({result.message}): the {kind} is not posted. Try again, "
+            "or a supervisor can refund in cash instead"
+        )
+
+    def _card_refunded(self, part: CardRefund, result: TerminalResult) -> Outcome:
+        part.reference = result.reference
+        if result.customer_receipt:
+            self._slips.append(result.customer_receipt)
+        if result.merchant_receipt and self.config.payment.print_merchant_receipt:
+            self._print_slip("Card refund (merchant copy)", result.merchant_receipt)
+        if self.refunding is None:  # pragma: no cover - cleared only after posting
+            return self._ok("Card refund approved")
+        return self._next_refund()
+
+    def _after_refund_settle(self, last: TerminalResult, part: CardRefund) -> Outcome:
+        verdict = self._judge(part.row, part.amount, last)
+        if verdict == "charged":
+            self._journal(payments.record_outcome, self.ledger, part.row, last)
+            self.terminal_status = "approved"
+            return self._card_refunded(part, last)
+        if verdict == "not_charged":
+            self._journal(payments.settle, self.ledger, part.row, "not_charged", "not refunded")
+            part.row = None
+            self.terminal_status = "aborted"
+            return self._no(
+                "The card refund did not go through. Try again, or a supervisor can refund "
+                "in cash instead"
+            )
+        self.card_blocked = f"card refund {part.row} of {money(part.amount, self.config)} unsettled"
+        self._alert(
+            f"Card refund of {money(part.amount, self.config)} is not settled: the terminal "
+            "does not answer. Check its last receipt; the kiosk keeps asking"
+        )
+        self._settle_at = self.clock()
+        self.terminal_status = "failed"
+        return self._no("The card terminal does not answer. The refund waits: please call staff")
+
+    def _post_refund(self) -> Outcome:
+        pending = self.refunding
+        refunds = [(p.amount, p.reference) for p in pending.parts]
+        try:
+            with self.ledger.transaction():  # the posting and its card refunds, together
+                posted = post_request(self.ledger, self._journal_request(pending), refunds)
+                payments.mark_refunds_committed([p.row for p in pending.parts], posted.number)
+        except StorageFullError as exc:
+            self._storage_failed(exc)
+            return self._no(
+                f"Could not record the {pending.kind}: this kiosk's storage is full. The card "
+                "refund is journaled and posted once there is space. Call staff."
+            )
+        except LedgerError as exc:
+            self._alert(f"Card refund given but the {pending.kind} was not posted: {exc}")
+            return self._no(f"Could not post the {pending.kind}: {_sentence(exc)}")
+        self.refunding = None
+        self.payment = PendingPayment()
+        slips, self._slips = self._slips, []
+        outcome = self._after_refund(posted)
+        for slip in slips:  # the terminal's refund receipt, after ours
+            self._print_slip("Card refund", slip)
+        return outcome
+
+    def retry_refund(self) -> Outcome:
+        """After a declined or cancelled card refund: ask the terminal again."""
+        self._record({"refund": "retry"})
+        if self.refunding is None:
+            return self._no("No refund is waiting")
+        return self._next_refund()
+
+    def refund_cash(self) -> Outcome:
+        """The card refund was declined (or the terminal is out): a supervisor pays the
+        rest in cash instead. Card parts the terminal already approved stay as they are."""
+        self._record({"refund": "cash"})
+        if self.refunding is None:
+            return self._no("No refund is waiting")
+        if self.terminal_job is not None:
+            return self._no("The card terminal is still working: wait for its answer")
+        for part in self.refunding.parts:
+            unsettled = part.row and payments.get(part.row).state in ("requested", "unknown")
+            if unsettled and part.reference is None:
+                return self._no("The card refund is not settled yet: ask the terminal again first")
+        return self._ask_staff("refund_cash", (), SUPERVISOR, "A cash refund instead of the card")
+
+    def _approved_refund_cash(self) -> Outcome:
+        pending = self.refunding
+        if pending is None:
+            return self._no("No refund is waiting")
+        done = [p for p in pending.parts if p.reference is not None]
+        card = sum((p.amount for p in pending.parts if p.reference is None), ZERO)
+        non_cash = [t for t in pending.others if t.kind != CASH]
+        exact = pending.amount + sum((t.amount for t in non_cash), ZERO)
+        exact -= sum((p.amount for p in done), ZERO)
+        policy = self.ledger.policy
+        cash = round_cash(exact, policy.cash_step, policy.unit)
+        pending.others = [*non_cash, *([Tender(CASH, -cash)] if cash else [])]
+        pending.parts = done
+        audit.record(
+            "refund_cash", self._staff_code(), pending.receipt, "card", str(card), str(cash)
+        )
+        return self._post_refund()
+
+    def cancel_refund(self) -> Outcome:
+        """Give up a refund that waits for the terminal; not once a card part was given."""
+        self._record({"refund": "cancel"})
+        if self.refunding is None:
+            return self._no("No refund is waiting")
+        if self.terminal_job is not None:
+            return self._no("The card terminal is still working: wait for its answer")
+        if any(p.reference for p in self.refunding.parts):
+            return self._no(
+                "Part of it is already refunded to the card: finish it (cash for the rest)"
+            )
+        self.refunding = None
+        return self._ok("Refund cancelled: nothing was posted or refunded")
 
     def reprint(self, receipt: str | None = None) -> Outcome:
         self._record({"reprint": receipt or True})
@@ -1621,11 +2039,167 @@ class Checkout:
             self.printer.print_report(TextReport(lines[0], lines))
         except PrinterError as exc:
             self._alert(f"Printer: {exc}. The Z report is on screen only")
+        text = f"Z report: cash expected {money(z.cash_expected, self.config)}"
+        if self.terminal.kind != "manual":  # ours is done; the terminal's day follows
+            why = None
+            if self.terminal_job is not None:
+                why = "it is busy"
+            elif self.card_blocked:
+                why = f"a card payment is not settled ({self.card_blocked})"
+            if why:
+                self._alert(
+                    f"Card terminal end of day not run: {why}. Run it later "
+                    "(kiosk hw payment --end-of-day)"
+                )
+            else:
+                self.terminal_status = "processing"
+                self._start_job("end_of_day", self.terminal.end_of_day, context=z)
+                text += "; the card terminal is closing its day"
+        return self._ok(text, report=z, lines=lines)
+
+    def _after_end_of_day(self, result: TerminalResult, z) -> Outcome:
+        """The terminal's end of day, printed after our Z report. A failure never takes
+        the Z report back: staff are told to run it again."""
+        self.terminal_status = None
+        if not result.approved:
+            self._alert(
+                f"Card terminal end of day failed ({result.message}); the Z report is "
+                "complete. Run it again: kiosk hw payment --end-of-day"
+            )
+            return self._no(
+                f"Z report done; the card terminal's end of day failed: {result.message}"
+            )
+        self._journal(payments.record_end_of_day, self.ledger, self._staff_code(), result)
+        ours = z.tenders.get("card", ZERO)
+        lines = [f"Card terminal end of day {z.day.isoformat()}"]
+        if result.terminal_id:
+            lines.append(f"terminal id {result.terminal_id}")
+        if result.amount is not None:
+            lines.append(f"terminal total      {money(result.amount, self.config)}")
+        lines.append(f"kiosk card tenders  {money(ours, self.config)}")
+        if result.amount is not None and result.amount != ours:
+            lines.append(f"difference          {money(result.amount - ours, self.config)}")
+            lines.append("(the terminal counts its batch since its last end of day)")
+        lines += list(result.admin_receipt)
+        try:
+            self.printer.print_report(TextReport(lines[0], tuple(lines)))
+        except PrinterError as exc:
+            self._alert(f"Printer: {exc}. The card terminal's totals are on screen only")
+        total = money(result.amount, self.config) if result.amount is not None else "-"
+        return self._ok(f"Card terminal day closed: terminal total {total}", lines=tuple(lines))
+
+    # ------------------------------------------------------------ unsettled payments
+
+    def list_payments(self) -> Outcome:
+        """Staff: the card payments and refunds that are not settled, one line each."""
+        self._record({"payments": "list"})
+        refusal = self._need(ANY_STAFF)
+        if refusal:
+            return self._no(refusal)
+        self.payments_view = [payments.describe(row) for row in payments.unsettled()]
+        if self.refunding is not None:
+            pending = self.refunding
+            left = sum((p.amount for p in pending.parts if p.reference is None), ZERO)
+            self.payments_view.insert(
+                0,
+                f"waiting: {pending.kind} of {pending.receipt or '-'}, "
+                f"{money(left, self.config)} to the card",
+            )
+        if not self.payments_view:
+            return self._ok("No unsettled card payments", payments=[])
         return self._ok(
-            f"Z report: cash expected {money(z.cash_expected, self.config)}",
-            report=z,
-            lines=lines,
+            f"{len(self.payments_view)} card payment(s) need attention",
+            payments=list(self.payments_view),
         )
+
+    def retry_payments(self) -> Outcome:
+        """Staff: ask the terminal about unsettled payments now (not in 30 s)."""
+        self._record({"payments": "retry"})
+        refusal = self._need(ANY_STAFF)
+        if refusal:
+            return self._no(refusal)
+        if self.terminal.kind == "manual":
+            return self._no("No card terminal is connected: resolve them by hand")
+        if self.terminal_job is not None:
+            return self._no("The card terminal is busy: try again in a moment")
+        outcome = self.recover_payments()
+        if self.terminal_job is None:
+            return self.list_payments()
+        return outcome
+
+    def resolve_payment_text(self, text: str) -> Outcome:
+        """The screen's text entry: "<payment number> <reason>"."""
+        number, _, reason = text.strip().partition(" ")
+        return self.resolve_payment(number.lstrip("#"), reason)
+
+    def resolve_payment(self, payment_id: object, reason: str = "") -> Outcome:
+        """A supervisor settled a payment by hand (refunded it at the terminal, found
+        it on the terminal's receipts): recorded with the reason, audited."""
+        self._record({"resolve": {"payment": str(payment_id), "reason": reason}})
+        refusal = self._need(SUPERVISOR)
+        if refusal:
+            return self._no(refusal)
+        try:
+            pid = numbers.whole(payment_id, "payment", minimum=1, maximum=2**62)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
+        if self.refunding and pid in {p.row for p in self.refunding.parts}:
+            return self._no("That refund is waiting here: finish or cancel it first")
+        try:
+            row = payments.resolve(self.ledger, pid, self._staff_code(), reason)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        if not payments.open_payments():
+            self.card_blocked = None
+        self.list_payments()
+        return self._ok(f"Payment {row.id} resolved by hand: {reason.strip()}")
+
+
+def _sale_line_json(line: sales.SaleLine) -> dict[str, Any]:
+    return {
+        "sku": line.sku,
+        "qty": str(line.qty),
+        "price": None if line.price is None else str(line.price),
+        "discount": str(line.discount),
+        "amount": None if line.amount is None else str(line.amount),
+        "barcode": line.barcode,
+        "lot": line.lot,
+    }
+
+
+def _sale_line(data: dict[str, Any]) -> sales.SaleLine:
+    def number(key: str) -> Decimal | None:
+        return None if data.get(key) is None else Decimal(data[key])
+
+    return sales.SaleLine(
+        data["sku"],
+        Decimal(data["qty"]),
+        number("price"),
+        number("discount") or ZERO,
+        number("amount"),
+        data.get("barcode"),
+        data.get("lot"),
+    )
+
+
+def post_request(ledger: Ledger, request: dict[str, Any], refunds) -> Posted:
+    """Post a refund's return, exchange or void as journaled with its card refunds
+    (`refunds`: (amount, reference) each, amount positive): card first, then the rest
+    as planned. Runs inside the caller's transaction; used again after a restart."""
+    tenders = [Tender("card", -Decimal(amount), reference) for amount, reference in refunds]
+    tenders += [Tender(k, Decimal(a), ref) for k, a, ref in request.get("tenders", [])]
+    kind, receipt, staff = request["kind"], request.get("receipt"), request.get("staff")
+    if kind == "void":
+        return sales.post_void(ledger, receipt, staff, request.get("reason", "post_void"), tenders)
+    lines = [
+        sales.ReturnLine(li["sku"], Decimal(li["qty"]), li.get("condition", "resaleable"))
+        for li in request["lines"]
+    ]
+    reason = request.get("reason", "unwanted")
+    if kind == "exchange":
+        sold = [_sale_line(li) for li in request.get("sold", [])]
+        return sales.post_exchange(ledger, receipt, lines, sold, tenders, staff, reason)
+    return sales.post_return(ledger, lines, reason, staff, receipt=receipt, tenders=tenders)
 
 
 def _merge_returns(lines: list[sales.ReturnLine]) -> list[sales.ReturnLine]:

@@ -14,6 +14,9 @@ What the next payments do is planned with `plan(...)`: "approve" (the default),
 away: silence until the register aborts), "silent" (the terminal hangs), "drop"
 (the link drops before the card is read), "drop_after_approval" (approved, then the
 link drops before the result is sent), "nack" (the command is refused).
+Refunds and reversals follow their own plan, `plan_refund(...)`: "approve", "decline"
+(the card or the bank refuses), "abort", "drop_after_approval", "nack", and for
+reversals "not_possible" (the terminal cannot reverse: a refund is needed instead).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from kiosk.drivers.zvt.codec import Apdu, decode_apdu, encode_ber_length, encode
 
 log = logging.getLogger(__name__)
 PLANS = ("approve", "decline", "abort", "timeout", "silent", "drop", "drop_after_approval", "nack")
+REFUND_PLANS = ("approve", "decline", "abort", "drop_after_approval", "nack", "not_possible")
 
 
 class Dropped(Exception):
@@ -111,6 +115,7 @@ class TerminalSimulator:
         self.step_s = step_s
         self.framed = framed
         self.plans: list[str] = []
+        self.refund_plans: list[str] = []  # what the next refunds and reversals do
         self.journal: list[Transaction] = []
         self.commands: list[str] = []  # every command received, as hex of its control field
         self.registered = False
@@ -147,6 +152,17 @@ class TerminalSimulator:
                 raise ValueError(f"unknown plan {plan!r}: one of {', '.join(PLANS)}")
         with self._lock:
             self.plans.extend(plans)
+
+    def plan_refund(self, *plans: str) -> None:
+        for plan in plans:
+            if plan not in REFUND_PLANS:
+                raise ValueError(f"unknown refund plan {plan!r}: one of {', '.join(REFUND_PLANS)}")
+        with self._lock:
+            self.refund_plans.extend(plans)
+
+    def _refund_plan(self) -> str:
+        with self._lock:
+            return self.refund_plans.pop(0) if self.refund_plans else "approve"
 
     def approved(self, kind: str = "payment") -> list[Transaction]:
         """What the terminal holds as taken: approved and not reversed."""
@@ -400,7 +416,17 @@ class TerminalSimulator:
         if not self._check_password(conn, data):
             return
         fields = self._fields(data[3:])
+        plan = self._refund_plan()
+        if plan == "nack":
+            conn.write(Apdu(0x84, 0x9C))
+            return
         conn.write(Apdu(0x80, 0x00))
+        if plan in ("not_possible", "decline"):
+            self._send(conn, Apdu(0x06, 0x1E, bytes((0xB5,))))  # reversal not possible
+            return
+        if plan == "abort":
+            self._send(conn, Apdu(0x06, 0x1E, bytes((codec.ABORTED,))))
+            return
         with self._lock:
             if 0x87 in fields:
                 number = codec.from_bcd(fields[0x87])
@@ -419,6 +445,8 @@ class TerminalSimulator:
             return
         original.reversed = True
         txn = self._new("reversal", original.amount)
+        if plan == "drop_after_approval":
+            raise Dropped
         self._send(conn, self._status_info(txn))
         self._print(conn, txn)
         self._send(conn, Apdu(0x06, 0x0F))
@@ -427,10 +455,23 @@ class TerminalSimulator:
         if not self._check_password(conn, data):
             return
         fields = self._fields(data[3:])
+        plan = self._refund_plan()
+        if plan == "nack":
+            conn.write(Apdu(0x84, 0x9C))
+            return
         conn.write(Apdu(0x80, 0x00))
-        self._status(conn, 0x0A)
-        self._pause(conn)
-        txn = self._new("refund", codec.from_bcd(fields[0x04]))
+        if self._status(conn, 0x0A) or self._pause(conn) or plan == "abort":  # insert card
+            self._send(conn, Apdu(0x06, 0x1E, bytes((codec.ABORTED,))))
+            return
+        amount = codec.from_bcd(fields[0x04])
+        if plan in ("decline", "not_possible"):
+            txn = self._new("refund", amount, 0x05)
+            self._send(conn, self._status_info(txn))
+            self._send(conn, Apdu(0x06, 0x1E, bytes((0x05,))))
+            return
+        txn = self._new("refund", amount)
+        if plan == "drop_after_approval":
+            raise Dropped
         self._send(conn, self._status_info(txn))
         self._print(conn, txn)
         self._send(conn, Apdu(0x06, 0x0F))

@@ -84,7 +84,20 @@ def _v3_payment_journal(db: SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS payment_created_at ON payment (created_at)")
 
 
-STEPS: dict[int, Callable[[SqliteDatabase], None]] = {2: _v2_bounds, 3: _v3_payment_journal}
+def _v4_refund_requests(db: SqliteDatabase) -> None:
+    """Card refunds through the terminal: the return, exchange or void a refund row
+    belongs to (JSON, kiosk.ledger.payments.record_request), so a restart between the
+    terminal's approval and the posting's commit can post it. Never card data."""
+    columns = {row[1] for row in db.execute_sql("PRAGMA table_info(payment)").fetchall()}
+    if "request" not in columns:
+        db.execute_sql("ALTER TABLE payment ADD COLUMN request TEXT")
+
+
+STEPS: dict[int, Callable[[SqliteDatabase], None]] = {
+    2: _v2_bounds,
+    3: _v3_payment_journal,
+    4: _v4_refund_requests,
+}
 LATEST = max(STEPS)
 
 

@@ -10,14 +10,25 @@ and tells staff. Only references are kept (see models.Payment), never card data.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from decimal import Decimal
 
-from kiosk.ledger.core import Ledger
-from kiosk.ledger.models import Payment, utc_now
+from peewee import SQL
+
+from kiosk.ledger import audit
+from kiosk.ledger.core import Ledger, LedgerError
+from kiosk.ledger.models import Audit, Payment, utc_now
 
 OPEN = ("requested", "unknown", "approved")  # the money's fate is not settled yet
 OUTCOMES = ("approved", "declined", "aborted", "failed", "unknown")
-SETTLED = ("committed", "reversed", "refund_needed", "not_charged")
+SETTLED = ("committed", "reversed", "refund_needed", "not_charged", "resolved", "unposted")
+# Needs staff: money the terminal moved that no posting accounts for yet.
+STAFF_NEEDED = ("refund_needed", "unposted")
+# A refund row (kind refund, or a reversal made for a return) carries its request:
+# the return, exchange or void it pays out, as JSON (migration step 4).
+IS_REFUND = SQL("request IS NOT NULL")
+TERMINAL_EOD = "terminal_end_of_day"  # the audit action of a terminal's end of day
 
 
 def record_request(
@@ -26,8 +37,10 @@ def record_request(
     amount: Decimal,
     terminal: str,
     original: int | None = None,
+    request: dict | None = None,
 ) -> int:
-    """The request, committed before anything is sent to the terminal."""
+    """The request, committed before anything is sent to the terminal. A refund's
+    `request` is the posting it pays out (see session.Checkout's refunds)."""
     now = utc_now()
     with ledger.transaction():
         row = Payment.create(
@@ -40,6 +53,9 @@ def record_request(
             state="requested",
             original=original,
         )
+        if request is not None:
+            text = json.dumps(request, separators=(",", ":"), default=str)
+            ledger.db.execute_sql("UPDATE payment SET request = ? WHERE id = ?", (text, row.id))
     return row.id
 
 
@@ -84,7 +100,9 @@ def open_payments() -> list[Payment]:
     """Payments whose money is not settled: in flight, lost, or approved without a sale.
     A reversal row only reports on its original, which stays open until it is settled
     (a reversal sent twice is refused as "already reversed", and counts as done)."""
-    query = Payment.select().where(Payment.state.in_(OPEN), Payment.kind != "reversal")
+    query = Payment.select().where(
+        Payment.state.in_(OPEN), (Payment.kind != "reversal") | IS_REFUND
+    )
     return list(query.order_by(Payment.id))
 
 
@@ -98,3 +116,105 @@ def known_receipts(terminal_id: str | None) -> set[str]:
 
 def recent(limit: int = 20) -> list[Payment]:
     return list(Payment.select().order_by(Payment.id.desc()).limit(limit))
+
+
+# ---------------------------------------------------------------- refunds
+
+
+def request_of(payment_id: int) -> dict | None:
+    """A refund row's request (the posting it pays out), or None."""
+    cursor = Payment._meta.database.execute_sql(
+        "SELECT request FROM payment WHERE id = ?", (payment_id,)
+    )
+    row = cursor.fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def is_refund(payment_id: int) -> bool:
+    return request_of(payment_id) is not None
+
+
+def terminal_payments(sale_number: str) -> list[Payment]:
+    """The card payments the terminal made for a posted sale or exchange, in order."""
+    query = Payment.select().where(
+        Payment.txn == sale_number, Payment.kind == "authorize", Payment.state == "committed"
+    )
+    return list(query.order_by(Payment.id))
+
+
+def refunds_of(payment_id: int) -> list[Payment]:
+    """Refund rows made against a card payment (reversals for returns included)."""
+    query = Payment.select().where(Payment.original == payment_id, IS_REFUND)
+    return list(query.order_by(Payment.id))
+
+
+def mark_refunds_committed(row_ids: list[int], txn: str) -> None:
+    """Inside the return's (exchange's, void's) own transaction: its card refunds."""
+    if row_ids:
+        Payment.update(state="committed", txn=txn, updated_at=utc_now()).where(
+            Payment.id.in_(row_ids), Payment.state.in_(("approved", "unposted"))
+        ).execute()
+
+
+def end_of_day_since(moment: datetime) -> bool:
+    """Has the terminal closed its day (its batch) since `moment`? Then a payment of
+    before cannot be reversed any more, only refunded."""
+    return Audit.select().where(Audit.action == TERMINAL_EOD, Audit.ts > moment).exists()
+
+
+def record_end_of_day(ledger: Ledger, staff: str | None, result) -> None:
+    with ledger.transaction():
+        audit.record(
+            TERMINAL_EOD,
+            staff,
+            result.terminal_id,
+            "total",
+            None,
+            None if result.amount is None else str(result.amount),
+            result.message[:200],
+        )
+
+
+# ---------------------------------------------------------------- staff
+
+
+def unsettled() -> list[Payment]:
+    """What staff must see: payments in flight or lost, approved without their
+    posting, and money the terminal moved that no posting accounts for."""
+    rows = open_payments() + list(Payment.select().where(Payment.state.in_(STAFF_NEEDED)))
+    return sorted(rows, key=lambda row: row.id)
+
+
+def describe(row: Payment) -> str:
+    """One line for staff: what it is, its amount, its state and what was last heard."""
+    what = "refund" if (row.kind != "authorize" and is_refund(row.id)) else row.kind
+    request = request_of(row.id) or {}
+    subject = f" for {request.get('kind')} of {request.get('receipt')}" if request else ""
+    receipt = f" terminal receipt {row.receipt_no}" if row.receipt_no else ""
+    when = row.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    note = f": {row.note}" if row.note else ""
+    return (
+        f"#{row.id} {when} {what}{subject} {row.amount} {row.currency} {row.state}{receipt}{note}"
+    )
+
+
+def resolve(ledger: Ledger, payment_id: int, staff: str | None, reason: str) -> Payment:
+    """Staff settled it by hand (refunded at the terminal, checked its receipts): the
+    row becomes `resolved` with the reason, and the audit log says who and why."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise LedgerError("say why: a reason is needed to resolve a payment by hand")
+    with ledger.transaction():
+        row = Payment.get_or_none(Payment.id == payment_id)
+        if row is None:
+            raise LedgerError(f"no payment {payment_id} in the journal")
+        if row not in unsettled():
+            raise LedgerError(f"payment {payment_id} is {row.state}: nothing to resolve")
+        audit.record(
+            "payment_resolved", staff, f"payment {payment_id}", "state", row.state, "resolved",
+            reason[:200],
+        )  # fmt: skip
+        Payment.update(
+            state="resolved", note=f"by hand: {reason}"[:200], updated_at=utc_now()
+        ).where(Payment.id == payment_id).execute()
+    return Payment.get_by_id(payment_id)

@@ -360,6 +360,30 @@ def default_refund_tenders(
     return out
 
 
+def refund_tenders(ledger: Ledger, receipt: str | None, amount: Decimal) -> list[TenderIn]:
+    """The tenders that refund `amount` (positive) against `receipt` by default, in the
+    documented order: card and voucher first, the rest in cash. Posts nothing."""
+    if amount <= 0:
+        return []
+    with ledger.transaction():
+        original = find_receipt(receipt) if receipt else None
+        return default_refund_tenders(original, amount, ledger.policy)
+
+
+def void_tenders(receipt: str) -> list[TenderIn]:
+    """What a post-void of `receipt` pays back, per tender kind (negative amounts)."""
+    original = find_receipt(receipt, kinds=("sale",))
+    return [TenderIn(kind, -amount) for kind, amount in _net_paid(original).items() if amount]
+
+
+def _net_paid(original: Txn) -> dict[str, Decimal]:
+    net_paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for tender in original.tenders:
+        net_paid[tender.kind] += tender.amount
+    net_paid[CASH] -= original.change
+    return net_paid
+
+
 def post_return(
     ledger: Ledger,
     lines: Sequence[ReturnLine],
@@ -396,8 +420,17 @@ def post_return(
 # ---------------------------------------------------------------- void
 
 
-def post_void(ledger: Ledger, receipt: str, staff: str | None, reason: str = "post_void") -> Posted:
-    """Undo a whole sale after it was posted: supervisors only, once, before any return."""
+def post_void(
+    ledger: Ledger,
+    receipt: str,
+    staff: str | None,
+    reason: str = "post_void",
+    tenders: Sequence[TenderIn] | None = None,
+) -> Posted:
+    """Undo a whole sale after it was posted: supervisors only, once, before any return.
+    `tenders` (negative): how it is paid back when not exactly as it was paid (a card
+    refund's reference, cash instead of a declined card refund); they must pay back
+    what was paid within one cash step, the difference booked as rounding."""
     with ledger.transaction():
         require_role(staff, "supervisor")
         original = find_receipt(receipt, kinds=("sale",))
@@ -425,15 +458,24 @@ def post_void(ledger: Ledger, receipt: str, staff: str | None, reason: str = "po
             for li in lines
         ]
         moves = [(m.sku, m.location, -m.delta) for m in original.moves]
-        net_paid: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for tender in original.tenders:
-            net_paid[tender.kind] += tender.amount
-        net_paid[CASH] -= original.change
+        net_paid = _net_paid(original)
         posting = _totals(
             Posting("void", staff=staff, lines=rows, moves=moves, ref_id=original.id, reason=reason)
         )
         posting.rounding = -original.rounding
         posting.tenders = [(kind, -amount, None) for kind, amount in net_paid.items() if amount]
+        if tenders is not None:
+            back = sum((t.amount for t in tenders), ZERO)
+            if any(t.amount >= 0 for t in tenders):
+                raise LedgerError("a void pays back: its tenders must be below zero")
+            rounding = back - posting.total
+            step = max(ledger.policy.cash_step, ledger.policy.unit)
+            if abs(rounding - posting.rounding) >= step:
+                raise LedgerError(
+                    f"a void of {receipt} pays back {-sum(net_paid.values(), ZERO)}, not {-back}"
+                )
+            posting.rounding = rounding
+            posting.tenders = [(t.kind, t.amount, t.reference) for t in tenders]
         audit.record("post_void", staff, receipt, None, str(original.total), None, reason)
         return write(ledger, posting)
 

@@ -11,6 +11,7 @@ problem it reports, and each check runs even when another one failed.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
@@ -31,6 +32,7 @@ def verify(ledger: Ledger) -> list[str]:
         ("transactions", lambda: _transactions(sql, problems)),
         ("the outbox", lambda: _outbox(ledger, sql, problems)),
         ("returns", lambda: _returns(sql, problems)),
+        ("the payment journal", lambda: _payment_journal(sql, problems)),
     )
     with ledger.db.atomic():  # one consistent snapshot
         for name, check in checks:
@@ -159,3 +161,59 @@ def _returns(sql, problems: list[str]) -> None:
     for line_id, (txn_id, line_no, qty) in sold.items():
         if returned[line_id] > qty:
             problems.append(f"txn {txn_id} line {line_no}: {returned[line_id]} returned of {qty}")
+
+
+# ---------------------------------------------------------------- the payment journal
+
+# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN), masked or not
+_CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_SETTLED_BY_HAND = ("reversed", "refund_needed", "resolved", "unposted")
+_NOT_TAKEN = ("declined", "aborted", "failed", "not_charged")
+
+
+def _payment_journal(sql, problems: list[str]) -> None:
+    """Every payment the terminal approved is in a posted transaction's tenders with
+    its amount (a refund's as a negative tender), or was reversed, refunded or
+    resolved by hand, or is still open (listed as unsettled for staff); nothing that
+    was not taken carries an approval; no column holds anything like a card number."""
+    tenders: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+    for number, reference, amount in sql(
+        "SELECT t.number, d.reference, d.amount FROM tender d JOIN txn t ON t.id = d.txn_id "
+        "WHERE d.reference IS NOT NULL"
+    ):
+        tenders[(number, reference)].append(_amount(amount, f"{number} tender", problems))
+    columns = "id, kind, state, amount, reference, txn, receipt_no, trace, terminal_id, approval"
+    columns += ", terminal, note, request"
+    for row in sql(f"SELECT {columns} FROM payment ORDER BY id"):
+        pid, kind, state, amount, reference, txn = row[:6]
+        where = f"payment {pid} ({kind}, {state})"
+        for value in (*row[4:-1], _without_barcodes(row[-1])):
+            if isinstance(value, str) and _CARD_NUMBER.search(value):
+                problems.append(f"{where}: a stored text looks like a card number")
+                break
+        money = _amount(amount, where, problems)
+        if state == "committed":
+            want = money if kind == "authorize" else -money
+            if want not in tenders.get((txn or "", reference or ""), []):
+                problems.append(
+                    f"{where}: {reference!r} for {money} is not in the tenders of a posted "
+                    f"sale, return or void {txn!r}"
+                )
+        elif reference and state in _NOT_TAKEN:
+            problems.append(f"{where}: has an approval ({reference}) but says nothing was taken")
+        elif state not in ("requested", "unknown", "approved", *_SETTLED_BY_HAND, *_NOT_TAKEN):
+            problems.append(f"{where}: unknown state")
+
+
+def _without_barcodes(request: object) -> object:
+    """A refund's request, less its sold lines' barcodes (EAN-13 has 13 digits too)."""
+    try:
+        data = json.loads(request) if isinstance(request, str) else None
+    except ValueError:
+        return request
+    if not isinstance(data, dict):
+        return request
+    for line in data.get("sold") or []:
+        if isinstance(line, dict):
+            line.pop("barcode", None)
+    return json.dumps(data)
