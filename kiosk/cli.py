@@ -147,12 +147,15 @@ def run(db_path: Path | None, demo: bool, headless: bool, offline: bool) -> None
               help="Import this catalog CSV into the replay ledger first.")  # fmt: skip
 @click.option("--print", "to_printer", is_flag=True,
               help="Print the session's receipts and labels on the [printer].")  # fmt: skip
+@click.option("--terminal", type=click.Choice(["sim"]),
+              help="Card payments through the ZVT driver to a simulated terminal.")  # fmt: skip
 def replay_command(
     db_path: Path | None,
     file: Path,
     role: str | None,
     catalog_file: Path | None,
     to_printer: bool = False,
+    terminal: str | None = None,
 ) -> None:
     """Run a session script (one JSON action per line) through the checkout.
 
@@ -174,7 +177,13 @@ def replay_command(
         raise UserError(f"{file}: no such file") from None
     printer = _replay_printer(config) if to_printer else None
     status = run_replay(
-        config, text.splitlines(), db_path, catalog_file, out=click.echo, printer=printer
+        config,
+        text.splitlines(),
+        db_path,
+        catalog_file,
+        out=click.echo,
+        printer=printer,
+        terminal=terminal,
     )
     if status:
         raise click.exceptions.Exit(status)

@@ -81,10 +81,35 @@ def replay_ledger(config: Config, db_path: Path | None, out: Out):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_steps(ledger: Ledger, lines: Iterable[str], out: Out, printer=None) -> tuple[int, Checkout]:
+@contextmanager
+def replay_terminal(config: Config, kind: str | None, out: Out):
+    """`--terminal sim`: a simulated ZVT terminal on 127.0.0.1 (kiosk.demo.terminal),
+    driven through the real driver; yields (terminal, simulator), or (None, None)."""
+    if kind is None:
+        yield None, None
+        return
+    from kiosk.demo.terminal import TerminalSimulator  # noqa: PLC0415
+    from kiosk.drivers.payment import make_terminal  # noqa: PLC0415
+
+    simulator = TerminalSimulator(password=config.payment.password).start()
+    terminal = make_terminal(config, demo_port=simulator.port)
+    out(f"simulated card terminal on 127.0.0.1:{simulator.port}")
+    try:
+        yield terminal, simulator
+    finally:
+        terminal.close()
+        simulator.stop()
+
+
+def run_steps(
+    ledger: Ledger, lines: Iterable[str], out: Out, printer=None, terminal=None, simulator=None
+) -> tuple[int, Checkout]:
     """Replay `lines`; print each step and the totals. Returns (exit status, checkout)."""
     clock = ReplayClock(utc_now)
-    co = Checkout(ledger, printer or MemoryPrinter(), MemoryDrawer(), clock=clock)
+    co = Checkout(
+        ledger, printer or MemoryPrinter(), MemoryDrawer(), clock=clock, terminal=terminal
+    )
+    co.terminal_simulator = simulator  # for {"terminal": {"plan": [...]}} lines
     posted: list[tuple[str, Decimal]] = []
 
     def on_event(event: Event) -> None:
@@ -121,16 +146,21 @@ def run_replay(
     catalog_file: Path | None,
     out: Out,
     printer=None,
+    terminal: str | None = None,
 ) -> int:
     """`printer`: where the session's receipts, labels and reports go (`replay
-    --print`: the configured printer); default: kept in memory."""
-    with replay_ledger(config, db_path, out) as ledger:
+    --print`: the configured printer); default: kept in memory. `terminal` "sim":
+    card payments go through the ZVT driver to a simulated terminal."""
+    with (
+        replay_ledger(config, db_path, out) as ledger,
+        replay_terminal(config, terminal, out) as (card_terminal, simulator),
+    ):
         if catalog_file is not None:
             result = catalog_csv.import_file(ledger, catalog_file)
             out(f"{catalog_file}: {result.added} added, {result.updated} updated")
         if not Item.select().exists():
             out("warning: the ledger has no items; give --catalog FILE")
-        status, _ = run_steps(ledger, lines, out, printer)
+        status, _ = run_steps(ledger, lines, out, printer, card_terminal, simulator)
         problems = verify(ledger)
         if problems:
             for problem in problems:

@@ -393,3 +393,55 @@ def test_the_refund_column_comes_with_schema_4_on_a_version_3_ledger(shop, sim, 
         )
         assert payments.request_of(rid) == {"kind": "return"} and payments.is_refund(rid)
         assert json.loads(json.dumps(payments.request_of(rid))) == {"kind": "return"}
+
+
+REPLAY = """\
+{"scan": "4006381333931"}
+{"scan": "4006381333931"}
+{"terminal": {"plan": ["decline"]}}
+{"pay": {"terminal": null}}
+{"expect": {"ok": false, "state": "paying", "message": "declined"}}
+{"pay": {"terminal": "1.00"}}
+{"expect": {"ok": true, "message": "still to pay: 1.98"}}
+{"pay": {"terminal": null}}
+{"expect": {"ok": true, "state": "receipt"}}
+{"receipt": "none"}
+{"staff": "1234"}
+{"terminal": {"refund_plan": ["decline", "decline"]}}
+{"return": {"receipt": "{last_sale}", "lines": [{"sku": "PEN", "qty": "2"}]}}
+{"expect": {"ok": false, "state": "returning", "message": "not posted"}}
+{"refund": "retry"}
+{"expect": {"ok": true, "state": "staff_menu", "message": "refund 2.98"}}
+{"payments": "list"}
+{"expect": {"message": "no unsettled"}}
+{"report": "z"}
+{"expect": {"ok": true, "message": "terminal total 0.00 EUR"}}
+"""
+
+
+def test_kiosk_replay_drives_card_payments_and_refunds_through_the_simulator(shop, tmp_path):
+    script = tmp_path / "session.jsonl"
+    script.write_text(REPLAY)
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text(f'[device]\nid = "till-01"\n[ledger]\npath = "{shop.path}"\n')
+    shop.close()
+    runner = CliRunner()
+    args = ["replay", str(script), "--config", str(config_file), "--db", str(shop.path)]
+    result = runner.invoke(cli, [*args, "--terminal", "sim"])
+    assert result.exit_code == 0, result.output
+    assert "simulated card terminal on 127.0.0.1:" in result.output
+    assert "Card refund declined" in result.output
+    with Ledger.open(shop.config, shop.path) as ledger:
+        kinds = [(p.kind, p.state) for p in Payment.select().order_by(Payment.id)]
+        assert kinds == [
+            ("authorize", "declined"),
+            ("authorize", "committed"),
+            ("authorize", "committed"),
+            ("reversal", "declined"),
+            ("refund", "declined"),
+            ("refund", "committed"),
+            ("reversal", "committed"),
+        ]
+        assert verify(ledger) == []
+    without = runner.invoke(cli, args)  # no terminal: one line naming the option
+    assert without.exit_code == 2 and "--terminal sim" in without.output

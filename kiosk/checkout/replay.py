@@ -97,7 +97,53 @@ def _pay(co: Checkout, value: Any) -> Outcome:
         return co.tender_cash(value["cash"])
     if isinstance(value, dict) and "card" in value:
         return co.tender_card(value["card"], value.get("ref"))
-    raise ReplayError('pay expects "start", "cancel", {"cash": ...} or {"card": ..., "ref": ...}')
+    if isinstance(value, dict) and "terminal" in value:
+        if co.terminal.kind == "manual":
+            raise ReplayError("a terminal payment needs a terminal: kiosk replay --terminal sim")
+        return co.tender_card(value["terminal"])  # followed to its end (see replay)
+    raise ReplayError(
+        'pay expects "start", "cancel", {"cash": ...}, {"card": ..., "ref": ...} '
+        'or {"terminal": ...}'
+    )
+
+
+def _terminal(co: Checkout, value: Any) -> Outcome:
+    """Drive the replay's simulated terminal: what its next payments and refunds do
+    ({"terminal": {"plan": ["decline"], "refund_plan": ["decline"]}}), or settle
+    unsettled payments with it ({"terminal": "recover"})."""
+    if co.terminal.kind == "manual":
+        raise ReplayError("needs a terminal: kiosk replay --terminal sim")
+    if value == "recover":
+        return co.recover_payments()
+    simulator = getattr(co, "terminal_simulator", None)
+    if not isinstance(value, dict) or not value.keys() <= {"plan", "refund_plan"} or not value:
+        raise ReplayError('terminal expects "recover" or {"plan": [...], "refund_plan": [...]}')
+    if simulator is None:
+        raise ReplayError("plans need the simulated terminal (kiosk replay --terminal sim)")
+    for key, method in (("plan", simulator.plan), ("refund_plan", simulator.plan_refund)):
+        plans = value.get(key, [])
+        plans = [plans] if isinstance(plans, str) else plans
+        if not isinstance(plans, list) or not all(isinstance(p, str) for p in plans):
+            raise ReplayError(f"terminal {key} expects a list of plan names")
+        method(*plans)
+    return Outcome(True, f"terminal plans: {json.dumps(value, separators=(',', ':'))}")
+
+
+def _refund(co: Checkout, value: Any) -> Outcome:
+    actions = {"retry": co.retry_refund, "cash": co.refund_cash, "cancel": co.cancel_refund}
+    if value not in actions:
+        raise ReplayError(f"refund expects one of {', '.join(actions)}")
+    return actions[value]()
+
+
+def _payments(co: Checkout, value: Any) -> Outcome:
+    if value == "list":
+        return co.list_payments()
+    if value == "retry":
+        return co.retry_payments()
+    if isinstance(value, dict) and "resolve" in value:
+        return co.resolve_payment(value["resolve"], str(_field(value, "reason")))
+    raise ReplayError('payments expects "list", "retry" or {"resolve": N, "reason": "..."}')
 
 
 def _start(co: Checkout, value: Any, entry: dict) -> Outcome:
@@ -261,6 +307,9 @@ ACTIONS: dict[str, Callable[..., Outcome]] = {
     "report": lambda co, v, e, c: co.end_of_day(e.get("float", "0")),
     "printer": lambda co, v, e, c: _printer(co, v),
     "idle": lambda co, v, e, c: _idle(co, v, c),
+    "terminal": lambda co, v, e, c: _terminal(co, v),
+    "refund": lambda co, v, e, c: _refund(co, v),
+    "payments": lambda co, v, e, c: _payments(co, v),
 }
 # Fields that are text (an SKU, a receipt number, a reason ...): never a list or number.
 TEXT_FIELDS = {"sku", "receipt", "reason", "condition", "lot", "reference", "ref", "code", "pin"}
@@ -381,6 +430,8 @@ def replay(
             raise ReplayError(f"line {number}: {action}: {exc}") from None
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise ReplayError(f"line {number}: {action}: bad value ({exc})") from None
+        if co.terminal_job is not None:  # a card payment, refund or end of day: its end
+            last = co.terminal_wait()
         step = Step(number, action, last)
         steps.append(step)
         if on_step:

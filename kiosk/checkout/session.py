@@ -184,6 +184,7 @@ class Checkout:
         self._settle_at: datetime | None = None
         self.refunding: PendingRefund | None = None  # a refund waiting for the terminal
         self.payments_view: list[str] = []  # the staff menu's list of unsettled payments
+        self.terminal_simulator: Any = None  # kiosk replay --terminal sim: its simulator
 
     # ------------------------------------------------------------ observing
 
@@ -749,6 +750,8 @@ class Checkout:
         entry: dict[str, Any] = {"card": str(amount) if amount is not None else None}
         if reference:
             entry["ref"] = reference
+        elif self.terminal.kind != "manual":  # replayed with kiosk replay --terminal sim
+            entry = {"terminal": entry["card"]}
         self._record({"pay": entry})
         if self.terminal.kind == "manual":
             return self._tender("card", amount, reference)
