@@ -89,6 +89,14 @@ DEFAULTS: dict[str, str] = {
     "terminal_failed": "The card terminal is not available",
     "terminal_unknown": "Checking the card payment, please wait",
     "payment_terminal": "Card terminal",
+    # the staff menu's card payments view: what the terminal left unsettled
+    "card_payments": "Card payments",
+    "no_unsettled": "No unsettled card payments",
+    "ask_terminal": "Ask the terminal",
+    "resolve_by_hand": "Resolve by hand",
+    "resolve_prompt": "Payment number, then what was done (e.g. 12 refunded at the terminal)",
+    "refund_in_cash": "Refund in cash",
+    "retry_refund": "Retry card refund",
 }
 
 

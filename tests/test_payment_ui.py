@@ -79,3 +79,55 @@ def test_diagnostics_show_the_terminal(ui):
     assert "card terminal (simulated): zvt 127.0.0.1:" in state["diagnostics"]
     assert "registered, TID 29001006" in state["diagnostics"]  # registered at start
     ui.screenshot("diagnostics-terminal")
+
+
+@pytest.fixture
+def approving(xvfb, tmp_path, request):
+    """The demo with the simulated terminal approving everything."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[payment]\nkind = "zvt"\nhost = "127.0.0.1"\n')
+    env = {"KIOSK_CONFIG": str(config), "KIOSK_DEMO_TERMINAL_STEP": "0.2"}
+    app = KioskUI(xvfb, tmp_path, request.node.name, env=env)
+    yield app
+    app.stop()
+
+
+def test_a_card_refund_on_screen_and_the_card_payments_view(approving):
+    ui = approving
+    ui.scan("4006381333931")
+    ui.wait(lambda s: s["snap"]["total"] == "1.49", "the pen")
+    ui.click("pay_button")
+    ui.wait(lambda s: s["screen"] == "pay", "the pay screen")
+    ui.click("card_button")
+    state = ui.wait(lambda s: s["screen"] == "receipt", "paid by card", 30)
+    receipt = state["snap"]["last_receipt"]
+    ui.click("none_button")
+    ui.wait(lambda s: s["screen"] == "attract", "attract")
+    ui.click("staff_button")
+    ui.wait(lambda s: s["screen"] == "pin", "the PIN pad")
+    for digit in "5678":
+        ui.click(f"pin_{digit}")
+    ui.click("ok_button")
+    ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
+    ui.scan(f"RCP{receipt}")
+    ui.wait(lambda s: s["screen"] == "returning" and s["snap"]["returning"]["receipt"], "return")
+    ui.scan("4006381333931")
+    ui.wait(lambda s: s["snap"]["returning"]["lines"], "the returned line")
+    ui.click("finish_button")
+    state = ui.wait(
+        lambda s: s["screen"] == "staff" and "refund" in s["snap"]["message"], "done", 30
+    )
+    assert "1.49" in state["snap"]["message"]  # back to the card, not 1.50 in cash
+    rows_ = rows(ui, "SELECT kind, state FROM payment ORDER BY id")
+    assert rows_ == [("authorize", "committed"), ("reversal", "committed")]
+    ((kind, amount, reference),) = rows(
+        ui, "SELECT kind, amount, reference FROM tender WHERE amount < 0"
+    )
+    assert (kind, amount) == ("card", "-1.49") and reference.startswith("T29001006 R0002")
+    ui.click("payments_button")
+    state = ui.wait(lambda s: s["screen"] == "payments", "the card payments view")
+    assert "ask_terminal_button" in state["widgets"] and "resolve_button" in state["widgets"]
+    ui.wait(lambda s: "no unsettled" in s["snap"]["message"].lower(), "nothing unsettled")
+    ui.screenshot("card-payments-view")
+    ui.click("back_button")
+    ui.wait(lambda s: s["screen"] == "staff", "back to the menu")

@@ -122,6 +122,10 @@ class DiagnosticsScreen(KioskScreen):
     pass
 
 
+class PaymentsScreen(KioskScreen):
+    """Staff menu: card payments and refunds the terminal left unsettled."""
+
+
 class ThanksScreen(KioskScreen):
     pass
 
@@ -161,6 +165,7 @@ class KioskApp(App):
     alert_text = StringProperty("")  # for staff: a fault that needs them (full disk, printer)
     terminal_text = StringProperty("")  # what the card terminal asks of the customer now
     card_terminal = BooleanProperty(False)  # a connected terminal: no approval code typed
+    payments_text = StringProperty("")  # the staff menu's unsettled card payments
     demo_codes = ListProperty()
 
     def __init__(
@@ -207,6 +212,7 @@ class KioskApp(App):
             StaffScreen(),
             TextScreen(),
             DiagnosticsScreen(),
+            PaymentsScreen(),
             ThanksScreen(),
         ):
             manager.add_widget(screen)
@@ -335,6 +341,8 @@ class KioskApp(App):
             if status and snap.get("state") == "paying"
             else ""
         )
+        unsettled = snap.get("payments") or []
+        self.payments_text = "\n".join(unsettled) or self.strings["no_unsettled"]
         printed = False
         for event in events:
             if event.kind == "alert":
@@ -452,6 +460,11 @@ class KioskApp(App):
     def open_diagnostics(self) -> None:
         self.diagnostics_text = self._diagnostics()
         self._overlay("diagnostics")
+
+    def open_payments(self) -> None:
+        """Staff menu: what the card terminal left unsettled, and what to do about it."""
+        self._overlay("payments")
+        self.act("list_payments")
 
     def print_test(self) -> None:
         if self.hardware is not None:
