@@ -340,6 +340,7 @@ def test_poison_through_mosquitto_never_stops_the_controller(tmp_path):
                     "kind": "count",
                     "counted": {"PEN": 5},
                     "counted_at": {"PEN": "2999-01-01T00:00:00.000000Z"},
+                    "clock": "synced",  # a synchronised clock cannot be that far ahead
                 },
                 False,
             ),
@@ -405,6 +406,39 @@ def dead_count(db) -> int:
 def dead_times(db) -> int:
     with sqlite3.connect(db) as con:
         return con.execute("SELECT COALESCE(SUM(times), 0) FROM dead_letter").fetchone()[0]
+
+
+def test_an_unsynchronised_kiosk_clock_places_its_events_when_they_arrive(controller):
+    """A Pi without RTC or NTP: its time means nothing, but its sale is real. Outside
+    the window the event is placed at the controller's receive time, never refused."""
+    for seq, moment in ((1, FAR), (2, datetime(1970, 1, 1, tzinfo=UTC))):
+        event = {**good(seq), "ts": stamp(moment), "clock": "unsynced"}
+        before = utc_now()
+        controller.apply_batch([message(STOCK, json.dumps(event).encode())])
+        at = store.Move.get((store.Move.device == "till-01") & (store.Move.seq == seq)).at
+        assert stamp(before) <= at <= stamp(utc_now())
+    assert controller.dead == 0 and pen() == -2
+    synced_far = {**good(3), "ts": stamp(FAR), "clock": "synced"}
+    controller.apply_batch([message(STOCK, json.dumps(synced_far).encode())])
+    assert controller.dead == 1 and "in the future" in store.DeadLetter.get().error
+
+
+def test_moves_naming_a_sku_twice_and_duplicate_keys_are_refused(controller):
+    twice = {**good(1), "moves": [{"sku": "PEN", "delta": 10**6}] * 2}
+    controller.apply_batch([message(STOCK, json.dumps(twice).encode())])
+    assert "sku PEN appears twice in moves" in store.DeadLetter.get().error
+    raw = json.dumps(good(2)).replace('"seq": 2,', '"seq": 99, "seq": 2,')
+    controller.apply_batch([message(STOCK, raw.encode())])
+    assert controller.dead == 2 and pen() == 0
+
+
+def test_the_depth_check_is_linear_in_the_payload(controller):
+    """Unterminated escaped quotes made the old regex scan quadratic (17 s a message);
+    the one-pass scan reads every byte once (a hang here is the regression)."""
+    poison = b'[[[[[[["' + b'\\"' * 32_000  # 64 KB: 20 of them took minutes before
+    for _ in range(20):
+        controller.apply_batch([message(STOCK, poison)])
+    assert controller.dead == 20 and "nested deeper" in store.DeadLetter.get().error
 
 
 def test_a_refused_event_does_not_make_the_gap_check_ask_for_it_for_ever(controller):

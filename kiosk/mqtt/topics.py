@@ -44,8 +44,8 @@ KINDS = ("sale", "return", "void", "exchange", "adjust", "count", "receive", "ki
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
 _TXN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:/-]{{0,{MAX_TEXT - 1}}}")
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
+_SPECIAL = re.compile(rb'[\[\]{}"\\]')  # what the depth scan looks at
+_QUOTE, _BACKSLASH, _OPENERS, _CLOSERS = ord('"'), ord("\\"), b"[{", b"]}"
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -107,7 +107,7 @@ class Topics:
         return [
             f"pattern write {self.root}/kiosk/%u/catalog/get",
             f"pattern read {self.root}/kiosk/%u/catalog/data",
-            f"topic read {self.root}/catalog/current",
+            f"pattern read {self.root}/catalog/current",
         ]
 
     def device_of(self, topic: str) -> str | None:
@@ -132,15 +132,19 @@ def parse_ts(
     what: str = "ts",
     now: datetime | None = None,
     future_tolerance_s: float = FUTURE_TOLERANCE_S,
+    window: bool = True,
 ) -> datetime:
     """A UTC time no older than TS_FLOOR and, given `now`, no later than now plus the
-    tolerance (a kiosk's clock can be hours or years off: see README, design)."""
+    tolerance (a kiosk's clock can be hours or years off: see README, design); with
+    `window=False` any representable time."""
     if not isinstance(value, str) or len(value) > MAX_TS_TEXT:
         raise PayloadError(f"{what} must be an ISO-8601 UTC string")
     try:
         moment = datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         moment = _iso_time(value, what)
+    if not window:
+        return moment
     if moment < TS_FLOOR:
         raise PayloadError(f"{what} {value!r} is before {TS_FLOOR:%Y-%m-%d}")
     if now is not None and moment > now + timedelta(seconds=future_tolerance_s):
@@ -175,15 +179,41 @@ def _parse_constant(text: str) -> Any:
 
 
 def _check_depth(raw: bytes) -> None:
-    """Refuse nesting deeper than MAX_DEPTH without recursing: json.loads itself would
-    raise RecursionError (or worse) on a deep enough document."""
+    """Refuse nesting deeper than MAX_DEPTH without recursing (json.loads itself would
+    raise RecursionError on a deep enough document), in one left-to-right pass over the
+    bytes that matter: linear in the payload, whatever its quotes and escapes (a regex
+    over strings was quadratic on a payload of unterminated escaped quotes)."""
     if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
         return
-    depth = 0
-    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", raw)):
-        depth += 1 if bracket in (b"[", b"{") else -1
-        if depth > MAX_DEPTH:
-            raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}")
+    depth, in_string, escaped = 0, False, -1
+    for found in _SPECIAL.finditer(raw):
+        at = found.start()
+        char = raw[at]
+        if at == escaped:
+            continue
+        if in_string:
+            if char == _BACKSLASH:
+                escaped = at + 1
+            elif char == _QUOTE:
+                in_string = False
+        elif char == _QUOTE:
+            in_string = True
+        elif char in _OPENERS:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}")
+        elif char in _CLOSERS:
+            depth -= 1
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object; a key given twice is ambiguous (which one was meant?): refused."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise PayloadError(f"key {twice[:40]!r} appears twice")
+    return data
 
 
 def _load(raw: bytes) -> dict:
@@ -198,14 +228,19 @@ def _load(raw: bytes) -> dict:
     except UnicodeDecodeError as exc:
         raise PayloadError(f"not UTF-8: {exc}") from None
     try:
-        data = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+        data = json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_constant=_parse_constant,
+            object_pairs_hook=_unique_keys,
+        )
     except json.JSONDecodeError as exc:
         raise PayloadError(f"not JSON: {exc}") from None
     except RecursionError:
         raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}") from None
     if not isinstance(data, dict):
         raise PayloadError("not a JSON object")
-    if data.get("v") != VERSION or isinstance(data.get("v"), bool):
+    if type(data.get("v")) is not int or data["v"] != VERSION:
         raise PayloadError(f"unsupported schema version {str(data.get('v'))[:20]!r}")
     return data
 
@@ -287,16 +322,31 @@ def parse_stock_event(
     clock = data.get("clock")
     if clock is not None and (not isinstance(clock, str) or clock not in CLOCK_STATES):
         raise PayloadError(f"clock must be one of {', '.join(CLOCK_STATES)}")
+
+    def when(value: Any, what: str) -> datetime:
+        """A synchronised clock's time must lie in the window; an unsynchronised one's
+        means nothing outside it: the event is placed when the controller received it,
+        never refused (it is a real sale; the kiosk will not send it again)."""
+        if clock != "unsynced":
+            return parse_ts(value, what, now, future_tolerance_s)
+        moment = parse_ts(value, what, window=False)
+        late = now + timedelta(seconds=future_tolerance_s)
+        return moment if TS_FLOOR <= moment <= late else now
+
     moves_raw = data.get("moves")
     if not isinstance(moves_raw, list):
         raise PayloadError("moves must be a list")
     if len(moves_raw) > MAX_LINES:
         raise PayloadError(f"more than {MAX_LINES} moves")
     moves = []
+    seen: set[str] = set()
     for move in moves_raw:
         if not isinstance(move, dict) or set(move) != {"sku", "delta"}:
             raise PayloadError("each move must be {sku, delta}")
         sku = _sku(move["sku"])
+        if sku in seen:  # moves are the net change per SKU: a repeat would dodge the bound
+            raise PayloadError(f"sku {sku} appears twice in moves")
+        seen.add(sku)
         delta = move["delta"]
         if not isinstance(delta, int) or isinstance(delta, bool):
             raise PayloadError(f"delta of {sku} must be an integer")
@@ -316,13 +366,11 @@ def parse_stock_event(
             if not isinstance(qty, int) or isinstance(qty, bool) or not 0 <= qty <= MAX_COUNT_QTY:
                 raise PayloadError(f"count of {sku} must be 0..{MAX_COUNT_QTY}")
             counted[sku] = qty
-            counted_at[sku] = parse_ts(
-                at_raw.get(sku), f"counted_at of {sku}", now, future_tolerance_s
-            )
+            counted_at[sku] = when(at_raw.get(sku), f"counted_at of {sku}")
     return StockEvent(
         device=device,
         seq=seq,
-        ts=parse_ts(data.get("ts"), "ts", now, future_tolerance_s),
+        ts=when(data.get("ts"), "ts"),
         kind=kind,
         txn=txn,
         moves=tuple(moves),
