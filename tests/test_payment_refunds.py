@@ -21,6 +21,7 @@ from kiosk.cli import cli
 from kiosk.demo.terminal import TerminalSimulator
 from kiosk.documents import TextReport
 from kiosk.drivers.base import MemoryPrinter
+from kiosk.drivers.payment import TerminalResult
 from kiosk.drivers.zvt.driver import ZvtTerminal
 from kiosk.drivers.zvt.transport import TcpLink
 from kiosk.ledger import payments
@@ -204,6 +205,7 @@ import os, sys
 from kiosk.config import parse
 from kiosk.checkout.session import Checkout
 from kiosk.drivers.base import MemoryPrinter
+from kiosk.drivers.payment import TerminalResult
 from kiosk.drivers.zvt.driver import ZvtTerminal
 from kiosk.drivers.zvt.transport import TcpLink
 from kiosk.ledger import payments, sales
@@ -445,3 +447,35 @@ def test_kiosk_replay_drives_card_payments_and_refunds_through_the_simulator(sho
         assert verify(ledger) == []
     without = runner.invoke(cli, args)  # no terminal: one line naming the option
     assert without.exit_code == 2 and "--terminal sim" in without.output
+
+
+class LinkDownOnce(ZvtTerminal):
+    """The real driver, whose first repeat-receipt finds the link down."""
+
+    down = 1
+
+    def last_transaction(self, listener=None):
+        if self.down:
+            self.down -= 1
+            return TerminalResult("failed", "repeat receipt: connection refused")
+        return super().last_transaction()
+
+
+def test_a_refund_whose_answer_stays_lost_is_asked_again_never_sent_again(shop, sim):
+    co = Checkout(shop, MemoryPrinter())
+    co.terminal = LinkDownOnce(TcpLink("127.0.0.1", sim.port, 2.0), idle_timeout=10.0)
+    sale = card_sale(co, PEN, PEN)
+    co.staff_login("1234")
+    sim.plan_refund("drop_after_approval")
+    do_return(co, sale, ("PEN", "1"))
+    outcome = co.terminal_wait()
+    assert not outcome.ok and "does not answer" in outcome.message and co.card_blocked
+    refused = co.refund_cash()  # it may have been given: no cash on top
+    assert not refused.ok and "not settled" in refused.message
+    assert co.retry_refund().ok  # asks the terminal; sends nothing new
+    done = co.terminal_wait()
+    assert done.ok and co.state == State.STAFF_MENU, done.message
+    assert [t.amount for t in sim.journal if t.kind == "refund"] == [149]
+    assert co.card_blocked is None and payments.unsettled() == []
+    assert verify(shop) == []
+    co.terminal.close()

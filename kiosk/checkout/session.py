@@ -1634,13 +1634,18 @@ class Checkout:
             return self._post_refund()
         if self.terminal_job is not None:
             return self._no("The card terminal is busy: wait for it, then try again")
+        part = todo[0]
+        if part.row is not None and payments.get(part.row).state in ("requested", "unknown"):
+            # its answer was lost: ask the terminal, never send a second refund
+            self.terminal_status = "processing"
+            self._start_job("refund_settle", self.terminal.last_transaction, context=part)
+            return self._ok("Asking the card terminal about the refund")
         if self.card_blocked:
             self._alert(f"Card refunds wait: {self.card_blocked}")
             return self._no(
                 "The card refund is not possible right now: the "
                 f"{pending.kind} is not posted. A supervisor can refund in cash instead"
             )
-        part = todo[0]
         kind = "reversal" if part.reverse else "refund"
         try:  # journaled before the terminal hears of it
             part.row = payments.record_request(
@@ -1704,6 +1709,11 @@ class Checkout:
 
     def _after_refund_settle(self, last: TerminalResult, part: CardRefund) -> Outcome:
         verdict = self._judge(part.row, part.amount, last)
+        if verdict != "unreachable" and not any(
+            row.state in ("requested", "unknown") and row.id != part.row
+            for row in payments.open_payments()
+        ):
+            self.card_blocked = None
         if verdict == "charged":
             self._journal(payments.record_outcome, self.ledger, part.row, last)
             self.terminal_status = "approved"
