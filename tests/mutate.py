@@ -11,6 +11,7 @@ group scores below --min (default 90 %).
   ./dev.sh mutate --list          the groups, their modules and tests
   ./dev.sh mutate --survivors     also list each survivor (then: mutmut show NAME in
                                   the group's folder shows its diff)
+  ./dev.sh mutate --head          the last commit instead of the work tree
 
 Work folders: $KIOSK_MUTATE_DIR (default /tmp/kiosk-mutate)/GROUP; a summary of the
 last run of each group in GROUP/summary.json. Not part of the default test run."""
@@ -116,11 +117,17 @@ GROUPS: dict[str, Group] = {
 }
 
 
-def copy_checkout(target: Path) -> None:
-    """This checkout's files as they are now (tracked ones, with their edits)."""
+def copy_checkout(target: Path, head: bool = False) -> None:
+    """This checkout's files as they are now (tracked and new ones, with their edits),
+    or with `head` as the last commit has them."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    if head:
+        archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True,
+                                 check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        return
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO, capture_output=True, check=True,
@@ -173,12 +180,14 @@ def results(work: Path, python: str) -> dict[str, str]:
     return out
 
 
-def run_group(name: str, group: Group, root: Path, children: int, keep: bool) -> dict:
+def run_group(
+    name: str, group: Group, root: Path, children: int, keep: bool, head: bool = False
+) -> dict:
     python = sys.executable
     work = root / name
     started = time.monotonic()
     if not (keep and (work / "mutants").exists()):
-        copy_checkout(work)
+        copy_checkout(work, head)
         configure(work, group)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("KIOSK_CONFIG", None)
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="show the groups and stop")
     parser.add_argument("--survivors", action="store_true", help="list every survivor")
     parser.add_argument("--keep", action="store_true", help="reuse a group's earlier results")
+    parser.add_argument("--head", action="store_true", help="the last commit, not the work tree")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--min", type=float, default=90.0, help="lowest score that passes")
     args = parser.parse_args(argv)
@@ -233,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     total = Counter()
     for name in args.groups or list(GROUPS):
         print(f"mutate: {name} ({' '.join(GROUPS[name].modules)}) ...", flush=True)
-        s = run_group(name, GROUPS[name], root, args.jobs, args.keep)
+        s = run_group(name, GROUPS[name], root, args.jobs, args.keep, args.head)
         counts = s["counts"]
         total.update(counts)
         print(
