@@ -419,12 +419,13 @@ def staff_list(db_path: Path | None) -> None:
               help="With --once: give up after this many seconds.")  # fmt: skip
 def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
     """Publish the outbox to the shop broker (the app runs this in the background)."""
-    from kiosk.mqtt.publisher import Publisher  # noqa: PLC0415
+    from kiosk.mqtt.publisher import Publisher, read_password  # noqa: PLC0415
 
     config = get_config()
     path = db_path or config.ledger.path
     if not path.exists():
         raise UserError(f"{path}: no ledger here")
+    read_password(config)  # a password file that cannot be read: one line, now
     publisher = Publisher(config, path).start()
     try:
         if once:
@@ -773,6 +774,7 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
             raise UserError("TLS needs both --tls-cert and --tls-key")
         tls = broker.TlsFiles(tls_cert, tls_key, tls_ca)
     try:
+        directory = directory.absolute()  # mosquitto.conf names its files: start it anywhere
         written = broker.write_config(
             directory, get_config().topic_root, port=port, listen=listen, tls=tls, run_as=run_as
         )

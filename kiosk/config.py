@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -28,6 +29,7 @@ from pydantic import (
 from kiosk import numbers, textfile
 
 SYSTEM_CONFIG = Path("/etc/kiosk/kiosk.toml")
+MAX_CASH_ROUNDING = Decimal(10)  # the coarsest cash step (e.g. 10 in a currency without coins)
 ENV_VAR = "KIOSK_CONFIG"
 SECRET_KEYS = {"password", "psk"}
 MASK = "********"
@@ -53,6 +55,9 @@ def _percent(value: Any) -> Decimal:
 
 
 DecimalValue = Annotated[Decimal, BeforeValidator(_to_decimal)]
+# TOML has real integers: "1_000" as text, 1e-400 as a float or true are not one.
+Whole = Annotated[int, Strict()]
+Seconds = Annotated[float, Strict()]  # an int is fine, text or true is not
 PercentValue = Annotated[Decimal, BeforeValidator(_percent)]
 
 # Currencies whose minor unit is not hundredths (ISO 4217); every other code uses 2.
@@ -95,14 +100,14 @@ class LedgerConfig(Section):
 
 class MqttConfig(Section):
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    port: Whole = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
     tls: bool = False
     ca_file: Path | None = None
     root: str | None = Field(None, description="topic root; default shop/<store>")
-    keepalive: int = Field(30, ge=5, le=3600)
+    keepalive: Whole = Field(30, ge=5, le=3600)
 
     @field_validator("root")
     @classmethod
@@ -118,12 +123,12 @@ class ScannerConfig(Section):
     match: str = ""
     keymap: Literal["us", "de", "fr", "uk"] = "us"  # the layout the scanner types in
     terminator: Literal["enter", "tab", "none"] = "enter"
-    timeout_ms: int = Field(60, ge=10, le=2000)  # terminator "none": a pause ends a scan
+    timeout_ms: Whole = Field(60, ge=10, le=2000)  # terminator "none": a pause ends a scan
     prefix: str = ""  # stripped from every scan
     suffix: str = ""
     fnc1: str = ""  # a character the scanner sends for FNC1, turned into ASCII 29
     port: str = "/dev/ttyACM0"  # serial scanners
-    baudrate: int = Field(9600, gt=0)
+    baudrate: Whole = Field(9600, gt=0, le=4_000_000)
 
 
 class PrinterConfig(Section):
@@ -131,16 +136,16 @@ class PrinterConfig(Section):
     usb: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
     device: str = "/dev/usb/lp0"
     host: str | None = None
-    port: int = Field(9100, ge=1, le=65535)
-    baudrate: int = Field(19200, gt=0)
+    port: Whole = Field(9100, ge=1, le=65535)
+    baudrate: Whole = Field(19200, gt=0, le=4_000_000)
     # python-escpos's capability profile of the printer (`kiosk hw printers` lists
     # them): its columns, print width, code pages, barcode and cutter support.
     profile: str = "default"
     # The paper roll's width (mm) when narrower than the printer's head (a 58 mm
     # guide in an 80 mm printer); default: the profile's width, or 80 mm.
-    paper_mm: int | None = Field(None, ge=40, le=120)
+    paper_mm: Whole | None = Field(None, ge=40, le=120)
     # Characters per line in font A when the printer differs from its profile.
-    columns: int | None = Field(None, ge=24, le=96)
+    columns: Whole | None = Field(None, ge=24, le=96)
     logo: Path | None = None  # a PNG printed at the top of every receipt
 
     @field_validator("profile")
@@ -173,12 +178,12 @@ class PrinterConfig(Section):
 
 class DrawerConfig(Section):
     kind: Literal["gpio", "printer", "none"] = "gpio"
-    pin: int = Field(17, ge=0, le=27)
-    pulse_ms: int = Field(100, ge=10, le=1000)
+    pin: Whole = Field(17, ge=0, le=27)
+    pulse_ms: Whole = Field(100, ge=10, le=1000)
     active_high: bool = True
-    sensor_pin: int | None = Field(None, ge=0, le=27)  # a drawer-open switch, if fitted
+    sensor_pin: Whole | None = Field(None, ge=0, le=27)  # a drawer-open switch, if fitted
     sensor_open_when_pressed: bool = False  # the switch closes when the drawer shuts
-    open_warn_s: int = Field(60, ge=5, le=3600)  # warn when left open this long
+    open_warn_s: Whole = Field(60, ge=5, le=3600)  # warn when left open this long
 
 
 class MoneyConfig(Section):
@@ -198,6 +203,11 @@ class MoneyConfig(Section):
     def _positive(cls, value: Decimal) -> Decimal:
         if value <= 0:
             raise ValueError("must be a positive amount such as 0.05 (or 0.01 for none)")
+        if value > MAX_CASH_ROUNDING or (1 % value and value % 1):
+            raise ValueError(
+                f"must divide 1 (0.05, 0.10, 0.25, 0.50) or be a whole amount up to "
+                f"{MAX_CASH_ROUNDING} (1, 5, 10): cash is rounded to it"
+            )
         return value
 
     @field_validator("tax_rates")
@@ -224,9 +234,9 @@ class VariableMeasureLayout(Section):
 
     prefix: str = Field(pattern=r"^2[0-9]$")
     kind: Literal["price", "weight"]
-    item_digits: int = Field(5, ge=3, le=6)
+    item_digits: Whole = Field(5, ge=3, le=6)
     value_check: bool = False  # a check digit over the value, before it
-    decimals: int | None = Field(None, ge=0, le=3)  # default: 2 for price, 3 (kg) for weight
+    decimals: Whole | None = Field(None, ge=0, le=3)  # default: 2 for price, 3 (kg) for weight
 
     @property
     def value_digits(self) -> int:
@@ -270,13 +280,13 @@ class BarcodeConfig(Section):
 
 
 class StaffConfig(Section):
-    max_pin_attempts: int = Field(5, ge=1, le=20)
-    lockout_minutes: int = Field(5, ge=1, le=24 * 60)
+    max_pin_attempts: Whole = Field(5, ge=1, le=20)
+    lockout_minutes: Whole = Field(5, ge=1, le=24 * 60)
 
 
 class CheckoutConfig(Section):
-    idle_timeout_s: int = Field(120, ge=10, le=3600)  # an untouched cart goes back to attract
-    receipt_timeout_s: int = Field(20, ge=3, le=600)  # the thank-you screen
+    idle_timeout_s: Whole = Field(120, ge=10, le=3600)  # an untouched cart goes back to attract
+    receipt_timeout_s: Whole = Field(20, ge=3, le=600)  # the thank-you screen
     cashier_discount_pct: DecimalValue = Decimal(10)  # above this a supervisor approves
     cart_tendering: bool = False  # may a mobile cart take payment?
     badge_login: bool = True  # a staff badge scan logs in without a PIN
@@ -301,10 +311,10 @@ class ControllerConfig(Section):
     lead_time_days: DecimalValue = Decimal(3)  # order to delivery
     safety_days: DecimalValue = Decimal(2)  # extra cover against demand swings
     review_days: DecimalValue = Decimal(7)  # how long an order should last
-    history_days: int = Field(28, ge=1, le=365)  # demand is averaged over this window
-    resync_after_s: float = Field(2.0, gt=0, le=600)  # a gap older than this asks to resend
+    history_days: Whole = Field(28, ge=1, le=365)  # demand is averaged over this window
+    resync_after_s: Seconds = Field(2.0, gt=0, le=600)  # a gap older than this asks to resend
     # Events dated more than this ahead of the controller's clock are dead-lettered
-    future_tolerance_s: float = Field(300.0, ge=0, le=86_400)
+    future_tolerance_s: Seconds = Field(300.0, ge=0, le=86_400)
 
     @field_validator("lead_time_days", "safety_days", "review_days")
     @classmethod
@@ -321,16 +331,16 @@ class PaymentConfig(Section):
 
     kind: Literal["manual", "zvt"] = "manual"
     host: str | None = None
-    port: int = Field(20007, ge=1, le=65535)
+    port: Whole = Field(20007, ge=1, le=65535)
     serial: str | None = None
-    baudrate: int = Field(9600, gt=0)
+    baudrate: Whole = Field(9600, gt=0, le=4_000_000)
     password: str = Field("000000", pattern=r"^[0-9]{6}$")  # the terminal's ECR password
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")  # default: [money] currency
-    currency_code: int | None = Field(None, ge=1, le=999)  # ISO 4217 number, if not known here
-    connect_timeout_s: float = Field(5.0, gt=0, le=60)
-    ack_timeout_s: float = Field(5.0, gt=0, le=60)  # the terminal acknowledges each command
+    currency_code: Whole | None = Field(None, ge=1, le=999)  # ISO 4217 number, if not known here
+    connect_timeout_s: Seconds = Field(5.0, gt=0, le=60)
+    ack_timeout_s: Seconds = Field(5.0, gt=0, le=60)  # the terminal acknowledges each command
     # Silence from the terminal for this long during a payment: the kiosk aborts it.
-    payment_timeout_s: float = Field(120.0, ge=5, le=600)
+    payment_timeout_s: Seconds = Field(120.0, ge=5, le=600)
     terminal_prints: bool = False  # the terminal prints its own receipts, not the kiosk
     print_merchant_receipt: bool = False  # a staffed till keeps the merchant copy
 

@@ -6,11 +6,13 @@ that owns the input."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -526,3 +528,51 @@ def test_replay_values_of_the_wrong_type_are_one_line_errors(shop, line):
         replay(co, ['{"staff": "1234"}', line])
     assert str(info.value).startswith("line 2: ") and "\n" not in str(info.value)
     assert verify(shop) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[money]\ncash_rounding = 1000", "money.cash_rounding: must divide 1"),
+        ("[money]\ncash_rounding = 1.5", "money.cash_rounding: must divide 1"),
+        ("[scanner]\nbaudrate = 99999999999999999999", "scanner.baudrate"),
+        ("[scanner]\ntimeout_ms = '1_000'", "scanner.timeout_ms: Input should be a valid integer"),
+        ("[drawer]\npin = 1e-400", "drawer.pin: Input should be a valid integer"),
+        ("[controller]\nresync_after_s = true", "controller.resync_after_s"),
+        ("[checkout]\nidle_timeout_s = 120.0", "checkout.idle_timeout_s"),
+    ],
+)
+def test_config_whole_numbers_and_the_cash_step_are_bounded(text, reason):
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        parse(text, "k.toml")
+
+
+@pytest.mark.parametrize("step", ["0.01", "0.05", "0.10", "0.25", "0.5", "1", "5", "10"])
+def test_usual_cash_steps_are_accepted(step):
+    assert parse(f"[money]\ncash_rounding = '{step}'").money.cash_rounding == Decimal(step)
+
+
+def test_an_unreadable_mqtt_password_file_is_one_line(tmp_path, _env):  # noqa: F811
+    secret = tmp_path / "bad.pass"
+    secret.write_bytes(b"pw\xff\n")
+    config = tmp_path / "pw.toml"
+    config.write_text(
+        f'[device]\nid = "till-01"\nstore = "s1"\n[ledger]\npath = "{tmp_path / "l.db"}"\n'
+        f'[mqtt]\nusername = "till-01"\npassword_file = "{secret}"\nport = 1\n'
+    )
+    env = {**_env, "KIOSK_CONFIG": str(config)}
+    demo = Path(__file__).parent.parent / "kiosk" / "demo" / "catalog.csv"
+    assert kiosk(env, "catalog", "import", str(demo)).returncode == 0
+    assert_user_error(kiosk(env, "sync", "--once", "--timeout", "2"), "line 1: not UTF-8")
+    secret.unlink()
+    assert_user_error(kiosk(env, "sync", "--once", "--timeout", "2"), "No such file")
+
+
+def test_broker_config_in_a_relative_folder_names_absolute_paths(tmp_path, _env):  # noqa: F811
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "broker", "config", "brk", "--user", "root"],
+        cwd=tmp_path, env=_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    conf = (tmp_path / "brk" / "mosquitto.conf").read_text()
+    assert f"password_file {tmp_path}/brk/passwd" in conf and "acl_file /" in conf

@@ -30,7 +30,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from kiosk.config import Config
+from kiosk import textfile
+from kiosk.config import Config, ConfigError
 from kiosk.mqtt import topics
 from kiosk.mqtt.outbox import OutboxStore
 
@@ -50,10 +51,12 @@ def read_password(config: Config) -> str | None:
         return config.mqtt.password
     if config.mqtt.password_file is not None:
         try:
-            return config.mqtt.password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise OSError(
-                f"{config.mqtt.password_file}: cannot read the MQTT password: {exc}"
+            return textfile.read_text(config.mqtt.password_file).strip()
+        except (OSError, textfile.TextFileError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            reason = str(reason).removeprefix(f"{config.mqtt.password_file}: ")
+            raise ConfigError(
+                f"{config.mqtt.password_file}: cannot read the MQTT password: {reason}"
             ) from None
     return None
 
@@ -158,7 +161,11 @@ class Publisher:
     def _try_connect(self) -> mqtt.Client:
         if self._stop.is_set():
             raise OSError("stopped")
-        client = make_client(self.config, f"kiosk-{self.device}")
+        try:
+            client = make_client(self.config, f"kiosk-{self.device}")
+        except ConfigError as exc:  # e.g. the password file is not there yet: keep trying
+            self.last_error = str(exc)
+            raise OSError(str(exc)) from None
         offline = topics.kiosk_status(
             self.device,
             False,
