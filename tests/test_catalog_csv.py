@@ -111,19 +111,21 @@ SMALL = (
     "SODA,Soda,1.00,B,each,,1,036000291452,,,18\n"
     "CASE,Case,5.00,A,each,,1,14001234000012,,,0\n"
     "DUO,Duo,2.50,A,each,,1,,bundle,PEN*2,\n"
+    "HAM,Ham,12.90,B,kg,,1,2812345000007 SKUHAM-1,,,\n"  # scale item 12345; an internal code
 )
 
 
 def test_export_written_out(ledger):
     result = catalog_csv.import_text(ledger, SMALL, "S1")
-    assert (result.added, result.updated, result.unchanged, result.barcodes) == (6, 0, 0, 6)
+    assert (result.added, result.updated, result.unchanged, result.barcodes) == (7, 0, 0, 8)
     out = io.StringIO()
-    assert catalog_csv.export(ledger, out) == 6
+    assert catalog_csv.export(ledger, out) == 7
     assert out.getvalue() == (
         "sku,name,price,tax,unit,cost,active,barcodes,kit,components,min_age\n"
         "BANANA,Bananas,1.99,B,kg,,1,2800123000004,,,0\n"
         "CASE,Case,5.00,A,each,,1,14001234000012,,,0\n"
         "DUO,Duo,2.50,A,each,,1,,bundle,PEN*2,0\n"
+        "HAM,Ham,12.90,B,kg,,1,2812345000007;SKUHAM-1,,,0\n"
         "PEN,Pen,1.49,A,each,0.40,1,4006381333931;4006381333948*12,,,0\n"
         "SODA,Soda,1.00,B,each,,1,0036000291452,,,18\n"
         "WATER,Water,0.79,B,each,,0,96385074,,,0\n"
@@ -135,7 +137,7 @@ def test_export_written_out(ledger):
     assert Barcode.get_by_id("04006381333948").pack_qty == 12
     assert [
         (a.staff, a.detail) for a in Audit.select().where(Audit.action == "catalog_import")
-    ] == [("S1", "6 added, 0 updated, 0 unchanged")]
+    ] == [("S1", "7 added, 0 updated, 0 unchanged")]
     assert [(a.staff, a.subject) for a in Audit.select().where(Audit.action == "kit_bom")] == [
         ("S1", "DUO")
     ]
@@ -147,7 +149,7 @@ def test_every_changed_field_is_audited_with_old_and_new(ledger):
         "SODA,Soda,1.00,B,each,,1,036000291452,,,18", "SODA,Soda,1.00,B,each,,1,036000291452,,,16"
     )
     result = catalog_csv.import_text(ledger, changed, "C1")
-    assert (result.added, result.updated, result.unchanged) == (0, 2, 4)
+    assert (result.added, result.updated, result.unchanged) == (0, 2, 5)
     rows = Audit.select().where(Audit.action == "item_change").order_by(Audit.id)
     assert [(a.staff, a.subject, a.field, a.old, a.new) for a in rows] == [
         ("C1", "PEN", "name", "Pen", "Ink pen"),
@@ -159,7 +161,7 @@ def test_every_changed_field_is_audited_with_old_and_new(ledger):
         ("C1", "SODA", "min_age", "18", "16"),
     ]
     assert Audit.select().where(Audit.action == "catalog_import").order_by(Audit.id.desc()).get(
-    ).detail == "0 added, 2 updated, 4 unchanged"  # fmt: skip
+    ).detail == "0 added, 2 updated, 5 unchanged"  # fmt: skip
 
 
 def one_problem(ledger, row: str, header: str = HEADER) -> list[str]:
