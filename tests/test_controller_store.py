@@ -347,3 +347,78 @@ def test_a_store_made_by_the_previous_version_is_migrated(tmp_path):
         assert levels() == {"PEN": 37}
     finally:
         db.close()
+
+
+def _store_at_version_1(database: str, monkeypatch) -> None:
+    """A store as the previous version (schema 1, before the item master) made it."""
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "SCHEMA_VERSION", 1)
+        patch.setattr(store, "MODELS", store.MODELS[:7])
+        db = store.open_store(database)
+        with db.atomic():
+            store.KioskState.insert(device="till-01", applied_to=7, printer="ok").execute()
+            store.SkuInfo.create(sku="PEN", name="Pen", case_pack=10)
+        assert store.schema_version(db) == 1
+        assert "master_item" not in db.get_tables()
+        db.close()
+
+
+def _check_item_master_migrated(db) -> None:
+    from kiosk.config import parse  # noqa: PLC0415
+    from kiosk.mqtt import master  # noqa: PLC0415
+    from tests.conftest import CATALOG  # noqa: PLC0415
+
+    assert store.schema_version(db) == store.SCHEMA_VERSION == 2
+    state = store.KioskState.get_by_id("till-01")
+    assert (state.applied_to, state.catalog_version, state.catalog_error) == (7, None, None)
+    rules = master.rules(parse(""))
+    with db.atomic():
+        made = master.import_rows(master.read_text(rules, CATALOG, "c.csv"), "S1", T0)
+    assert made.version == 1 and master.current()[2] == 12
+    status = topics.KioskStatus("till-01", True, T0, 0, "ok", 7, catalog=1, catalog_error=None)
+    with db.atomic():
+        store.record_status(status)
+    assert store.KioskState.get_by_id("till-01").catalog_version == 1
+
+
+def test_a_sqlite_store_of_version_1_gets_the_item_master(tmp_path, monkeypatch):
+    path = str(tmp_path / "controller.db")
+    _store_at_version_1(path, monkeypatch)
+    db = store.open_store(path)
+    try:
+        _check_item_master_migrated(db)
+    finally:
+        db.close()
+
+
+def test_a_postgresql_store_of_version_1_gets_the_item_master(postgres, monkeypatch):
+    _store_at_version_1(postgres, monkeypatch)
+    db = store.open_store(postgres)
+    try:
+        _check_item_master_migrated(db)
+    finally:
+        db.close()
+
+
+def test_reorder_uses_the_masters_lead_time_safety_stock_and_case_pack(sqlite_store):
+    from kiosk.config import parse  # noqa: PLC0415
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    rules = master.rules(parse(""))
+    text = (
+        "sku,name,price,tax,case_pack,lead_time_days,safety_stock,reorder_point\n"
+        "PEN,Pen,1.49,A,12,5,7,\nINK,Ink,3.00,A,6,,,40\n"
+    )
+    with sqlite_store.atomic():
+        master.import_rows(master.read_text(rules, text, "m.csv"), None, T0)
+    now = datetime.now(UTC)
+    # 28 days of 2 pens a day: demand 2/day; point = 2 x 5 + 7 = 17 -> 24 (whole cases of 12)
+    events = [event(1, "receive", [("PEN", 100), ("INK", 30)], now - timedelta(days=27))]
+    events += [event(2, "sale", [("PEN", -56)], now - timedelta(days=1))]
+    apply_all(sqlite_store, events)
+    cfg = ControllerConfig(history_days=28, review_days=Decimal(7))
+    rows = {r.sku: r for r in reorder.suggestions(cfg, now)}
+    assert (rows["PEN"].reorder_point, rows["PEN"].on_hand, rows["PEN"].case_pack) == (24, 44, 12)
+    assert not rows["PEN"].low
+    assert (rows["INK"].reorder_point, rows["INK"].low) == (40, True)  # set in the master
+    assert rows["INK"].order_qty == 12  # up to 40 + 0 x 7, from 30: 10 -> 12 (cases of 6)

@@ -93,10 +93,40 @@ def _v4_refund_requests(db: SqliteDatabase) -> None:
         db.execute_sql("ALTER TABLE payment ADD COLUMN request TEXT")
 
 
+def _v5_item_master(db: SqliteDatabase) -> None:
+    """The shop controller's item master on this kiosk (kiosk.mqtt.catalog_sync): the
+    version it sells from, the items the controller owns (with their digests, so a
+    delta's checksum of the whole version is checked without reading every item), and
+    the catalog version each sale was priced with, recorded by a trigger inside the
+    sale's own transaction (NULL on a kiosk with no controller)."""
+    sql = db.execute_sql
+    sql(
+        "CREATE TABLE IF NOT EXISTS catalog_state (id INTEGER NOT NULL PRIMARY KEY "
+        "CHECK (id = 1), version INTEGER NOT NULL, checksum TEXT NOT NULL, "
+        "items INTEGER NOT NULL, applied_at TEXT, error TEXT, error_version INTEGER, "
+        "error_at TEXT)"
+    )
+    sql(
+        "CREATE TABLE IF NOT EXISTS catalog_item (sku TEXT NOT NULL PRIMARY KEY, "
+        "digest TEXT NOT NULL, version INTEGER NOT NULL)"
+    )
+    sql(
+        "CREATE TABLE IF NOT EXISTS txn_catalog (txn_id INTEGER NOT NULL PRIMARY KEY "
+        "REFERENCES txn (id), catalog_version INTEGER)"
+    )
+    sql(
+        "CREATE TRIGGER IF NOT EXISTS txn_catalog_version AFTER INSERT ON txn "
+        "WHEN NEW.kind IN ('sale', 'exchange') BEGIN "
+        "INSERT INTO txn_catalog (txn_id, catalog_version) "
+        "SELECT NEW.id, (SELECT version FROM catalog_state WHERE id = 1); END"
+    )
+
+
 STEPS: dict[int, Callable[[SqliteDatabase], None]] = {
     2: _v2_bounds,
     3: _v3_payment_journal,
     4: _v4_refund_requests,
+    5: _v5_item_master,
 }
 LATEST = max(STEPS)
 

@@ -67,6 +67,7 @@ class Received:
     items: int
     records: list[list]
     size: int  # compressed bytes received
+    digests: list[str] | None = None  # of each record's line (master.digest when None)
 
 
 # ------------------------------------------------------------------ checks
@@ -87,6 +88,19 @@ def _pairs(text: object, what: str, key: re.Pattern) -> dict[str, int]:
     return out
 
 
+_PLAIN = {}  # places -> a plain decimal within numbers.MAX_MONEY's digits
+
+
+def _money(text: str, what: str, unit: Decimal) -> None:
+    """numbers.money's rules, with a fast path for the plain texts the controller writes."""
+    places = max(0, -unit.as_tuple().exponent)
+    pattern = _PLAIN.get(places)
+    if pattern is None:
+        pattern = _PLAIN[places] = re.compile(rf"(0|[1-9][0-9]{{0,6}})(\.[0-9]{{1,{places}}})?")
+    if not (places and pattern.fullmatch(text)):
+        numbers.money(text, what, unit)
+
+
 def check_record(rec: object, policy: TaxPolicy) -> list:
     """An item record within the kiosk's own rules (the ones its CSV import applies)."""
     if not isinstance(rec, list) or len(rec) != 12:
@@ -99,7 +113,7 @@ def check_record(rec: object, policy: TaxPolicy) -> list:
             raise CatalogError(f"{sku}: name must be 1-120 characters")
         if not isinstance(price, str):
             raise CatalogError(f"{sku}: price must be text")
-        numbers.money(price, f"{sku}: price", policy.unit)
+        _money(price, f"{sku}: price", policy.unit)
         if tax not in policy.rates:
             raise CatalogError(f"{sku}: unknown tax category {str(tax)[:20]!r}")
         if unit not in UNITS:
@@ -107,7 +121,7 @@ def check_record(rec: object, policy: TaxPolicy) -> list:
         if not isinstance(cost, str):
             raise CatalogError(f"{sku}: cost must be text")
         if cost:
-            numbers.money(cost, f"{sku}: cost", Decimal("0.0001"))
+            _money(cost, f"{sku}: cost", Decimal("0.0001"))
         if active not in (0, 1) or isinstance(active, bool):
             raise CatalogError(f"{sku}: active must be 0 or 1")
         if kit not in KIT_KINDS:
@@ -126,7 +140,9 @@ def check_record(rec: object, policy: TaxPolicy) -> list:
 
 
 def decode(body: bytes, policy: TaxPolicy) -> list[list]:
-    """The records of a transfer body, each checked; CatalogError on anything else."""
+    """The records of a transfer body, each checked; CatalogError on anything else.
+    Each record is followed by the sha256 of its line as received (its digest: a line
+    that is not the canonical form of its record fails the version's checksum)."""
     inflater = zlib.decompressobj()
     try:
         text = inflater.decompress(body, topics.MAX_CATALOG_BYTES + 1)
@@ -136,7 +152,7 @@ def decode(body: bytes, policy: TaxPolicy) -> list[list]:
         raise CatalogError(f"transfer is over {topics.MAX_CATALOG_BYTES} bytes decompressed")
     if not inflater.eof or inflater.unused_data:
         raise CatalogError("transfer is truncated or has trailing bytes")
-    records = []
+    records, digests = [], []
     for line in text.split(b"\n") if text else []:
         if len(line) > topics.MAX_RECORD_BYTES:
             raise CatalogError(f"an item record of {len(line)} bytes is too long")
@@ -147,9 +163,10 @@ def decode(body: bytes, policy: TaxPolicy) -> list[list]:
         except (ValueError, RecursionError):
             raise CatalogError("an item record is not JSON") from None
         records.append(check_record(rec, policy))
+        digests.append(hashlib.sha256(line).hexdigest())
     if len({r[0] for r in records}) != len(records):
         raise CatalogError("an item is listed twice")
-    return records
+    return records, digests
 
 
 # ------------------------------------------------------------------ the ledger side
@@ -234,7 +251,7 @@ class KioskCatalog:
                     )
                 )
             start, removed = checksum, list(owned.values())
-        digests = [master.digest(r) for r in got.records]
+        digests = got.digests or [master.digest(r) for r in got.records]
         cur = self.conn.cursor()
         try:
             cur.executemany(
@@ -467,14 +484,14 @@ class CatalogSync:
                     f"transfer of version {head.version} is corrupted or truncated "
                     f"({len(body)} of {head.size} bytes, or its sha256 differs)"
                 )
-            records = decode(body, self.policy)
+            records, digests = decode(body, self.policy)
             if head.kind == "full" and len(records) != head.items:
                 raise CatalogError(f"version {head.version} should have {head.items} items")
         except CatalogError as exc:
             self._refused(head.version, exc)
             return
         got = Received(head.kind, head.base, head.version, head.checksum, head.items,
-                       records, len(body))  # fmt: skip
+                       records, len(body), digests)  # fmt: skip
         if self.staged is None or got.version >= self.staged.version:
             self.staged = got
 
@@ -504,10 +521,10 @@ class CatalogSync:
 
     def _refused(self, version: int, exc: CatalogError) -> None:
         log.error("refused catalog version %d: %s", version, exc)
-        self.refusals.append(str(exc))
         self._want_full = self._want_full or exc.want_full
         with contextlib.suppress(sqlite3.Error):
             self.catalog.refuse(version, str(exc))
+        self.refusals.append(str(exc))
 
     def _maybe_ask(self) -> None:
         current = self.announced

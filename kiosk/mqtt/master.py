@@ -372,17 +372,35 @@ def checked_values(rules_: SimpleNamespace, sku: str, base: dict, fields: dict[s
     except (ValueError, numbers.NumberError) as exc:
         raise MasterError(f"{sku}: {exc}") from None
     problems = catalog_csv._check_against_ledger(
-        rules_, [row], {sku: 0}, {code: (0, sku) for code in row.barcodes}, _known_without(sku)
+        rules_, [row], {sku: 0}, {code: (0, sku) for code in row.barcodes}, _known_for(row)
     )
     if problems:
         raise MasterError(f"{sku}: {problems[0].removeprefix('line 0: ')}")
     return values_of(row, None) | {"case_pack": row.case_pack or base["case_pack"]}
 
 
-def _known_without(sku: str) -> catalog_csv.Known:
-    have = known()
-    owners = {code: owner for code, owner in have.owners.items() if owner != sku}
-    return catalog_csv.Known(have.skus, owners, have.kits - {sku})
+def _known_for(row: catalog_csv.Row) -> catalog_csv.Known:
+    """What one row is checked against: its components, and the other items that hold
+    one of its barcodes (a few queries, not the whole master)."""
+    skus, kits, owners = set(), set(), {}
+    wanted = sorted(row.components)
+    for sku, kit in (
+        MasterItem.select(MasterItem.sku, MasterItem.kit).where(MasterItem.sku.in_(wanted)).tuples()
+        if wanted
+        else []
+    ):
+        skus.add(sku)
+        if kit:
+            kits.add(sku)
+    for code in row.barcodes:
+        for sku, barcodes in (
+            MasterItem.select(MasterItem.sku, MasterItem.barcodes)
+            .where((MasterItem.sku != row.sku) & MasterItem.barcodes.contains(f"{code}*"))
+            .tuples()
+        ):
+            if code in parse_pairs(barcodes):
+                owners[code] = sku
+    return catalog_csv.Known(skus, owners, kits)
 
 
 def set_fields(
