@@ -180,9 +180,7 @@ def run(
     from kivy.clock import Clock as KivyClock  # noqa: PLC0415
 
     # The terminal's thread pokes the app; the checkout takes its news on its own thread.
-    checkout.terminal_notify = lambda: KivyClock.schedule_once(
-        lambda dt: app.act("terminal_poll")
-    )
+    checkout.terminal_notify = lambda: KivyClock.schedule_once(lambda dt: app.act("terminal_poll"))
     # Card payments a power cut left open are settled first (reversed or asked for).
     KivyClock.schedule_once(lambda dt: app.act("recover_payments"), 0)
     if catalog_sync is not None:  # a checked item master version waits for the sale to end

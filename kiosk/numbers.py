@@ -94,6 +94,8 @@ def decimal(
     if _decimals(result) > places:
         unit = "a whole number" if places == 0 else f"at most {places} decimal(s)"
         raise NumberError(f"{what} {_shown(value)} must have {unit}")
+    if result == 0:
+        return Decimal(0)  # not 0E-9999 or -0
     if result.as_tuple().exponent > 0:
         result = result.quantize(Decimal(1))  # 1E+2 -> 100
     return result + 0  # no negative zero

@@ -31,10 +31,14 @@ def _raise(what: str) -> str:
 
 
 def _decimal_out_of_range(column: str) -> str:
-    """Decimal TEXT that is not a plain bounded number (too long, or too large)."""
+    """Decimal TEXT that is not a plain bounded number: not digits with an optional
+    sign and point ('NaN', 'abc', '1E+9' and ' ' would CAST to 0 and pass), too long,
+    or too large."""
     value = f"NEW.{column}"
     return (
         f"(typeof({value}) != 'text' OR length({value}) > 24 "
+        f"OR {value} NOT GLOB '*[0-9]*' OR {value} GLOB '*[^0-9.-]*' "
+        f"OR {value} GLOB '?*-*' OR {value} GLOB '*.*.*' "
         f"OR abs(CAST({value} AS REAL)) > {MAX_AMOUNT})"
     )
 

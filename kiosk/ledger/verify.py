@@ -20,6 +20,7 @@ from kiosk.ledger.migrations import MAX_AMOUNT, MAX_BALANCE, MAX_DELTA
 from kiosk.ledger.posting import event_moves
 
 ZERO = Decimal(0)
+_PLAIN = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 MAX_PROBLEMS = 50
 
 
@@ -32,6 +33,7 @@ def verify(ledger: Ledger) -> list[str]:
         ("transactions", lambda: _transactions(sql, problems)),
         ("the outbox", lambda: _outbox(ledger, sql, problems)),
         ("returns", lambda: _returns(sql, problems)),
+        ("stored numbers", lambda: _stored_numbers(sql, problems)),
         ("the payment journal", lambda: _payment_journal(sql, problems)),
     )
     with ledger.db.atomic():  # one consistent snapshot
@@ -51,6 +53,8 @@ def _amount(value: object, where: str, problems: list[str], limit: int = MAX_AMO
         number = Decimal(value) if isinstance(value, str | int) else None
     except InvalidOperation:
         number = None
+    if isinstance(value, str) and not _PLAIN.fullmatch(value):
+        number = None  # 'NaN', '1E+9', ' 1' are not how the ledger writes numbers
     if number is None or not number.is_finite() or abs(number) > limit:
         problems.append(f"{where}: {str(value)[:40]!r} is not a number within {limit}")
         return ZERO
@@ -79,6 +83,21 @@ def _balances(sql, problems: list[str]) -> None:
                 f"stock {key[0]}@{key[1]}: balance {held.get(key, 0)} but moves sum to "
                 f"{moved.get(key, 0)}"
             )
+
+
+_NUMBER_COLUMNS = {
+    "txn": ("net", "tax", "total", "discount", "rounding", "change"),
+    "txn_line": ("qty", "unit_price", "tax_rate", "gross", "discount", "net", "tax", "total"),
+    "tender": ("amount",),
+}
+
+
+def _stored_numbers(sql, problems: list[str]) -> None:
+    """Every amount, quantity, price and rate in a posted row is a plain number."""
+    for table, columns in _NUMBER_COLUMNS.items():
+        for row in sql(f"SELECT id, {', '.join(columns)} FROM {table}"):  # noqa: S608 - fixed names
+            for column, value in zip(columns, row[1:], strict=True):
+                _amount(value, f"{table} {row[0]} {column}", problems)
 
 
 def _transactions(sql, problems: list[str]) -> None:
