@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +230,42 @@ def test_pins_under_a_lost_key_word_for_word(crew):
     assert Staff.get_by_id("C1").failed_attempts == 0  # a lost key is no guess
     staff.set_pin(crew, "C1", "5678", by=None)
     assert staff.login(crew, "5678").code == "C1"
+
+
+def test_an_old_hash_is_keyed_on_login_and_audited(crew):
+    salt = bytes(16)
+    digest = hashlib.scrypt(b"5678", salt=salt, n=1024, r=8, p=1, dklen=32)
+    Staff.update(pin_hash=f"scrypt$1024$8$1${salt.hex()}${digest.hex()}").where(
+        Staff.code == "C1"
+    ).execute()
+    assert staff.login(crew, "5678").code == "C1"
+    assert audits("staff_pin") == [(None, "C1", "pin", None, None, "keyed")]
+    key = staff.load_key(staff.key_path(crew))
+    assert staff.hashed_under(Staff.get_by_id("C1").pin_hash) == staff.key_id(key)
+
+
+def test_other_schemes_never_match():
+    salt = bytes(16)
+    digest = hashlib.scrypt(b"1357", salt=salt, n=1024, r=8, p=1, dklen=32).hex()
+    assert staff.pin_matches("1357", f"md5$1024$8$1${salt.hex()}${digest}", KEY) is False
+    keyed = staff.hash_pin("1357", KEY)
+    assert staff.pin_matches("1357", "other" + keyed[len("hmac-scrypt") :], KEY) is False
+
+
+def test_a_locked_member_first_does_not_stop_the_others(crew):
+    Staff.update(locked_until=utc_now() + timedelta(minutes=5)).where(Staff.code == "S1").execute()
+    assert staff.login(crew, "5678").code == "C1"  # S1 (locked) is tried first
+    staff.set_role(crew, "C1", "technician", by="S1")
+    assert (Staff.get_by_id("S1").role, Staff.get_by_id("C1").role) == ("supervisor", "technician")
+    staff.deactivate(crew, "C1", by="S1")
+    with pytest.raises(staff.AuthError):
+        staff.login(crew, "0000")
+    assert Staff.get_by_id("C1").failed_attempts == 0  # inactive members are not counted
+
+
+def test_a_key_in_a_new_nested_folder_and_one_that_cannot_be_made(tmp_path):
+    nested = tmp_path / "a" / "b" / "pin.key"
+    assert len(staff.load_key(nested)) == 32 and nested.exists()
+    with pytest.raises(LedgerError) as info:
+        staff.load_key(Path("/proc/self/kiosk-pin.key"))
+    assert str(info.value).startswith("/proc/self/kiosk-pin.key: cannot create the PIN key: ")
