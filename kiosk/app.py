@@ -162,7 +162,7 @@ def run(
             config, ledger.path, printer_state=hardware.printer_state
         ).start()
         note = f"{strings['broker']} {config.mqtt.host}:{config.mqtt.port}"
-        catalog_sync = _catalog_sync(config, ledger, checkout)
+        catalog_sync = _catalog_sync(config, ledger)
     _kivy_environment(config, demo)
     from kiosk.screens.shell import KioskApp  # noqa: PLC0415
     from kiosk.screens.worker import CheckoutWorker  # noqa: PLC0415
@@ -188,7 +188,8 @@ def run(
         def offer_catalog(dt) -> None:
             worker = getattr(app, "worker", None)
             if catalog_sync.staged is not None and worker is not None:
-                worker.call("apply_catalog")  # on the checkout's thread, between its calls
+                # On the checkout's thread, between its calls, and only between sales.
+                worker.call("between_sales", catalog_sync.apply_staged)
 
         KivyClock.schedule_interval(offer_catalog, 0.5)
     scanner = None
@@ -217,23 +218,13 @@ def run(
         ledger.close()
 
 
-def _catalog_sync(config: Config, ledger: Ledger, checkout: Checkout):
+def _catalog_sync(config: Config, ledger: Ledger):
     """The controller's item master on this kiosk (kiosk.mqtt.catalog_sync). Versions are
     fetched and checked in the background and applied only on the checkout's own thread
     while no sale is open: an open cart keeps the prices it was scanned at."""
-    from kiosk.checkout.session import State  # noqa: PLC0415
     from kiosk.mqtt.catalog_sync import CatalogSync  # noqa: PLC0415
 
-    sync = CatalogSync(config, ledger.path, gate=lambda: False).start()
-
-    def apply_catalog() -> None:
-        if not checkout.cart and checkout.state in (State.ATTRACT, State.RECEIPT):
-            sync.apply_staged()
-
-    # The worker calls checkout methods by name; this one is ours (see the README's
-    # "Item master distribution": a Checkout.between_sales hook would be the clean place).
-    checkout.apply_catalog = apply_catalog
-    return sync
+    return CatalogSync(config, ledger.path, gate=lambda: False).start()  # applied by the app
 
 
 def _terminal(config: Config, demo: bool):

@@ -427,6 +427,11 @@ def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
         raise UserError(f"{path}: no ledger here")
     read_password(config)  # a password file that cannot be read: one line, now
     publisher = Publisher(config, path).start()
+    catalog = None
+    if not once:  # no app here: the item master is applied as soon as it is checked
+        from kiosk.mqtt.catalog_sync import CatalogSync  # noqa: PLC0415
+
+        catalog = CatalogSync(config, path).start()
     try:
         if once:
             drained = publisher.drain(timeout)
@@ -440,6 +445,8 @@ def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
         _wait_for_signal()
     finally:
         publisher.stop()
+        if catalog is not None:
+            catalog.stop()
 
 
 def _wait_for_signal() -> None:

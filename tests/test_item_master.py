@@ -38,8 +38,8 @@ PEN = "4006381333931"
 @pytest.fixture
 def mosquitto(tmp_path):
     broker = Mosquitto(tmp_path / "broker", ["controller", *KIOSKS])
-    with open(broker.dir / "acl", "a", encoding="utf-8") as acl:  # what broker.py must add
-        acl.write("\n".join(topics.Topics(ROOT).catalog_acl()) + "\n")
+    acl = (broker.dir / "acl").read_text()  # as `kiosk broker config` writes it
+    assert all(line in acl for line in topics.Topics(ROOT).catalog_acl())
     broker.start()
     yield broker
     broker.stop(kill=True)

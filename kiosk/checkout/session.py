@@ -273,6 +273,14 @@ class Checkout:
             return self._exchange_preview(self.payment.exchange)
         return self.cart.priced().total
 
+    def between_sales(self, action: Callable[[], object]) -> Outcome:
+        """Run `action` (e.g. applying a new item master version) only while no sale is
+        open: a cart keeps the prices it was scanned at until it is paid or abandoned."""
+        if self.cart or self.state not in (State.ATTRACT, State.RECEIPT):
+            return Outcome(False, "a sale is open")
+        action()
+        return Outcome(True, "")
+
     def snapshot(self) -> dict[str, Any]:
         """Plain data for screens and tests."""
         cart = self.cart.priced()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk import files
-from kiosk.mqtt.topics import MAX_PAYLOAD
+from kiosk.mqtt.topics import MAX_PAYLOAD, Topics
 
 CONTROLLER_USER = "controller"
 # Broker users that are not devices: a device list may not name one of them.
@@ -98,6 +98,8 @@ def render_acl(root: str) -> str:
             f"pattern write {root}/kiosk/%u/stock",
             f"pattern read {root}/kiosk/%u/resync",
             f"pattern read {root}/stock/#",
+            "# The item master: each kiosk asks for versions and reads its own transfers.",
+            *Topics(root).catalog_acl(),
             "",
         ]
     )
