@@ -108,3 +108,113 @@ def test_lines_waiting_for_an_age_check():
     assert [li.sku for li in cart.waiting_for_approval] == ["BEER", "WINE"]
     cart.update(2, approved=True)
     assert [li.sku for li in cart.waiting_for_approval] == ["WINE"]
+
+
+# ---------------------------------------------------------------- the selling path
+
+
+@pytest.fixture
+def till(shop):
+    from kiosk.checkout.replay import ReplayClock
+    from kiosk.checkout.session import Checkout
+    from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
+    from kiosk.ledger.models import utc_now
+
+    log: list[dict] = []
+    co = Checkout(shop, MemoryPrinter(), MemoryDrawer(), ReplayClock(utc_now), log=log.append)
+    events: list[tuple] = []
+    co.subscribe(lambda e: events.append((e.kind, e.state.value, dict(e.detail))))
+    return co, log, events
+
+
+def said(outcome) -> tuple:
+    return outcome.ok, outcome.message
+
+
+def test_a_cash_sale_step_by_step_written_out(till):
+    co, log, events = till
+    assert said(co.pay()) == (False, "Scan something first")
+    assert said(co.scan("4006381333931")) == (True, "Pen x 1: total 1.49 EUR")
+    assert co.state.value == "scanning"
+    assert said(co.scan("4006381333931")) == (True, "Pen x 2: total 2.98 EUR")
+    assert said(co.quantity("3")) == (True, "Pen x 3: total 4.47 EUR")
+    assert said(co.quantity("0")) == (False, "Quantity must be between 1 and 9999")
+    assert said(co.quantity("10000")) == (False, "Quantity '10000' must be from 0 to 9999")
+    assert said(co.quantity("1.5")) == (False, "Pen is sold by the piece")
+    assert said(co.scan("4001234000039")) == (True, "Cable x 1: total 14.46 EUR")
+    assert said(co.set_quantity(2, "2")) == (True, "Cable x 2: total 24.45 EUR")
+    assert said(co.set_quantity(3, "1"))[0] is False
+    assert co.amount_due == D("24.45") and co.totals.total == D("24.45")
+    assert said(co.pay()) == (True, "To pay: 24.45 EUR")
+    assert said(co.pay()) == (True, "Still to pay: 24.45 EUR")
+    assert co.snapshot()["due"] == "24.45"
+    assert said(co.scan("4006381333931")) == (False, "Finish the payment first")
+    assert said(co.tender_cash("10.00")) == (True, "Still to pay: 14.45 EUR")
+    assert co.amount_due == D("14.45") and co.snapshot()["due"] == "14.45"
+    assert said(co.tender_cash("abc"))[0] is False
+    assert said(co.tender_cash("0")) == (False, "Amount must be above zero")
+    done = co.tender_cash("20.00")
+    assert done.ok and done.message.startswith("Paid, thank you! Change: 5.55 EUR.")
+    assert co.state.value == "receipt" and co.last_posted.change == D("5.55")
+    assert co.last_posted.total == D("24.45")
+    assert [e for e in log if "pay" in e] == [
+        {"pay": "start"}, {"pay": "start"}, {"pay": "start"}, {"pay": {"cash": "10.00"}},
+        {"pay": {"cash": "abc"}},
+        {"pay": {"cash": "0"}}, {"pay": {"cash": "20.00"}},
+    ]  # fmt: skip
+    assert {"scan": "4006381333931"} in log and {"qty": "3"} in log
+    assert {"set_qty": {"line": 2, "qty": "2"}} in log
+    kinds = [k for k, _, _ in events]
+    assert (
+        kinds.count("posted") == 1
+        and ("payment", "paying", {"kind": "cash", "amount": "10.00"}) in events
+    )
+    assert ("cart", "scanning", {"line": 1, "total": "1.49"}) in events
+
+
+def test_removing_and_cancelling_written_out(shop):
+    from kiosk.checkout.replay import ReplayClock
+    from kiosk.checkout.session import Checkout
+    from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
+    from kiosk.ledger.models import Audit, utc_now
+    from tests.test_checkout import with_role
+
+    log: list[dict] = []
+    co = Checkout(with_role(shop, "staffed"), MemoryPrinter(), MemoryDrawer(),
+                  ReplayClock(utc_now), log=log.append)  # fmt: skip
+    assert co.staff_login("5678").ok
+    co.scan("4006381333931")
+    co.scan("4001234000039")
+    assert said(co.remove_line(3)) == (False, "there is no line 3")
+    assert said(co.remove_line(1)) == (True, "Removed Pen: total 9.99 EUR")
+    removed = Audit.select().where(Audit.action == "line_removed")
+    assert [(a.staff, a.subject, a.field, a.old, a.new) for a in removed] == [
+        ("C1", "PEN", "qty", "1", "0")
+    ]
+    assert said(co.set_quantity(1, "0")) == (True, "Removed Cable: total 0.00 EUR")
+    co.scan("4001234000039")
+    co.pay()
+    assert said(co.remove_line(1)) == (False, "Lines can only be removed while scanning")
+    assert said(co.cancel_payment())[0] is True and co.state.value == "scanning"
+    assert said(co.cancel_payment()) == (False, "No payment in progress")
+    out = co.cancel()
+    assert said(out) == (True, "Sale cancelled") and not co.cart
+    assert Audit.get(Audit.action == "abandoned_cart").staff == "C1"
+    assert {"remove": 1} in log and {"pay": "cancel"} in log
+
+
+def test_card_and_cash_together(till):
+    co, _, _ = till
+    co.scan("4001234000022")  # charger 19.99
+    assert said(co.tender_card("5.00")) == (False, "Enter the terminal's approval reference")
+    assert said(co.tender_card("25.00", "A1")) == (
+        False,
+        "A card cannot pay more than the 19.99 EUR due",
+    )
+    assert said(co.tender_card("5.00", "A1")) == (True, "Still to pay: 14.99 EUR")
+    assert said(co.tender_cash("5.00")) == (
+        True,
+        "Still to pay: 10.00 EUR",
+    )  # 9.99 -> 10.00 in cash
+    assert co.tender_cash("10.00").ok and co.last_posted.rounding == D("0.01")
+    assert co.last_posted.change == 0
