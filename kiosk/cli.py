@@ -23,6 +23,7 @@ from kiosk.config import load_file as load_config_file
 from kiosk.ledger.barcodes import BarcodeError
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.money import MoneyError
+from kiosk.strings import StringsError
 
 USER_ERRORS = (
     ConfigError,
@@ -32,6 +33,7 @@ USER_ERRORS = (
     ReplayError,
     numbers.NumberError,
     textfile.TextFileError,
+    StringsError,
 )
 
 
@@ -215,7 +217,11 @@ def config_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def config_check(file: Path) -> None:
     """Validate FILE; exit 2 naming the key and the reason if it is wrong."""
-    load_config_file(file)
+    config = load_config_file(file)
+    if config.ui.strings is not None:  # the screens' strings file is part of the config
+        from kiosk import strings  # noqa: PLC0415
+
+        strings.load(config.ui.strings)
     click.echo(f"{file}: ok")
 
 

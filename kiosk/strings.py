@@ -114,6 +114,8 @@ def load(path: Path | None = None) -> dict[str, str]:
         raise StringsError(str(exc)) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise StringsError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise StringsError(f"{path}: not valid TOML: nested too deeply") from None
     for key, value in data.items():
         if key not in DEFAULTS:
             raise StringsError(f"{path}: {key}: unknown string")

@@ -295,9 +295,25 @@ def test_file_refusals_name_the_file(ledger, tmp_path):
     assert str(info.value) == f"{bad}: line 2: unknown tax category 'Q' (have A, B, Z)"
 
 
-def test_a_file_keeps_line_breaks_inside_quotes_and_its_importer(ledger, tmp_path):
+def test_a_line_break_inside_quotes_is_read_as_csv_and_refused_in_a_name(ledger, tmp_path):
+    """A quoted line break is one field (the next row is line 4), but a name with a
+    control character would break receipts and screens: refused, naming the line."""
     path = tmp_path / "items.csv"
-    path.write_bytes(HEADER.encode() + b'S,"Two\r\nlines",1.00,A,each,,,,,\r\n')
+    path.write_bytes(
+        HEADER.encode()
+        + b'S,"Two\r\nlines",1.00,A,each,,,,,\r\n'
+        + b'T,"Tab\there",1.00,A,each,,,,,\r\n'
+        + b'U,"\xe2\x80\xaeevil",1.00,A,each,,,,,\r\n'
+        + b"V,Fine,1.00,A,each,,,,,\r\n"
+    )
+    with pytest.raises(CatalogFileError) as info:
+        catalog_csv.import_file(ledger, path, "S1")
+    assert info.value.problems == [
+        "line 3: name contains the control character U+000D",
+        "line 4: name contains the control character U+0009",
+        "line 5: name contains the control character U+202E",
+    ]
+    path.write_bytes(HEADER.encode() + b"V,Fine,1.00,A,each,,,,,\r\n")
     catalog_csv.import_file(ledger, path, "S1")
-    assert Item.get_by_id("S").name == "Two\r\nlines"
+    assert Item.get_by_id("V").name == "Fine"
     assert Audit.get(Audit.action == "catalog_import").staff == "S1"

@@ -22,7 +22,7 @@ from kiosk import numbers
 from kiosk.checkout.replay import ReplayError, replay
 from kiosk.checkout.session import Checkout
 from kiosk.config import ConfigError, parse
-from kiosk.ledger import catalog_csv, posting, sales, stock
+from kiosk.ledger import catalog_csv, posting, sales, staff, stock
 from kiosk.ledger.catalog_csv import CatalogFileError
 from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
 from kiosk.ledger.migrations import LATEST
@@ -471,8 +471,6 @@ def test_a_technician_sets_a_new_pin_after_the_pin_key_is_lost(tmp_path, _env): 
         f'[device]\nid = "till-01"\nstore = "s1"\n[ledger]\npath = "{tmp_path / "l.db"}"\n'
     )
     with Ledger.open(config) as ledger:
-        from kiosk.ledger import staff  # noqa: PLC0415
-
         assert staff.login(ledger, "5678", code="S1").code == "S1"
 
 
@@ -576,3 +574,56 @@ def test_broker_config_in_a_relative_folder_names_absolute_paths(tmp_path, _env)
     assert result.returncode == 0, result.stderr
     conf = (tmp_path / "brk" / "mosquitto.conf").read_text()
     assert f"password_file {tmp_path}/brk/passwd" in conf and "acl_file /" in conf
+
+
+def test_a_sale_cannot_total_more_than_one_amount_may(shop):
+    catalog_csv.import_text(shop, HEADER + "GOLD,Gold bar,9000000.00,A,each,,,,,\n")
+    co = Checkout(shop)
+    co.role = "staffed"
+    co.staff_login(pin="1234")
+    assert co.add_item("GOLD").ok
+    refused = co.add_item("GOLD")
+    assert not refused.ok and "at most 10000000" in refused.message
+    assert not co.set_quantity(1, "2").ok and not co.override_price(1, "10000000.01").ok
+    assert co.pay().ok and co.tender_card(None, "AUTH1").ok  # 9,000,000.00 in one tender
+    assert verify(shop) == []
+
+
+def test_pins_are_ascii_digits_and_toml_nesting_is_bounded(shop, tmp_path):
+    for pin in ("١٢٣٤", "１２３４"):
+        with pytest.raises(LedgerError, match="PIN must be 4 to 8 digits"):
+            staff.add(shop, "X1", "X", "cashier", pin, by=None)
+    deep = "a = " + "[" * 5000 + "]" * 5000
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse(deep, "k.toml")
+    strings_file = tmp_path / "s.toml"
+    strings_file.write_text(deep)
+    from kiosk import strings  # noqa: PLC0415
+
+    with pytest.raises(strings.StringsError, match="nested too deeply"):
+        strings.load(strings_file)
+
+
+def test_config_check_reads_the_screen_strings_file_too(tmp_path, _env):  # noqa: F811
+    config = tmp_path / "u.toml"
+    config.write_text(f'[ui]\nstrings = "{tmp_path / "missing.toml"}"\n')
+    assert_user_error(kiosk(_env, "config", "check", str(config)), "missing.toml")
+
+
+def test_provisioning_device_lists_refuse_what_would_collide(tmp_path):
+    from kiosk.provision import site  # noqa: PLC0415
+
+    devices = tmp_path / "devices.csv"
+
+    def problems_of(text: str) -> str:
+        devices.write_text(text, encoding="utf-8")
+        try:
+            _, problems = site._read_devices(devices)
+        except site.ProvisionError as exc:
+            return str(exc)
+        return "\n".join(problem for _, problem in problems)
+
+    assert "column(s) named twice: role" in problems_of("device,role,role\nt1,staffed,staffed\n")
+    assert "duplicate device TILL-01 (first on line 2)" in problems_of("device\ntill-01\nTILL-01\n")
+    assert "the GPIO pin must be a number" in problems_of("device,drawer\ntill-01,gpio:١٧\n")
+    assert "unreadable CSV" in problems_of("device,scanner\ntill-01," + "x" * 200_000 + "\n")

@@ -72,6 +72,7 @@ SUPERVISOR = ("supervisor",)
 _FULL_COUNT = (
     f"A count holds at most {numbers.MAX_EVENT_LINES} items: finish it, then start another"
 )
+_TOO_MUCH = f"A sale can total at most {numbers.MAX_MONEY}: pay for this part first"
 PROBE_EVERY_S = 30  # a full disk is probed for space this often (16 KiB written each time)
 SETTLE_EVERY_S = 30  # an unsettled card payment is asked about again this often
 ANY_STAFF = ("cashier", "supervisor", "technician")
@@ -273,6 +274,10 @@ class Checkout:
             return self._exchange_preview(self.payment.exchange)
         return self.cart.priced().total
 
+    def _too_much(self, more: Decimal) -> bool:
+        """Would the sale's total pass what one sale may total (kiosk.numbers)?"""
+        return self.cart.priced().total + more > numbers.MAX_MONEY
+
     def between_sales(self, action: Callable[[], object]) -> Outcome:
         """Run `action` (e.g. applying a new item master version) only while no sale is
         open: a cart keeps the prices it was scanned at until it is paid or abandoned."""
@@ -405,6 +410,8 @@ class Checkout:
             numbers.cart_quantity(qty + existing if amount is None else qty, item.unit)
         except ValueError as exc:
             return self._no(_sentence(exc))
+        if self._too_much(amount if amount is not None else qty * item.price):
+            return self._no(_TOO_MUCH)
         line = CartLine.from_item(item, qty, barcode, amount, lot)
         needs_check = not line.approved
         number = self.cart.add(line)
@@ -455,6 +462,8 @@ class Checkout:
             numbers.cart_quantity(value, current.unit)
         except ValueError as exc:
             return self._no(_sentence(exc))
+        if current.amount is None and self._too_much((value - current.qty) * current.price):
+            return self._no(_TOO_MUCH)
         if current.amount is not None:
             return self._no("A priced label cannot change quantity; scan it again")
         self.cart.update(line, qty=value)
@@ -675,6 +684,9 @@ class Checkout:
         return self._approved_override_price(line, value)
 
     def _approved_override_price(self, line: int, value: Decimal) -> Outcome:
+        before = self.cart.line(line)
+        if self._too_much((value - before.price) * before.qty):
+            return self._no(_TOO_MUCH)
         current = self.cart.update(line, price=value)
         total = self.cart.priced().total
         self._emit("cart", line=line, total=str(total))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,6 +57,7 @@ MASTER_COLUMNS = ("case_pack", "lead_time_days", "reorder_point", "safety_stock"
 ALL_COLUMNS = COLUMNS + MASTER_COLUMNS
 REQUIRED = ("sku", "name", "price", "tax")
 MAX_REPORTED = 200
+MAX_NAME = 120  # characters: the item table's name column, and what a receipt can wrap
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
 _TRUE = {"1", "yes", "true", "y"}
 _FALSE = {"0", "no", "false", "n"}
@@ -122,8 +124,10 @@ def _pairs(text: str, what: str) -> Iterator[tuple[str, int]]:
     for part in re.split(r"[;\s]+", text.strip()):
         if not part:
             continue
-        code, _, qty = part.partition("*")
+        code, star, qty = part.partition("*")
         if not qty:
+            if star:
+                raise ValueError(f"{what} {part!r}: a quantity must follow *")
             yield code, 1
             continue
         yield code, numbers.whole(qty, f"{what} {code}: quantity after *", minimum=1,
@@ -141,6 +145,11 @@ def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
             raise ValueError(f"{key} is empty")
     if not _SKU.fullmatch(get["sku"]):
         raise ValueError(f"sku {get['sku']!r} must be 1-32 letters, digits or . _ / -")
+    if len(get["name"]) > MAX_NAME:
+        raise ValueError(f"name is longer than {MAX_NAME} characters")
+    odd = next((c for c in get["name"] if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if odd is not None:  # control and format characters (NUL, ESC, bidi overrides)
+        raise ValueError(f"name contains the control character U+{ord(odd):04X}")
     unit_money = ledger.policy.unit
     price = _money(get["price"], "price", unit_money)
     cost = _money(get["cost"], "cost", Decimal("0.0001")) if get["cost"] else None
@@ -165,7 +174,11 @@ def _parse_row(ledger: Ledger, line: int, raw: dict[str, str]) -> Row:
         if key in barcodes:
             raise ValueError(f"barcode {code!r} is listed twice")
         barcodes[key] = pack
-    components = dict(_pairs(get["components"], "component"))
+    components: dict[str, int] = {}
+    for sku, qty in _pairs(get["components"], "component"):
+        if sku in components:
+            raise ValueError(f"component {sku} is listed twice")
+        components[sku] = qty
     if components and not get["kit"]:
         raise ValueError("components given but kit is empty")
     if get["kit"] and not components:

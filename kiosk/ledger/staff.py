@@ -31,7 +31,7 @@ from kiosk.ledger.models import Staff, utc_now
 
 ROLES = ("cashier", "supervisor", "technician")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-PIN_RE = re.compile(r"\d{4,8}")
+PIN_RE = re.compile(r"[0-9]{4,8}")  # ASCII digits: what the PIN pad can type
 CODE_RE = re.compile(r"[A-Za-z0-9]{1,16}")
 KEYED = "hmac-scrypt"  # hmac-scrypt$<key id>$n$r$p$<salt>$<digest>
 UNKEYED = "scrypt"  # scrypt$n$r$p$<salt>$<digest>, before the PIN key (still verified)

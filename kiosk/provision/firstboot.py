@@ -145,6 +145,8 @@ def apply(boot: Path, root: Path = Path("/")) -> list[str]:
         raise FirstBootError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise FirstBootError(f"{settings_file}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise FirstBootError(f"{settings_file}: not valid TOML: nested too deeply") from None
     except UnicodeDecodeError:
         raise FirstBootError(f"{source}: not UTF-8 text") from None
     _check_text(settings, settings_file)

@@ -137,6 +137,8 @@ def load_site(path: Path) -> Site:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProvisionError(str(path), [f"not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ProvisionError(str(path), ["not valid TOML: nested too deeply"]) from None
     problems = [
         f"{_line_of(text, loc)}{'.'.join(loc)}: control character {char} is not allowed"
         for loc, char in _control_characters(data, [])
@@ -233,8 +235,8 @@ def _printer(spec: str) -> dict[str, Any]:
 def _drawer(spec: str) -> dict[str, Any]:
     kind, _, pin = spec.partition(":")
     if kind == "gpio":
-        if pin and not pin.isdigit():
-            raise ValueError(f"drawer {spec!r}: the GPIO pin must be a number")
+        if pin and not re.fullmatch(r"[0-9]{1,2}", pin):
+            raise ValueError(f"drawer {spec!r}: the GPIO pin must be a number from 0 to 27")
         return {"kind": "gpio", **({"pin": int(pin)} if pin else {})}
     if kind in ("printer", "none") and not pin:
         return {"kind": kind}
@@ -265,6 +267,10 @@ def _read_devices(path: Path) -> tuple[list[Device], list]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise ProvisionError(str(path), ["line 1: the file is empty (needs a header row)"])
+    names = [c.strip() for c in reader.fieldnames]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ProvisionError(str(path), [f"line 1: column(s) named twice: {', '.join(twice)}"])
     unknown = [c for c in reader.fieldnames if c.strip() not in COLUMNS]
     if unknown or "device" not in [c.strip() for c in reader.fieldnames]:
         raise ProvisionError(
@@ -273,8 +279,14 @@ def _read_devices(path: Path) -> tuple[list[Device], list]:
     devices: list[Device] = []
     problems: list = []
     seen: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
+    rows: list[tuple[int, dict]] = []
+    try:
+        for raw in reader:
+            rows.append((reader.line_num, raw))
+    except csv.Error as exc:  # e.g. a field past the csv module's 128 KiB limit
+        problem = f"line {reader.line_num}: unreadable CSV: {exc}"
+        raise ProvisionError(str(path), [problem]) from None
+    for line, raw in rows:
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
         try:
             for column, value in row.items():
@@ -288,8 +300,9 @@ def _read_devices(path: Path) -> tuple[list[Device], list]:
                 raise ValueError(
                     f"device {device!r} is reserved (the shop controller's broker user)"
                 )
-            if device in seen:
-                raise ValueError(f"duplicate device {device} (first on line {seen[device]})")
+            if device.casefold() in seen:  # bundles land on FAT: TILL-01 is till-01 there
+                first = seen[device.casefold()]
+                raise ValueError(f"duplicate device {device} (first on line {first})")
             role = row.get("role") or "self-checkout"
             if role not in ("self-checkout", "staffed", "mobile-cart"):
                 raise ValueError(f"role {role!r} must be self-checkout, staffed or mobile-cart")
@@ -307,7 +320,7 @@ def _read_devices(path: Path) -> tuple[list[Device], list]:
                     drawer=_drawer(row.get("drawer") or "gpio"),
                 )
             )
-            seen[device] = line
+            seen[device.casefold()] = line
         except ValueError as exc:
             problems.append((line, f"line {line}: {exc}"))
     if not devices and not problems:
