@@ -277,3 +277,122 @@ def test_resync_requests():
         "from_seq 0 is out of range 1..2147483647"
     )
     assert refused(topics.parse_resync, b'{"v": 1}') == "from_seq must be an integer"
+
+
+# ---------------------------------------------------------------- the controller's apply path
+
+
+def message(topic: str, data, mid: int = 1):
+    import paho.mqtt.client as mqtt
+
+    m = mqtt.MQTTMessage(mid, topic.encode())
+    m.payload = data if isinstance(data, bytes) else json.dumps(data).encode()
+    m.qos = 1
+    return m
+
+
+@pytest.fixture
+def controller(tmp_path):
+    """The real controller on its own store, with a real paho client that is not
+    connected (acknowledgements and level publishes go nowhere)."""
+    from kiosk.config import parse
+    from kiosk.mqtt.controller import Controller
+
+    config = parse('[device]\nid = "hq"\nstore = "store-042"\n')
+    c = Controller(config, str(tmp_path / "controller.db"))
+    yield c
+    c.db.close()
+
+
+def stock_event(device: str, seq: int, moves, kind="sale", **extra) -> dict:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"v": 1, "device": device, "seq": seq, "id": f"{device}:{seq}", "ts": now,
+            "kind": kind, "txn": f"{device}-{seq}", "moves": [{"sku": s, "delta": d} for s, d in moves],
+            **extra}  # fmt: skip
+
+
+def test_the_apply_path_applies_skips_and_dead_letters(controller):
+    from kiosk.mqtt import store
+
+    root = "shop/store-042"
+    first = stock_event("till-01", 1, [("PEN", -3), ("INK", -1)])
+    changed = controller.apply_batch([
+        message(f"{root}/kiosk/till-01/stock", first, 1),
+        message(f"{root}/kiosk/till-02/stock", stock_event("till-02", 1, [("PEN", 5)], "receive"), 2),
+        message(f"{root}/kiosk/till-01/stock", b"junk", 3),
+        message(f"{root}/kiosk/till-01/stock", stock_event("till-01", 2, [("PEN", 1)], "theft"), 4),
+        message(f"{root}/kiosk/till-02/stock", stock_event("till-01", 3, [("PEN", 1)]), 5),
+    ])  # fmt: skip
+    assert changed == {"PEN", "INK"}
+    levels = {lv.sku: lv.on_hand for lv in store.StockLevel.select()}
+    assert levels == {"PEN": 2, "INK": -1}  # -2 - 1 + 5
+    assert (controller.applied, controller.dead, controller.duplicates) == (2, 3, 0)
+    dead = {(d.topic[len(root) :], d.device, d.seq) for d in store.DeadLetter.select()}
+    assert dead == {
+        ("/kiosk/till-01/stock", None, None),  # junk: nothing can be read
+        ("/kiosk/till-01/stock", "till-01", 2),  # an unknown kind, but its seq is known
+        ("/kiosk/till-02/stock", None, None),  # till-01's event on till-02's topic
+    }
+    # The same event again: a duplicate, nothing changes; other content: a conflict.
+    again = controller.apply_batch([message(f"{root}/kiosk/till-01/stock", first, 6)])
+    assert again == set() and (controller.applied, controller.duplicates) == (2, 1)
+    other = stock_event("till-01", 1, [("PEN", -9)])
+    assert controller.apply_batch([message(f"{root}/kiosk/till-01/stock", other, 7)]) == set()
+    conflict = store.DeadLetter.select().order_by(store.DeadLetter.id.desc()).get()
+    assert conflict.error == "conflict: till-01:1 was applied before with other content"
+    assert (conflict.device, conflict.seq) == (None, None)  # not a gap to skip: it was applied
+    assert {lv.sku: lv.on_hand for lv in store.StockLevel.select()} == {"PEN": 2, "INK": -1}
+    assert controller.dead == 4
+    # A status is recorded; one from the wrong device is dead-lettered.
+    status = {"v": 1, "device": "till-01", "online": True, "ts": stock_event("x", 1, [])["ts"],
+              "outbox": 3, "printer": "paper_out", "seq": 2}  # fmt: skip
+    controller.apply_batch([message(f"{root}/kiosk/till-01/status", status, 8)])
+    state = store.KioskState.get_by_id("till-01")
+    assert (state.online, state.outbox, state.printer, state.reported_seq) == (
+        True,
+        3,
+        "paper_out",
+        2,
+    )
+    controller.apply_batch([message(f"{root}/kiosk/till-02/status", status, 9)])
+    assert controller.dead == 5
+    # The watermark passes over seq 2, which was refused for good.
+    assert store.advance_watermark("till-01") == (2, None)
+    assert store.advance_watermark("till-02") == (1, None)
+
+
+def test_the_same_dead_letter_counts_up(controller):
+    from kiosk.mqtt import store
+
+    for mid in (1, 2, 3):
+        controller.apply_batch([message("shop/store-042/kiosk/till-01/stock", b"junk", mid)])
+    (row,) = store.DeadLetter.select()
+    assert row.times == 3 and controller.dead == 3
+
+
+def test_counts_in_the_store_by_hand(tmp_path):
+    from kiosk.mqtt import store
+
+    store.open_store(str(tmp_path / "s.db"))
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    def ev(device, seq, moves=(), kind="sale", minutes=0, **extra):
+        data = event(device=device, seq=seq, id=f"{device}:{seq}", kind=kind, txn="t",
+                     moves=[{"sku": s, "delta": d} for s, d in moves],
+                     ts=(now - timedelta(minutes=10 - minutes)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                     **extra)  # fmt: skip
+        return topics.parse_stock_event(raw(data), device, now)
+
+    assert store.apply_event(ev("a", 1, [("PEN", 10)], "receive", 0), now) == {"PEN"}
+    assert store.apply_event(ev("a", 1, [("PEN", 10)], "receive", 0), now) is None  # again
+    at = (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    count = ev("b", 1, kind="count", minutes=5, counted={"PEN": 7}, counted_at={"PEN": at})
+    sale_before = ev("a", 2, [("PEN", -1)], minutes=7)  # after the count (a later time)
+    sale_earlier = ev("c", 1, [("PEN", -2)], minutes=9)  # after it too
+    outcome = store.apply_events([count, sale_before, sale_earlier], now)
+    assert [e.id for e in outcome.fresh] == ["b:1", "a:2", "c:1"]
+    # 7 counted at minute 5; a's sale at minute 7 came after it; c's at minute 9 too.
+    assert store.StockLevel.get_by_id("PEN").on_hand == 4
+    late = ev("c", 2, [("PEN", -3)], minutes=2)  # made before the count (minute 2): absorbed
+    assert store.apply_events([late], now).changed == set()
+    assert store.StockLevel.get_by_id("PEN").on_hand == 4
