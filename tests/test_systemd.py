@@ -4,18 +4,21 @@ the controller speak sd_notify: READY, then watchdog pings from their main loops
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.mqtt_env import Mosquitto, wait_until
+from tests.mqtt_env import Mosquitto, free_port, wait_until
 from tests.ui_driver import KioskUI, Xvfb
 
 UNITS = Path(__file__).parent.parent / "systemd"
@@ -171,3 +174,153 @@ def test_image_recipe_wheel_step_from_a_fresh_clone(tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     wheel_in(absolute)
+
+
+# ---------------------------------------------------------------- the boot test's power cut
+
+POWERCUT_SH = REPO / "image" / "powercut.sh"
+
+
+def _powercut():
+    """image/powercut.py, the boot test's host side (image/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("powercut", REPO / "image" / "powercut.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_power_cut_session_reports_each_committed_sale(tmp_path):
+    """The boot test's selling session (image/powercut.sh, which runs inside the VM), run
+    here on a scratch ledger with till-01's provisioned config and a real Mosquitto: each
+    sale appears as a PAID line once committed, the kiosk's own publisher sends them and
+    its birth status to the test's broker, and the check mode lists exactly the ledger's
+    sales and verifies. The host side (image/powercut.py) reads those lines."""
+    kiosk = Path(sys.executable).parent / "kiosk"
+    site = REPO / "provisioning"
+    built = subprocess.run([str(kiosk), "provision", "build", str(site / "site.example.toml"),
+                            str(site / "devices.example.csv"), "--out", str(tmp_path / "bundles"),
+                            "--broker-dir", str(tmp_path / "broker")],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed: apt-get install mosquitto")
+    port = free_port()
+    (tmp_path / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        + ("user root\n" if os.geteuid() == 0 else "")
+    )
+    broker = subprocess.Popen(["mosquitto", "-c", str(tmp_path / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "mqtt.log"
+    subscriber = None
+    sync_pid = None
+    try:
+
+        def listening():
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, 10, what="mosquitto to listen")
+        subscriber = subprocess.Popen([sys.executable, str(REPO / "image" / "powercut.py"),
+                                       "subscribe", str(port), str(log)])  # fmt: skip
+        probe = subprocess.run([sys.executable, "-c", (
+            "import sys, paho.mqtt.publish as p; "
+            "p.single('shop/probe/kiosk/probe/status', '{}', qos=1, retain=True, "
+            "hostname='127.0.0.1', port=int(sys.argv[1]))"), str(port)],
+            capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert probe.returncode == 0, probe.stderr
+        wait_until(lambda: log.exists() and "probe" in log.read_text(), 20,
+                   what="the subscriber to subscribe")  # fmt: skip
+        console = tmp_path / "console"
+        env = {**os.environ, "KIOSK": str(kiosk), "PYTHON": sys.executable,
+               "CONFIG": str(tmp_path / "bundles" / "till-01" / "kiosk.toml"),
+               "DB": str(tmp_path / "ledger.db"), "CONSOLE": str(console),
+               "RUN": str(tmp_path / "run"), "BROKER_HOST": "127.0.0.1",
+               "BROKER_PORT": str(port), "SALES": "4", "WAIT_FOR": "", "AS": ""}  # fmt: skip
+        sold = subprocess.run(["sh", str(POWERCUT_SH), "sell"], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        sync_pid = int((tmp_path / "run" / "sync.pid").read_text())
+        assert sold.returncode == 0, sold.stderr
+        text = console.read_text()
+        receipts = ["till-01-000001", "till-01-000002", "till-01-000003", "till-01-000004"]
+        assert [line for line in text.splitlines() if line.startswith("PAID")] == [
+            f"PAID {number} #" for number in receipts
+        ], text
+        powercut = _powercut()
+        assert powercut.paid(text) == receipts
+        with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as db:
+            rows = db.execute("SELECT number, kind, total, change FROM txn ORDER BY id").fetchall()
+        # Every third sale is two items paid with 5.00: 2.00, change 3.00.
+        assert rows == [
+            ("till-01-000001", "sale", "1.00", "0.00"),
+            ("till-01-000002", "sale", "1.00", "0.00"),
+            ("till-01-000003", "sale", "2.00", "3.00"),
+            ("till-01-000004", "sale", "1.00", "0.00"),
+        ]
+
+        def published():
+            events = powercut.messages(log.read_text())
+            txns = {body.get("txn") for _, _, topic, body in events if topic.endswith("/stock")}
+            status = "shop/store-042/kiosk/till-01/status"
+            online = [body for _, _, topic, body in events if topic == status and body["online"]]
+            return txns >= set(receipts) and online
+
+        wait_until(published, 60, what="the sales and the birth status at the test's broker")
+        console.write_text("")
+        checked = subprocess.run(["sh", str(POWERCUT_SH), "check"], env=env,
+                                 capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        assert powercut.ledger(console.read_text()) == (receipts, "ok"), console.read_text()
+    finally:
+        for process in (subscriber, broker):
+            if process is not None:
+                process.kill()
+                process.wait(10)
+        if sync_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sync_pid, 9)
+
+
+def test_power_cut_verdict():
+    """What the boot test concludes from its logs, on logs written out by hand."""
+    powercut = _powercut()
+    sell = (
+        "\x1b[0;32mPAID till-01-000001 #\x1b[0m\r\nPAID till-01-000002 #\r\n"
+        "PAID till-01-000003 [  OK  ] Started\r\n"
+    )  # a broken line is no receipt
+    check = "LEDGER till-01-000001 #\nLEDGER till-01-000002 #\nLEDGER till-01-000003 #\nVERIFY ok\n"
+    status = "shop/store-042/kiosk/till-01/status"
+    mqtt = (f'100.0 0 {status} {{"online": true}}\n'
+            '100.2 0 shop/store-042/kiosk/till-01/stock {"txn": "till-01-000001"}\n'
+            f'146.0 0 {status} {{"online": false}}\n')  # fmt: skip
+    assert powercut.paid(sell) == ["till-01-000001", "till-01-000002"]
+    assert powercut.verdict(sell, check, mqtt, 100.5, 30) == []
+    lost = powercut.verdict(sell, "LEDGER till-01-000001 #\nVERIFY ok\n", mqtt, 100.5, 30)
+    assert lost == ["reported paid, missing after the cut: till-01-000002"]
+    assert powercut.verdict(sell, check.replace("VERIFY ok", "VERIFY failed"), mqtt, 100.5, 30) == [
+        "ledger verify failed after the cut"
+    ]
+    assert powercut.verdict(sell, check.replace("VERIFY ok", ""), mqtt, 100.5, 30) == [
+        "the guest never reported ledger verify"
+    ]
+    closed = mqtt.replace("146.0 0", "100.9 0")
+    assert powercut.verdict(sell, check, closed, 100.5, 30) == [
+        "offline 0.4 s after the cut: the connection was closed, not silent "
+        "(not what a power cut does)"
+    ]
+    assert powercut.verdict(sell, check, mqtt.replace("146.0 0", "190.0 0"), 100.5, 30) == [
+        "offline only 89.5 s after the cut (keepalive 30 s)"
+    ]
+    no_will = "\n".join(mqtt.splitlines()[:2])
+    assert powercut.verdict(sell, check, no_will, 100.5, 30) == [
+        "no offline status (last will) within 75 s of the cut"
+    ]
+    unsent = mqtt.replace("till-01-000001", "till-01-000009")
+    assert powercut.verdict(sell, check, unsent, 100.5, 30) == [
+        "sent to the broker, missing after the cut: till-01-000009"
+    ]
+    assert powercut.verdict("", check, "", 100.5, 30) == [
+        "no sale was reported paid before the cut",
+        "the host's broker never saw the kiosk online before the cut",
+        "no offline status (last will) within 75 s of the cut",
+    ]
