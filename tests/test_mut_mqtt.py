@@ -396,3 +396,12 @@ def test_counts_in_the_store_by_hand(tmp_path):
     late = ev("c", 2, [("PEN", -3)], minutes=2)  # made before the count (minute 2): absorbed
     assert store.apply_events([late], now).changed == set()
     assert store.StockLevel.get_by_id("PEN").on_hand == 4
+
+
+def test_without_a_clock_given_this_machines_clock_limits_the_future():
+    far = "2099-01-01T00:00:00.000000Z"
+    with pytest.raises(PayloadError, match="is in the future"):
+        topics.parse_kiosk_status(status(ts=far))
+    with pytest.raises(PayloadError, match="is in the future"):
+        topics.parse_stock_event(raw(event(ts=far)))
+    assert topics.parse_kiosk_status(status(printer="offline"), "till-01", NOW).printer == "offline"
