@@ -269,6 +269,12 @@ def test_a_postgresql_store_made_by_the_previous_version_is_migrated(postgres):
     db = store.open_store(postgres)
     try:
         check_migrated(db)
+        # Schema 3: levels, moves and counts are 64-bit (INTEGER overflowed at 2^31-1).
+        store.StockLevel.update(on_hand=store.StockLevel.on_hand + 2**33).execute()
+        assert store.StockLevel.get_by_id("PEN").on_hand == 37 + 2**33
+        with db.atomic():
+            store.apply_events([event(9, "receive", [("PEN", 10**6)], T0)], datetime.now(UTC))
+        assert store.StockLevel.get_by_id("PEN").on_hand == 37 + 2**33 + 10**6
     finally:
         db.close()
 
@@ -368,7 +374,7 @@ def _check_item_master_migrated(db) -> None:
     from kiosk.mqtt import master  # noqa: PLC0415
     from tests.conftest import CATALOG  # noqa: PLC0415
 
-    assert store.schema_version(db) == store.SCHEMA_VERSION == 2
+    assert store.schema_version(db) == store.SCHEMA_VERSION == 3
     state = store.KioskState.get_by_id("till-01")
     assert (state.applied_to, state.catalog_version, state.catalog_error) == (7, None, None)
     rules = master.rules(parse(""))

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     Database,
@@ -57,7 +58,7 @@ store_db = DatabaseProxy()
 # 0: the first schema (no version kept); 1: event digests and clock marks, the latest
 # count's device and seq, dead letters counted by content; 2: the item master (items,
 # versions, the audit trail of changes, scheduled changes) and each kiosk's version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock was synchronised
 
 
@@ -90,7 +91,7 @@ class Move(StoreModel):
     seq = IntegerField()
     sku = CharField(max_length=32)
     kind = CharField(max_length=10)
-    delta = IntegerField()
+    delta = BigIntegerField()
     at = CharField(max_length=32)
     clock = CharField(max_length=8, null=True)  # the event's clock mark
 
@@ -102,13 +103,13 @@ class CountRecord(StoreModel):
     device = CharField(max_length=32)
     seq = IntegerField()
     sku = CharField(max_length=32)
-    qty = IntegerField()
+    qty = BigIntegerField()
     at = CharField(max_length=32)
 
 
 class StockLevel(StoreModel):
     sku = CharField(max_length=32, primary_key=True)
-    on_hand = IntegerField(default=0)
+    on_hand = BigIntegerField(default=0)
     count_at = CharField(max_length=32, null=True)  # the latest count that set it
     count_device = CharField(max_length=32, null=True)  # ... which device counted
     count_seq = IntegerField(null=True)  # ... and that device's seq for the count
@@ -322,6 +323,19 @@ def _migrate(db: Database, version: int) -> None:
             if missing(KioskState, column)
         ]
         migrate(*steps)
+    if version < 3 and not isinstance(db, SqliteDatabase):
+        # Levels, moves and counts in 64 bits: PostgreSQL's INTEGER stops at 2^31-1, which
+        # ~2,148 receipts of the largest size reach (SQLite's integers are 64-bit already).
+        migrate(
+            *(
+                migrator.alter_column_type(model._meta.table_name, column, BigIntegerField())
+                for model, column in (
+                    (Move, "delta"),
+                    (CountRecord, "qty"),
+                    (StockLevel, "on_hand"),
+                )
+            )
+        )
 
 
 class Outcome(NamedTuple):
