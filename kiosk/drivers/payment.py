@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,24 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("approved", "declined", "aborted", "failed", "unknown")
+# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN). The same
+# pattern as `kiosk ledger verify` (kiosk/ledger/payments.CARD_NUMBER; a test keeps
+# them equal): whatever a terminal's text holds, nothing that looks like one is shown,
+# logged or stored.
+CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+MAX_TEXT = 200  # a terminal text kept for the screen, the log or the journal
+
+
+def mask_card_numbers(text: str, limit: int | None = MAX_TEXT) -> str:
+    """`text` with every card-number-like run replaced by "*" and its last 4 digits,
+    and cut to `limit` characters."""
+
+    def _mask(match: re.Match) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return "*" * (len(digits) - 4) + digits[-4:]
+
+    masked = CARD_NUMBER.sub(_mask, str(text))
+    return masked if limit is None else masked[:limit]
 
 
 class TerminalError(Exception):
@@ -46,6 +65,9 @@ class Update:
     status: str = ""
     texts: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        object.__setattr__(self, "texts", tuple(mask_card_numbers(t, None) for t in self.texts))
+
 
 @dataclass(frozen=True)
 class TerminalResult:
@@ -61,6 +83,14 @@ class TerminalResult:
     customer_receipt: tuple[str, ...] = ()
     merchant_receipt: tuple[str, ...] = ()
     admin_receipt: tuple[str, ...] = ()
+
+    def __post_init__(self):  # the terminal's texts never carry a card number further
+        object.__setattr__(self, "message", mask_card_numbers(self.message, 4 * MAX_TEXT))
+        for name in ("customer_receipt", "merchant_receipt", "admin_receipt"):
+            lines = tuple(mask_card_numbers(line, None) for line in getattr(self, name))
+            object.__setattr__(self, name, lines)
+        if self.card_name is not None:
+            object.__setattr__(self, "card_name", mask_card_numbers(self.card_name, 40))
 
     @property
     def approved(self) -> bool:

@@ -167,7 +167,12 @@ def encode_ber_length(length: int) -> bytes:
     return bytes((0x82,)) + length.to_bytes(2, "big")
 
 
-def parse_tlv(data: bytes) -> tuple[Tlv, ...]:
+MAX_TLV_DEPTH = 8  # the spec nests 3 deep; a terminal that nests further is refused
+
+
+def parse_tlv(data: bytes, depth: int = 0) -> tuple[Tlv, ...]:
+    if depth >= MAX_TLV_DEPTH:
+        raise ZvtError(f"TLV nested deeper than {MAX_TLV_DEPTH} levels")
     items = []
     at = 0
     while at < len(data):
@@ -177,7 +182,7 @@ def parse_tlv(data: bytes) -> tuple[Tlv, ...]:
         if start + length > len(data):
             raise ZvtError(f"TLV {tag:x} of {length} bytes runs past the data")
         value = bytes(data[start : start + length])
-        items.append(Tlv(tag, value, parse_tlv(value) if constructed else ()))
+        items.append(Tlv(tag, value, parse_tlv(value, depth + 1) if constructed else ()))
         at = start + length
     return tuple(items)
 

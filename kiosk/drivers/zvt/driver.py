@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from kiosk.drivers.payment import TerminalResult, Update, _quiet
+from kiosk.drivers.payment import TerminalResult, Update, _quiet, mask_card_numbers
 from kiosk.drivers.zvt import codec
 from kiosk.drivers.zvt.codec import Apdu, Receipts, StatusInfo, ZvtError
 from kiosk.drivers.zvt.transport import LinkError, LinkTimeout
@@ -62,16 +62,16 @@ class ZvtTerminal:
 
     def authorize(self, amount: Decimal, listener=_quiet) -> TerminalResult:
         apdu = codec.authorization(self._minor(amount), self.currency)
-        return self._run("payment", apdu, listener, unknown_if_lost=True)
+        return self._run("payment", apdu, listener, unknown_if_lost=True, money="amount")
 
     def reverse(self, receipt_no: str | None, listener=_quiet) -> TerminalResult:
         number = int(receipt_no) if receipt_no else None
         apdu = codec.reversal(self.password, number)
-        return self._run("reversal", apdu, listener, unknown_if_lost=True)
+        return self._run("reversal", apdu, listener, unknown_if_lost=True, money="receipt")
 
     def refund(self, amount: Decimal, listener=_quiet) -> TerminalResult:
         apdu = codec.refund(self.password, self._minor(amount), self.currency)
-        return self._run("refund", apdu, listener, unknown_if_lost=True)
+        return self._run("refund", apdu, listener, unknown_if_lost=True, money="amount")
 
     def end_of_day(self, listener=_quiet) -> TerminalResult:
         return self._run("end of day", codec.end_of_day(self.password), listener)
@@ -147,11 +147,13 @@ class ZvtTerminal:
         if self.ecr_prints:
             config |= codec.ECR_PRINTS_PAYMENT | codec.ECR_PRINTS_ADMIN | codec.ECR_PRINT_TYPE
         apdu = codec.registration(self.password, config, self.currency)
-        result = self._exchange("registration", apdu, _quiet, unknown_if_lost=False)
+        # Registration is quick: a terminal that streams instead does not hold it long.
+        limit = min(self.idle_timeout, self.ack_timeout * 2)
+        result = self._exchange("registration", apdu, _quiet, unknown_if_lost=False, limit=limit)
         self.registered = result.approved
         return result
 
-    def _run(self, what, apdu, listener, unknown_if_lost=False, ack_ends=False):
+    def _run(self, what, apdu, listener, unknown_if_lost=False, ack_ends=False, money=None):
         with self._lock:
             self._abort.clear()
             self._busy = True
@@ -161,7 +163,8 @@ class ZvtTerminal:
                 except LinkError as exc:  # nothing was sent: nothing happened
                     self.link.close()
                     return self._finish(TerminalResult("failed", str(exc)))
-                return self._finish(self._exchange(what, apdu, listener, unknown_if_lost, ack_ends))
+                result = self._exchange(what, apdu, listener, unknown_if_lost, ack_ends, money)
+                return self._finish(result)
             finally:
                 self._busy = False
 
@@ -171,11 +174,17 @@ class ZvtTerminal:
         return result
 
     def _send(self, apdu: Apdu) -> None:
-        log.debug("ECR -> PT %r", apdu)
+        log.debug("ECR -> PT %s (%d bytes)", apdu.command.hex(), len(apdu.data))
         self.link.send(apdu)
 
-    def _exchange(self, what, apdu, listener, unknown_if_lost=False, ack_ends=False):
-        """Send one command and follow it to its end. Runs with the lock held."""
+    def _exchange(
+        self, what, apdu, listener, unknown_if_lost=False, ack_ends=False, money=None, limit=None
+    ):
+        """Send one command and follow it to its end. Runs with the lock held.
+        `money`: the command moves money ("amount": authorization, refund; "receipt":
+        reversal), so only a parsed status with result 00, a receipt number (and the
+        amount) approves it; anything less is "unknown". `limit`: the whole command's
+        time (default the payment timeout), whatever the terminal keeps sending."""
         lost = "unknown" if unknown_if_lost else "failed"
         try:
             self._send(apdu)
@@ -191,41 +200,59 @@ class ZvtTerminal:
         if ack_ends and first.command == b"\x80\x00":
             return TerminalResult("approved", f"{what} done")
         pending = [] if first.command == b"\x80\x00" else [first]
-        return self._follow(what, listener, pending, lost)
+        result = self._follow(what, listener, pending, lost, limit or self.idle_timeout)
+        return self._checked(what, result, money, lost)
 
-    def _follow(self, what, listener, pending, lost) -> TerminalResult:
+    def _checked(self, what, result, money, lost) -> TerminalResult:
+        """A money command is approved only with the references a reversal needs."""
+        if money is None or not result.approved:
+            return result
+        missing = None
+        if result.receipt_no is None:
+            missing = "no receipt number"
+        elif money == "amount" and result.amount is None:
+            missing = "no amount"
+        if missing is None:
+            return result
+        log.warning("%s: the terminal said approved with %s: not known", what, missing)
+        return TerminalResult(
+            "unknown",
+            f"{what}: the terminal said approved but sent {missing}",
+            code=result.code,
+            amount=result.amount,
+            terminal_id=result.terminal_id,
+        )
+
+    def _follow(self, what, listener, pending, lost, limit) -> TerminalResult:
         status: StatusInfo | None = None
+        bad_status = False  # a status we could not read: its result is not known
         receipts = Receipts()
         lines: list[str] = []
         line_type: int | None = None
         abort_sent = False
-        quiet_since = time.monotonic()
+        started = time.monotonic()
+        abort_at = None
         while True:
             if pending:
                 message = pending.pop(0)
             else:
-                if self._abort.is_set() and not abort_sent:
-                    abort_sent = True
-                    self._abort_now()
-                waited = time.monotonic() - quiet_since
-                limit = self.idle_timeout + (self.ack_timeout * 2 if abort_sent else 0)
-                if waited > limit:
-                    if not abort_sent:  # the terminal went silent: try to stop it
-                        abort_sent = True
-                        self._abort_now()
-                        quiet_since = time.monotonic() - self.idle_timeout
-                        continue
+                now = time.monotonic()
+                if abort_sent and now - abort_at > self.ack_timeout * 2:
+                    # The abort did not end it: the whole command is bounded, whatever
+                    # the terminal keeps sending. What happened to the money is not known.
                     self.link.close()
-                    return TerminalResult(lost, f"{what}: the terminal stopped answering")
+                    return TerminalResult(lost, f"{what}: the terminal stopped answering in time")
+                if not abort_sent and (self._abort.is_set() or now - started > limit):
+                    abort_sent, abort_at = True, now
+                    self._abort_now()
                 try:
                     message = self.link.receive(SLICE_S)
                 except LinkTimeout:
                     continue
                 except LinkError as exc:
-                    return self._lost(what, status, lost, exc)
-            quiet_since = time.monotonic()
-            log.debug("PT -> ECR %r", message)
+                    return self._lost(what, status, lost, exc, bad_status)
             command = message.command
+            log.debug("PT -> ECR %s (%d bytes)", command.hex(), len(message.data))
             try:
                 if command in (b"\x80\x00", b"\x84\x00") or message.cls == 0x84:
                     continue  # the answer to our abort
@@ -246,25 +273,35 @@ class ZvtTerminal:
                     receipts.add(block.receipt_type, block.lines)
                     listener(Update("print", texts=block.lines))
                 elif command == b"\x04\x0f":
+                    status = None  # a bad one replaces what an earlier one said
+                    bad_status = True
                     status = codec.parse_status(message.data)
+                    bad_status = False
                     if status.terminal_id:
                         self.terminal_id = status.terminal_id
                 elif command == b"\x06\x0f":
                     self._completion_fields(message.data)
                     if lines:
                         receipts.add(line_type, lines)
+                    if bad_status:
+                        return TerminalResult(lost, f"{what}: the terminal's result was unreadable")
                     return self._completed(what, status, receipts)
                 elif command == b"\x06\x1e":
                     code = message.data[0] if message.data else None
+                    if bad_status or (status is not None and status.result == 0):
+                        # "approved" then "aborted", or a result we could not read
+                        return TerminalResult(
+                            lost, f"{what}: the terminal's answers contradict each other"
+                        )
                     return self._aborted(what, status, code, abort_sent, receipts)
                 else:
                     log.info(
                         "terminal sent %s during %s: acknowledged, ignored", command.hex(), what
                     )
             except ZvtError as exc:
-                log.warning("terminal sent a bad %s: %s", command.hex(), exc)
+                log.warning("terminal sent a bad %s: %s", command.hex(), mask_card_numbers(exc))
             except LinkError as exc:
-                return self._lost(what, status, lost, exc)
+                return self._lost(what, status, lost, exc, bad_status)
 
     def _completion_fields(self, data: bytes) -> None:
         """A completion may carry the terminal id (registration does) and more."""
@@ -283,8 +320,13 @@ class ZvtTerminal:
         except LinkError as exc:
             log.warning("abort could not be sent: %s", exc)
 
-    def _lost(self, what, status, lost, exc) -> TerminalResult:
-        if status is not None and status.result == 0 and status.receipt_no is not None:
+    def _lost(self, what, status, lost, exc, bad_status=False) -> TerminalResult:
+        if (
+            not bad_status
+            and status is not None
+            and status.result == 0
+            and status.receipt_no is not None
+        ):
             # The result came before the link dropped: it is known.
             return self._result("approved", f"{what} approved", status, Receipts())
         return TerminalResult(lost, f"{what}: {exc}")
