@@ -1031,7 +1031,7 @@ def hw_drawer(mock: bool) -> None:
 def hw_payment(end_of_day: bool, log_off: bool) -> None:
     """Check the card terminal: registration (password, currency) and a diagnosis.
     Exit 1 when the terminal does not answer or refuses."""
-    from kiosk.drivers.payment import TerminalError, make_terminal  # noqa: PLC0415
+    from kiosk.drivers.payment import TerminalError, TerminalResult, make_terminal  # noqa: PLC0415
 
     config = get_config()
     if config.payment.kind == "manual":
@@ -1047,7 +1047,10 @@ def hw_payment(end_of_day: bool, log_off: bool) -> None:
         steps.append(("log-off", terminal.log_off))
     failed = False
     for name, step in steps:
-        result = step()
+        try:
+            result = step()
+        except Exception as exc:  # noqa: BLE001 - a hostile terminal: one line, exit 1
+            result = TerminalResult("failed", f"terminal error: {type(exc).__name__}: {exc}")
         click.echo(f"{name}: {result.outcome} ({result.message})")
         for line in result.admin_receipt:
             click.echo(f"  | {line}")
@@ -1253,6 +1256,8 @@ def payment_resolve(db_path: Path | None, payment_id: int, staff_code: str, reas
     from kiosk.ledger.core import LedgerError  # noqa: PLC0415
     from kiosk.ledger.sales import require_role  # noqa: PLC0415
 
+    if not 1 <= payment_id <= 2**62:
+        raise UserError(f"no payment {payment_id} in the journal")
     ledger = open_ledger(db_path)
     try:
         require_role(staff_code, "supervisor")
@@ -1260,6 +1265,19 @@ def payment_resolve(db_path: Path | None, payment_id: int, staff_code: str, reas
     except LedgerError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"resolved: {payments.describe(row)}")
+
+
+@payment_group.command("scrub")
+@config_option
+@db_option
+def payment_scrub(db_path: Path | None) -> None:
+    """Mask card numbers that a terminal's free text left in the journal's notes (an
+    earlier version stored them): what `kiosk ledger verify` reports as a card number."""
+    from kiosk.ledger import payments  # noqa: PLC0415
+
+    ledger = open_ledger(db_path)
+    changed = payments.scrub_card_numbers(ledger)
+    click.echo(f"{changed} journal note(s) masked")
 
 
 def main() -> None:

@@ -767,6 +767,10 @@ class Checkout:
         """A card payment. With a connected terminal (ZVT) the kiosk sends it the amount
         and follows it (`terminal_poll`); with a manual one, staff type the approval
         reference the terminal shows. Only references are recorded, never the card."""
+        if reference and payments.looks_like_card_number(reference):
+            return self._no(  # never stored, nor logged in the session log
+                "That looks like a card number: type the terminal's approval reference"
+            )
         entry: dict[str, Any] = {"card": str(amount) if amount is not None else None}
         if reference:
             entry["ref"] = reference
@@ -870,6 +874,8 @@ class Checkout:
         pid, value = context
         self._journal(payments.record_outcome, self.ledger, pid, result)
         self.terminal_status, self.terminal_texts = result.outcome, ()
+        if result.approved and result.amount != value:
+            return self._wrong_amount(pid, value, result)
         if result.approved:
             return self._card_approved(result, value)
         if result.outcome == "unknown":
@@ -886,6 +892,35 @@ class Checkout:
         if result.outcome == "aborted":
             return self._no("Card payment cancelled. Try again or pay another way")
         return self._no(f"Card declined ({result.message}). Try again or pay another way")
+
+    def _wrong_amount(self, pid: int, value: Decimal, result: TerminalResult) -> Outcome:
+        """The terminal approved another amount than asked: it does not pay the cart.
+        It is reversed at once by its receipt number; staff are told."""
+        took = "no amount" if result.amount is None else money(result.amount, self.config)
+        self._alert(
+            f"Card payment {pid}: the terminal approved {took} instead of "
+            f"{money(value, self.config)} (terminal receipt {result.receipt_no}): reversing it"
+        )
+        try:
+            row = payments.record_request(
+                self.ledger, "reversal", value, self._terminal_name(), pid
+            )
+        except LedgerError as exc:  # stays approved: the restart's recovery reverses it
+            self._alert(f"Card payment journal not written ({exc}); it is settled later")
+            return self._no("The card payment did not go through. Please call staff")
+        context = [(pid, row, result.reference, value)]
+        self.terminal_status = "processing"
+        self._start_job("mismatch", self._reverse_call, [result.receipt_no], context=context)
+        return self._no("The card terminal took a different amount: it is cancelled. Please wait")
+
+    def _after_mismatch(self, results, context) -> Outcome:
+        done = self._after_reverse(results, context)
+        if done.ok:
+            return self._no(
+                "The card payment did not go through (the terminal took a different amount; "
+                "it was cancelled). Try again or pay another way"
+            )
+        return self._no("The card payment did not go through. Staff will refund the card")
 
     def _card_approved(self, result: TerminalResult, value: Decimal) -> Outcome:
         if result.customer_receipt:
@@ -1002,6 +1037,10 @@ class Checkout:
                     decisions.append((pid, "not_charged", last, None))
                     continue
                 receipt_no = last.receipt_no
+            if not receipt_no:  # never "reverse the last transaction": it may be another
+                no = TerminalResult("declined", "no terminal receipt number: not reversed blindly")
+                decisions.append((pid, "refund_needed", last, no))
+                continue
             reversal = self.terminal.reverse(receipt_no, listener)
             if reversal.approved or reversal.code == 0xB4:  # reversed (now or before)
                 decisions.append((pid, "reversed", last, reversal))
@@ -1012,13 +1051,30 @@ class Checkout:
         return decisions
 
     def _after_recover(self, decisions, work) -> Outcome:
+        if not isinstance(decisions, list):  # the driver failed: the terminal is not usable
+            why = getattr(decisions, "message", "terminal error")
+            self.card_blocked = f"{len(work)} card payment(s) not settled"
+            self._alert(
+                f"{len(work)} card payment(s) are not settled ({why}). Check the terminal's "
+                "last receipts; the kiosk keeps asking"
+            )
+            return self._no("Card payments are paused until the terminal answers")
         amounts = {pid: amount for pid, _, amount, _, _ in work}
         refunds = {pid for pid, *_, refund in work if refund}
         open_left = []
+        groups: dict[str, int] = {}  # refunds: first the outcomes, then one posting a group
+        for pid, verdict, last, _reversal in decisions:
+            if pid in refunds and verdict != "unreachable":
+                group = self._recover_refund_outcome(
+                    pid, verdict, last, money(amounts[pid], self.config)
+                )
+                if group is not None:
+                    groups.setdefault(group, pid)
+        for pid in groups.values():
+            self._recover_refund(pid, money(amounts[pid], self.config))
         for pid, verdict, last, reversal in decisions:
             amount = money(amounts[pid], self.config)
             if pid in refunds and verdict != "unreachable":
-                self._recover_refund(pid, verdict, last, amount)
                 continue
             if last is not None and last.approved and verdict != "not_charged":
                 self._journal(payments.record_outcome, self.ledger, pid, last)
@@ -1054,9 +1110,9 @@ class Checkout:
         self.card_blocked = None
         return self._ok("Card payments settled")
 
-    def _recover_refund(self, pid: int, verdict: str, last, amount: str) -> None:
-        """A card refund a restart interrupted: post its return (exchange, void) when
-        the terminal gave the money back, else say that nothing was refunded."""
+    def _recover_refund_outcome(self, pid: int, verdict: str, last, amount: str) -> str | None:
+        """A card refund a restart interrupted: record what the terminal said; the
+        group (the refund's posting) whose money went back, to be posted once."""
         request = payments.request_of(pid) or {}
         what = f"{request.get('kind', 'return')} of receipt {request.get('receipt') or '-'}"
         if verdict == "not_charged":
@@ -1065,17 +1121,37 @@ class Checkout:
                 f"Card refund of {amount} for the {what} was interrupted by a restart: "
                 "nothing was refunded and nothing posted; do the return again"
             )
-            return
+            return None
         if last is not None and last.approved:
             self._journal(payments.record_outcome, self.ledger, pid, last)
+        return str(request.get("group") or f"row {pid}")
+
+    def _recover_refund(self, pid: int, amount: str) -> None:
+        """Post the return (exchange, void) of a card refund group the terminal gave
+        back before a restart; if part of it is missing, the given parts wait to be
+        reused when staff do the return again (one alert, one instruction)."""
+        if payments.get(pid).state == "committed":
+            return  # posted already (by this pass or before)
+        request = payments.request_of(pid) or {}
+        what = f"{request.get('kind', 'return')} of receipt {request.get('receipt') or '-'}"
         group = [
             row
             for row in payments.unsettled()
             if row.state in ("approved", "unposted")
             and (payments.request_of(row.id) or {}).get("group") == request.get("group")
         ]
-        why = "part of its card refund is missing"
-        if len(group) == len(request.get("parts", [])):
+        if len(group) != len(request.get("parts", [])):
+            given = sum((row.amount for row in group), ZERO)
+            for row in group:
+                self._journal(payments.settle, self.ledger, row.id, "unposted", "part given")
+            self._alert(
+                f"Card refund for the {what}: {money(given, self.config)} was given before a "
+                "restart, the rest was not, and nothing is posted: do the return again (what "
+                "was given is reused, not sent again)"
+            )
+            return
+        why = "it could not be posted"
+        if group:
             try:
                 with self.ledger.transaction():
                     posted = post_request(
@@ -1108,6 +1184,8 @@ class Checkout:
         payments.record_outcome(self.ledger, row, reversal)
 
     def _after_reverse(self, results, context) -> Outcome:
+        if not isinstance(results, list):  # the driver failed: nothing is known
+            results = [results] * len(context)
         failed = []
         for (pid, row, ref, _amount), result in zip(context, results, strict=True):
             self._journal(payments.record_outcome, self.ledger, row, result)
@@ -1123,7 +1201,12 @@ class Checkout:
         return self._ok("Payment cancelled: the card payment was reversed")
 
     def _reverse_call(self, receipts_no, listener) -> list:
-        return [self.terminal.reverse(number, listener) for number in receipts_no]
+        return [
+            self.terminal.reverse(number, listener)
+            if number
+            else TerminalResult("declined", "no terminal receipt number: not reversed blindly")
+            for number in receipts_no
+        ]
 
     def _due_text(self) -> str:
         """What the pay screen shows: nothing more to pay once the tenders cover it."""
@@ -1589,27 +1672,23 @@ class Checkout:
                         f"A card refund for receipt {receipt} is not settled yet: ask the "
                         "terminal again or resolve it (staff menu, card payments)"
                     )
-                for r in refunds:  # approved at the terminal, never posted: reused
-                    if (
-                        r.state in ("approved", "unposted")
-                        and r.id not in used
-                        and r.amount <= left
-                    ):
+                for r in refunds:  # given at the terminal, never posted: reused
+                    if payments.reusable_refund(r) and r.id not in used and r.amount <= left:
                         used.add(r.id)
                         part = CardRefund(paid.id, r.amount, paid.receipt_no, False, r.id)
                         part.reference = r.reference
                         parts.append(part)
                         left -= r.amount
-                done = sum(
-                    (r.amount for r in refunds if r.state in ("approved", "unposted", "committed")),
-                    ZERO,
-                )
+                # Everything that went back to the card bounds what still can: resolved
+                # rows too (money given, settled by hand), never a second time.
+                given = [r for r in refunds if r.state in payments.REFUND_GIVEN]
+                done = sum((r.amount for r in given), ZERO)
                 take = min(left, paid.amount - done)
                 if take <= 0:
                     continue
                 reverse = (
                     take == paid.amount
-                    and not refunds
+                    and not given
                     and paid.receipt_no is not None
                     and paid.created_at.astimezone().date() == today
                     and not payments.end_of_day_since(paid.created_at)
@@ -1695,6 +1774,8 @@ class Checkout:
         self._journal(payments.record_outcome, self.ledger, part.row, result)
         self.terminal_status, self.terminal_texts = result.outcome, ()
         kind = self.refunding.kind if self.refunding else "return"
+        if result.approved and result.amount is not None and result.amount != part.amount:
+            return self._refund_wrong_amount(part, result)
         if result.approved:
             return self._card_refunded(part, result)
         if result.outcome == "unknown":
@@ -1716,6 +1797,28 @@ class Checkout:
             f"Card refund {word} ({result.message}): the {kind} is not posted. Try again, "
             "or a supervisor can refund in cash instead"
         )
+
+    def _refund_wrong_amount(self, part: CardRefund, result: TerminalResult) -> Outcome:
+        """The terminal gave back another amount than asked: the row keeps what it gave
+        (so it bounds what can still go back, and Finish again reuses it), the return
+        is not posted, staff are told."""
+        gave, asked = money(result.amount, self.config), money(part.amount, self.config)
+        note = f"the terminal refunded {gave} instead of {asked}"
+        self._journal(
+            payments.settle, self.ledger, part.row, "unposted", note, amount=result.amount
+        )
+        self._alert(
+            f"Card refund {part.row}: {note} (terminal receipt {result.receipt_no}). "
+            "Check the terminal; Finish the return again to refund the rest"
+        )
+        kind = self.refunding.kind if self.refunding else "return"
+        for other in self.refunding.parts if self.refunding else []:
+            if other.reference and other.row:  # given: kept, reused when it is done again
+                self._journal(
+                    payments.settle, self.ledger, other.row, "unposted", "given; return stopped"
+                )
+        self.refunding = None  # done again, the plan counts what was given
+        return self._no(f"Card refund: {note}. The {kind} is not posted: call staff")
 
     def _card_refunded(self, part: CardRefund, result: TerminalResult) -> Outcome:
         part.reference = result.reference
@@ -2168,6 +2271,8 @@ class Checkout:
     def resolve_payment(self, payment_id: object, reason: str = "") -> Outcome:
         """A supervisor settled a payment by hand (refunded it at the terminal, found
         it on the terminal's receipts): recorded with the reason, audited."""
+        if payments.looks_like_card_number(reason):
+            return self._no("The reason looks like it holds a card number: leave it out")
         self._record({"resolve": {"payment": str(payment_id), "reason": reason}})
         refusal = self._need(SUPERVISOR)
         if refusal:

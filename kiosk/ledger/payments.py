@@ -11,6 +11,7 @@ and tells staff. Only references are kept (see models.Payment), never card data.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -29,6 +30,29 @@ STAFF_NEEDED = ("refund_needed", "unposted")
 # the return, exchange or void it pays out, as JSON (migration step 4).
 IS_REFUND = SQL("request IS NOT NULL")
 TERMINAL_EOD = "terminal_end_of_day"  # the audit action of a terminal's end of day
+# A refund row whose money went back to the card (resolved: settled by hand, which
+# may mean given): what still can go back is bounded by all of them.
+REFUND_GIVEN = ("approved", "unposted", "committed", "resolved")
+# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN), masked or
+# not. `kiosk ledger verify` looks for it; every text written here is masked with it.
+CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+NOTE_MAX = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def mask_card_numbers(text: str) -> str:
+    """`text` with every card-number-like run masked ("*" and its last 4 digits),
+    control characters made spaces, cut to NOTE_MAX."""
+
+    def _mask(match: re.Match) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return "*" * (len(digits) - 4) + digits[-4:]
+
+    return CARD_NUMBER.sub(_mask, _CONTROL.sub(" ", str(text)))[:NOTE_MAX]
+
+
+def looks_like_card_number(text: str | None) -> bool:
+    return bool(text) and CARD_NUMBER.search(text) is not None
 
 
 def record_request(
@@ -63,7 +87,7 @@ def record_outcome(ledger: Ledger, payment_id: int, result) -> None:
     """The terminal's answer (a TerminalResult): its outcome and references."""
     update = {
         "state": result.outcome,
-        "note": result.message[:200],
+        "note": mask_card_numbers(result.message),
         "updated_at": utc_now(),
     }
     for name in ("receipt_no", "trace", "terminal_id", "approval"):
@@ -79,7 +103,7 @@ def record_outcome(ledger: Ledger, payment_id: int, result) -> None:
 def settle(ledger: Ledger, payment_id: int, state: str, note: str | None = None, **refs) -> None:
     update = {"state": state, "updated_at": utc_now(), **refs}
     if note is not None:
-        update["note"] = note[:200]
+        update["note"] = mask_card_numbers(note)
     with ledger.transaction():
         Payment.update(update).where(Payment.id == payment_id).execute()
 
@@ -152,8 +176,18 @@ def mark_refunds_committed(row_ids: list[int], txn: str) -> None:
     """Inside the return's (exchange's, void's) own transaction: its card refunds."""
     if row_ids:
         Payment.update(state="committed", txn=txn, updated_at=utc_now()).where(
-            Payment.id.in_(row_ids), Payment.state.in_(("approved", "unposted"))
+            Payment.id.in_(row_ids), Payment.state.in_(("approved", "unposted", "resolved"))
         ).execute()
+
+
+def reusable_refund(row: Payment) -> bool:
+    """A refund the terminal gave that no posting holds yet: a return done again reuses
+    it instead of sending it again (a resolved one too, if it was given)."""
+    if row.txn is not None:
+        return False
+    return row.state in ("approved", "unposted") or (
+        row.state == "resolved" and row.reference is not None
+    )
 
 
 def end_of_day_since(moment: datetime) -> bool:
@@ -201,9 +235,11 @@ def describe(row: Payment) -> str:
 def resolve(ledger: Ledger, payment_id: int, staff: str | None, reason: str) -> Payment:
     """Staff settled it by hand (refunded at the terminal, checked its receipts): the
     row becomes `resolved` with the reason, and the audit log says who and why."""
-    reason = " ".join(reason.split())
+    reason = " ".join(_CONTROL.sub(" ", reason).split())
     if not reason:
         raise LedgerError("say why: a reason is needed to resolve a payment by hand")
+    if looks_like_card_number(reason):
+        raise LedgerError("the reason looks like it holds a card number: leave it out")
     with ledger.transaction():
         row = Payment.get_or_none(Payment.id == payment_id)
         if row is None:
@@ -218,3 +254,18 @@ def resolve(ledger: Ledger, payment_id: int, staff: str | None, reason: str) -> 
             state="resolved", note=f"by hand: {reason}"[:200], updated_at=utc_now()
         ).where(Payment.id == payment_id).execute()
     return Payment.get_by_id(payment_id)
+
+
+def scrub_card_numbers(ledger: Ledger) -> int:
+    """Mask card-number-like text that an earlier version stored in the journal's notes
+    (a terminal's free text), the only free text it keeps; how many rows it changed.
+    `kiosk ledger verify` checks with the same pattern."""
+    changed = 0
+    with ledger.transaction():
+        for row in Payment.select().where(Payment.note.is_null(False)):
+            if looks_like_card_number(row.note) or len(row.note) > NOTE_MAX:
+                Payment.update(note=mask_card_numbers(row.note)).where(
+                    Payment.id == row.id
+                ).execute()
+                changed += 1
+    return changed

@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
+from kiosk.ledger import payments
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.migrations import MAX_AMOUNT, MAX_BALANCE, MAX_DELTA
 from kiosk.ledger.posting import event_moves
@@ -184,8 +185,9 @@ def _returns(sql, problems: list[str]) -> None:
 
 # ---------------------------------------------------------------- the payment journal
 
-# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN), masked or not
-_CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN), masked or
+# not; the pattern the journal masks its notes with (`kiosk payment scrub` cleans them)
+_CARD_NUMBER = payments.CARD_NUMBER
 _SETTLED_BY_HAND = ("reversed", "refund_needed", "resolved", "unposted")
 _NOT_TAKEN = ("declined", "aborted", "failed", "not_charged")
 
@@ -201,6 +203,8 @@ def _payment_journal(sql, problems: list[str]) -> None:
         "WHERE d.reference IS NOT NULL"
     ):
         tenders[(number, reference)].append(_amount(amount, f"{number} tender", problems))
+        if _CARD_NUMBER.search(reference):
+            problems.append(f"{number}: a tender's reference looks like a card number")
     columns = "id, kind, state, amount, reference, txn, receipt_no, trace, terminal_id, approval"
     columns += ", terminal, note, request"
     for row in sql(f"SELECT {columns} FROM payment ORDER BY id"):
@@ -208,7 +212,9 @@ def _payment_journal(sql, problems: list[str]) -> None:
         where = f"payment {pid} ({kind}, {state})"
         for value in (*row[4:-1], _without_barcodes(row[-1])):
             if isinstance(value, str) and _CARD_NUMBER.search(value):
-                problems.append(f"{where}: a stored text looks like a card number")
+                problems.append(
+                    f"{where}: a stored text looks like a card number (kiosk payment scrub)"
+                )
                 break
         money = _amount(amount, where, problems)
         if state == "committed":
