@@ -139,7 +139,11 @@ def test_selling_offline_then_reconnecting(tmp_path, mosquitto):
                 lambda: _retained(mosquitto, f"{ROOT}/stock/PEN"), 10, what="a retained level"
             )
             assert published["on_hand"] == controller_levels(db)["PEN"]
-            status = _retained(mosquitto, f"{ROOT}/kiosk/till-01/status")
+            status = wait_until(
+                lambda: _retained(mosquitto, f"{ROOT}/kiosk/till-01/status"),
+                10,
+                what="the kiosk's retained status",
+            )
             assert status["online"] is True and status["device"] == "till-01"
             assert controller.dead == 0
     finally:

@@ -97,6 +97,7 @@ class Publisher:
         self._resync: list[int] = []
         self._inflight: dict[int, int] = {}  # mid -> seq
         self._early: dict[int, int] = {}  # mid -> reason code, acked before filed
+        self._status_mids: set[int] = set()  # status messages in flight (not outbox rows)
         self._max_packet = topics.MAX_PAYLOAD
         self.sent = 0
         self.last_error: str | None = None
@@ -216,6 +217,9 @@ class Publisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called under paho's message lock: only touch our own state here.
         with self._wake:
+            if mid in self._status_mids:
+                self._status_mids.discard(mid)
+                return
             seq = self._inflight.pop(mid, None)
             if seq is None:
                 self._early[mid] = reason_code.value  # acked before we filed the mid
@@ -261,7 +265,14 @@ class Publisher:
             self.store.last_seq(),
             *self.catalog_state(),
         )
-        client.publish(self.topics.kiosk_status(self.device), topics.encode(payload), 1, True)
+        info = client.publish(
+            self.topics.kiosk_status(self.device), topics.encode(payload), 1, True
+        )
+        # Its PUBACK is not an outbox row's: file it, or take back an early one, so a
+        # reused mid can never settle an event with a status message's acknowledgement.
+        with self._wake:
+            if self._early.pop(info.mid, None) is None:
+                self._status_mids.add(info.mid)
 
     def _session(self, client: mqtt.Client) -> None:
         topic = self.topics.kiosk_stock(self.device)
@@ -325,6 +336,7 @@ class Publisher:
         with self._wake:
             self._inflight.clear()
             self._early.clear()
+            self._status_mids.clear()
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until the outbox is empty (for `kiosk sync --once` and tests)."""
