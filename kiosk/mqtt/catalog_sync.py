@@ -117,7 +117,7 @@ def check_record(rec: object, policy: TaxPolicy) -> list:
         if not isinstance(price, str):
             raise CatalogError(f"{sku}: price must be text")
         _money(price, f"{sku}: price", policy.unit)
-        if tax not in policy.rates:
+        if not isinstance(tax, str) or tax not in policy.rates:  # a list is unhashable
             raise CatalogError(f"{sku}: unknown tax category {str(tax)[:20]!r}")
         if unit not in UNITS:
             raise CatalogError(f"{sku}: unit must be each or kg")
@@ -616,6 +616,7 @@ class CatalogSync:
         self._maybe_ask()
 
     def _receive(self, head: topics.CatalogChunk, body: bytes) -> None:
+        started = time.monotonic()
         try:
             if len(body) != head.size or hashlib.sha256(body).hexdigest() != head.digest:
                 raise CatalogError(
@@ -630,6 +631,8 @@ class CatalogSync:
             return
         got = Received(head.kind, head.base, head.version, head.checksum, head.items,
                        records, len(body), digests)  # fmt: skip
+        log.info("catalog version %d (%s): %d item(s) checked in %.2f s", got.version,
+                 got.kind, len(records), time.monotonic() - started)  # fmt: skip
         if self.staged is None or got.version >= self.staged.version:
             self.staged = got
 
@@ -639,6 +642,7 @@ class CatalogSync:
         if got is None:
             return False
         self.staged = None
+        started = time.monotonic()
         try:
             applied = self.catalog.apply(got)
         except CatalogError as exc:
@@ -650,7 +654,8 @@ class CatalogSync:
             return False
         if applied:
             self._want_full = False
-            log.info("catalog version %d applied (%s)", got.version, got.kind)
+            log.info("catalog version %d applied (%s) in %.2f s", got.version, got.kind,
+                     time.monotonic() - started)  # fmt: skip
             if self.on_applied:
                 self.on_applied(got.version)
         self._asked_at = -1e9
