@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from pathlib import Path
 
@@ -57,11 +58,18 @@ class _Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, found once: find_library runs `ldconfig -p` (a process) every
+    call, which cost every sale a fork while the clock was not synchronised."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
 def kernel_state() -> tuple[int, int] | None:
     """(adjtimex's return value, its status bits), read-only (modes = 0); None where
     there is no adjtimex (not Linux, or no C library found)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = _libc()
         adjtimex = libc.adjtimex
     except (OSError, AttributeError):
         return None
