@@ -7,7 +7,8 @@
 #   build.sh image OUT                OUT/kiosk.img.xz, OUT/kiosk.img.bmap, OUT/kiosk.img.xz.sha256
 #   build.sh pins OUT                 OUT's Python packages, pinned, into image/constraints.txt
 #   build.sh refresh OUT              this checkout's app and units into OUT's built root, image again
-#   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services
+#   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services;
+#                                     then cut the power while it sells (powercut.sh, powercut.py)
 # DIR and OUT may be relative (to the folder build.sh is started from: image/ for the
 # Makefile, so its default OUT=build is image/build) or absolute.
 set -euo pipefail
@@ -244,6 +245,11 @@ kept_machine_id() {  # kept_machine_id LOG: the real root made no new machine id
     fi
 }
 
+# What boot_once adds for one boot: kernel arguments, options of the user network (the
+# guest reaches nothing but what these forward); the running qemu's pid, and whether the
+# CHECK function cut the power itself (CUT_AT: when).
+EXTRA_APPEND="" NETDEV_EXTRA="" QEMU_PID="" CUT_AT=""
+
 boot_once() {
     # boot_once IMAGE LOG KERNEL INITRD CHECK STEP...: boot until every step is seen,
     # run CHECK (a function given LOG and the monitor socket), wait 20 s more for a late
@@ -253,13 +259,15 @@ boot_once() {
     local sock="$log.monitor"
     local steps=("$@") began=$SECONDS verdict="" text step
     declare -A seen=()
+    CUT_AT=""
     qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic \
         -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyAMA0 root=LABEL=rootfs ro rootwait systemd.journald.forward_to_console=1" \
+        -append "console=ttyAMA0 root=LABEL=rootfs ro rootwait systemd.journald.forward_to_console=1${EXTRA_APPEND:+ $EXTRA_APPEND}" \
         -drive "file=$image,format=raw,if=virtio" -device virtio-gpu-pci \
         -device qemu-xhci,id=xhci -monitor "unix:$sock,server=on,wait=off" \
-        -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
+        -netdev "user,id=n0,restrict=on$NETDEV_EXTRA" -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
     local qemu=$!
+    QEMU_PID=$qemu
     while [ -z "$verdict" ] && [ $((SECONDS - began)) -lt 1440 ]; do
         sleep 5
         text=$(strip_log "$log")
@@ -275,7 +283,7 @@ boot_once() {
     done
     if [ "$verdict" = ok ]; then
         "$check" "$log" "$sock" || verdict="$check failed"
-        sleep 20
+        [ -n "$CUT_AT" ] || sleep 20
     fi
     kill -9 "$qemu" 2>/dev/null || true  # a power cut, not a shutdown
     wait "$qemu" 2>/dev/null || true
@@ -287,6 +295,109 @@ boot_once() {
     fi
 }
 
+# The power cut while selling: the third boot sells (powercut.sh sell, started from the
+# kernel command line) and publishes through a forward to a broker on this machine; the
+# power goes after POWERCUT_SALES sales; the fourth boot reports its ledger (powercut.sh
+# check). Every sale reported paid must be there, the ledger must verify, and the broker
+# here must publish the kiosk's last will once its keepalive runs out.
+POWERCUT_SALES=${POWERCUT_SALES:-30}
+POWERCUT_CUT="" POWERCUT_PORT="" POWERCUT_KEEPALIVE=30 POWERCUT_WORK=""
+
+powercut_run() {  # powercut_run MODE: the kernel arguments that run powercut.sh MODE
+    # systemd.run= alone would boot into kernel-command-line.target instead of the
+    # kiosk's usual target: name that target, and pull the command's unit in beside it.
+    echo "systemd.unit=$1 systemd.wants=kernel-command-line.service" \
+         "systemd.run_success_action=none systemd.run_failure_action=none" \
+         "systemd.run=\"/bin/sh /boot/firmware/powercut/powercut.sh $2\""
+}
+
+default_target() {  # default_target ROOT: the unit a normal boot of ROOT starts
+    local link
+    for link in "$1/etc/systemd/system/default.target" "$1/usr/lib/systemd/system/default.target"; do
+        [ -L "$link" ] && { basename "$(readlink "$link")"; return; }
+    done
+    echo graphical.target
+}
+
+powercut_broker() {  # powercut_broker WORK: Mosquitto on 127.0.0.1 and a subscriber logging it
+    local work=$1
+    POWERCUT_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat > "$work/mosquitto.conf" <<CONF
+listener $POWERCUT_PORT 127.0.0.1
+allow_anonymous true
+persistence false
+user root
+log_dest file $work/mosquitto.log
+CONF
+    mosquitto -c "$work/mosquitto.conf" 2>> "$work/mosquitto.err" & POWERCUT_PIDS+=($!)
+    "$REPO/.venv/bin/python" "$HERE/powercut.py" subscribe "$POWERCUT_PORT" "$work/mqtt.log" \
+        2>> "$work/subscriber.err" & POWERCUT_PIDS+=($!)
+    # The guest reaches this broker, and nothing else, at 10.0.2.100:1883: one bridge
+    # process per connection (QEMU's option syntax doubles commas in the command).
+    local bridge="$(command -v python3) $HERE/powercut.py bridge $POWERCUT_PORT"
+    NETDEV_EXTRA=",guestfwd=tcp:10.0.2.100:1883-cmd:${bridge//,/,,}"
+}
+
+sell_and_cut() {  # boot_once's check for the selling boot: cut the power while it sells
+    local log=$1 sold=0 i waited
+    kept_machine_id "$log" || return 1
+    for i in $(seq 1 600); do
+        sold=$(strip_log "$log" | grep -c '^PAID .* #$' || true)
+        [ "$sold" -ge "$POWERCUT_SALES" ] && break
+        sleep 1
+    done
+    [ "$sold" -ge "$POWERCUT_SALES" ] || { echo "build.sh: only $sold sale(s) paid in 10 minutes" >&2; return 1; }
+    grep -q '/status .*"online":true' "$POWERCUT_WORK/mqtt.log" \
+        || { echo "build.sh: the host's broker never saw the kiosk online" >&2; return 1; }
+    sleep "0.$((RANDOM % 10))"  # anywhere in a sale, not just after one
+    # The power cut: the guest stops between two instructions; its disk keeps what it
+    # had written, its TCP connection stays open and silent (nothing sends a FIN).
+    kill -STOP "$QEMU_PID"
+    POWERCUT_CUT=$(date +%s.%N) CUT_AT=$POWERCUT_CUT
+    sold=$(strip_log "$log" | grep -c '^PAID .* #$' || true)
+    echo "build.sh:   power cut after $sold sale(s) reported paid"
+    for waited in $(seq 1 $((POWERCUT_KEEPALIVE * 2 + 15))); do
+        awk -v cut="$POWERCUT_CUT" '$1 >= cut && /\/status .*"online":false/' "$POWERCUT_WORK/mqtt.log" | grep -q . && break
+        sleep 1
+    done
+    echo "build.sh:   the host's broker: kiosk offline after ~${waited} s (keepalive $POWERCUT_KEEPALIVE s)"
+    "$REPO/.venv/bin/python" "$HERE/powercut.py" retained "$POWERCUT_PORT" \
+        "shop/+/kiosk/till-01/status" > "$POWERCUT_WORK/retained.json" || return 1
+    grep -q '"online":false' "$POWERCUT_WORK/retained.json" \
+        || { echo "build.sh: the retained status is not offline: $(cat "$POWERCUT_WORK/retained.json")" >&2; return 1; }
+}
+
+ledger_after_cut() {  # boot_once's check for the boot after: what the ledger kept
+    "$REPO/.venv/bin/python" "$HERE/powercut.py" verdict "$POWERCUT_WORK/sell.log" "$1" \
+        "$POWERCUT_WORK/mqtt.log" "$POWERCUT_CUT" "$POWERCUT_KEEPALIVE"
+}
+
+power_cut_while_selling() {  # power_cut_while_selling IMAGE OUT WORK KERNEL INITRD
+    local image=$1 out=$2 work=$3 kernel=$4 initrd=$5 offset target
+    # The selling session, on the boot partition (the root is read-only).
+    mkdir -p "$work/powercut" && cp "$HERE/powercut.sh" "$work/powercut/"
+    offset=$("$REPO/.venv/bin/python" -c "import sys; from pathlib import Path
+from kiosk.provision.card import boot_partition
+print(boot_partition(Path(sys.argv[1])).start)" "$image")
+    MTOOLS_SKIP_CHECK=1 mcopy -s -o -i "$image@@$offset" "$work/powercut" ::/
+    POWERCUT_KEEPALIVE=$("$REPO/.venv/bin/python" -c "import sys; from pathlib import Path
+from kiosk.config import load_file
+print(load_file(Path(sys.argv[1])).mqtt.keepalive)" "$work/bundles/till-01/kiosk.toml")
+    POWERCUT_WORK=$work POWERCUT_PIDS=()
+    trap 'kill "${POWERCUT_PIDS[@]}" 2>/dev/null || true' EXIT
+    target=$(default_target "$out/rootfs")
+    powercut_broker "$work"
+    EXTRA_APPEND=$(powercut_run "$target" sell)
+    boot_once "$image" "$out/boot2.log" "$kernel" "$initrd" sell_and_cut \
+        "${NEXT_BOOT[@]}" "^POWERCUT selling" || exit 1
+    cp "$out/boot2.log" "$work/sell.log"
+    echo "build.sh: power cut while selling; next boot, the ledger (log: $out/boot3.log)"
+    EXTRA_APPEND=$(powercut_run "$target" check) NETDEV_EXTRA=""
+    boot_once "$image" "$out/boot3.log" "$kernel" "$initrd" ledger_after_cut \
+        "${NEXT_BOOT[@]}" "^VERIFY \(ok\|failed\)$" || exit 1
+    EXTRA_APPEND=""
+}
+
 boot_test() {
     # Provision the image for the example shop's till-01 (it hosts the broker and the
     # controller) as in the field and boot it in qemu with a virtio GPU (the app draws
@@ -296,6 +407,7 @@ boot_test() {
     # up the same way without first boot and with the same machine id.
     local out=$1 image="$1/kiosk-test.img" work="$1/boot-test" kernel initrd
     command -v qemu-system-aarch64 >/dev/null || { echo "build.sh: apt-get install qemu-system-arm" >&2; exit 2; }
+    command -v mosquitto >/dev/null || { echo "build.sh: apt-get install mosquitto (the power cut test's broker)" >&2; exit 2; }
     rm -rf "$work" && mkdir -p "$work"
     xz -dkc "$out/kiosk.img.xz" > "$image"
     # The example shop, but till-01's scanner is the USB keyboard that QEMU plugs in.
@@ -309,10 +421,11 @@ boot_test() {
     echo "build.sh: first boot (log: $out/boot.log)"
     boot_once "$image" "$out/boot.log" "$kernel" "$initrd" scanner_check \
         "${FIRST_BOOT[@]}" || exit 1
-    echo "build.sh: power cut; next boot (log: $out/boot2.log)"
-    boot_once "$image" "$out/boot2.log" "$kernel" "$initrd" kept_machine_id \
-        "${NEXT_BOOT[@]}" || exit 1
-    echo "build.sh: boot test passed: provisioned on first boot, and up again after a power cut"
+    echo "build.sh: power cut; next boot, selling until the power is cut (log: $out/boot2.log)"
+    power_cut_while_selling "$image" "$out" "$work" "$kernel" "$initrd"
+    echo "build.sh: boot test passed: provisioned on first boot, up again after a power cut," \
+         "every sale reported paid before a power cut while selling was in the ledger after" \
+         "it, and the broker published the kiosk's last will"
 }
 
 pins() {  # the Python packages of OUT's built venv become image/constraints.txt
