@@ -295,9 +295,9 @@ boot_once() {
     fi
 }
 
-# The power cut while selling: the third boot sells (powercut.sh sell, started from the
+# The power cut while selling: the second boot sells (powercut.sh sell, started from the
 # kernel command line) and publishes through a forward to a broker on this machine; the
-# power goes after POWERCUT_SALES sales; the fourth boot reports its ledger (powercut.sh
+# power goes after POWERCUT_SALES sales; the third boot reports its ledger (powercut.sh
 # check). Every sale reported paid must be there, the ledger must verify, and the broker
 # here must publish the kiosk's last will once its keepalive runs out.
 POWERCUT_SALES=${POWERCUT_SALES:-30}
