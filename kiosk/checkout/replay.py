@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,8 +42,9 @@ class ReplayClock:
     def __call__(self) -> datetime:
         return self._now() + self.offset
 
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
+    def advance(self, seconds: Decimal | int) -> None:
+        """Skip ahead exactly (a Decimal of seconds, microseconds at most: no float)."""
+        self.offset += timedelta(microseconds=int(Decimal(seconds) * 1_000_000))
 
 
 class SessionLog:
@@ -261,7 +263,7 @@ def _idle(co: Checkout, value: Any, clock: ReplayClock | None) -> Outcome:
     seconds = numbers.decimal(value, "idle seconds", maximum=numbers.MAX_IDLE_S, floats=True)
     if clock is None:
         raise ReplayError("idle needs the replay clock")
-    clock.advance(float(seconds))
+    clock.advance(seconds)
     outcome = co.tick()
     return outcome or Outcome(True, f"{value} s idle")
 

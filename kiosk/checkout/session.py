@@ -879,19 +879,24 @@ class Checkout:
         if result.approved:
             return self._card_approved(result, value)
         if result.outcome == "unknown":
-            self._alert(
-                f"Card payment of {money(value, self.config)}: the terminal's answer was lost "
-                f"({result.message}); asking the terminal"
-            )
-            self.terminal_status = "processing"
-            self._start_job("settle", self.terminal.last_transaction, context=(pid, value))
-            return self._no("Checking the payment with the card terminal, please wait")
+            return self._ask_what_happened("payment", value, result, "settle", (pid, value))
         if result.outcome == "failed":
             self._alert(f"Card terminal: {result.message}")
             return self._no("The card terminal is not available. Pay another way or call staff")
         if result.outcome == "aborted":
             return self._no("Card payment cancelled. Try again or pay another way")
         return self._no(f"Card declined ({result.message}). Try again or pay another way")
+
+    def _ask_what_happened(self, what, amount, result, job, context) -> Outcome:
+        """A lost answer is never "declined": tell staff and ask the terminal for its
+        last transaction (the `job` handler decides)."""
+        self._alert(
+            f"Card {what} of {money(amount, self.config)}: the terminal's answer was lost "
+            f"({result.message}); asking the terminal"
+        )
+        self.terminal_status = "processing"
+        self._start_job(job, self.terminal.last_transaction, context=context)
+        return self._no(f"Checking the {what} with the card terminal, please wait")
 
     def _wrong_amount(self, pid: int, value: Decimal, result: TerminalResult) -> Outcome:
         """The terminal approved another amount than asked: it does not pay the cart.
@@ -955,14 +960,22 @@ class Checkout:
             self._journal(payments.settle, self.ledger, pid, "not_charged", "terminal: not taken")
             self.terminal_status = "aborted"
             return self._no("The card payment did not go through. Try again or pay another way")
-        self.card_blocked = f"card payment {pid} of {money(value, self.config)} not settled"
+        return self._terminal_silent(
+            "card payment", pid, value, "The card terminal does not answer. Please call staff"
+        )
+
+    def _terminal_silent(self, what: str, row: int, amount: Decimal, then: str) -> Outcome:
+        """The terminal did not answer about a payment or refund: card payments pause
+        until it is settled (asked again every SETTLE_EVERY_S) and staff are told."""
+        shown = money(amount, self.config)
+        self.card_blocked = f"{what} {row} of {shown} not settled"
         self._alert(
-            f"Card payment of {money(value, self.config)} is not settled: the terminal does "
-            "not answer. Check its last receipt; the kiosk keeps asking"
+            f"{what.capitalize()} of {shown} is not settled: the terminal does not answer. "
+            "Check its last receipt; the kiosk keeps asking"
         )
         self._settle_at = self.clock()
         self.terminal_status = "failed"
-        return self._no("The card terminal does not answer. Please call staff")
+        return self._no(then)
 
     def recover_payments(self) -> Outcome:
         """After a restart (and then every SETTLE_EVERY_S while one is open): settle
@@ -994,6 +1007,24 @@ class Checkout:
         self._start_job("recover", self._recover_call, work, known, context=work)
         return self._ok("Settling interrupted card payments with the terminal")
 
+    def _last_was_ours(self, pid, amount, known, listener, newest_unknown):
+        """A payment or refund whose answer was lost: is the terminal's last transaction
+        it (approved, a receipt number not seen before, the same amount)? Returns
+        ("ours" | "not_ours" | "unreachable", the terminal's answer or None). Only the
+        newest lost one can be the terminal's last: older ones stay unreachable."""
+        if pid != newest_unknown:
+            return "unreachable", None
+        last = self.terminal.last_transaction(listener)
+        if last.outcome in ("failed", "unknown"):
+            return "unreachable", last
+        ours = (
+            last.approved
+            and last.receipt_no
+            and last.receipt_no not in known
+            and last.amount == amount
+        )
+        return ("ours" if ours else "not_ours"), last
+
     def _recover_call(self, work, known, listener) -> list:
         """On the job's thread: terminal calls only, no ledger."""
         decisions = []
@@ -1004,37 +1035,18 @@ class Checkout:
                 if state == "approved":
                     decisions.append((pid, "refunded", None, None))
                     continue
-                if pid != newest_unknown:
-                    decisions.append((pid, "unreachable", None, None))
-                    continue
-                last = self.terminal.last_transaction(listener)
-                if last.outcome in ("failed", "unknown"):
-                    decisions.append((pid, "unreachable", last, None))
-                    continue
-                given = (
-                    last.approved
-                    and last.receipt_no
-                    and last.receipt_no not in known
-                    and last.amount == amount
-                )
-                decisions.append((pid, "refunded" if given else "not_charged", last, None))
+                verdict, last = self._last_was_ours(pid, amount, known, listener, newest_unknown)
+                if verdict != "unreachable":
+                    verdict = "refunded" if verdict == "ours" else "not_charged"
+                decisions.append((pid, verdict, last, None))
                 continue
             if state != "approved":
-                if pid != newest_unknown:
-                    decisions.append((pid, "unreachable", None, None))
-                    continue
-                last = self.terminal.last_transaction(listener)
-                if last.outcome in ("failed", "unknown"):
-                    decisions.append((pid, "unreachable", last, None))
-                    continue
-                charged = (
-                    last.approved
-                    and last.receipt_no
-                    and last.receipt_no not in known
-                    and last.amount == amount
-                )
-                if not charged:
-                    decisions.append((pid, "not_charged", last, None))
+                verdict, last = self._last_was_ours(pid, amount, known, listener, newest_unknown)
+                if verdict != "ours":
+                    unreachable = verdict == "unreachable"
+                    decisions.append(
+                        (pid, "unreachable" if unreachable else "not_charged", last, None)
+                    )
                     continue
                 receipt_no = last.receipt_no
             if not receipt_no:  # never "reverse the last transaction": it may be another
@@ -1779,13 +1791,7 @@ class Checkout:
         if result.approved:
             return self._card_refunded(part, result)
         if result.outcome == "unknown":
-            self._alert(
-                f"Card refund of {money(part.amount, self.config)}: the terminal's answer was "
-                f"lost ({result.message}); asking the terminal"
-            )
-            self.terminal_status = "processing"
-            self._start_job("refund_settle", self.terminal.last_transaction, context=part)
-            return self._no("Checking the refund with the card terminal, please wait")
+            return self._ask_what_happened("refund", part.amount, result, "refund_settle", part)
         part.row = None
         if part.reverse and result.outcome == "declined":  # too late to cancel: refund it
             part.reverse = False
@@ -1849,14 +1855,12 @@ class Checkout:
                 "The card refund did not go through. Try again, or a supervisor can refund "
                 "in cash instead"
             )
-        self.card_blocked = f"card refund {part.row} of {money(part.amount, self.config)} unsettled"
-        self._alert(
-            f"Card refund of {money(part.amount, self.config)} is not settled: the terminal "
-            "does not answer. Check its last receipt; the kiosk keeps asking"
+        return self._terminal_silent(
+            "card refund",
+            part.row,
+            part.amount,
+            "The card terminal does not answer. The refund waits: please call staff",
         )
-        self._settle_at = self.clock()
-        self.terminal_status = "failed"
-        return self._no("The card terminal does not answer. The refund waits: please call staff")
 
     def _post_refund(self) -> Outcome:
         pending = self.refunding

@@ -412,15 +412,24 @@ class TerminalSimulator:
         self._print(conn, txn)
         self._send(conn, Apdu(0x06, 0x0F))
 
-    def _reversal(self, conn: _Conn, data: bytes) -> None:
+    def _begin_refund(self, conn: _Conn, data: bytes) -> tuple[dict, str] | None:
+        """A reversal's or refund's start: the password, the planned outcome, and the
+        ACK (or a NAK when so planned). None when the command ends there."""
         if not self._check_password(conn, data):
-            return
+            return None
         fields = self._fields(data[3:])
         plan = self._refund_plan()
         if plan == "nack":
             conn.write(Apdu(0x84, 0x9C))
-            return
+            return None
         conn.write(Apdu(0x80, 0x00))
+        return fields, plan
+
+    def _reversal(self, conn: _Conn, data: bytes) -> None:
+        begun = self._begin_refund(conn, data)
+        if begun is None:
+            return
+        fields, plan = begun
         if plan in ("not_possible", "decline"):
             self._send(conn, Apdu(0x06, 0x1E, bytes((0xB5,))))  # reversal not possible
             return
@@ -452,14 +461,10 @@ class TerminalSimulator:
         self._send(conn, Apdu(0x06, 0x0F))
 
     def _refund(self, conn: _Conn, data: bytes) -> None:
-        if not self._check_password(conn, data):
+        begun = self._begin_refund(conn, data)
+        if begun is None:
             return
-        fields = self._fields(data[3:])
-        plan = self._refund_plan()
-        if plan == "nack":
-            conn.write(Apdu(0x84, 0x9C))
-            return
-        conn.write(Apdu(0x80, 0x00))
+        fields, plan = begun
         if self._status(conn, 0x0A) or self._pause(conn) or plan == "abort":  # insert card
             self._send(conn, Apdu(0x06, 0x1E, bytes((codec.ABORTED,))))
             return
