@@ -18,11 +18,10 @@ def decode(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-        offset = exc.start
-        line = data.count(b"\n", start, offset) + 1
-        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-        byte = data[offset : offset + 1].hex()
+        text, offset = exc.object, exc.start  # after the byte-order mark, if any
+        line = text.count(b"\n", 0, offset) + 1
+        column = offset - (text.rfind(b"\n", 0, offset) + 1) + 1
+        byte = text[offset : offset + 1].hex()
         raise TextFileError(
             f"{source}: line {line}: not UTF-8 text (byte 0x{byte} at column {column}); "
             "save the file as UTF-8"

@@ -94,23 +94,12 @@ def test_card_sale(ui):
     ]
 
 
-def login(ui, pin: str) -> None:
-    ui.click("staff_button")
-    ui.wait(lambda s: s["screen"] == "pin", "the PIN pad")
-    for digit in pin:
-        ui.click(f"pin_{digit}")
-    ui.wait(lambda s: s["pin"] == len(pin), "the PIN typed")
-    ui.click("ok_button")
-
-
 def test_wrong_pin_then_staff_menu_and_diagnostics(ui):
-    login(ui, "0000")
+    ui.login("0000")
     state = ui.wait(lambda s: s["pin_message"], "the refusal")
     assert "Wrong PIN" in state["pin_message"] and state["screen"] == "pin"
     ui.screenshot("pin-wrong")
-    for digit in "1234":
-        ui.click(f"pin_{digit}")
-    ui.click("ok_button")
+    ui.enter_pin("1234")
     state = ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
     assert state["snap"]["staff"] == "S1"
     ui.screenshot("staff-menu")
@@ -131,7 +120,7 @@ def test_return_by_receipt_scan(ui):
     receipt = state["snap"]["last_receipt"]
     ui.click("none_button")
     ui.wait(lambda s: s["screen"] == "attract", "attract")
-    login(ui, "5678")
+    ui.login("5678")
     ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
     ui.scan(f"RCP{receipt}")
     ui.wait(lambda s: s["screen"] == "returning" and s["snap"]["returning"]["receipt"], "return")
@@ -145,7 +134,7 @@ def test_return_by_receipt_scan(ui):
 
 
 def test_cycle_count_and_the_other_staff_screens(ui):
-    login(ui, "5678")
+    ui.login("5678")
     ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
     ui.click("count_button")
     ui.wait(lambda s: s["screen"] == "counting", "counting")

@@ -291,6 +291,8 @@ def test_invalid_utf8_names_the_file_and_line():
     with pytest.raises(TextFileError, match=r"^c.csv: line 3: not UTF-8 text \(byte 0xe9"):
         decode(b"a,b\n1,2\ncaf\xe9\n", "c.csv")
     assert decode(b"\xef\xbb\xbfsku\n", "c.csv") == "sku\n"
+    with pytest.raises(TextFileError, match=r"^c.csv: line 2: .* \(byte 0xe9 at column 4"):
+        decode(b"\xef\xbb\xbfsku\ncaf\xe9\n", "c.csv")  # counted after the byte-order mark
 
 
 def test_cli_refuses_hostile_files_in_one_line(tmp_path, _env):  # noqa: F811 - the fixture

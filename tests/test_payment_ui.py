@@ -68,11 +68,7 @@ def test_card_payment_at_the_terminal_on_screen(ui):
 
 
 def test_diagnostics_show_the_terminal(ui):
-    ui.click("staff_button")
-    ui.wait(lambda s: s["screen"] == "pin", "the PIN pad")
-    for digit in "1234":
-        ui.click(f"pin_{digit}")
-    ui.click("ok_button")
+    ui.login("1234")
     ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
     ui.click("diag_button")
     state = ui.wait(lambda s: "card terminal" in s["diagnostics"], "the terminal's line")
@@ -103,11 +99,7 @@ def test_a_card_refund_on_screen_and_the_card_payments_view(approving):
     receipt = state["snap"]["last_receipt"]
     ui.click("none_button")
     ui.wait(lambda s: s["screen"] == "attract", "attract")
-    ui.click("staff_button")
-    ui.wait(lambda s: s["screen"] == "pin", "the PIN pad")
-    for digit in "5678":
-        ui.click(f"pin_{digit}")
-    ui.click("ok_button")
+    ui.login("5678")
     ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
     ui.scan(f"RCP{receipt}")
     ui.wait(lambda s: s["screen"] == "returning" and s["snap"]["returning"]["receipt"], "return")

@@ -140,6 +140,20 @@ class KioskUI:
         self._xdotool("click", "1")
         time.sleep(0.15)
 
+    def enter_pin(self, pin: str) -> None:
+        """Type a PIN on the pad and press OK once every digit is shown: a click lost
+        while a busy machine redraws must not become "Wrong PIN"."""
+        for digit in pin:
+            self.click(f"pin_{digit}")
+        self.wait(lambda s: s["pin"] == len(pin), "the PIN typed")
+        self.click("ok_button")
+
+    def login(self, pin: str) -> None:
+        """Open the staff PIN pad from the attract screen and type `pin`."""
+        self.click("staff_button")
+        self.wait(lambda s: s["screen"] == "pin", "the PIN pad")
+        self.enter_pin(pin)
+
     def type(self, text: str, enter: bool = True) -> None:
         self._xdotool("type", "--delay", "15", text)
         if enter:

@@ -70,6 +70,7 @@ class Cart:
     def __init__(self, policy: TaxPolicy):
         self.policy = policy
         self.lines: list[CartLine] = []
+        self._priced: tuple[tuple[CartLine, ...], PricedCart] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.lines)
@@ -101,13 +102,17 @@ class Cart:
         self.lines.clear()
 
     def priced(self) -> PricedCart:
-        return price_cart(
-            [
+        """The cart priced; remembered until a line changes (a scan asks for it from the
+        limit check, the message and the screen's snapshot). Lines are frozen, so equal
+        lines price the same: the key is the lines themselves, safe against any edit."""
+        key = tuple(self.lines)
+        if self._priced is None or self._priced[0] != key:
+            inputs = [
                 LineInput(li.sku, li.qty, li.price, li.tax_code, li.discount, li.amount)
-                for li in self.lines
-            ],
-            self.policy,
-        )
+                for li in key
+            ]
+            self._priced = (key, price_cart(inputs, self.policy))
+        return self._priced[1]
 
     @property
     def waiting_for_approval(self) -> list[CartLine]:

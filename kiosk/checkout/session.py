@@ -73,6 +73,7 @@ _FULL_COUNT = (
     f"A count holds at most {numbers.MAX_EVENT_LINES} items: finish it, then start another"
 )
 _TOO_MUCH = f"A sale can total at most {numbers.MAX_MONEY}: pay for this part first"
+MAX_REFERENCE = 48  # characters of a typed approval reference (the journal's own limit)
 PROBE_EVERY_S = 30  # a full disk is probed for space this often (16 KiB written each time)
 SETTLE_EVERY_S = 30  # an unsettled card payment is asked about again this often
 ANY_STAFF = ("cashier", "supervisor", "technician")
@@ -256,10 +257,9 @@ class Checkout:
     def totals(self):
         return self.cart.priced()
 
-    @property
-    def _places(self) -> int:
-        """Decimals of the currency's minor unit (2 for EUR, 0 for JPY)."""
-        return max(0, -self.ledger.policy.unit.as_tuple().exponent)
+    def _typed_money(self, value: object, what: str) -> Decimal:
+        """An amount a person typed, in the currency's minor unit (kiosk.numbers)."""
+        return numbers.money(value, what, self.ledger.policy.unit)
 
     @property
     def amount_due(self) -> Decimal:
@@ -668,12 +668,10 @@ class Checkout:
     def override_price(self, line: int, price: object) -> Outcome:
         self._record({"override": {"line": line, "price": str(price)}})
         try:
-            value = _decimal(price, "price", places=self._places)
+            value = self._typed_money(price, "price")
             current = self.cart.line(line)
         except (ValueError, IndexError) as exc:
             return self._no(_sentence(exc))
-        if value < 0 or value != value.quantize(self.ledger.policy.unit):
-            return self._no("Price must be zero or more, in the currency's unit")
         if current.amount is not None:
             return self._no("A priced label's price cannot be overridden")
         pct = (
@@ -699,7 +697,7 @@ class Checkout:
             return self._no("Nothing to discount")
         try:
             pct = _decimal(percent, "percent", numbers.MAX_PERCENT) if percent is not None else None
-            amt = _decimal(amount, "amount", places=self._places) if amount is not None else None
+            amt = self._typed_money(amount, "amount") if amount is not None else None
             targets = [line] if line is not None else list(range(1, len(self.cart.lines) + 1))
             for number in targets:
                 self.cart.line(number)
@@ -814,7 +812,7 @@ class Checkout:
             return self._no("Card payment is not possible right now: pay another way or call staff")
         due = self.amount_due
         try:
-            value = _decimal(amount, "amount", places=self._places) if amount is not None else due
+            value = self._typed_money(amount, "amount") if amount is not None else due
         except ValueError as exc:
             return self._no(_sentence(exc))
         paid = sum((t.amount for t in self.payment.tenders if t.kind != CASH), ZERO)
@@ -940,18 +938,17 @@ class Checkout:
         except PrinterError as exc:
             self._alert(f"Printer: {exc}. The card terminal's receipt was not printed")
 
-    def _judge(self, pid: int, amount: Decimal, last: TerminalResult) -> str:
+    def _judge(self, amount: Decimal, last: TerminalResult) -> str:
         """Did a payment whose answer was lost go through? The terminal's last transaction
         says so when it is one the journal does not know, for the same amount."""
         if last.outcome in ("failed", "unknown"):
             return "unreachable"
         known = payments.known_receipts(last.terminal_id)
-        new = last.approved and last.receipt_no and last.receipt_no not in known
-        return "charged" if new and last.amount == amount else "not_charged"
+        return "charged" if _is_ours(last, amount, known) else "not_charged"
 
     def _after_settle(self, last: TerminalResult, context) -> Outcome:
         pid, value = context
-        verdict = self._judge(pid, value, last)
+        verdict = self._judge(value, last)
         if verdict == "charged":  # the customer is still here: the sale goes ahead
             self._journal(payments.record_outcome, self.ledger, pid, last)
             self.terminal_status = "approved"
@@ -1017,13 +1014,7 @@ class Checkout:
         last = self.terminal.last_transaction(listener)
         if last.outcome in ("failed", "unknown"):
             return "unreachable", last
-        ours = (
-            last.approved
-            and last.receipt_no
-            and last.receipt_no not in known
-            and last.amount == amount
-        )
-        return ("ours" if ours else "not_ours"), last
+        return ("ours" if _is_ours(last, amount, known) else "not_ours"), last
 
     def _recover_call(self, work, known, listener) -> list:
         """On the job's thread: terminal calls only, no ledger."""
@@ -1244,11 +1235,15 @@ class Checkout:
                 return started
         due = self.amount_due
         try:
-            value = _decimal(amount, "amount", places=self._places) if amount is not None else due
+            value = self._typed_money(amount, "amount") if amount is not None else due
         except ValueError as exc:
             return self._no(_sentence(exc))
         if kind == "card" and not reference:
             return self._no("Enter the terminal's approval reference")
+        if reference is not None and (
+            len(reference) > MAX_REFERENCE or not reference.isprintable()
+        ):
+            return self._no(f"An approval reference is at most {MAX_REFERENCE} plain characters")
         if value <= 0:
             return self._no("Amount must be above zero")
         tenders = [*self.payment.tenders, Tender(kind, value, reference)]
@@ -1837,7 +1832,7 @@ class Checkout:
         return self._next_refund()
 
     def _after_refund_settle(self, last: TerminalResult, part: CardRefund) -> Outcome:
-        verdict = self._judge(part.row, part.amount, last)
+        verdict = self._judge(part.amount, last)
         if verdict != "unreachable" and not any(
             row.state in ("requested", "unknown") and row.id != part.row
             for row in payments.open_payments()
@@ -2170,7 +2165,7 @@ class Checkout:
         if refusal:
             return self._no(refusal)
         try:
-            float_value = _decimal(opening_float, "opening float", places=self._places)
+            float_value = self._typed_money(opening_float, "opening float")
         except ValueError as exc:
             return self._no(_sentence(exc))
         z = reports.z_report(self.clock().astimezone().date(), float_value)
@@ -2356,6 +2351,14 @@ def _receipt_of(reference: str | None) -> str | None:
     """The terminal receipt number in a tender's reference ("T29001006 R0042 ...")."""
     found = re.search(r"\bR(\d+)\b", reference or "")
     return found.group(1) if found else None
+
+
+def _is_ours(last: TerminalResult, amount: Decimal, known) -> bool:
+    """The terminal's last transaction is the one whose answer was lost: approved, a
+    receipt number the journal has not seen, and the same amount."""
+    return bool(
+        last.approved and last.receipt_no and last.receipt_no not in known and last.amount == amount
+    )
 
 
 def _qty(line: CartLine) -> str:

@@ -22,33 +22,24 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from kiosk import cardnumbers
+
 log = logging.getLogger(__name__)
 OUTCOMES = ("approved", "declined", "aborted", "failed", "unknown")
-# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN). The same
-# pattern as `kiosk ledger verify` (kiosk/ledger/payments.CARD_NUMBER; a test keeps
-# them equal): whatever a terminal's text holds, nothing that looks like one is shown,
-# logged or stored.
-CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+CARD_NUMBER = cardnumbers.CARD_NUMBER  # whatever a terminal's text holds, nothing
+#                                        that looks like a card number is shown, logged or stored
 MAX_TEXT = 200  # a terminal text kept for the screen, the log or the journal
 
 
 def mask_card_numbers(text: str, limit: int | None = MAX_TEXT) -> str:
-    """`text` with every card-number-like run replaced by "*" and its last 4 digits,
-    and cut to `limit` characters."""
-
-    def _mask(match: re.Match) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "*" * (len(digits) - 4) + digits[-4:]
-
-    masked = CARD_NUMBER.sub(_mask, str(text))
-    return masked if limit is None else masked[:limit]
+    """`text` with card numbers masked (kiosk.cardnumbers), cut to `limit` characters."""
+    return cardnumbers.mask(text, limit)
 
 
 class TerminalError(Exception):

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from peewee import SQL
 
+from kiosk import cardnumbers
 from kiosk.ledger import audit
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import Audit, Payment, utc_now
@@ -33,26 +34,18 @@ TERMINAL_EOD = "terminal_end_of_day"  # the audit action of a terminal's end of 
 # A refund row whose money went back to the card (resolved: settled by hand, which
 # may mean given): what still can go back is bounded by all of them.
 REFUND_GIVEN = ("approved", "unposted", "committed", "resolved")
-# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN), masked or
-# not. `kiosk ledger verify` looks for it; every text written here is masked with it.
-CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+CARD_NUMBER = cardnumbers.CARD_NUMBER  # `kiosk ledger verify` looks for it
 NOTE_MAX = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def mask_card_numbers(text: str) -> str:
-    """`text` with every card-number-like run masked ("*" and its last 4 digits),
-    control characters made spaces, cut to NOTE_MAX."""
-
-    def _mask(match: re.Match) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "*" * (len(digits) - 4) + digits[-4:]
-
-    return CARD_NUMBER.sub(_mask, _CONTROL.sub(" ", str(text)))[:NOTE_MAX]
+    """`text` with card numbers masked (kiosk.cardnumbers), control characters made
+    spaces, cut to NOTE_MAX: every text written to the journal."""
+    return cardnumbers.mask(_CONTROL.sub(" ", str(text)), NOTE_MAX)
 
 
-def looks_like_card_number(text: str | None) -> bool:
-    return bool(text) and CARD_NUMBER.search(text) is not None
+looks_like_card_number = cardnumbers.looks_like
 
 
 def record_request(

@@ -130,7 +130,7 @@ def _check_event(event: dict, payload: str) -> None:
         raise LedgerError(
             f"{biggest} units of one item in one transaction; at most {numbers.MAX_STOCK_QTY}"
         )
-    if len(payload.encode()) > numbers.MAX_EVENT_BYTES:
+    if len(payload) > numbers.MAX_EVENT_BYTES:  # json.dumps writes ASCII: chars are bytes
         raise LedgerError("too much in one transaction for one stock event: split it")
 
 

@@ -139,7 +139,7 @@ def add(ledger: Ledger, code: str, name: str, role: str, pin: str, by: str | Non
     if not name.strip():
         raise LedgerError("staff name must not be empty")
     pin_hash = hash_pin(pin, load_key(key_path(ledger)))  # slow: outside the write lock
-    with ledger.db.atomic():
+    with ledger.transaction():
         if Staff.get_or_none(Staff.code == code) is not None:
             raise LedgerError(f"staff code {code} is taken")
         member = Staff.create(
@@ -155,7 +155,7 @@ def set_pin(ledger: Ledger, code: str, pin: str, by: str | None) -> None:
     if not PIN_RE.fullmatch(pin):
         raise LedgerError("PIN must be 4 to 8 digits")
     pin_hash = hash_pin(pin, load_key(key_path(ledger)))
-    with ledger.db.atomic():
+    with ledger.transaction():
         _get(code)
         audit.record("staff_pin", by, code, "pin")  # never the PIN or its hash
         Staff.update(pin_hash=pin_hash, failed_attempts=0, locked_until=None).where(
@@ -166,14 +166,14 @@ def set_pin(ledger: Ledger, code: str, pin: str, by: str | None) -> None:
 def set_role(ledger: Ledger, code: str, role: str, by: str | None) -> None:
     if role not in ROLES:
         raise LedgerError(f"role must be one of {', '.join(ROLES)}")
-    with ledger.db.atomic():
+    with ledger.transaction():
         member = _get(code)
         audit.record("staff_role", by, code, "role", member.role, role)
         Staff.update(role=role).where(Staff.code == code).execute()
 
 
 def deactivate(ledger: Ledger, code: str, by: str | None) -> None:
-    with ledger.db.atomic():
+    with ledger.transaction():
         _get(code)
         audit.record("staff_deactivate", by, code, "active", True, False)
         Staff.update(active=False).where(Staff.code == code).execute()
@@ -196,7 +196,7 @@ def login(ledger: Ledger, pin: str, code: str | None = None) -> Staff:
     path = key_path(ledger)
     key = load_key(path)
     current = key_id(key)
-    with ledger.db.atomic():
+    with ledger.transaction():
         members = [_get(code)] if code else list(Staff.select().where(Staff.active))
         if not members:
             raise AuthError("no staff member is set up: add one with 'kiosk staff add'")

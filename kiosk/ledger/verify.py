@@ -86,19 +86,15 @@ def _balances(sql, problems: list[str]) -> None:
             )
 
 
-_NUMBER_COLUMNS = {
-    "txn": ("net", "tax", "total", "discount", "rounding", "change"),
-    "txn_line": ("qty", "unit_price", "tax_rate", "gross", "discount", "net", "tax", "total"),
-    "tender": ("amount",),
-}
-
-
 def _stored_numbers(sql, problems: list[str]) -> None:
-    """Every amount, quantity, price and rate in a posted row is a plain number."""
-    for table, columns in _NUMBER_COLUMNS.items():
-        for row in sql(f"SELECT id, {', '.join(columns)} FROM {table}"):  # noqa: S608 - fixed names
-            for column, value in zip(columns, row[1:], strict=True):
-                _amount(value, f"{table} {row[0]} {column}", problems)
+    """The line columns no other check reads are plain numbers too (the totals, tenders
+    and returned quantities are read, and checked, by _transactions and _returns)."""
+    for line_id, txn_id, qty, unit_price, tax_rate, gross in sql(
+        "SELECT id, txn_id, qty, unit_price, tax_rate, gross FROM txn_line"
+    ):
+        where = f"txn {txn_id} line {line_id}"
+        for value in (qty, unit_price, tax_rate, gross):
+            _amount(value, where, problems)
 
 
 def _transactions(sql, problems: list[str]) -> None:
@@ -185,9 +181,6 @@ def _returns(sql, problems: list[str]) -> None:
 
 # ---------------------------------------------------------------- the payment journal
 
-# 13 to 19 digits, maybe grouped by spaces or dashes: a card number (PAN), masked or
-# not; the pattern the journal masks its notes with (`kiosk payment scrub` cleans them)
-_CARD_NUMBER = payments.CARD_NUMBER
 _SETTLED_BY_HAND = ("reversed", "refund_needed", "resolved", "unposted")
 _NOT_TAKEN = ("declined", "aborted", "failed", "not_charged")
 
@@ -203,7 +196,7 @@ def _payment_journal(sql, problems: list[str]) -> None:
         "WHERE d.reference IS NOT NULL"
     ):
         tenders[(number, reference)].append(_amount(amount, f"{number} tender", problems))
-        if _CARD_NUMBER.search(reference):
+        if payments.looks_like_card_number(reference):
             problems.append(f"{number}: a tender's reference looks like a card number")
     columns = "id, kind, state, amount, reference, txn, receipt_no, trace, terminal_id, approval"
     columns += ", terminal, note, request"
@@ -211,7 +204,7 @@ def _payment_journal(sql, problems: list[str]) -> None:
         pid, kind, state, amount, reference, txn = row[:6]
         where = f"payment {pid} ({kind}, {state})"
         for value in (*row[4:-1], _without_barcodes(row[-1])):
-            if isinstance(value, str) and _CARD_NUMBER.search(value):
+            if isinstance(value, str) and payments.looks_like_card_number(value):
                 problems.append(
                     f"{where}: a stored text looks like a card number (kiosk payment scrub)"
                 )
