@@ -315,6 +315,16 @@ class ControllerConfig(Section):
     resync_after_s: Seconds = Field(2.0, gt=0, le=600)  # a gap older than this asks to resend
     # Events dated more than this ahead of the controller's clock are dead-lettered
     future_tolerance_s: Seconds = Field(300.0, ge=0, le=86_400)
+    # The web view (kiosk.mqtt.web) for managers and attendants, on the shop LAN. Off
+    # unless a port is given (8080 is the usual choice); HTTPS when both files are given.
+    web_port: Whole | None = Field(None, ge=1, le=65535)
+    web_host: str = "0.0.0.0"  # every interface of the controller's machine
+    web_certfile: Path | None = None  # PEM certificate (chain) of the site: HTTPS
+    web_keyfile: Path | None = None  # its private key
+    web_session_hours: Seconds = Field(12.0, gt=0, le=24 * 30)  # a login lasts this long idle
+    web_lockout_attempts: Whole = Field(5, ge=1, le=100)  # failed logins before a lockout
+    web_lockout_minutes: Seconds = Field(15.0, gt=0, le=24 * 60)
+    stale_after_s: Seconds = Field(120.0, gt=0, le=86_400)  # no status for this long: red
 
     @field_validator("lead_time_days", "safety_days", "review_days")
     @classmethod
@@ -322,6 +332,12 @@ class ControllerConfig(Section):
         if value < 0:
             raise ValueError("must be zero or more days")
         return value
+
+    @model_validator(mode="after")
+    def _web_tls_pair(self) -> ControllerConfig:
+        if (self.web_certfile is None) != (self.web_keyfile is None):
+            raise ValueError("web_certfile and web_keyfile go together (HTTPS needs both)")
+        return self
 
 
 class PaymentConfig(Section):
