@@ -1,8 +1,9 @@
 """Barcode scanners: USB keyboard-wedge scanners through evdev, serial ones through pyserial.
 
 Keyboard-wedge decoding goes through libxkbcommon (the `xkbcommon` binding), so a
-scanner set to a German, French or UK layout types what it means: hand-made key
-tables are the classic field failure. Shift, caps lock and Ctrl (FNC1 arrives as
+scanner set to any layout and variant xkb-data has ("de", "ch(fr)", "us(dvorak)",
+kiosk/drivers/keymaps.py) types what it means: hand-made key tables are the classic
+field failure. Shift, caps lock and Ctrl (FNC1 arrives as
 Ctrl+] = ASCII 29) are tracked by xkb's own state. The device is grabbed
 exclusively, so scans never leak into the UI as keystrokes; an unplugged scanner is
 found again within two seconds; read errors are logged and never stop the app.
@@ -25,9 +26,9 @@ from evdev import InputEvent, ecodes
 from xkbcommon import xkb
 
 from kiosk.config import ScannerConfig
+from kiosk.drivers import keymaps
 
 log = logging.getLogger(__name__)
-LAYOUTS = {"us": "us", "de": "de", "fr": "fr", "uk": "gb"}
 TERMINATOR_KEYS = {
     "enter": {ecodes.KEY_ENTER, ecodes.KEY_KPENTER},
     "tab": {ecodes.KEY_TAB},
@@ -51,13 +52,26 @@ def _clean(text: str, config: ScannerConfig) -> str:
     return text.strip("\r\n")
 
 
+def compile_keymap(text: str) -> xkb.Keymap:
+    """The xkb keymap of a configured layout ("de", "de(nodeadkeys)"), checked against
+    xkb-data first (libxkbcommon's own failure says only "returned NULL")."""
+    try:
+        layout, variant = keymaps.check(text)
+        return xkb.Context().keymap_new_from_names(layout=layout, variant=variant or None)
+    except keymaps.KeymapError as exc:
+        raise ScannerError(f"[scanner] keymap: {exc}") from None
+    except xkb.XKBError as exc:  # listed in xkb-data, yet its symbols do not compile
+        raise ScannerError(
+            f"[scanner] keymap {text!r}: libxkbcommon cannot build it: {exc}"
+        ) from None
+
+
 class KeyDecoder:
     """evdev key events -> scanned strings, in the scanner's keyboard layout."""
 
     def __init__(self, config: ScannerConfig):
         self.config = config
-        keymap = xkb.Context().keymap_new_from_names(layout=LAYOUTS[config.keymap])
-        self.state = keymap.state_new()
+        self.state = compile_keymap(config.keymap).state_new()
         self.terminators = TERMINATOR_KEYS[config.terminator]
         self.buffer: list[str] = []
         self.last_key = 0.0

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kiosk import textfile
 from kiosk.config import ConfigError, parse
+from kiosk.drivers import keymaps
 from kiosk.mqtt.broker import CONTROLLER_USER, reserved
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
@@ -307,8 +308,10 @@ def _read_devices(path: Path) -> tuple[list[Device], list]:
             if role not in ("self-checkout", "staffed", "mobile-cart"):
                 raise ValueError(f"role {role!r} must be self-checkout, staffed or mobile-cart")
             keymap = row.get("keymap") or "us"
-            if keymap not in ("us", "de", "fr", "uk"):
-                raise ValueError(f"keymap {keymap!r} must be us, de, fr or uk")
+            try:  # any layout(variant) this machine's xkb-data has
+                keymaps.check(keymap)
+            except keymaps.KeymapError as exc:
+                raise ValueError(f"keymap {keymap!r}: {exc}") from None
             devices.append(
                 Device(
                     line=line,
