@@ -121,7 +121,9 @@ class ScannerConfig(Section):
     kind: Literal["evdev", "serial", "none"] = "evdev"
     # evdev: a name substring, "vendor:product" in hex, or a /dev/input/by-id/ path
     match: str = ""
-    keymap: Literal["us", "de", "fr", "uk"] = "us"  # the layout the scanner types in
+    # The layout the scanner types in, as xkb writes it: "de", "de(nodeadkeys)",
+    # "us(dvorak)"; any layout and variant this machine's xkb-data has (kiosk/drivers/keymaps.py).
+    keymap: str = "us"
     terminator: Literal["enter", "tab", "none"] = "enter"
     timeout_ms: Whole = Field(60, ge=10, le=2000)  # terminator "none": a pause ends a scan
     prefix: str = ""  # stripped from every scan
@@ -129,6 +131,14 @@ class ScannerConfig(Section):
     fnc1: str = ""  # a character the scanner sends for FNC1, turned into ASCII 29
     port: str = "/dev/ttyACM0"  # serial scanners
     baudrate: Whole = Field(9600, gt=0, le=4_000_000)
+
+    @field_validator("keymap")
+    @classmethod
+    def _known_keymap(cls, value: str) -> str:
+        from kiosk.drivers import keymaps  # noqa: PLC0415 - reads xkb-data only when set
+
+        keymaps.check(value)
+        return value
 
 
 class PrinterConfig(Section):
