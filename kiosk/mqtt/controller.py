@@ -71,6 +71,7 @@ class Controller:
         self.rules = master.rules(config)
         self.catalog_bytes = 0  # catalog transfer bytes published
         self.served = 0
+        self.web = None  # kiosk.mqtt.web.server.WebService while run() runs with a web_port
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -130,6 +131,7 @@ class Controller:
         stop = stop or self.stopping
         notifier = ServiceNotifier()
         self.connect()
+        self.web = self._start_web()
         notifier.ready(f"controller for {self.topics.root}")
         last_ping = 0.0
         try:
@@ -152,7 +154,22 @@ class Controller:
                     last_ping = now
         finally:
             notifier.stopping()
+            if self.web is not None:
+                self.web.stop()
             self.close()
+
+    def _start_web(self):
+        """The web view (kiosk.mqtt.web) beside the controller when [controller] web_port
+        is set; one that cannot start is logged and the controller runs on without it."""
+        if self.config.controller.web_port is None:
+            return None
+        from kiosk.mqtt.web.server import WebService  # noqa: PLC0415 - starlette, uvicorn
+
+        try:
+            return WebService(self.config).start()
+        except Exception:  # noqa: BLE001 - the shop's stock never waits for a web page
+            log.exception("web view")
+            return None
 
     def close(self) -> None:
         self.stopping.set()

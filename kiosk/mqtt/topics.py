@@ -601,3 +601,175 @@ def parse_catalog_chunk(raw: bytes) -> CatalogChunk:
         digest=_hex64(data, "sha256"),
         body=body,
     )
+
+
+# ------------------------------------------------------------------ attendant alerts
+# README, "Attendant alerts". A kiosk raises an alert on its own topic (QoS 1, not
+# retained: an alert is an event); the controller keeps it and publishes it retained on
+# <root>/alerts/<device>/<id>, so a staffed till or a mobile cart that connects later
+# still gets every open one. Acknowledging (on the web view, or on a kiosk's own
+# <root>/kiosk/<device>/ack) clears that retained message with an empty one: every
+# screen drops it at once, and the broker no longer holds it.
+ALERT_KINDS = (
+    "call_staff",  # the customer pressed "call staff" / left during payment
+    "age_check",  # an age-restricted item waits for a staff check
+    "approval",  # another supervisor approval (price override, void ...)
+    "paper_out",  # the receipt printer is out of paper
+    "printer",  # another printer fault (offline, cover open)
+    "drawer_open",  # the cash drawer was left open
+    "disk_full",  # the kiosk's storage is (nearly) full
+    "payment",  # the card terminal needs staff
+    "other",
+)
+MAX_ALERT_BYTES = 2048  # an alert or acknowledgement message
+MAX_ALERT_TEXT = 200  # characters of an alert's text
+MAX_OPEN_ALERTS = 50  # open alerts of one kiosk; more are dead-lettered (a flood)
+_ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def kiosk_alert_topic(root: str, device: str) -> str:
+    return f"{root}/kiosk/{device}/alert"
+
+
+def kiosk_ack_topic(root: str, device: str) -> str:
+    return f"{root}/kiosk/{device}/ack"
+
+
+def open_alert_topic(root: str, device: str, alert_id: str) -> str:
+    return f"{root}/alerts/{device}/{alert_id}"
+
+
+def alert_acl(root: str) -> list[str]:
+    """The broker ACL lines the alert topics need (kiosk.mqtt.broker renders the rest)."""
+    return [
+        f"pattern write {root}/kiosk/%u/alert",
+        f"pattern write {root}/kiosk/%u/ack",
+        f"pattern read {root}/alerts/#",
+    ]
+
+
+@dataclass(frozen=True)
+class Alert:
+    device: str
+    id: str
+    kind: str
+    text: str
+    ts: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.device}/{self.id}"
+
+
+@dataclass(frozen=True)
+class AlertAck:
+    device: str  # the kiosk that acknowledged
+    alert_device: str  # the alert's kiosk
+    alert_id: str
+    by: str  # staff id (or name) as the kiosk knows them
+
+
+def alert(device: str, alert_id: str, kind: str, text: str, ts: str | None = None) -> dict:
+    return {
+        "v": VERSION,
+        "device": device,
+        "id": alert_id,
+        "kind": kind,
+        "text": text[:MAX_ALERT_TEXT],
+        "ts": ts or ts_now(),
+    }
+
+
+def alert_ack(device: str, alert_device: str, alert_id: str, by: str) -> dict:
+    return {"v": VERSION, "device": device, "alert": f"{alert_device}/{alert_id}", "by": by[:32]}
+
+
+def _alert_load(raw: bytes) -> dict:
+    if isinstance(raw, bytes | bytearray) and len(raw) > MAX_ALERT_BYTES:
+        raise PayloadError(f"alert message of {len(raw)} bytes is over {MAX_ALERT_BYTES}")
+    return _load(raw)
+
+
+def _text_field(data: dict, key: str, limit: int) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str) or len(value) > limit:
+        raise PayloadError(f"{key} must be text of at most {limit} characters")
+    if any(ord(c) < 32 and c not in "\t" for c in value):
+        raise PayloadError(f"{key} must not hold control characters")
+    return value
+
+
+def parse_alert(
+    raw: bytes,
+    topic_device: str,
+    now: datetime | None = None,
+    future_tolerance_s: float = FUTURE_TOLERANCE_S,
+) -> Alert:
+    """An alert from a kiosk within every bound, or PayloadError. A kiosk whose clock is
+    off still gets its alert through: a time outside the window becomes `now`."""
+    now = now or datetime.now(UTC)
+    data = _alert_load(raw)
+    if data.get("device") != topic_device:
+        raise PayloadError("device does not match the topic")
+    alert_id = data.get("id")
+    if not isinstance(alert_id, str) or not _ALERT_ID.fullmatch(alert_id):
+        raise PayloadError("id must be 1-32 letters, digits, '_' or '-'")
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in ALERT_KINDS:
+        raise PayloadError(f"unknown alert kind {str(kind)[:20]!r}")
+    text = _text_field(data, "text", MAX_ALERT_TEXT)
+    moment = parse_ts(data.get("ts"), "ts", window=False)
+    if not TS_FLOOR <= moment <= now + timedelta(seconds=future_tolerance_s):
+        moment = now
+    return Alert(topic_device, alert_id, kind, text, moment)
+
+
+def parse_alert_ack(raw: bytes, topic_device: str) -> AlertAck:
+    data = _alert_load(raw)
+    if data.get("device") != topic_device:
+        raise PayloadError("device does not match the topic")
+    target = data.get("alert")
+    if not isinstance(target, str) or target.count("/") != 1:
+        raise PayloadError("alert must be <device>/<id>")
+    alert_device, alert_id = target.split("/")
+    if not _ID.fullmatch(alert_device) or not _ALERT_ID.fullmatch(alert_id):
+        raise PayloadError("alert must be <device>/<id>")
+    by = _text_field(data, "by", 32)
+    return AlertAck(topic_device, alert_device, alert_id, by or topic_device)
+
+
+def parse_open_alert(raw: bytes, root: str, topic: str) -> Alert | None:
+    """A retained open alert as a kiosk reads it (None: the alert was cleared)."""
+    if not raw:
+        return None
+    parts = topic[len(root) + 1 :].split("/") if topic.startswith(root + "/") else []
+    if len(parts) != 3 or parts[0] != "alerts":
+        raise PayloadError("not an alert topic")
+    alert_ = parse_alert(raw, parts[1], future_tolerance_s=10 * 365 * 86400.0)
+    if alert_.id != parts[2]:
+        raise PayloadError("id does not match the topic")
+    return alert_
+
+
+# The kiosk's status may say more than its contract's fields (extensions, all optional):
+# "app" (its firmware version) and "clock" ("synced"/"unsynced": is its clock set by NTP).
+MAX_APP_TEXT = 32
+
+
+def status_extras(app: str, clock_synced: bool) -> dict[str, Any]:
+    return {"app": app[:MAX_APP_TEXT], "clock": "synced" if clock_synced else "unsynced"}
+
+
+def parse_status_extras(raw: bytes) -> dict[str, str | None]:
+    """{"app": version or None, "clock": "synced"/"unsynced" or None} of a status that
+    parse_kiosk_status accepted; a value off its bounds reads as not said."""
+    try:
+        data = _load(raw)
+    except PayloadError:
+        return {"app": None, "clock": None}
+    app = data.get("app")
+    clock = data.get("clock")
+    return {
+        "app": app if isinstance(app, str) and 0 < len(app) <= MAX_APP_TEXT else None,
+        "clock": clock if clock in CLOCK_STATES else None,
+    }
