@@ -1,13 +1,14 @@
-"""State held by the staff flows while they are open (returns, counts, receiving, kits)."""
+"""The staff flows, one module each: its open state (a dataclass), its `FLOW` for the
+core (the state it runs in, its scans, its snapshot entry) and its methods as a mixin.
+Adding a flow: write its module, then register it below (a `State` member for it in
+core.py too). The order here is the snapshot's order."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 from kiosk.checkout.cart import CartLine
-from kiosk.ledger.money import Tender
 from kiosk.ledger.sales import ReturnLine
 
 
@@ -17,15 +18,6 @@ class ReturnFlow:
     lines: list[ReturnLine] = field(default_factory=list)
     sold: list[CartLine] = field(default_factory=list)  # exchange: what goes out instead
     reason: str = "unwanted"
-
-
-@dataclass
-class PendingPayment:
-    """What PAYING will post once covered: a sale, or the balance of an exchange."""
-
-    kind: str = "sale"  # sale or exchange
-    tenders: list[Tender] = field(default_factory=list)
-    exchange: ReturnFlow | None = None
 
 
 @dataclass
@@ -54,12 +46,7 @@ class KitFlow:
         ]
 
 
-@dataclass(frozen=True)
-class Approval:
-    """An action waiting for staff: performed when an allowed member logs in."""
+MIXINS = ()  # the Checkout's flow mixins
 
-    action: str
-    args: tuple
-    roles: tuple[str, ...]
-    reason: str
-    amount: Decimal | None = None
+
+__all__ = ["MIXINS", "ReturnFlow", "CountFlow", "ReceivingFlow", "KitFlow"]
