@@ -30,7 +30,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from kiosk import textfile
+from kiosk import __version__, clock, textfile
 from kiosk.config import Config, ConfigError
 from kiosk.mqtt import topics
 from kiosk.mqtt.outbox import OutboxStore
@@ -265,6 +265,8 @@ class Publisher:
             self.store.last_seq(),
             *self.catalog_state(),
         )
+        # Extensions for the web view's kiosk page: firmware version, clock synchronised.
+        payload.update(topics.status_extras(__version__, clock.synchronized()))
         info = client.publish(
             self.topics.kiosk_status(self.device), topics.encode(payload), 1, True
         )
