@@ -6,9 +6,11 @@ core.py too). The order here is the snapshot's order."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from kiosk.checkout.cart import CartLine
+from kiosk.checkout.core import register
+from kiosk.checkout.flows import counting
+from kiosk.checkout.flows.counting import CountFlow
 from kiosk.ledger.sales import ReturnLine
 
 
@@ -18,12 +20,6 @@ class ReturnFlow:
     lines: list[ReturnLine] = field(default_factory=list)
     sold: list[CartLine] = field(default_factory=list)  # exchange: what goes out instead
     reason: str = "unwanted"
-
-
-@dataclass
-class CountFlow:
-    counted: dict[str, int] = field(default_factory=dict)
-    moments: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,7 +42,10 @@ class KitFlow:
         ]
 
 
-MIXINS = ()  # the Checkout's flow mixins
+for _module in (counting,):
+    register(_module.FLOW)
+
+MIXINS = (counting.CountingMixin,)  # the Checkout's flow mixins
 
 
 __all__ = ["MIXINS", "ReturnFlow", "CountFlow", "ReceivingFlow", "KitFlow"]
