@@ -39,6 +39,9 @@ venv_ensure() {
         rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi
+    # The language catalogs: .po in git, .mo built here (the app also builds a missing
+    # or stale one on first use, into its cache: see kiosk/i18n.py).
+    "$VENV/bin/pybabel" -q compile -D kiosk -d kiosk/locale
 }
 
 case "${1:-}" in

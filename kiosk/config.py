@@ -379,10 +379,42 @@ class PaymentConfig(Section):
         return self
 
 
+def _catalog_language(value: str) -> str:
+    from kiosk import i18n  # noqa: PLC0415
+
+    if value not in i18n.catalog_languages():
+        known = ", ".join(i18n.catalog_languages())
+        raise ValueError(f"no catalog for language {value!r} (have {known})")
+    return value
+
+
 class UiConfig(Section):
     fullscreen: bool = True
     high_contrast: bool = False
-    strings: Path | None = None  # a TOML file of translated screen strings
+    # The shop's language: receipts, labels, reports, and the screen between customers.
+    language: str = "en"
+    # The screen languages a customer can switch to on the attract screen (a button each;
+    # empty: every language with a catalog). The shop's language is always offered.
+    languages: list[str] = Field(default_factory=list, max_length=12)
+    strings: Path | None = None  # a TOML file of the shop's own wording (kiosk/strings.py)
+
+    @field_validator("language")
+    @classmethod
+    def _has_catalog(cls, value: str) -> str:
+        return _catalog_language(value)
+
+    @field_validator("languages")
+    @classmethod
+    def _have_catalogs(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_catalog_language(language) for language in value))
+
+    @property
+    def screen_languages(self) -> list[str]:
+        """The attract screen's choices: the shop's language first."""
+        from kiosk import i18n  # noqa: PLC0415
+
+        chosen = self.languages or list(i18n.catalog_languages())
+        return [self.language, *(lang for lang in chosen if lang != self.language)]
 
 
 class Config(Section):

@@ -1,0 +1,331 @@
+"""Languages: the one place that knows gettext catalogs and Babel's locale formats.
+
+Every word a customer, staff member or technician reads comes from the gettext
+catalogs in kiosk/locale/<lang>/LC_MESSAGES/kiosk.po (English is the source
+language: its msgids are the English text). Two languages are in use at the same
+time on one kiosk: the customer's screen language (switched on the attract screen)
+and the shop's language (`[ui] language`: receipts, labels, reports). So nothing
+here installs a global `_`; each caller asks for the translations of the locale it
+renders for (`translator(locale)`), and text made before its reader is known (the
+checkout's messages) is a `Message` rendered later with `render(message, locale)`.
+
+Markers, all understood by `pybabel extract` (see babel.cfg):
+
+- `N_("text")` marks a constant (a dict of labels, a table of codes); it returns the
+  English text unchanged, translated where it is shown: `translator(locale).gettext(x)`.
+- `_("Item {name} is not for sale", name=...)` makes a lazy `Message` with its
+  arguments; `_n(singular, plural, n, ...)` the plural form. Arguments may be other
+  Messages or locale-formatted values (`Money`, `Quantity`, `Weight`, `Day`), each
+  rendered in the reader's locale.
+
+Compiled catalogs (.mo) are built from the .po files, never committed: at install
+(`pybabel compile -d kiosk/locale -D kiosk`, run by dev.sh) and, when a .mo is
+missing or older than its .po (a read-only root file system on the device, a
+checkout without the compile step), on first use into the user's cache folder
+(`$KIOSK_LOCALE_CACHE`, default `<user cache>/kiosk/locale`, named by the .po's
+hash); if that cannot be written either, the catalog is compiled in memory.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import hashlib
+import io
+import logging
+import os
+import string
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "kiosk"
+SOURCE_LANGUAGE = "en"
+LOCALE_DIR = Path(__file__).with_name("locale")
+CACHE_ENV = "KIOSK_LOCALE_CACHE"
+_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- markers
+
+
+def N_(msgid: str) -> str:  # noqa: N802 - gettext's conventional marker name
+    """Marks a constant for extraction; translated where it is shown."""
+    return msgid
+
+
+@dataclass(frozen=True)
+class Message:
+    """A translatable message with its arguments, rendered in the reader's locale.
+
+    `str(message)` is the English text (logs, the replay tool's transcripts)."""
+
+    msgid: str
+    args: tuple[tuple[str, Any], ...] = ()
+    plural: str | None = None
+    n: int | None = None
+
+    def render(self, locale: str) -> str:
+        tr = translator(locale)
+        if self.plural is not None:
+            text = tr.ngettext(self.msgid, self.plural, self.n or 0)
+        else:
+            text = tr.gettext(self.msgid)
+        values = {key: localize(value, locale) for key, value in self.args}
+        if self.plural is not None:
+            values.setdefault("n", localize(Quantity(self.n or 0), locale))
+        try:
+            return text.format(**values)
+        except (KeyError, IndexError, ValueError):  # a broken translation: the English
+            log.warning("translation of %r for %s does not format", self.msgid, locale)
+            return (self.plural if self.plural and self.n != 1 else self.msgid).format(**values)
+
+    def __str__(self) -> str:
+        return self.render(SOURCE_LANGUAGE)
+
+
+def _(msgid: str, **args: Any) -> Message:
+    """A lazy message: `_("Item {sku} not found", sku=code)`, rendered by the screen."""
+    return Message(msgid, tuple(args.items()))
+
+
+def _n(singular: str, plural: str, n: int, **args: Any) -> Message:
+    """A lazy plural message; `{n}` is the count, formatted for the locale."""
+    return Message(singular, tuple(args.items()), plural, n)
+
+
+# ---------------------------------------------------------------- values formatted per locale
+
+
+def _babel_text(text: str) -> str:
+    # CLDR's narrow no-break space (fr "1 234,50") is missing from common screen and
+    # printer fonts; a plain no-break space keeps the number together the same way.
+    return text.replace("\u202f", "\xa0")
+
+
+def format_money(amount: Decimal | str | int, currency: str, locale: str) -> str:
+    """An amount with its currency sign, as the locale writes it: `1,49 €` (de),
+    `€1.49` (en), `1,49 €` (fr). The space before € is a no-break space."""
+    from babel.numbers import format_currency  # noqa: PLC0415
+
+    return _babel_text(format_currency(Decimal(str(amount)), currency, locale=_babel(locale)))
+
+
+def format_amount(amount: Decimal | str | int, currency: str, locale: str) -> str:
+    """An amount in the currency's minor unit without its sign (receipt columns):
+    `1.234,50` (de), `1,234.50` (en)."""
+    from babel.numbers import format_decimal, get_currency_precision  # noqa: PLC0415
+
+    digits = get_currency_precision(currency)
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    value = Decimal(str(amount))
+    return _babel_text(format_decimal(value, pattern, locale=_babel(locale)))
+
+
+def format_number(value: Decimal | int | str, locale: str) -> str:
+    """A quantity or a rate as the locale writes it, every given digit kept: `0,532`."""
+    from babel.numbers import format_decimal  # noqa: PLC0415
+
+    value = Decimal(str(value))
+    if value == value.to_integral_value():
+        value = value.quantize(Decimal(1))
+    return _babel_text(format_decimal(value, locale=_babel(locale), decimal_quantization=False))
+
+
+def format_percent(rate: Decimal | str, locale: str) -> str:
+    """A rate (0.19) as a percentage: `19%` (en), `19 %` (de), `7,5 %`."""
+    from babel.numbers import format_percent as babel_percent  # noqa: PLC0415
+
+    value = Decimal(str(rate))
+    return _babel_text(babel_percent(value, locale=_babel(locale), decimal_quantization=False))
+
+
+def format_weight(kg: Decimal | str, locale: str) -> str:
+    """A weight in kilograms with its unit: `0,532 kg` (a no-break space)."""
+    from babel.units import format_unit  # noqa: PLC0415
+
+    value = Decimal(str(kg))
+    text = format_unit(
+        format_number(value, locale), "mass-kilogram", "short", locale=_babel(locale)
+    )
+    return _babel_text(text).replace(" ", "\xa0")  # the number stays with its unit
+
+
+def format_date(day: date, locale: str) -> str:
+    from babel.dates import format_date as babel_date  # noqa: PLC0415
+
+    return babel_date(day, "medium", locale=_babel(locale))
+
+
+def format_datetime(moment: datetime, locale: str) -> str:
+    """Date and time for a receipt, in the moment's own time zone: `23.11.2026, 14:05`."""
+    from babel.dates import format_date as babel_date  # noqa: PLC0415
+    from babel.dates import format_time  # noqa: PLC0415
+
+    day = babel_date(moment, "medium", locale=_babel(locale))
+    return f"{day} {format_time(moment, 'short', tzinfo=moment.tzinfo, locale=_babel(locale))}"
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def localize(self, locale: str) -> str:
+        return format_money(self.amount, self.currency, locale)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: Decimal | int
+
+    def localize(self, locale: str) -> str:
+        return format_number(self.value, locale)
+
+
+@dataclass(frozen=True)
+class Weight:
+    kg: Decimal
+
+    def localize(self, locale: str) -> str:
+        return format_weight(self.kg, locale)
+
+
+@dataclass(frozen=True)
+class Day:
+    value: date
+
+    def localize(self, locale: str) -> str:
+        if isinstance(self.value, datetime):
+            return format_datetime(self.value, locale)
+        return format_date(self.value, locale)
+
+
+def localize(value: Any, locale: str) -> str:
+    """Any argument of a message, as its reader reads it."""
+    if isinstance(value, Message):
+        return value.render(locale)
+    if hasattr(value, "localize"):
+        return value.localize(locale)
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return format_number(value, locale)
+    return str(value)
+
+
+def render(text: Message | str | None, locale: str) -> str:
+    """A checkout message for the screen: a Message in this locale; plain text (the
+    checkout's messages not yet made Messages) translated when the catalog has it."""
+    if text is None:
+        return ""
+    if isinstance(text, Message):
+        return text.render(locale)
+    return translator(locale).gettext(text) if text else ""
+
+
+# ---------------------------------------------------------------- catalogs
+
+
+def _babel(locale: str) -> str:
+    return (locale or SOURCE_LANGUAGE).replace("-", "_")
+
+
+def catalog_languages() -> tuple[str, ...]:
+    """English (the source) and every language with a catalog in kiosk/locale."""
+    found = sorted(
+        p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po") if p.is_file()
+    )
+    return (SOURCE_LANGUAGE, *[lang for lang in found if lang != SOURCE_LANGUAGE])
+
+
+def language_name(language: str) -> str:
+    """The language's name in itself, for the attract screen's switch: `Deutsch`."""
+    from babel import Locale  # noqa: PLC0415
+
+    name = Locale.parse(_babel(language)).get_display_name(_babel(language)) or language
+    return name[:1].upper() + name[1:]
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import platformdirs  # noqa: PLC0415
+
+    return Path(platformdirs.user_cache_dir("kiosk")) / "locale"
+
+
+def compile_po(po: Path) -> bytes:
+    """A .po file as .mo bytes (fuzzy entries left out, as msgfmt does)."""
+    from babel.messages.mofile import write_mo  # noqa: PLC0415
+    from babel.messages.pofile import read_po  # noqa: PLC0415
+
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=po.parent.parent.name, domain=DOMAIN)
+    out = io.BytesIO()
+    write_mo(out, catalog, use_fuzzy=False)
+    return out.getvalue()
+
+
+def _mo_bytes(po: Path) -> bytes:
+    mo = po.with_suffix(".mo")
+    try:
+        if mo.stat().st_mtime >= po.stat().st_mtime:  # built at install, still current
+            return mo.read_bytes()
+    except OSError:
+        pass
+    source = po.read_bytes()
+    cached = cache_dir() / f"{po.parent.parent.name}-{hashlib.sha256(source).hexdigest()[:16]}.mo"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    data = compile_po(po)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(cached)
+    except OSError as exc:  # a read-only home: compiled in memory each start, still works
+        log.info("language catalog %s compiled in memory (%s)", po, exc)
+    return data
+
+
+class _Catalog(_gettext.GNUTranslations):
+    """gettext("") is a catalog's header; a blank line of shop text stays blank."""
+
+    def gettext(self, message: str) -> str:
+        return super().gettext(message) if message else message
+
+
+@lru_cache(maxsize=32)
+def translator(locale: str | None) -> _gettext.NullTranslations:
+    """The translations of one locale (`de`, `de_AT` falls back to `de`); English and
+    unknown locales give the source text."""
+    locale = _babel(locale or SOURCE_LANGUAGE)
+    for candidate in (locale, locale.split("_")[0]):
+        po = LOCALE_DIR / candidate / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if candidate != SOURCE_LANGUAGE and po.is_file():
+            with _lock:
+                data = _mo_bytes(po)
+            return _Catalog(io.BytesIO(data))
+    return _gettext.NullTranslations()
+
+
+def gettext(locale: str | None, msgid: str) -> str:
+    return translator(locale).gettext(msgid)
+
+
+def ngettext(locale: str | None, singular: str, plural: str, n: int) -> str:
+    return translator(locale).ngettext(singular, plural, n)
+
+
+def placeholders(text: str) -> set[str]:
+    """The `{name}` fields of a message (what a translation must keep)."""
+    try:
+        return {field for _lit, field, _spec, _conv in string.Formatter().parse(text) if field}
+    except ValueError:
+        return {"<unbalanced braces>"}
