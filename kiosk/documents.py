@@ -62,6 +62,7 @@ class Receipt:
     qr: str | None = None
     reprint: bool = False
     logo: str | None = None  # path of a PNG for the top of the receipt
+    language: str = "en"  # the shop's language ([ui] language): words, numbers, dates
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class KitLabel:
     assembled: date
     lot: str | None
     contents: tuple[tuple[str, int], ...]  # component name, quantity
+    language: str = "en"  # the shop's language ([ui] language)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from functools import lru_cache
 
 from anyascii import anyascii
 
+from kiosk import i18n
 from kiosk.documents import KitLabel, Receipt, TextReport
+from kiosk.i18n import N_
 
 DEFAULT_PROFILE = "default"
 DEFAULT_DPI = 203
@@ -377,12 +379,14 @@ def fit_line(line: str, width: int) -> list[str]:
     return wrap(line, width, indent + "  ")
 
 
-def _amount(value: Decimal) -> str:
-    return f"{value:,}"
+def _amount(value: Decimal, currency: str = "EUR", language: str = "en") -> str:
+    """An amount for a receipt column, as the shop's language writes it (no sign)."""
+    return i18n.format_amount(value, currency, language)
 
 
-def _pct(rate: Decimal) -> str:
-    return f"{rate * 100:.2f}".rstrip("0").rstrip(".")
+def _pct(rate: Decimal, language: str = "en") -> str:
+    """A tax rate as the language writes it: `19%` (en), `19 %` (de), `7,5 %`."""
+    return i18n.format_percent(rate, language)
 
 
 def _centred(lines, width: int, bold: bool = False) -> list[Op]:
@@ -399,18 +403,62 @@ def _heading(text: str, width: int) -> list[Op]:
 # ---------------------------------------------------------------- documents
 
 
+# Words printed on documents, translated into the document's language.
+TITLES = {"sale": "", "return": N_("RETURN"), "void": N_("VOID"), "exchange": N_("EXCHANGE")}
+TENDERS = {"cash": N_("cash"), "card": N_("card")}  # other kinds print as they are stored
+NOTES = {"returned": N_("returned"), "voided": N_("voided")}
+# The default receipt footer ([checkout] receipt_footer); a shop's own lines print as
+# written unless the catalogs happen to hold them.
+FOOTER = N_("Thank you!")
+
+
+def _receipt_words(receipt: Receipt) -> dict[str, str]:
+    gettext = i18n.translator(receipt.language).gettext
+    return {
+        "reprint": gettext("REPRINT"),
+        "discount": gettext("discount"),
+        "total": gettext("TOTAL {currency}"),
+        "rounding": gettext("cash rounding"),
+        "change": gettext("change"),
+        "net": gettext("net"),
+        "tax": gettext("tax"),
+    }
+
+
+def _note(note: str, language: str) -> str:
+    tr = i18n.translator(language)
+    if note.startswith("lot "):  # kiosk.ledger.receipts: "lot <the lot's code>"
+        return tr.gettext("lot {lot}").format(lot=note[4:])
+    return tr.gettext(NOTES[note]) if note in NOTES else note
+
+
 def receipt_strings(receipt: Receipt) -> list[str]:
-    strings = [receipt.store, receipt.number, receipt.currency, *receipt.header, *receipt.footer]
+    gettext = i18n.translator(receipt.language).gettext
+    strings = [receipt.store, receipt.number, receipt.currency, *receipt.header]
+    strings += [gettext(line) for line in receipt.footer]
+    strings += _receipt_words(receipt).values()
+    strings += [gettext(TITLES[receipt.kind])] if TITLES.get(receipt.kind) else []
+    strings.append(_amount(Decimal("1234.5"), receipt.currency, receipt.language))
+    strings.append(i18n.format_datetime(receipt.when, receipt.language))
     for line in receipt.lines:
-        strings += [line.name, line.note or "", line.tax_code]
-    strings += [t.kind + (t.reference or "") for t in receipt.tenders]
+        strings += [line.name, _note(line.note or "", receipt.language), line.tax_code]
+    strings += [gettext(TENDERS.get(t.kind, t.kind)) + (t.reference or "") for t in receipt.tenders]
     return strings
 
 
 def receipt_ops(receipt: Receipt, paper: Paper | int | None = None) -> list[Op]:
+    """A receipt in the shop's language (`receipt.language`): its words from the
+    catalogs, its amounts, quantities, weights and date formatted by Babel."""
     paper = as_paper(paper)
     charset = paper.charset(receipt_strings(receipt))
     t = charset.fit
+    lang = receipt.language
+    gettext = i18n.translator(lang).gettext
+    words = {key: t(text) for key, text in _receipt_words(receipt).items()}
+
+    def amount(value: Decimal) -> str:
+        return t(_amount(value, receipt.currency, lang))
+
     width = paper.columns
     ops: list[Op] = [Init(charset.page)]
     if receipt.logo:
@@ -418,53 +466,71 @@ def receipt_ops(receipt: Receipt, paper: Paper | int | None = None) -> list[Op]:
     header = [t(line) for line in (receipt.header or (receipt.store,))]
     ops += _heading(header[0], width)
     ops += _centred(header[1:], width)
-    title = {"sale": "", "return": "RETURN", "void": "VOID", "exchange": "EXCHANGE"}[receipt.kind]
+    title = t(gettext(TITLES[receipt.kind])) if TITLES[receipt.kind] else ""
     if receipt.reprint:
-        title = (title + " REPRINT").strip()
+        title = (title + " " + words["reprint"]).strip()
     if title:
         ops.append(Text(title, "center", bold=True))
-    ops += [Text(s) for s in pair(f"{receipt.when:%Y-%m-%d %H:%M}", t(receipt.number), width)]
+    when = t(i18n.format_datetime(receipt.when, lang))
+    ops += [Text(s) for s in pair(when, t(receipt.number), width)]
     ops.append(Text("-" * width))
     for line in receipt.lines:
-        amount = f"{_amount(line.total)} {t(line.tax_code)}"
-        ops += [Text(s) for s in pair(t(line.name), amount, width)]
+        ops += [
+            Text(s) for s in pair(t(line.name), f"{amount(line.total)} {t(line.tax_code)}", width)
+        ]
         if line.qty != 1 or line.unit == "kg":
-            unit = " kg" if line.unit == "kg" else ""
-            ops += [Text(s) for s in wrap(f"  {line.qty}{unit} x {line.unit_price}", width, "    ")]
+            qty = (
+                i18n.format_weight(line.qty, lang)
+                if line.unit == "kg"
+                else i18n.format_number(line.qty, lang)
+            )
+            each = f"  {t(qty)} x {amount(line.unit_price)}"
+            ops += [Text(s) for s in wrap(each, width, "    ")]
         if line.discount:
-            ops += [Text(s) for s in pair("  discount", f"-{line.discount}", width)]
+            ops += [
+                Text(s) for s in pair("  " + words["discount"], f"-{amount(line.discount)}", width)
+            ]
         if line.note:
-            ops += [Text(s) for s in wrap(f"  {t(line.note)}", width, "    ")]
+            ops += [Text(s) for s in wrap(f"  {t(_note(line.note, lang))}", width, "    ")]
     ops.append(Text("-" * width))
-    total = pair(f"TOTAL {t(receipt.currency)}", _amount(receipt.total), width)
+    total = pair(words["total"].format(currency=t(receipt.currency)), amount(receipt.total), width)
     ops += [Text(s, bold=True) for s in total]
     if receipt.rounding:
-        ops += [Text(s) for s in pair("cash rounding", _amount(receipt.rounding), width)]
+        ops += [Text(s) for s in pair(words["rounding"], amount(receipt.rounding), width)]
     for tender in receipt.tenders:
         ref = f" {t(tender.reference)}" if tender.reference else ""
-        ops += [Text(s) for s in pair(f"{t(tender.kind)}{ref}", _amount(tender.amount), width)]
+        kind = t(gettext(TENDERS.get(tender.kind, tender.kind)))
+        ops += [Text(s) for s in pair(f"{kind}{ref}", amount(tender.amount), width)]
     if receipt.change:
-        ops += [Text(s) for s in pair("change", _amount(receipt.change), width)]
+        ops += [Text(s) for s in pair(words["change"], amount(receipt.change), width)]
+    net, tax_word = words["net"], words["tax"]
     for tax in receipt.taxes:
-        rate = f"{t(tax.code)} {_pct(tax.rate)}%"
-        one = pair(f"{rate} net {_amount(tax.net)}", f"tax {_amount(tax.tax)}", width)
+        rate = f"{t(tax.code)} {t(_pct(tax.rate, lang))}"
+        one = pair(f"{rate} {net} {amount(tax.net)}", f"{tax_word} {amount(tax.tax)}", width)
         if len(one) == 1:
             ops.append(Text(one[0]))
         else:
-            ops += [Text(s) for s in pair(f"{rate} net", _amount(tax.net), width)]
-            ops += [Text(s) for s in pair(f"{rate} tax", _amount(tax.tax), width)]
+            ops += [Text(s) for s in pair(f"{rate} {net}", amount(tax.net), width)]
+            ops += [Text(s) for s in pair(f"{rate} {tax_word}", amount(tax.tax), width)]
     ops.append(Feed())
     ops.append(Barcode(receipt.barcode))
     if receipt.qr:
         ops.append(Qr(receipt.qr))
-    ops += _centred([t(line) for line in receipt.footer], width)
+    ops += _centred([t(gettext(line)) for line in receipt.footer], width)
     ops += [Feed(2), Cut()]
     return ops
 
 
 def kit_label_ops(label: KitLabel, paper: Paper | int | None = 58) -> list[Op]:
     paper = as_paper(paper)
-    strings = [label.name, label.kit_sku, label.lot or "", *(n for n, _ in label.contents)]
+    lang = label.language
+    gettext = i18n.translator(lang).gettext
+    bom = gettext("BOM v{version}").format(version=label.bom_version)
+    assembled = gettext("assembled {date}").format(date=i18n.format_date(label.assembled, lang))
+    lot = gettext("lot {lot}").format(lot=label.lot or "-")
+    contents = gettext("contents:")
+    strings = [label.name, label.kit_sku, bom, assembled, lot, contents]
+    strings += [n for n, _ in label.contents]
     charset = paper.charset(strings)
     t = charset.fit
     width = paper.columns
@@ -472,12 +538,12 @@ def kit_label_ops(label: KitLabel, paper: Paper | int | None = 58) -> list[Op]:
     ops: list[Op] = [Init(charset.page)]
     ops += _centred([t(label.name)], width, bold=True)
     ops.append(Barcode(label.barcode, kind))
-    ops += [Text(s) for s in pair(t(label.kit_sku), f"BOM v{label.bom_version}", width)]
-    assembled = f"assembled {label.assembled:%Y-%m-%d}"
-    ops += [Text(s) for s in pair(assembled, f"lot {t(label.lot or '-')}", width)]
-    ops.append(Text("contents:"))
+    ops += [Text(s) for s in pair(t(label.kit_sku), t(bom), width)]
+    ops += [Text(s) for s in pair(t(assembled), t(lot), width)]
+    ops.append(Text(t(contents)))
     for name, qty in label.contents:
-        ops += [Text(s) for s in wrap(f"  {qty} x {t(name)}", width, "      ")]
+        count = i18n.format_number(qty, lang)
+        ops += [Text(s) for s in wrap(f"  {count} x {t(name)}", width, "      ")]
     ops += [Feed(2), Cut()]
     return ops
 

@@ -30,6 +30,7 @@ def receipt_for(ledger: Ledger, number: str, reprint: bool = False) -> Receipt:
         acc = taxes.setdefault(li.tax_code, [li.tax_rate, ZERO, ZERO])
         acc[1] += li.net
         acc[2] += li.tax
+    # Notes are stored words; the layout prints them in the receipt's language.
     notes = {"return": "returned", "void": "voided"}
     return Receipt(
         store=cfg.device.store,
@@ -62,6 +63,7 @@ def receipt_for(ledger: Ledger, number: str, reprint: bool = False) -> Receipt:
         footer=tuple(cfg.checkout.receipt_footer),
         reprint=reprint,
         logo=str(cfg.printer.logo) if cfg.printer.logo else None,
+        language=cfg.ui.language,
     )
 
 
@@ -83,6 +85,7 @@ def kit_label_for(ledger: Ledger, number: str) -> KitLabel:
         assembled=txn.ts.astimezone().date(),
         lot=line.lot,
         contents=tuple((catalog.get_item(c.component_id).name, c.qty) for c in components),
+        language=ledger.config.ui.language,
     )
 
 

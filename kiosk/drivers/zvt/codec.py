@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kiosk import i18n
+from kiosk.i18n import N_
+
 ENCODING = "cp437"
 ACK = bytes.fromhex("800000")
 
@@ -517,65 +520,70 @@ def status_kind(code: int) -> str:
 
 
 RESULTS = {
-    0x00: "approved",
-    0x05: "declined",
-    0x64: "card not readable",
-    0x65: "card data not present",
-    0x66: "processing error",
-    0x67: "function not permitted for ec and Maestro cards",
-    0x68: "function not permitted for credit and tank cards",
-    0x6A: "turnover file full",
-    0x6B: "function deactivated (terminal not registered)",
-    0x6C: "aborted by timeout or the abort key",
-    0x6E: "card in blocked list",
-    0x6F: "wrong currency",
-    0x71: "credit not sufficient",
-    0x72: "chip error",
-    0x73: "card data incorrect",
-    0x77: "end-of-day batch not possible",
-    0x78: "card expired",
-    0x79: "card not yet valid",
-    0x7A: "card unknown",
-    0x7D: "communication error",
-    0x83: "function not possible",
-    0x85: "key missing",
-    0x89: "wrong PIN",
-    0x9A: "ZVT protocol error",
-    0x9B: "dial-up or communication fault",
-    0x9C: "please wait",
-    0xA0: "receiver not ready",
-    0xA1: "remote station does not respond",
-    0xA3: "no connection",
-    0xB1: "memory full",
-    0xB2: "merchant journal full",
-    0xB4: "already reversed",
-    0xB5: "reversal not possible",
-    0xB7: "pre-authorisation incorrect",
-    0xBF: "supply voltage too low",
-    0xC0: "card locking mechanism defective",
-    0xC1: "merchant card locked",
-    0xC2: "diagnosis required",
-    0xC3: "maximum amount exceeded",
-    0xC4: "card profile invalid",
-    0xC5: "payment method not supported",
-    0xC6: "currency not applicable",
-    0xC8: "amount too small",
-    0xCC: "printer not ready",
-    0xDC: "card inserted",
-    0xE0: "remote maintenance activated",
-    0xE2: "card reader does not answer",
-    0xE3: "shutter closed",
-    0xE4: "terminal activation required",
-    0xF0: "open end-of-day batch present",
-    0xFC: "necessary device not present",
-    0xFE: "register unknown",
-    0xFF: "system error",
+    0x00: N_("approved"),
+    0x05: N_("declined"),
+    0x64: N_("card not readable"),
+    0x65: N_("card data not present"),
+    0x66: N_("processing error"),
+    0x67: N_("function not permitted for ec and Maestro cards"),
+    0x68: N_("function not permitted for credit and tank cards"),
+    0x6A: N_("turnover file full"),
+    0x6B: N_("function deactivated (terminal not registered)"),
+    0x6C: N_("aborted by timeout or the abort key"),
+    0x6E: N_("card in blocked list"),
+    0x6F: N_("wrong currency"),
+    0x71: N_("credit not sufficient"),
+    0x72: N_("chip error"),
+    0x73: N_("card data incorrect"),
+    0x77: N_("end-of-day batch not possible"),
+    0x78: N_("card expired"),
+    0x79: N_("card not yet valid"),
+    0x7A: N_("card unknown"),
+    0x7D: N_("communication error"),
+    0x83: N_("function not possible"),
+    0x85: N_("key missing"),
+    0x89: N_("wrong PIN"),
+    0x9A: N_("ZVT protocol error"),
+    0x9B: N_("dial-up or communication fault"),
+    0x9C: N_("please wait"),
+    0xA0: N_("receiver not ready"),
+    0xA1: N_("remote station does not respond"),
+    0xA3: N_("no connection"),
+    0xB1: N_("memory full"),
+    0xB2: N_("merchant journal full"),
+    0xB4: N_("already reversed"),
+    0xB5: N_("reversal not possible"),
+    0xB7: N_("pre-authorisation incorrect"),
+    0xBF: N_("supply voltage too low"),
+    0xC0: N_("card locking mechanism defective"),
+    0xC1: N_("merchant card locked"),
+    0xC2: N_("diagnosis required"),
+    0xC3: N_("maximum amount exceeded"),
+    0xC4: N_("card profile invalid"),
+    0xC5: N_("payment method not supported"),
+    0xC6: N_("currency not applicable"),
+    0xC8: N_("amount too small"),
+    0xCC: N_("printer not ready"),
+    0xDC: N_("card inserted"),
+    0xE0: N_("remote maintenance activated"),
+    0xE2: N_("card reader does not answer"),
+    0xE3: N_("shutter closed"),
+    0xE4: N_("terminal activation required"),
+    0xF0: N_("open end-of-day batch present"),
+    0xFC: N_("necessary device not present"),
+    0xFE: N_("register unknown"),
+    0xFF: N_("system error"),
 }
 ABORTED = 0x6C  # the customer pressed stop, walked away, or the register aborted
 
 
-def result_text(code: int) -> str:
-    return RESULTS.get(code, f"terminal error {code:02X}")
+def result_text(code: int, locale: str = i18n.SOURCE_LANGUAGE) -> str:
+    """The terminal's result code in words, in `locale` (English by default: logs and
+    the checkout's records; the screen renders it in the customer's language)."""
+    gettext = i18n.translator(locale).gettext
+    if code in RESULTS:
+        return gettext(RESULTS[code])
+    return gettext("terminal error {code}").format(code=f"{code:02X}")
 
 
 # ---------------------------------------------------------------- serial framing
