@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from kiosk.checkout.cart import CartLine
 from kiosk.checkout.core import register
-from kiosk.checkout.flows import counting
+from kiosk.checkout.flows import counting, receiving
 from kiosk.checkout.flows.counting import CountFlow
+from kiosk.checkout.flows.receiving import ReceivingFlow
 from kiosk.ledger.sales import ReturnLine
 
 
@@ -20,12 +21,6 @@ class ReturnFlow:
     lines: list[ReturnLine] = field(default_factory=list)
     sold: list[CartLine] = field(default_factory=list)  # exchange: what goes out instead
     reason: str = "unwanted"
-
-
-@dataclass
-class ReceivingFlow:
-    reference: str | None = None
-    received: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,10 +37,10 @@ class KitFlow:
         ]
 
 
-for _module in (counting,):
+for _module in (counting, receiving):
     register(_module.FLOW)
 
-MIXINS = (counting.CountingMixin,)  # the Checkout's flow mixins
+MIXINS = (counting.CountingMixin, receiving.ReceivingMixin)  # the Checkout's flow mixins
 
 
 __all__ = ["MIXINS", "ReturnFlow", "CountFlow", "ReceivingFlow", "KitFlow"]
