@@ -14,10 +14,11 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from kiosk.config import BarcodeConfig, VariableMeasureLayout
+from kiosk import numbers
+from kiosk.config import BarcodeConfig, MoneyConfig, VariableMeasureLayout
 
 GS = "\x1d"  # FNC1 as scanners transmit it
 SKU_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -88,6 +89,15 @@ def compress_upca(upca: str) -> str | None:
 # ---------------------------------------------------------------- results
 
 
+def contained_gtin(gtin14: str) -> str | None:
+    """The GTIN of one item inside a case whose GTIN-14 has indicator digit 1-8: the
+    usual construction (indicator in front of the item's GTIN-13, check digit
+    recomputed), as 14 digits. The item master's own case code wins where it differs."""
+    if len(gtin14) != 14 or gtin14[0] not in "12345678":
+        return None
+    return with_check_digit("0" + gtin14[1:13])
+
+
 @dataclass(frozen=True)
 class Gtin:
     gtin: str  # 14 digits
@@ -99,6 +109,16 @@ class Gtin:
     @property
     def key(self) -> str:
         return self.gtin
+
+    @property
+    def indicator(self) -> int:
+        """A GTIN-14's first digit: 0 for a single item, 1-8 a case (packaging level)."""
+        return int(self.gtin[0])
+
+    @property
+    def contained_gtin(self) -> str | None:
+        """For a case (indicator 1-8): the GTIN of the item it holds (see contained_gtin)."""
+        return contained_gtin(self.gtin)
 
 
 @dataclass(frozen=True)
@@ -125,7 +145,8 @@ class VariableMeasure:
 
 @dataclass(frozen=True)
 class Gs1Element:
-    """A GS1 element string: application identifiers and their values."""
+    """A GS1 element string: application identifiers and their values (as scanned,
+    checked against the AI table and the bounds in parse_element_string)."""
 
     ais: dict[str, str] = field(hash=False)
 
@@ -137,19 +158,69 @@ class Gs1Element:
     def key(self) -> str | None:
         return self.gtin
 
-    def _decimal(self, family: str) -> Decimal | None:
+    @property
+    def contained_gtin(self) -> str | None:
+        """(01) of a case (indicator 1-8): the GTIN of the item inside."""
+        return contained_gtin(self.ais.get("01", ""))
+
+    @property
+    def sscc(self) -> str | None:
+        return self.ais.get("00")
+
+    def _family(self, *families: str) -> tuple[str, str] | None:
         for ai, value in self.ais.items():
-            if ai.startswith(family):
-                return Decimal(int(value)).scaleb(-int(ai[3]))
+            if ai[:3] in families and len(ai) == 4:
+                return ai, value
         return None
+
+    def _decimal(self, *families: str) -> Decimal | None:
+        found = self._family(*families)
+        if found is None:
+            return None
+        ai, value = found
+        digits = value[3:] if ai[:3] in CURRENCY_FAMILIES else value
+        return Decimal(int(digits)).scaleb(-int(ai[3]))
 
     @property
     def weight_kg(self) -> Decimal | None:
-        return self._decimal("310")
+        """Net weight in kg: (310n) as it is, (320n) pounds converted, to the gram."""
+        kg = self._decimal("310")
+        if kg is None and (pounds := self._decimal("320")) is not None:
+            kg = pounds * LB_KG
+        return None if kg is None else kg.quantize(GRAM, ROUND_HALF_EVEN)
 
     @property
     def price(self) -> Decimal | None:
-        return self._decimal("392")
+        """What this variable-measure item costs: (392n), or (393n) in the shop's currency."""
+        return self._decimal(*PRICES)
+
+    @property
+    def amount_payable(self) -> Decimal | None:
+        """(390n), or (391n) in the shop's currency: an amount payable (a payment slip,
+        a coupon's value); not an item's price."""
+        return self._decimal(*AMOUNTS)
+
+    @property
+    def unit_price(self) -> Decimal | None:
+        """(395n): the price per unit of measure printed on a fresh-food label."""
+        return self._decimal("395")
+
+    @property
+    def currency(self) -> str | None:
+        """ISO 4217 letters of a (391n) or (393n) amount; parse_element_string refuses
+        any but the shop's."""
+        found = self._family(*CURRENCY_FAMILIES)
+        return None if found is None else CURRENCIES[found[1][:3]]
+
+    @property
+    def measures(self) -> dict[str, tuple[Decimal, str]]:
+        """Every trade or logistic measure (31nn-36nn): what -> (value, unit)."""
+        out = {}
+        for ai in self.ais:
+            if ai[:3] in MEASURES:
+                what, unit = MEASURES[ai[:3]]
+                out[what] = (self._decimal(ai[:3]), unit)
+        return out
 
     @property
     def count(self) -> int | None:
@@ -164,13 +235,42 @@ class Gs1Element:
     def serial(self) -> str | None:
         return self.ais.get("21")
 
+    def _date(self, ai: str) -> date | None:
+        return parse_gs1_date(self.ais[ai]) if ai in self.ais else None
+
     @property
     def expiry(self) -> date | None:
-        return parse_gs1_date(self.ais["17"]) if "17" in self.ais else None
+        return self._date("17")
 
     @property
     def best_before(self) -> date | None:
-        return parse_gs1_date(self.ais["15"]) if "15" in self.ais else None
+        return self._date("15")
+
+    @property
+    def sell_by(self) -> date | None:
+        return self._date("16")
+
+    @property
+    def packed(self) -> date | None:
+        return self._date("13")
+
+    @property
+    def produced(self) -> date | None:
+        return self._date("11")
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """(7003) expiry date and time, in the label's local time (no zone on the label)."""
+        value = self.ais.get("7003")
+        if value is None:
+            return None
+        day = parse_gs1_date(value[:6])
+        return datetime(day.year, day.month, day.day, int(value[6:8]), int(value[8:10]))
+
+    @property
+    def origin(self) -> str | None:
+        """(422) country of origin, ISO 3166 numeric."""
+        return self.ais.get("422")
 
 
 @dataclass(frozen=True)
@@ -197,24 +297,162 @@ Parsed = Gtin | VariableMeasure | Gs1Element | InternalSku | ReceiptRef | StaffB
 
 # ---------------------------------------------------------------- GS1 AIs
 
-# AI -> (data length; fixed when True, else the maximum; numeric only; check digit)
-_AIS: dict[str, tuple[int, bool, bool, bool]] = {
-    "00": (18, True, True, True),
-    "01": (14, True, True, True),
-    "02": (14, True, True, True),
-    "10": (20, False, False, False),
-    "11": (6, True, True, False),
-    "13": (6, True, True, False),
-    "15": (6, True, True, False),
-    "16": (6, True, True, False),
-    "17": (6, True, True, False),
-    "21": (20, False, False, False),
-    "30": (8, False, True, False),
-    "37": (8, False, True, False),
+# The application identifiers retail and fresh-food labels carry, from the GS1 General
+# Specifications' AI table (section 3) and GS1's Barcode Syntax Dictionary. Data: n digits,
+# x GS1 character set 82; "n6" exactly 6, "x..20" 1 to 20; "[...]" an optional part at the
+# end; ":check" what the part must be. "392N9" is the family 3920-3929, whose last digit
+# is the number of implied decimals.
+_AI_TABLE = """
+00 | n18:csum | SSCC
+01 | n14:csum | GTIN
+02 | n14:csum | CONTENT
+10 | x..20 | BATCH/LOT
+11 | n6:date | PROD DATE
+13 | n6:date | PACK DATE
+15 | n6:date | BEST BEFORE
+16 | n6:date | SELL BY
+17 | n6:date | USE BY
+20 | n2 | VARIANT
+21 | x..20 | SERIAL
+22 | x..20 | CPV
+235 | x..28 | TPX
+240 | x..30 | ADDITIONAL ID
+241 | x..30 | CUST. PART No.
+242 | n..6 | MTO VARIANT
+243 | x..20 | PCN
+250 | x..30 | SECONDARY SERIAL
+251 | x..30 | REF. TO SOURCE
+30 | n..8:count | VAR. COUNT
+37 | n..8:count | COUNT
+390N9 | n..15 | AMOUNT
+391N9 | n3:currency n..15 | AMOUNT
+392N9 | n..15 | PRICE
+393N9 | n3:currency n..15 | PRICE
+395N5 | n6 | PRICE/UoM
+422 | n3:country | ORIGIN
+423 | n3:country [n3:country] [n3:country] [n3:country] [n3:country] | COUNTRY - INITIAL PROCESS
+424 | n3:country | COUNTRY - PROCESS
+425 | n3:country [n3:country] [n3:country] [n3:country] [n3:country] | COUNTRY - DISASSEMBLY
+426 | n3:country | COUNTRY - FULL PROCESS
+427 | x..3 | ORIGIN SUBDIVISION
+7002 | x..30 | MEAT CUT
+7003 | n6:yymmdd n4:hhmi | EXPIRY TIME
+7005 | x..12 | CATCH AREA
+7006 | n6:yymmdd | FIRST FREEZE DATE
+7007 | n6:yymmdd [n6:yymmdd] | HARVEST DATE
+7008 | x..3 | AQUATIC SPECIES
+7009 | x..10 | FISHING GEAR TYPE
+7010 | x..2 | PROD METHOD
+7011 | n6:yymmdd [n4:hhmi] | TEST BY DATE
+703N9 | n3:country x..27 | PROCESSOR # n
+8005 | n6 | PRICE PER UNIT
+8008 | n6:yymmdd n2:hh [n2:mi] [n2:ss] | PROD TIME
+8020 | x..25 | REF No.
+8200 | x..70 | PRODUCT URL
+90 | x..30 | INTERNAL
+9N9 | x..90 | INTERNAL
+"""
+# Trade and logistic measures (31nn-36nn: 6 digits, 0-5 implied decimals): what, unit.
+_MEASURE_TABLE = """
+310 net-weight kg | 311 length m | 312 width m | 313 height m | 314 area m2
+315 net-volume l | 316 net-volume m3 | 320 net-weight lb | 321 length in | 322 length ft
+323 length yd | 324 width in | 325 width ft | 326 width yd | 327 height in | 328 height ft
+329 height yd | 330 gross-weight kg | 331 length m | 332 width m | 333 height m
+334 area m2 | 335 volume l | 336 volume m3 | 337 kg-per-m2 kg/m2 | 340 gross-weight lb
+341 length in | 342 length ft | 343 length yd | 344 width in | 345 width ft | 346 width yd
+347 height in | 348 height ft | 349 height yd | 350 area in2 | 351 area ft2 | 352 area yd2
+353 area in2 | 354 area ft2 | 355 area yd2 | 356 net-weight troy-oz | 357 net-volume oz
+360 net-volume qt | 361 net-volume gal | 362 volume qt | 363 volume gal | 364 volume in3
+365 volume ft3 | 366 volume yd3 | 367 volume in3 | 368 volume ft3 | 369 volume yd3
+"""
+# ISO 4217: letters and number (the first three digits of 391n and 393n).
+_CURRENCY_TABLE = """
+AED784 AFN971 ALL008 AMD051 ANG532 AOA973 ARS032 AUD036 AWG533 AZN944 BAM977 BBD052
+BDT050 BGN975 BHD048 BIF108 BMD060 BND096 BOB068 BOV984 BRL986 BSD044 BTN064 BWP072
+BYN933 BZD084 CAD124 CDF976 CHE947 CHF756 CHW948 CLF990 CLP152 CNY156 COP170 COU970
+CRC188 CUC931 CUP192 CVE132 CZK203 DJF262 DKK208 DOP214 DZD012 EGP818 ERN232 ETB230
+EUR978 FJD242 FKP238 GBP826 GEL981 GHS936 GIP292 GMD270 GNF324 GTQ320 GYD328 HKD344
+HNL340 HRK191 HTG332 HUF348 IDR360 ILS376 INR356 IQD368 IRR364 ISK352 JMD388 JOD400
+JPY392 KES404 KGS417 KHR116 KMF174 KPW408 KRW410 KWD414 KYD136 KZT398 LAK418 LBP422
+LKR144 LRD430 LSL426 LYD434 MAD504 MDL498 MGA969 MKD807 MMK104 MNT496 MOP446 MRU929
+MUR480 MVR462 MWK454 MXN484 MXV979 MYR458 MZN943 NAD516 NGN566 NIO558 NOK578 NPR524
+NZD554 OMR512 PAB590 PEN604 PGK598 PHP608 PKR586 PLN985 PYG600 QAR634 RON946 RSD941
+RUB643 RWF646 SAR682 SBD090 SCR690 SDG938 SEK752 SGD702 SHP654 SLE925 SLL694 SOS706
+SRD968 SSP728 STN930 SVC222 SYP760 SZL748 THB764 TJS972 TMT934 TND788 TOP776 TRY949
+TTD780 TWD901 TZS834 UAH980 UGX800 USD840 USN997 UYI940 UYU858 UYW927 UZS860 VED926
+VES928 VND704 VUV548 WST882 XAF950 XAG961 XAU959 XBA955 XBB956 XBC957 XBD958 XCD951
+XDR960 XOF952 XPD964 XPF953 XPT962 XSU994 XTS963 XUA965 XXX999 YER886 ZAR710 ZMW967
+ZWL932
+"""
+# ISO 3166-1 numeric country codes (422-426, 703n).
+_COUNTRY_TABLE = """
+004 008 010 012 016 020 024 028 031 032 036 040 044 048 050 051 052 056 060 064 068 070
+072 074 076 084 086 090 092 096 100 104 108 112 116 120 124 132 136 140 144 148 152 156
+158 162 166 170 174 175 178 180 184 188 191 192 196 203 204 208 212 214 218 222 226 231
+232 233 234 238 239 242 246 248 250 254 258 260 262 266 268 270 275 276 288 292 296 300
+304 308 312 316 320 324 328 332 334 336 340 344 348 352 356 360 364 368 372 376 380 384
+388 392 398 400 404 408 410 414 417 418 422 426 428 430 434 438 440 442 446 450 454 458
+462 466 470 474 478 480 484 492 496 498 499 500 504 508 512 516 520 524 528 531 533 534
+535 540 548 554 558 562 566 570 574 578 580 581 583 584 585 586 591 598 600 604 608 612
+616 620 624 626 630 634 638 642 643 646 652 654 659 660 662 663 666 670 674 678 682 686
+688 690 694 702 703 704 705 706 710 716 724 728 729 732 740 744 748 752 756 760 762 764
+768 772 776 780 784 788 792 795 796 798 800 804 807 818 826 831 832 833 834 840 850 854
+858 860 862 876 882 887 894
+"""
+# AIs of predefined length, by their first two digits (GS1 General Specifications,
+# "element strings with predefined length"): no FNC1 after them. Every other AI's data
+# ends at an FNC1 (ASCII 29) or at the end of the scan, fixed length or not.
+_PREDEFINED = "00 01 02 03 04 11 12 13 14 15 16 17 18 19 20 31 32 33 34 35 36 41"
+PREDEFINED = frozenset(_PREDEFINED.split())
+LB_KG = Decimal("0.45359237")  # kilograms in an international pound, exactly
+GRAM = Decimal("0.001")
+PRICES, AMOUNTS, CURRENCY_FAMILIES = ("392", "393"), ("390", "391"), ("391", "393")
+# Families of which a label carries one at most: net weight, price, amount, unit price.
+_ONE_OF = (("310", "320"), PRICES, AMOUNTS, ("395", "8005"))
+
+
+@dataclass(frozen=True)
+class _Part:
+    kind: str  # "n" digits, "x" GS1 character set 82
+    least: int
+    most: int
+    check: str  # "", csum, date, yymmdd, hhmi, hh, mi, ss, country, currency, count
+    optional: bool
+
+
+def _parts(spec: str) -> tuple[_Part, ...]:
+    parts = []
+    for token in spec.split():
+        size, _, check = token.strip("[]").partition(":")
+        least, _, most = size[1:].partition("..")
+        fixed = not most
+        parts.append(
+            _Part(size[0], int(least) if fixed else 1, int(most or least), check, token[0] == "[")
+        )
+    return tuple(parts)
+
+
+def _ai_table() -> dict[str, tuple[_Part, ...]]:
+    ais: dict[str, tuple[_Part, ...]] = {}
+    for row in _AI_TABLE.strip().splitlines():
+        ai, spec, _title = (cell.strip() for cell in row.split("|"))
+        head, _, last = ai.partition("N")
+        for n in range(int(last) + 1) if last else [""]:
+            ais[f"{head}{n}"] = _parts(spec)
+    for family in MEASURES:
+        ais.update({f"{family}{n}": _parts("n6") for n in range(6)})
+    return ais
+
+
+MEASURES: dict[str, tuple[str, str]] = {
+    cells[0]: (cells[1].replace("-", " "), cells[2])
+    for cells in (item.split() for item in re.split(r"[|\n]", _MEASURE_TABLE.strip()))
 }
-_AIS.update({f"310{n}": (6, True, True, False) for n in range(7)})
-_AIS.update({f"392{n}": (15, False, True, False) for n in range(10)})
-_DATE_AIS = {"11", "13", "15", "16", "17"}
+CURRENCIES: dict[str, str] = {item[3:]: item[:3] for item in _CURRENCY_TABLE.split()}
+COUNTRIES = frozenset(_COUNTRY_TABLE.split())
+AIS = _ai_table()
+N_FAMILIES = frozenset([*MEASURES, "390", "391", "392", "393", "395"])
+DEFAULT_MONEY = MoneyConfig()  # EUR, cents: a parser not told the shop's currency
 _GS1_SYMBOLOGIES = {"]C1", "]e0", "]d2", "]Q3", "]J1"}
 # GS1 character set 82 (the an.. fields)
 _CSET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]*")
@@ -244,91 +482,178 @@ def parse_gs1_date(value: str, today: date | None = None) -> date:
 
 
 def _ai_at(text: str, pos: int, raw: str) -> str:
-    for size in (2, 4):
+    for size in (2, 3, 4):
         candidate = text[pos : pos + size]
-        if candidate in _AIS:
+        if candidate in AIS:
             return candidate
     head = text[pos : pos + 4]
     if not head[:2].isdigit() or len(head) < 2:
         raise BarcodeError(raw, f"expected an application identifier at {head!r}")
+    if head[:3] in N_FAMILIES:
+        raise BarcodeError(raw, f"unsupported application identifier ({head})")
     raise BarcodeError(raw, f"unsupported application identifier ({head[:2]}..)")
 
 
-def _check_ai_value(ai: str, value: str, raw: str) -> None:
-    length, fixed, numeric, has_check = _AIS[ai]
-    if fixed and len(value) != length:
-        raise BarcodeError(raw, f"truncated AI ({ai}): needs {length} digits, got {len(value)}")
-    if not value:
-        raise BarcodeError(raw, f"empty AI ({ai})")
-    if len(value) > length:
-        raise BarcodeError(raw, f"AI ({ai}) is longer than {length} characters")
-    if numeric and not value.isdigit():
-        raise BarcodeError(raw, f"AI ({ai}) must be digits")
-    if not numeric and not _CSET82.fullmatch(value):
-        raise BarcodeError(raw, f"AI ({ai}) has characters outside the GS1 set")
-    if has_check and check_digit(value[:-1]) != value[-1]:
+def _family_of(ai: str) -> str:
+    """3103 -> 310 (the family whose last digit counts decimals); other AIs as they are."""
+    return ai[:3] if len(ai) == 4 and ai[:3] in N_FAMILIES else ai
+
+
+def _length(parts: tuple[_Part, ...]) -> int:
+    return sum(part.most for part in parts)
+
+
+def _sizes(parts: tuple[_Part, ...]) -> str:
+    """How long an AI's data must be, in words: "14 digits", "at least 4 digits",
+    "6 or 12 digits", "8, 10 or 12 digits"."""
+    unit = "digits" if all(part.kind == "n" for part in parts) else "characters"
+    least = sum(part.least for part in parts if not part.optional)
+    if parts[-1].least != parts[-1].most:
+        return f"at least {least} {unit}"
+    sizes = [least]
+    for part in parts:
+        if part.optional:
+            sizes.append(sizes[-1] + part.most)
+    words = ", ".join(map(str, sizes[:-1]))
+    return f"{words} or {sizes[-1]} {unit}" if words else f"{least} {unit}"
+
+
+def _check_part(ai: str, part: _Part, piece: str, raw: str) -> None:
+    check = part.check
+    if check == "csum" and check_digit(piece[:-1]) != piece[-1]:
         raise BarcodeError(raw, f"bad check digit in AI ({ai})")
-    if ai in _DATE_AIS:
+    if check in ("date", "yymmdd"):
         try:
-            parse_gs1_date(value)
+            parse_gs1_date(piece)
         except ValueError as exc:
             raise BarcodeError(raw, f"bad date in AI ({ai}): {exc}") from None
+        if check == "yymmdd" and piece[4:] == "00":
+            raise BarcodeError(raw, f"bad date in AI ({ai}): date {piece!r} has day 00")
+    limits = {"hhmi": (23, 59), "hh": (23,), "mi": (59,), "ss": (59,)}.get(check, ())
+    for index, most in enumerate(limits):
+        if int(piece[2 * index : 2 * index + 2]) > most:
+            raise BarcodeError(raw, f"bad time in AI ({ai}): {piece!r}")
+    if check == "country" and piece not in COUNTRIES:
+        raise BarcodeError(raw, f"AI ({ai}) has an unknown country code {piece}")
+    if check == "currency" and piece not in CURRENCIES:
+        raise BarcodeError(raw, f"AI ({ai}) has an unknown currency code {piece}")
+    if check == "count" and int(piece) == 0:
+        raise BarcodeError(raw, f"AI ({ai}) counts no items")
 
 
-def parse_element_string(text: str, raw: str | None = None) -> Gs1Element:
-    """Parse "0195012345678903" + GS + "10ABC" (or the "(01)...(10)ABC" printed form)."""
+def _check_ai_value(ai: str, value: str, raw: str) -> None:
+    parts = AIS[ai]
+    if not value:
+        raise BarcodeError(raw, f"empty AI ({ai})")
+    if len(value) > _length(parts):
+        raise BarcodeError(raw, f"AI ({ai}) is longer than {_length(parts)} characters")
+    pos = 0
+    for part in parts:
+        if pos == len(value) and part.optional:
+            break
+        piece = value[pos : pos + part.most]
+        if len(piece) < part.least:
+            raise BarcodeError(raw, f"truncated AI ({ai}): needs {_sizes(parts)}, got {len(value)}")
+        if part.kind == "n" and not (piece.isascii() and piece.isdigit()):
+            raise BarcodeError(raw, f"AI ({ai}) must be digits")
+        if part.kind == "x" and not _CSET82.fullmatch(piece):
+            raise BarcodeError(raw, f"AI ({ai}) has characters outside the GS1 set")
+        _check_part(ai, part, piece, raw)
+        pos += len(piece)
+
+
+def _read_ais(text: str, raw: str) -> list[tuple[str, str]]:
+    """The transmitted form: predefined-length AIs by their length, the others up to
+    the next FNC1 (a missing FNC1 shows as a field too long or of the wrong kind)."""
+    found = []
+    text = text.lstrip(GS)
+    pos = 0
+    while pos < len(text):
+        ai = _ai_at(text, pos, raw)
+        pos += len(ai)
+        if ai[:2] in PREDEFINED:
+            value = text[pos : pos + _length(AIS[ai])]
+            pos += len(value)
+            if pos < len(text) and text[pos] == GS:
+                pos += 1  # a redundant FNC1 after a predefined-length field is allowed
+        else:
+            end = text.find(GS, pos)
+            end = len(text) if end < 0 else end
+            value = text[pos:end]
+            pos = end + 1
+        found.append((ai, value))
+    return found
+
+
+def _read_printed(text: str, raw: str) -> list[tuple[str, str]]:
+    """The printed form "(01)09501101530003(10)ABC"."""
+    parts = re.findall(r"\((\d{2,4})\)([^(]*)", text)
+    if "".join(f"({a}){v}" for a, v in parts) != text:
+        raise BarcodeError(raw, "malformed (AI)value text")
+    for ai, _ in parts:
+        if ai not in AIS:
+            raise BarcodeError(raw, f"unsupported application identifier ({ai})")
+    return parts
+
+
+def _bounded(element: Gs1Element, raw: str, money: MoneyConfig) -> None:
+    """The shop's currency and the numbers' documented bounds (kiosk/numbers.py)."""
+    found = element._family(*CURRENCY_FAMILIES)
+    if found is not None and element.currency != money.currency:
+        what = "price" if found[0][:3] in PRICES else "amount"
+        code = found[1][:3]
+        raise BarcodeError(
+            raw, f"{what} in {element.currency} ({code}), the shop sells in {money.currency}"
+        )
+    try:
+        for what, value in (("price", element.price), ("amount", element.amount_payable)):
+            if value is not None:
+                numbers.money(value, what, money.minor_unit)
+        if element.unit_price is not None:
+            numbers.decimal(element.unit_price, "price per unit", maximum=numbers.MAX_MONEY)
+        if element.weight_kg is not None:
+            numbers.cart_quantity(element.weight_kg, "kg", "net weight (kg)")
+        if element.count is not None:
+            numbers.whole(element.count, "count", minimum=1, maximum=numbers.MAX_STOCK_QTY)
+    except numbers.NumberError as exc:
+        raise BarcodeError(raw, str(exc)) from None
+
+
+def parse_element_string(
+    text: str, raw: str | None = None, money: MoneyConfig | None = None
+) -> Gs1Element:
+    """Parse "0195012345678903" + GS + "10ABC" (or the "(01)...(10)ABC" printed form);
+    amounts in a currency are accepted in `money`'s currency only (default: EUR)."""
     raw = text if raw is None else raw
     ais: dict[str, str] = {}
-    if text.startswith("("):
-        parts = re.findall(r"\((\d{2,4})\)([^(]*)", text)
-        if "".join(f"({a}){v}" for a, v in parts) != text:
-            raise BarcodeError(raw, "malformed (AI)value text")
-        for ai, value in parts:
-            if ai not in _AIS:
-                raise BarcodeError(raw, f"unsupported application identifier ({ai})")
-            _check_ai_value(ai, value, raw)
-            if ai in ais:
-                raise BarcodeError(raw, f"AI ({ai}) appears twice")
-            ais[ai] = value
-    else:
-        text = text.lstrip(GS)
-        pos = 0
-        while pos < len(text):
-            ai = _ai_at(text, pos, raw)
-            pos += len(ai)
-            length, fixed, _, _ = _AIS[ai]
-            if fixed:
-                value = text[pos : pos + length]
-                pos += length
-                if pos < len(text) and text[pos] == GS:
-                    pos += 1  # a redundant FNC1 after a fixed field is allowed
-            else:
-                end = text.find(GS, pos)
-                end = len(text) if end < 0 else end
-                value = text[pos:end]
-                pos = end + 1
-            _check_ai_value(ai, value, raw)
-            if ai in ais:
-                raise BarcodeError(raw, f"AI ({ai}) appears twice")
-            ais[ai] = value
+    pairs = _read_printed(text, raw) if text.startswith("(") else _read_ais(text, raw)
+    for ai, value in pairs:
+        _check_ai_value(ai, value, raw)
+        if ai in ais:
+            raise BarcodeError(raw, f"AI ({ai}) appears twice")
+        ais[ai] = value
     if not ais:
         raise BarcodeError(raw, "empty GS1 element string")
-    weights = [ai for ai in ais if ai.startswith("310")]
-    prices = [ai for ai in ais if ai.startswith("392")]
-    if len(weights) > 1 or len(prices) > 1:
+    families = [_family_of(ai) for ai in ais]
+    if any(sum(family in group for family in families) > 1 for group in _ONE_OF):
         raise BarcodeError(raw, "more than one weight or price AI")
+    for family in families:
+        if families.count(family) > 1:
+            raise BarcodeError(raw, f"AI ({family}n) appears twice")
     if "01" in ais and "02" in ais:
         raise BarcodeError(raw, "AI (01) and (02) together")
-    return Gs1Element(ais)
+    element = Gs1Element(ais)
+    _bounded(element, raw, money or DEFAULT_MONEY)
+    return element
 
 
 def element_string(ais: dict[str, str]) -> str:
-    """The transmitted form: variable-length fields end with FNC1 unless last."""
+    """The transmitted form: FNC1 after every AI not of predefined length, unless last."""
     out = []
     items = list(ais.items())
     for index, (ai, value) in enumerate(items):
         out.append(ai + value)
-        if not _AIS[ai][1] and index < len(items) - 1:
+        if ai[:2] not in PREDEFINED and index < len(items) - 1:
             out.append(GS)
     return "".join(out)
 
@@ -337,8 +662,12 @@ def element_string(ais: dict[str, str]) -> str:
 
 
 class BarcodeParser:
-    def __init__(self, config: BarcodeConfig | None = None):
+    """`money`: the shop's currency and minor unit, which GS1 prices and amounts must
+    use (Ledger passes config.money; without it, EUR in cents)."""
+
+    def __init__(self, config: BarcodeConfig | None = None, money: MoneyConfig | None = None):
         self.config = config or BarcodeConfig()
+        self.money = money or DEFAULT_MONEY
         self._layouts: dict[str, VariableMeasureLayout] = {
             layout.prefix: layout for layout in self.config.variable_measure
         }
@@ -357,7 +686,7 @@ class BarcodeParser:
         if any(ord(c) < 32 and c != GS or ord(c) == 127 for c in text):
             raise BarcodeError(raw, "control characters in scan (check the scanner's setup)")
         if symbology in _GS1_SYMBOLOGIES or GS in text or text.startswith("("):
-            return parse_element_string(text, raw)
+            return parse_element_string(text, raw, self.money)
         if text.isdigit():
             return self._numeric(text, raw, symbology)
         return self._prefixed(text, raw)
@@ -409,7 +738,7 @@ class BarcodeParser:
                 return self._numeric(digits[1:], raw, symbology)
             return Gtin(digits, "GTIN-14")
         if n >= 16 and digits[:2] in ("01", "02"):
-            return parse_element_string(digits, raw)  # GS1-128 of fixed-length AIs only
+            return parse_element_string(digits, raw, self.money)  # GS1-128, no FNC1 in it
         raise BarcodeError(raw, f"truncated or unknown code ({n} digits)")
 
     def _upce(self, digits: str, raw: str) -> Gtin:
