@@ -17,11 +17,13 @@ from pathlib import Path
 
 import platformdirs
 
+from kiosk import i18n
+from kiosk import strings as screen_strings
 from kiosk.checkout.session import Checkout
 from kiosk.config import Config
 from kiosk.drivers.base import DrawerError, MemoryDrawer, MemoryPrinter, PrinterError
+from kiosk.i18n import N_
 from kiosk.ledger.core import Ledger
-from kiosk.strings import load as load_strings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,16 @@ DEMO_SHEET = [
     ("Lager 18+", "4001234000084"),
     ("Misread", "4006381333932"),
 ]
+
+
+PRINTER_STATES = {
+    "ok": N_("ok"),
+    "paper_low": N_("paper low"),
+    "paper_out": N_("paper out"),
+    "offline": N_("offline"),
+    "preview": N_("preview"),
+    "none": N_("none"),
+}
 
 
 def has_display() -> bool:
@@ -55,43 +67,61 @@ class Hardware:
         self.publisher = None
         self.terminal = None  # the card terminal (kiosk.drivers.payment)
 
-    def facts(self) -> list[str]:
+    def facts(self, language: str = i18n.SOURCE_LANGUAGE) -> list[str]:
+        """The diagnostics screen's hardware lines, in the screen's language."""
+        gettext = i18n.translator(language).gettext
         status = getattr(self.printer, "status", None)
         printer = status() if callable(status) else ("preview" if self.demo else "none")
+        printer = gettext(PRINTER_STATES.get(printer, printer))
         drawer = (
-            "memory (demo)" if isinstance(self.drawer, MemoryDrawer) else self.config.drawer.kind
+            gettext("memory (demo)")
+            if isinstance(self.drawer, MemoryDrawer)
+            else self.config.drawer.kind
         )
+        kind = gettext("PNG previews") if self.demo else self.config.printer.kind
+        scanner = gettext("demo field") if self.demo else self.config.scanner.kind
         facts = [
-            f"printer: {printer} ({'PNG previews' if self.demo else self.config.printer.kind})",
-            f"drawer: {drawer}",
-            f"scanner: {'demo field' if self.demo else self.config.scanner.kind}"
-            f"  last scan {self.last_scan or '-'}",
+            gettext("printer: {state} ({kind})").format(state=printer, kind=kind),
+            gettext("drawer: {kind}").format(kind=drawer),
+            gettext("scanner: {kind}  last scan {code}").format(
+                kind=scanner, code=self.last_scan or "-"
+            ),
         ]
         if self.terminal is not None:  # cached state: no terminal I/O on the UI thread
-            simulated = " (simulated)" if self.demo and self.terminal.kind != "manual" else ""
-            facts.append(f"card terminal{simulated}: {self.terminal.state()}")
+            if self.demo and self.terminal.kind != "manual":
+                line = gettext("card terminal (simulated): {state}")
+            else:
+                line = gettext("card terminal: {state}")
+            facts.append(line.format(state=self.terminal.state()))
         if self.publisher is not None:
             counts = self.publisher.store.counts()
-            state = "connected" if self.publisher.connected.is_set() else "offline"
-            pending, dead = counts.get("pending", 0), counts.get("dead", 0)
-            facts.append(f"outbox: {pending} pending, {dead} dead; broker {state}")
+            connected = self.publisher.connected.is_set()
+            facts.append(
+                gettext("outbox: {pending} pending, {dead} dead; broker {state}").format(
+                    pending=counts.get("pending", 0),
+                    dead=counts.get("dead", 0),
+                    state=gettext("connected") if connected else gettext("offline"),
+                )
+            )
         return facts
 
-    def print_test(self) -> str:
+    def print_test(self, language: str = i18n.SOURCE_LANGUAGE) -> str:
         from kiosk.drivers.sample import sample_receipt  # noqa: PLC0415
 
+        gettext = i18n.translator(language).gettext
         try:
             self.printer.print_receipt(sample_receipt(self.config))
         except PrinterError as exc:
-            return f"print test failed: {exc}"
-        return "print test sent"
+            return gettext("print test failed: {error}").format(error=exc)
+        return gettext("print test sent")
 
-    def drawer_test(self) -> str:
+    def drawer_test(self, language: str = i18n.SOURCE_LANGUAGE) -> str:
+        gettext = i18n.translator(language).gettext
         try:
             self.drawer.open()
         except DrawerError as exc:
-            return f"drawer test failed: {exc}"
-        return "drawer pulsed"
+            return gettext("drawer test failed: {error}").format(error=exc)
+        return gettext("drawer pulsed")
 
     def printer_state(self) -> str:
         status = getattr(self.printer, "last_status", "ok")
@@ -127,7 +157,8 @@ def run(
     # One line per record on stderr (the journal under systemd): scanner hot-plug, scans,
     # printer and drawer faults. Kivy logs through the same handler (KIVY_LOG_MODE=PYTHON).
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    strings = load_strings(config.ui.strings)
+    overrides = screen_strings.load_overrides(config.ui.strings)
+    strings = screen_strings.for_language(config.ui.language, overrides, config.ui.language)
     data = Path(platformdirs.user_data_dir("kiosk"))
     if demo:
         from kiosk.demo.seed import seed  # noqa: PLC0415
@@ -170,7 +201,7 @@ def run(
     app = KioskApp(
         config,
         worker_factory=lambda deliver: CheckoutWorker(checkout, deliver),
-        strings=strings,
+        overrides=overrides,
         demo=demo,
         demo_codes=DEMO_SHEET if demo else [],
         services=services,

@@ -33,8 +33,10 @@ from kivy.uix.button import Button
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
-from kiosk import __version__
+from kiosk import __version__, i18n
+from kiosk import strings as screen_strings
 from kiosk.config import Config
+from kiosk.i18n import N_
 from kiosk.screens.worker import CheckoutWorker
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,22 @@ PALETTES = {
 }
 NOTES = ("5", "10", "20", "50")
 ALERT_SHOWN_S = 60
+# A customer's language choice on the attract screen lasts this long without a scan;
+# any sale or session that ends back on the attract screen resets it at once.
+LANGUAGE_CHOICE_S = 90
+ROLES = {
+    "self-checkout": N_("self-checkout"),
+    "staffed": N_("staffed till"),
+    "mobile-cart": N_("mobile cart"),
+}
+WELCOME = "Scan an item to start"  # the checkout's welcome (the attract headline says it)
+# The staff flows' screens: name, title, hint (keys of kiosk.strings), finishing action.
+FLOWS = (
+    ("returning", "return_items", "scan_receipt", ("finish_return", "unwanted")),
+    ("counting", "cycle_count", "scan_shelf", ("finish_count",)),
+    ("receiving", "receiving", "scan_delivery", ("finish_receiving",)),
+    ("kit", "kit_assembly", "", ("build_kit", 1)),
+)
 
 
 class KioskScreen(Screen):
@@ -145,7 +163,9 @@ class Shell(BoxLayout):
 
 class KioskApp(App):
     snap = DictProperty({"state": "attract", "message": "", "total": "0", "lines": []})
-    strings = DictProperty()
+    strings = DictProperty()  # the screen strings in the screen's language now
+    language = StringProperty(i18n.SOURCE_LANGUAGE)  # the customer's screen language
+    languages = ListProperty()  # (code, name in itself) of the attract screen's buttons
     colors = DictProperty()
     config_data = ObjectProperty()
     demo = BooleanProperty(False)
@@ -173,7 +193,7 @@ class KioskApp(App):
         self,
         config: Config,
         worker_factory: Callable[[Callable], CheckoutWorker],
-        strings: dict[str, str],
+        overrides: screen_strings.Overrides | None = None,
         demo: bool = False,
         demo_codes: list[tuple[str, str]] | None = None,
         services: Any = None,
@@ -182,7 +202,14 @@ class KioskApp(App):
     ):
         super().__init__(**kwargs)
         self.config_data = config
-        self.strings = strings
+        self.overrides = overrides or {}
+        self.shop_language = config.ui.language
+        self.language = self.shop_language
+        self.strings = screen_strings.for_language(
+            self.language, self.overrides, self.shop_language
+        )
+        choices = config.ui.screen_languages
+        self.languages = [(c, i18n.language_name(c)) for c in choices] if len(choices) > 1 else []
         self.colors = PALETTES["high_contrast" if config.ui.high_contrast else "normal"]
         self.demo = demo
         self.demo_codes = demo_codes or []
@@ -190,6 +217,7 @@ class KioskApp(App):
         self.services = services
         self.hardware = hardware
         self.overlay: str | None = None
+        self._storage_full_shown = ""
         self.text_action: str | None = None
         self.dynamic: dict[str, Any] = {}
         self.ready = False
@@ -217,17 +245,12 @@ class KioskApp(App):
             ThanksScreen(),
         ):
             manager.add_widget(screen)
-        s = self.strings
-        for name, title, hint, finish in (
-            ("returning", s["return_items"], s["scan_receipt"], ("finish_return", "unwanted")),
-            ("counting", s["cycle_count"], s["scan_shelf"], ("finish_count",)),
-            ("receiving", s["receiving"], s["scan_delivery"], ("finish_receiving",)),
-            ("kit", s["kit_assembly"], "", ("build_kit", 1)),
-        ):
-            flow = FlowScreen(name=name, title=title, hint=hint)
+        for name, _title, _hint, finish in FLOWS:
+            flow = FlowScreen(name=name)
             flow.finish_action = finish
             manager.add_widget(flow)
         self._fill_static(shell)
+        self._language_texts(shell)
         self.worker = self.worker_factory(lambda fn: Clock.schedule_once(lambda dt: fn()))
         Clock.schedule_interval(lambda dt: self.worker.call("tick", then=self._ticked), 1.0)
         Clock.schedule_once(lambda dt: self._first_frame(), 0)
@@ -236,16 +259,24 @@ class KioskApp(App):
     def _fill_static(self, shell) -> None:
         pad = shell.ids.screens.get_screen("pin").ids.pad
         for key in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "del"]:
-            label = {"clear": self.strings["clear"], "del": "<"}.get(key, key)
-            button = self._button(label, lambda k=key: self.pin_key(k))
+            button = self._button({"del": "<"}.get(key, key), lambda k=key: self.pin_key(k))
             pad.add_widget(button)
             self.dynamic[f"pin_{key}"] = button
         notes = shell.ids.screens.get_screen("pay").ids.notes
         for note in ("exact", *NOTES):
-            label = self.strings["exact"] if note == "exact" else self.money(note)
-            button = self._button(label, lambda n=note: self.pay_cash(n))
+            button = self._button("", lambda n=note: self.pay_cash(n))
             notes.add_widget(button)
             self.dynamic[f"cash_{note}"] = button
+        switch = shell.ids.screens.get_screen("attract").ids.languages
+        for code, name in self.languages:
+            button = Button(
+                text=name,
+                font_size="20sp",
+                background_normal="",
+                on_release=lambda *_a, c=code: self.choose_language(c),
+            )
+            switch.add_widget(button)
+            self.dynamic[f"language_{code}"] = button
         sheet = shell.ids.demo_sheet
         for index, (label, code) in enumerate(self.demo_codes):
             button = Button(
@@ -266,6 +297,50 @@ class KioskApp(App):
         )
         button.bind(on_release=lambda *_a: action())
         return button
+
+    # ------------------------------------------------------------ languages
+
+    def choose_language(self, language: str) -> None:
+        """The customer's screen language, from the attract screen's buttons. It lasts
+        for this customer: back on the attract screen after a sale, or after
+        LANGUAGE_CHOICE_S untouched, the shop's language returns."""
+        self._set_language(language)
+        Clock.unschedule(self._language_timeout)
+        if language != self.shop_language:
+            Clock.schedule_once(self._language_timeout, LANGUAGE_CHOICE_S)
+        self._export()
+
+    def _language_timeout(self, _dt=None) -> None:
+        if self.snap.get("state") == "attract" and self.overlay is None:
+            self._set_language(self.shop_language)
+            self._export()
+
+    def _set_language(self, language: str) -> None:
+        if language == self.language:
+            return
+        self.language = language
+        self.strings = screen_strings.for_language(language, self.overrides, self.shop_language)
+        if self.root is not None:
+            self._language_texts(self.root)
+            self._render_snap()
+            self._refresh_lists()
+
+    def _language_texts(self, shell) -> None:
+        """What Python (not the kv rules) put on screen in words or money."""
+        self.dynamic["pin_clear"].text = self.strings["clear"]
+        for note in ("exact", *NOTES):
+            label = self.strings["exact"] if note == "exact" else self.money(note)
+            self.dynamic[f"cash_{note}"].text = label
+        for name, title, hint, _finish in FLOWS:
+            flow = shell.ids.screens.get_screen(name)
+            flow.title = self.strings[title]
+            flow.hint = self.strings[hint] if hint else ""
+        for code, _name in self.languages:
+            button = self.dynamic[f"language_{code}"]
+            chosen = code == self.language
+            button.background_color = self.colors["go" if chosen else "button"]
+            button.color = self.colors["button_text"]
+            button.bold = chosen
 
     def _first_frame(self) -> None:
         self.refocus()
@@ -325,10 +400,47 @@ class KioskApp(App):
             self._done(outcome, snap, events)
 
     def _done(self, outcome, snap: dict, events: list) -> None:
+        left = self.snap.get("state")
         self.snap = snap
+        if snap.get("state") == "attract" and left != "attract":
+            # A sale or session ended: the next customer starts in the shop's language.
+            Clock.unschedule(self._language_timeout)
+            self._set_language(self.shop_language)
+        elif snap.get("state") != "attract":
+            Clock.unschedule(self._language_timeout)  # a customer is at it: keep theirs
+        self._render_snap()
+        printed = False
+        for event in events:
+            if event.kind == "alert":
+                self._show_alert(event.detail["text"])
+            elif event.kind == "printed" and self.hardware is not None:
+                files = getattr(self.hardware.printer, "files", [])
+                self.preview_path = str(files[-1]) if files else ""
+                printed = bool(files)
+            elif event.kind == "staff" and self.overlay == "pin":
+                self.close_overlay()
+        full = self.strings["storage_full"]
+        if snap.get("storage_full"):  # stays up, in the shop's words, until there is space
+            self.alert_text = self._storage_full_shown = full
+        elif self.alert_text and self.alert_text == self._storage_full_shown:
+            self.alert_text = ""
+        self._refresh_lists()
+        if printed and self.demo and snap["state"] in ("attract", "scanning"):
+            # The customer is done: thank them with the receipt preview for a while.
+            self._overlay("thanks")
+            timeout = self.config_data.checkout.receipt_timeout_s
+            Clock.schedule_once(lambda dt: self._close_thanks(), timeout)
+        if self.overlay is None:
+            self.show(SCREEN_FOR_STATE.get(snap["state"], "attract"))
+        self.refocus()
+        self._export()
+
+    def _render_snap(self) -> None:
+        """The snapshot's words and amounts in the screen's language."""
+        snap = self.snap
         message = snap.get("message") or ""
         # The checkout's welcome repeats the attract headline (translated): not twice.
-        self.message_text = "" if message == "Scan an item to start" else message
+        self.message_text = "" if str(message) == WELCOME else i18n.render(message, self.language)
         self.total_text = self.money(snap.get("total"))
         self.due_text = self.money(snap.get("due") or snap.get("total"))
         change = snap.get("change")
@@ -343,36 +455,17 @@ class KioskApp(App):
             else ""
         )
         unsettled = snap.get("payments") or []
-        self.payments_text = "\n".join(unsettled) or self.strings["no_unsettled"]
-        printed = False
-        for event in events:
-            if event.kind == "alert":
-                self._show_alert(event.detail["text"])
-            elif event.kind == "printed" and self.hardware is not None:
-                files = getattr(self.hardware.printer, "files", [])
-                self.preview_path = str(files[-1]) if files else ""
-                printed = bool(files)
-            elif event.kind == "staff" and self.overlay == "pin":
-                self.close_overlay()
-        full = self.strings["storage_full"]
-        if snap.get("storage_full"):  # stays up, in the shop's words, until there is space
-            self.alert_text = full
-        elif self.alert_text == full:
-            self.alert_text = ""
-        self._refresh_lists()
-        if printed and self.demo and snap["state"] in ("attract", "scanning"):
-            # The customer is done: thank them with the receipt preview for a while.
-            self._overlay("thanks")
-            timeout = self.config_data.checkout.receipt_timeout_s
-            Clock.schedule_once(lambda dt: self._close_thanks(), timeout)
-        if self.overlay is None:
-            self.show(SCREEN_FOR_STATE.get(snap["state"], "attract"))
-        self.refocus()
-        self._export()
+        self.payments_text = (
+            "\n".join(i18n.render(text, self.language) for text in unsettled)
+            or self.strings["no_unsettled"]
+        )
+        if self.alert_text and self.alert_text == self._storage_full_shown:
+            self.alert_text = self.strings["storage_full"]
+            self._storage_full_shown = self.alert_text
 
     def _show_alert(self, text: str) -> None:
         """A staff alert in the banner, for ALERT_SHOWN_S unless another one replaces it."""
-        self.alert_text = text
+        self.alert_text = i18n.render(text, self.language)
         Clock.unschedule(self._clear_alert)
         Clock.schedule_once(self._clear_alert, ALERT_SHOWN_S)
 
@@ -393,10 +486,14 @@ class KioskApp(App):
         if self.demo and self.overlay is None:
             self.root.ids.demo_scanner.focus = True
 
+    def gettext(self, msgid: str) -> str:
+        """A word in the screen's language (the source text marked where it is written)."""
+        return i18n.gettext(self.language, msgid)
+
     def money(self, amount) -> str:
-        value = Decimal(str(amount or "0"))
-        unit = self.config_data.money.minor_unit
-        return f"{value.quantize(unit):,} {self.config_data.money.currency}"
+        """An amount as the screen's language writes it: `1,49 €` in German."""
+        value = Decimal(str(amount or "0")).quantize(self.config_data.money.minor_unit)
+        return i18n.format_money(value, self.config_data.money.currency, self.language)
 
     # ------------------------------------------------------------ screens' helpers
 
@@ -475,21 +572,28 @@ class KioskApp(App):
 
     def print_test(self) -> None:
         if self.hardware is not None:
-            self.diagnostics_text = self._diagnostics() + "\n" + self.hardware.print_test()
+            self.diagnostics_text = (
+                self._diagnostics() + "\n" + self.hardware.print_test(self.language)
+            )
 
     def drawer_test(self) -> None:
         if self.hardware is not None:
-            self.diagnostics_text = self._diagnostics() + "\n" + self.hardware.drawer_test()
+            self.diagnostics_text = (
+                self._diagnostics() + "\n" + self.hardware.drawer_test(self.language)
+            )
 
     def _diagnostics(self) -> str:
         cfg = self.config_data
+        device = self.gettext("{device} at {store} ({role})").format(
+            device=cfg.device.id, store=cfg.device.store, role=self.gettext(ROLES[cfg.device.role])
+        )
         lines = [
             f"{self.strings['version']}: kiosk {__version__}",
-            f"{self.strings['device']}: {cfg.device.id} at {cfg.device.store} ({cfg.device.role})",
+            f"{self.strings['device']}: {device}",
             f"{self.strings['broker']}: {cfg.mqtt.host}:{cfg.mqtt.port}  {self.network_note}",
         ]
         if self.hardware is not None:
-            lines += self.hardware.facts()
+            lines += self.hardware.facts(self.language)
         return "\n".join(lines)
 
     def _overlay(self, name: str) -> None:
@@ -514,7 +618,7 @@ class KioskApp(App):
             del self.dynamic[key]
         for line in lines:
             row = BoxLayout(size_hint_y=None, height=dp(76), spacing=dp(8))
-            flag = "" if line["approved"] else "  (age check)"
+            flag = "" if line["approved"] else "  " + self.gettext("(age check)")
             row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
             row.add_widget(self._label(line["qty"], 0.12))
             row.add_widget(self._label(self.money(line["total"]), 0.18))
@@ -544,9 +648,9 @@ class KioskApp(App):
             data = self.snap.get(key)
             if isinstance(data, dict) and key == "returning":
                 texts = [
-                    f"receipt {data['receipt'] or '-'}",
+                    self.gettext("receipt {number}").format(number=data["receipt"] or "-"),
                     *data["lines"],
-                    *[f"out: {n}" for n in data["exchange"]],
+                    *[self.gettext("out: {item}").format(item=n) for n in data["exchange"]],
                 ]
             elif isinstance(data, dict) and key == "kit":
                 texts = [f"{data['name']} ({data['sku']})"]
@@ -585,7 +689,7 @@ class KioskApp(App):
     def _export_now(self, extra: dict | None = None) -> None:
         folder = os.environ.get("KIOSK_UI_STATE")
         screen = self.root.ids.screens.current_screen
-        widgets = {}
+        widgets, texts = {}, {}
         named = {
             **screen.ids,
             **{f"demo_{k}": v for k, v in self.root.ids.items() if k.startswith("demo")},
@@ -596,6 +700,8 @@ class KioskApp(App):
                 continue
             x, y = widget.to_window(*widget.pos)
             widgets[name] = [x + widget.width / 2, Window.height - (y + widget.height / 2)]
+            if isinstance(getattr(widget, "text", None), str):
+                texts[name] = widget.text  # what it says now, in the screen's language
         state = {
             "screen": screen.name,
             "overlay": self.overlay,
@@ -604,6 +710,8 @@ class KioskApp(App):
             "pin_message": self.pin_message,
             "preview": self.preview_path,
             "widgets": widgets,
+            "texts": texts,
+            "language": self.language,
             "idle": self.worker.idle(),
             "alert": self.alert_text,
             "terminal": self.terminal_text,
