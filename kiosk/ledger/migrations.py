@@ -8,6 +8,7 @@ cut leaves the old version or the new one. Steps never rewrite posted rows.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from peewee import SqliteDatabase
 
@@ -133,11 +134,29 @@ STEPS: dict[int, Callable[[SqliteDatabase], None]] = {
     5: _v5_item_master,
 }
 LATEST = max(STEPS)
+# The oldest schema whose code can go on reading and writing a ledger of each schema
+# (kiosk.update.dbcopy.step_down: a rollback to an older version keeps using the same
+# file, with every sale the newer version made). Every step so far only adds tables,
+# nullable columns and triggers that accept what older code writes, so all are readable
+# by schema 1. A step that is not must say readable_by = its own version, and the release
+# before it should already read its new form (expand, then contract).
+READABLE_BY: dict[int, int] = {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
 
 
 def upgrade(db: SqliteDatabase, version: int) -> None:
-    """Run every step after `version`, inside the caller's transaction."""
+    """Run every step after `version`, inside the caller's transaction; first keep a
+    copy of the ledger as committed (`ledger.db.schema-<version>.bak`, SQLite's backup
+    API through a second connection, which sees the committed state in WAL mode)."""
+    from kiosk.update import dbcopy  # noqa: PLC0415
+
+    if version < LATEST:
+        dbcopy.keep_copy(Path(db.database), version)
     for target in sorted(STEPS):
         if target > version:
             STEPS[target](db)
             db.execute_sql(f"PRAGMA user_version = {target}")
+    known = 0
+    if db.table_exists(dbcopy.COMPAT_TABLE):
+        known = db.execute_sql(f"SELECT count(*) FROM {dbcopy.COMPAT_TABLE}").fetchone()[0]
+    if known < len(READABLE_BY):
+        dbcopy.record_compat(db.execute_sql, READABLE_BY)

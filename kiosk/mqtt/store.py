@@ -255,6 +255,10 @@ def open_store(database: str) -> Database:
         version = schema_version(db)
         if version < SCHEMA_VERSION:
             if AppliedEvent._meta.table_name in db.get_tables():
+                if sqlite:  # the store as committed, kept beside it (PostgreSQL: its backups)
+                    from kiosk.update.dbcopy import keep_copy  # noqa: PLC0415
+
+                    keep_copy(Path(database), version)
                 _migrate(db, version)
             db.create_tables(MODELS, safe=True)
             _set_schema_version(db, SCHEMA_VERSION)
