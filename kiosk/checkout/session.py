@@ -29,7 +29,7 @@ from kiosk.checkout.core import (
     register,
 )
 from kiosk.checkout.flows import MIXINS as FLOW_MIXINS
-from kiosk.checkout.flows import KitFlow, ReturnFlow
+from kiosk.checkout.flows import ReturnFlow
 from kiosk.checkout.paying import PayingMixin
 from kiosk.checkout.recovery import RecoveryMixin
 from kiosk.checkout.refunds import (
@@ -44,7 +44,7 @@ from kiosk.checkout.terminal import TerminalMixin
 from kiosk.documents import TextReport
 from kiosk.drivers.base import PrinterError
 from kiosk.drivers.payment import TerminalResult
-from kiosk.ledger import catalog, payments, receipts, reports, sales, stock
+from kiosk.ledger import catalog, payments, receipts, reports, sales
 from kiosk.ledger.barcodes import BarcodeError, Parsed
 from kiosk.ledger.core import LedgerError
 from kiosk.ledger.money import CASH, ZERO
@@ -69,9 +69,6 @@ def _merge_returns(lines: list[sales.ReturnLine]) -> list[sales.ReturnLine]:
         key = (line.sku, line.condition)
         merged[key] = merged.get(key, ZERO) + line.qty
     return [sales.ReturnLine(sku, qty, cond) for (sku, cond), qty in merged.items()]
-
-
-register(Flow(State.KIT, "kit", "_kit_scan", "kit", lambda f: {"sku": f.sku, "name": f.name}))
 
 
 class Checkout(
@@ -263,68 +260,6 @@ class Checkout(
             ],
             "sold": [_sale_line_json(li.to_sale_line()) for li in flow.sold],
         }
-
-    def _kit_scan(self, parsed: Parsed) -> Outcome:
-        return self._no("Scan kits from the staff menu: choose kit assembly first")
-
-    def start_kit(self, sku: str) -> Outcome:
-        self._record({"start": "kit", "sku": sku})
-        refusal = self._need(ANY_STAFF) or self._staff_state()
-        if refusal:
-            return self._no(refusal)
-        try:
-            kit = catalog.get_item(sku)
-            if not kit.kit:
-                raise LedgerError(f"{sku} is not a kit")
-            bom, components = catalog.current_bom(sku)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        self._close_flows()
-        self.kit = KitFlow(
-            sku=kit.sku,
-            name=kit.name,
-            components=[
-                (c.component_id, catalog.get_item(c.component_id).name, c.qty,
-                 stock.on_hand(c.component_id))
-                for c in components
-            ],
-        )  # fmt: skip
-        self._to(State.KIT)
-        parts = ", ".join(f"{per} x {name}" for _, name, per, _ in self.kit.components)
-        return self._ok(f"{kit.name} (BOM v{bom.version}): {parts}")
-
-    def build_kit(self, qty: int = 1, lot: str | None = None, force: bool = False) -> Outcome:
-        self._record({"build": {"qty": qty, "lot": lot, "force": force}})
-        flow = self.kit
-        if self.state != State.KIT or flow is None:
-            return self._no("Choose a kit first")
-        try:
-            qty = numbers.whole(qty, "kits to build", minimum=1, maximum=numbers.MAX_PIECES)
-        except ValueError as exc:
-            return self._no(_sentence(exc))
-        short = flow.shortfall(qty)
-        if short and not (force and self.staff and self.staff.role == "supervisor"):
-            return self._no("Not enough components: " + "; ".join(short))
-        try:
-            posted = stock.build_kit(self.ledger, flow.sku, qty, self._staff_code(), lot)
-            label = receipts.kit_label_for(self.ledger, posted.number)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        self._emit("posted", receipt=posted.number, total="0")
-        printed = 0
-        for _ in range(qty):
-            job = receipts.enqueue(self.ledger, "kit_label", posted.number)
-            try:
-                self.printer.print_kit_label(label)
-            except PrinterError as exc:
-                receipts.mark_failed(job, str(exc))
-                self._alert(f"Printer: {exc}. Kit labels for {posted.number} are queued")
-                break
-            receipts.mark_printed(job)
-            printed += 1
-        self.kit = None
-        self._to(State.STAFF_MENU)
-        return self._ok(f"Built {qty} x {flow.name} ({posted.number}); {printed} label(s) printed")
 
     def staff_menu(self) -> Outcome:
         self._record({"menu": True})

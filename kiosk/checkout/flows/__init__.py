@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from kiosk.checkout.cart import CartLine
 from kiosk.checkout.core import register
-from kiosk.checkout.flows import counting, receiving
+from kiosk.checkout.flows import counting, kits, receiving
 from kiosk.checkout.flows.counting import CountFlow
+from kiosk.checkout.flows.kits import KitFlow
 from kiosk.checkout.flows.receiving import ReceivingFlow
 from kiosk.ledger.sales import ReturnLine
 
@@ -23,24 +24,14 @@ class ReturnFlow:
     reason: str = "unwanted"
 
 
-@dataclass
-class KitFlow:
-    sku: str
-    name: str
-    components: list[tuple[str, str, int, int]]  # sku, name, per kit, on hand
-
-    def shortfall(self, kits: int) -> list[str]:
-        return [
-            f"{name}: need {per * kits}, have {have}"
-            for _, name, per, have in self.components
-            if per * kits > have
-        ]
-
-
-for _module in (counting, receiving):
+for _module in (counting, receiving, kits):
     register(_module.FLOW)
 
-MIXINS = (counting.CountingMixin, receiving.ReceivingMixin)  # the Checkout's flow mixins
+MIXINS = (
+    counting.CountingMixin,
+    receiving.ReceivingMixin,
+    kits.KitsMixin,
+)  # the Checkout's flow mixins
 
 
 __all__ = ["MIXINS", "ReturnFlow", "CountFlow", "ReceivingFlow", "KitFlow"]
