@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import platformdirs
@@ -110,7 +111,8 @@ class Hardware:
 
         gettext = i18n.translator(language).gettext
         try:
-            self.printer.print_receipt(sample_receipt(self.config))
+            sample = sample_receipt(self.config)  # printed in the shop's language
+            self.printer.print_receipt(replace(sample, language=self.config.ui.language))
         except PrinterError as exc:
             return gettext("print test failed: {error}").format(error=exc)
         return gettext("print test sent")

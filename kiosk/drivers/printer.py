@@ -15,6 +15,7 @@ import logging
 from escpos import printer as escpos_printer
 from escpos.escpos import Escpos
 
+from kiosk import i18n
 from kiosk.config import PrinterConfig
 from kiosk.documents import KitLabel, Receipt, TextReport
 from kiosk.drivers.base import PrinterError
@@ -38,8 +39,12 @@ from kiosk.drivers.layout import (
 )
 from kiosk.drivers.layout import report_ops as text_report_ops
 from kiosk.drivers.preview import barcode_image, fit_width, logo_image, qr_image
+from kiosk.i18n import N_
 
 log = logging.getLogger(__name__)
+# A fault's words (PrinterError's message is a kiosk.i18n Message: str() gives the English
+# for logs; the screen renders it in its reader's language).
+PRINTER_FAULTS = {"paper_out": N_("paper out"), "offline": N_("offline")}
 
 
 def connect(config: PrinterConfig) -> Escpos | None:
@@ -182,12 +187,14 @@ class EscposPrinter:
     def _print(self, ops: list[Op]) -> None:
         state = self.status()
         if state in ("paper_out", "offline"):
-            raise PrinterError(state.replace("_", " "), state)
+            raise PrinterError(i18n._(PRINTER_FAULTS[state]), state)
         try:
             render(self.device, ops, self.paper)
         except Exception as exc:  # noqa: BLE001 - USB, serial and socket errors differ
             self.last_status = "offline"
-            raise PrinterError(f"printer failed: {exc}", "offline") from exc
+            raise PrinterError(
+                i18n._("printer failed: {error}", error=str(exc)), "offline"
+            ) from exc
         self.last_status = "ok"
 
     def print_receipt(self, receipt: Receipt) -> None:
@@ -204,4 +211,6 @@ class EscposPrinter:
         try:
             self.device.cashdraw(2)
         except Exception as exc:  # noqa: BLE001
-            raise PrinterError(f"drawer kick failed: {exc}", "offline") from exc
+            raise PrinterError(
+                i18n._("drawer kick failed: {error}", error=str(exc)), "offline"
+            ) from exc
