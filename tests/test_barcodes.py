@@ -1,11 +1,13 @@
-from datetime import date
-from decimal import Decimal
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.config import BarcodeConfig, VariableMeasureLayout
+from kiosk import numbers
+from kiosk.config import BarcodeConfig, MoneyConfig, VariableMeasureLayout
+from kiosk.ledger import barcodes, catalog
 from kiosk.ledger.barcodes import (
     GS,
     BarcodeError,
@@ -18,6 +20,7 @@ from kiosk.ledger.barcodes import (
     VariableMeasure,
     check_digit,
     compress_upca,
+    contained_gtin,
     element_string,
     expand_upce,
     parse_element_string,
@@ -493,3 +496,318 @@ def test_a_bad_price_check_digit_word_for_word():
     with pytest.raises(BarcodeError) as info:
         custom.parse(raw)
     assert (info.value.reason, info.value.raw) == ("bad price check digit", raw)
+
+
+# ---------------------------------------------------------------- every GS1 AI a shop meets
+
+# The AI table's facts, written down from the GS1 General Specifications (section 3, the
+# AI summary; Figure 7.8.5-2 for the predefined lengths) rather than read from the code:
+# AI -> (longest data, digits only, FNC1 needed after it when not last).
+GS1_FACTS = {
+    "00": (18, True, False), "01": (14, True, False), "02": (14, True, False),
+    "10": (20, False, True), "11": (6, True, False), "13": (6, True, False),
+    "15": (6, True, False), "16": (6, True, False), "17": (6, True, False),
+    "20": (2, True, False), "21": (20, False, True), "22": (20, False, True),
+    "235": (28, False, True), "240": (30, False, True), "241": (30, False, True),
+    "242": (6, True, True), "243": (20, False, True), "250": (30, False, True),
+    "251": (30, False, True), "30": (8, True, True), "37": (8, True, True),
+    **{f"31{d}{n}": (6, True, False) for d in "0123456" for n in range(6)},
+    **{f"32{d}{n}": (6, True, False) for d in "0123456789" for n in range(6)},
+    **{f"33{d}{n}": (6, True, False) for d in "01234567" for n in range(6)},
+    **{f"34{d}{n}": (6, True, False) for d in "0123456789" for n in range(6)},
+    **{f"35{d}{n}": (6, True, False) for d in "01234567" for n in range(6)},
+    **{f"36{d}{n}": (6, True, False) for d in "0123456789" for n in range(6)},
+    **{f"39{d}{n}": (15, True, True) for d in "02" for n in range(10)},
+    **{f"39{d}{n}": (18, True, True) for d in "13" for n in range(10)},
+    **{f"395{n}": (6, True, True) for n in range(6)},
+    "422": (3, True, True), "423": (15, True, True), "424": (3, True, True),
+    "425": (15, True, True), "426": (3, True, True), "427": (3, False, True),
+    "7002": (30, False, True), "7003": (10, True, True), "7005": (12, False, True),
+    "7006": (6, True, True), "7007": (12, True, True), "7008": (3, False, True),
+    "7009": (10, False, True), "7010": (2, False, True), "7011": (10, True, True),
+    **{f"703{n}": (30, False, True) for n in range(10)},
+    "8005": (6, True, True), "8008": (12, True, True), "8020": (25, False, True),
+    "8200": (70, False, True), "90": (30, False, True),
+    **{f"9{n}": (90, False, True) for n in range(1, 10)},
+}  # fmt: skip
+
+
+def test_the_ai_table_is_the_standards():
+    assert set(barcodes.AIS) == set(GS1_FACTS)
+    for ai, (longest, digits_only, fnc1) in GS1_FACTS.items():
+        parts = barcodes.AIS[ai]
+        assert sum(p.most for p in parts) == longest, ai
+        assert all(p.kind == "n" for p in parts) == digits_only, ai
+        assert (ai[:2] not in barcodes.PREDEFINED) == fnc1, ai
+
+
+# One valid value per AI kind, the longest the AI takes (written out by hand).
+GOOD_VALUES = {
+    "00": "376104250021234569", "01": "09501101530003", "02": "09501101530003",
+    "10": "ABC-123/x.1", "11": "250101", "13": "251130", "15": "260200", "16": "261231",
+    "17": "270615", "20": "07", "21": "S" * 20, "22": "CPV%1", "235": "T" * 28,
+    "240": "A" * 30, "241": "PART-9", "242": "123456", "243": "PCN1", "250": "SEC-1",
+    "251": "SRC-1", "30": "12", "37": "00001000", "3103": "001250", "3202": "002205",
+    "3150": "000002", "3125": "123456", "3922": "2499", "3932": "978" + "2499",
+    "3902": "1000", "3912": "978" + "1000", "3952": "000199", "422": "276", "423": "276040528",
+    "424": "250", "425": "276040", "426": "756", "427": "BY", "7002": "UN/ECE-1234",
+    "7003": "2612311430", "7005": "27.IV.a", "7006": "260115", "7007": "260101260131",
+    "7008": "COD", "7009": "OTB", "7010": "01", "7011": "2601151200", "7030": "276DE-BY-123",
+    "8005": "000249", "8008": "26013109", "8020": "REF-1", "8200": "https://example.com/p",
+    "90": "X" * 30, "99": "Y" * 90,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("ai", "value"), sorted(GOOD_VALUES.items()))
+def test_each_ai_alone_and_after_a_gtin(ai, value):
+    assert parser.parse(f"({ai}){value}").ais == {ai: value}
+    if ai not in ("01", "02"):
+        assert parser.parse("]C1" + element_string({"01": GTIN_AI[2:], ai: value})).ais == {
+            "01": GTIN_AI[2:],
+            ai: value,
+        }
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            sorted(set(GOOD_VALUES) - {"01", "02", "3202", "3912", "3902", "3932", "8005"})
+        ),
+        min_size=1,
+        max_size=6,
+        unique=True,
+    ),
+    st.sampled_from(["]C1", "]d2", "]Q3", "]e0", ""]),
+)
+def test_element_strings_of_any_ais_in_any_order_round_trip(chosen, identifier):
+    ais = {ai: GOOD_VALUES[ai] for ai in chosen}
+    text = element_string(ais)
+    if identifier or GS in text or text.isdigit() and text[:2] in ("01", "02"):
+        assert parser.parse(identifier + text).ais == ais
+    # Every AI that is not of predefined length ends with FNC1 unless it is last.
+    for ai in chosen[:-1]:
+        assert (ai + ais[ai] + GS in text) == (ai[:2] not in barcodes.PREDEFINED)
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_implied_decimals_of_a_weight(n):
+    parsed = parser.parse(f"]C1{GTIN_AI}310{n}001234")
+    grams = (Decimal(1234).scaleb(-n)).quantize(Decimal("0.001"), ROUND_HALF_EVEN)
+    assert parsed.weight_kg == grams and parsed.measures == {
+        "net weight": (Decimal(1234).scaleb(-n), "kg")
+    }
+
+
+@pytest.mark.parametrize("n", range(10))
+def test_implied_decimals_of_a_price_and_an_amount(n):
+    digits = "1" + "0" * n  # the whole amount 1, with n zeros after the implied point
+    price = parser.parse(f"]C1{GTIN_AI}392{n}{digits}").price
+    amount = parser.parse(f"]C1{GTIN_AI}391{n}978{digits}").amount_payable
+    assert price == amount == 1  # trailing zeros are no decimals of a cent
+    if n <= 2:
+        assert parser.parse(f"]C1{GTIN_AI}392{n}" + "199").price == Decimal(199).scaleb(-n)
+    else:  # a third decimal of a cent is refused, whatever the AI says
+        tiny = "0." + "0" * (n - 1) + "1"
+        with pytest.raises(BarcodeError) as info:
+            parser.parse(f"]C1{GTIN_AI}392{n}" + "1")
+        assert info.value.reason == f"price '{tiny}' must have at most 2 decimal(s)"
+
+
+def test_what_fresh_food_labels_say():
+    label = parser.parse(
+        "]C1" + "0194012345678904" + "3202" + "001250" + "3932" + "978" + "1299" + GS
+        + "422" + "276" + GS + "7003" + "2612311430" + GS + "10" + "LOT1" + GS
+        + "11" + "260101" + "13" + "260102" + "16" + "261230" + "3952" + "000799" + GS + "21" + "S1"
+    )  # fmt: skip
+    assert label.gtin == "94012345678904" and label.contained_gtin is None  # 9: variable
+    assert label.weight_kg == Decimal("5.670")  # 12.50 lb x 0.45359237 = 5.66990 kg
+    assert (label.price, label.currency, label.amount_payable) == (Decimal("12.99"), "EUR", None)
+    assert label.unit_price == Decimal("7.99") and label.origin == "276"
+    assert label.expiry_time == datetime(2026, 12, 31, 14, 30)
+    assert (label.produced, label.packed, label.sell_by) == (
+        date(2026, 1, 1),
+        date(2026, 1, 2),
+        date(2026, 12, 30),
+    )
+    assert (label.batch, label.serial, label.sscc, label.count) == ("LOT1", "S1", None, None)
+    assert label.measures == {"net weight": (Decimal("12.50"), "lb")}
+    bare = parser.parse("(01)09501101530003")
+    assert (bare.expiry_time, bare.origin, bare.unit_price, bare.currency) == (None,) * 4
+    assert (bare.weight_kg, bare.price, bare.amount_payable, bare.measures) == (None,) * 3 + ({},)
+    assert parser.parse("(00)376104250021234569").sscc == "376104250021234569"
+    amount = parser.parse(f"]C1{GTIN_AI}3902" + "1000")
+    assert (amount.amount_payable, amount.price, amount.currency) == (Decimal("10.00"), None, None)
+
+
+@pytest.mark.parametrize(
+    ("case", "indicator", "item"),
+    [
+        ("14001234000012", 1, "04001234000015"),  # 1 + 400123400001 + check 2; item check 5
+        (gtin("8400638133393"), 8, "04006381333931"),
+        (gtin("5003600029145"), 5, "00036000291452"),
+    ],
+)
+def test_a_case_gtin_14_names_its_indicator_and_the_item_inside(case, indicator, item):
+    parsed = parser.parse(case)
+    assert parsed == Gtin(case, "GTIN-14")
+    assert (parsed.indicator, parsed.contained_gtin) == (indicator, item)
+    assert parser.parse(f"(01){case}(30)2").contained_gtin == item
+    assert parser.parse(f"(02){case}(37)2").contained_gtin is None  # (02) is the content
+
+
+def test_a_single_item_has_indicator_0_and_no_contained_gtin():
+    parsed = parser.parse("4006381333931")
+    assert (parsed.indicator, parsed.contained_gtin) == (0, None)
+    assert contained_gtin(gtin("9400123400001")) is None  # 9: a variable-measure item
+    assert contained_gtin("4006381333931") is None  # 13 digits: not a GTIN-14
+
+
+USD = BarcodeParser(money=MoneyConfig(currency="USD"))
+JPY = BarcodeParser(money=MoneyConfig(currency="JPY", cash_rounding=1))
+
+
+def test_a_price_in_a_currency_is_accepted_in_the_shops_currency_only():
+    assert USD.parse(f"]C1{GTIN_AI}3932840" + "1299").price == Decimal("12.99")
+    assert USD.parse(f"]C1{GTIN_AI}3912840" + "1299").amount_payable == Decimal("12.99")
+    assert JPY.parse(f"]C1{GTIN_AI}3930392" + "1200").price == 1200
+    assert JPY.parse(f"]C1{GTIN_AI}3932392" + "120000").price == 1200  # 1200.00
+    assert parser.parse(f"]C1{GTIN_AI}3932978" + "1299").currency == "EUR"
+
+
+GS1_REFUSALS = [
+    # unknown AIs, and decimals a family does not have
+    (f"]C1{GTIN_AI}50123", "unsupported application identifier (50..)"),
+    (f"]C1{GTIN_AI}3106001250", "unsupported application identifier (3106)"),
+    (f"]C1{GTIN_AI}3956000199", "unsupported application identifier (3956)"),
+    (f"]C1{GTIN_AI}4281", "unsupported application identifier (42..)"),
+    ("(3106)001250", "unsupported application identifier (3106)"),
+    ("(703)276ABC", "unsupported application identifier (703)"),
+    # check digits
+    ("(00)376104250021234568", "bad check digit in AI (00)"),
+    ("(02)09501101530004", "bad check digit in AI (02)"),
+    # digits where digits belong, the GS1 set elsewhere
+    ("(3103)00125A", "AI (3103) must be digits"),
+    ("(422)27A", "AI (422) must be digits"),
+    ("(8005)\u0661\u0662\u0663456", "AI (8005) must be digits"),  # Arabic-Indic digits
+    ("(7030)27XABC", "AI (7030) must be digits"),
+    ("(10)AB CD", "AI (10) has characters outside the GS1 set"),
+    ("(21)A#1", "AI (21) has characters outside the GS1 set"),
+    ("(7030)276AB\u00c9", "AI (7030) has characters outside the GS1 set"),
+    # lengths
+    ("(7003)26123114", "truncated AI (7003): needs 10 digits, got 8"),
+    ("(7007)2601012601", "truncated AI (7007): needs 6 or 12 digits, got 10"),
+    ("(8008)260131091", "truncated AI (8008): needs 8, 10 or 12 digits, got 9"),
+    ("(3932)978", "truncated AI (3932): needs at least 4 digits, got 3"),
+    ("(423)2760", "truncated AI (423): needs 3, 6, 9, 12 or 15 digits, got 4"),
+    ("(7030)27", "truncated AI (7030): needs at least 4 characters, got 2"),
+    ("(3922)" + "1" * 16, "AI (3922) is longer than 15 characters"),
+    ("(99)" + "Y" * 91, "AI (99) is longer than 90 characters"),
+    ("(8200)" + "u" * 71, "AI (8200) is longer than 70 characters"),
+    ("(20)123", "AI (20) is longer than 2 characters"),
+    # a missing FNC1 after an AI that needs one
+    (f"]C1{GTIN_AI}422276" + "3922199", "AI (422) is longer than 3 characters"),
+    (f"]C1{GTIN_AI}3012" + "10ABC", "AI (30) must be digits"),
+    (f"]C1{GTIN_AI}3922199" + "17261231", "price '199172612.31' must be from 0 to 10000000"),
+    (f"]C1{GTIN_AI}7003" + "2612311430" + "10A", "AI (7003) is longer than 10 characters"),
+    # contents
+    ("(422)999", "AI (422) has an unknown country code 999"),
+    ("(423)276999", "AI (423) has an unknown country code 999"),
+    ("(7030)000ABC", "AI (7030) has an unknown country code 000"),
+    ("(3932)0001299", "AI (3932) has an unknown currency code 000"),
+    ("(7006)260100", "bad date in AI (7006): date '260100' has day 00"),
+    ("(7003)2613011430", "bad date in AI (7003): date '261301' has month 13"),
+    ("(7003)2612312400", "bad time in AI (7003): '2400'"),
+    ("(7003)2612311260", "bad time in AI (7003): '1260'"),
+    ("(7011)2601152360", "bad time in AI (7011): '2360'"),
+    ("(8008)2601312400", "bad time in AI (8008): '24'"),
+    ("(8008)260131236000", "bad time in AI (8008): '60'"),
+    ("(8008)260131235960", "bad time in AI (8008): '60'"),
+    ("(30)0", "AI (30) counts no items"),
+    ("(37)00000000", "AI (37) counts no items"),
+    # one of each: weight, price, amount, price per unit; no AI twice
+    (f"]C1{GTIN_AI}3103001250" + "3202002205", "more than one weight or price AI"),
+    (f"]C1{GTIN_AI}3922199{GS}3932978199", "more than one weight or price AI"),
+    (f"]C1{GTIN_AI}3902199{GS}3912978199", "more than one weight or price AI"),
+    (f"]C1{GTIN_AI}3952000199{GS}8005000199", "more than one weight or price AI"),
+    (f"]C1{GTIN_AI}3112000123" + "3113001230", "AI (311n) appears twice"),
+    ("(422)276(422)250", "AI (422) appears twice"),
+    # the shop's currency and the numbers' bounds
+    (f"]C1{GTIN_AI}3932840" + "1299", "price in USD (840), the shop sells in EUR"),
+    (f"]C1{GTIN_AI}3912756" + "1299", "amount in CHF (756), the shop sells in EUR"),
+    (f"]C1{GTIN_AI}3922" + "1000000001", "price '10000000.01' must be from 0 to 10000000"),
+    (f"]C1{GTIN_AI}3900" + "10000001", "amount '10000001' must be from 0 to 10000000"),
+    (f"]C1{GTIN_AI}3923" + "1999", "price '1.999' must have at most 2 decimal(s)"),
+    (f"]C1{GTIN_AI}3913978" + "1999", "amount '1.999' must have at most 2 decimal(s)"),
+    ("(3100)010000", "net weight (kg) '10000.000' must be from 0.001 to 9999"),
+    ("(3103)000000", "net weight (kg) '0.000' must be from 0.001 to 9999"),
+    ("(3105)000050", "net weight (kg) '0.000' must be from 0.001 to 9999"),  # half to even
+    ("(3200)022046", "net weight (kg) '9999.897' must be from 0.001 to 9999"),  # 9999.8973...
+    ("(30)1000001", "count '1000001' must be from 1 to 1000000"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), GS1_REFUSALS)
+def test_gs1_refusals_word_for_word(raw, reason):
+    with pytest.raises(BarcodeError) as info:
+        parser.parse(raw)
+    assert info.value.reason == reason
+    assert info.value.raw == raw and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw", "reason"),
+    [
+        (USD, f"]C1{GTIN_AI}3932978" + "1299", "price in EUR (978), the shop sells in USD"),
+        (JPY, f"]C1{GTIN_AI}3932392" + "1250", "price '12.50' must have a whole number"),
+        (JPY, f"]C1{GTIN_AI}3922" + "1250", "price '12.50' must have a whole number"),
+    ],
+)
+def test_currency_refusals_in_other_shops(reader, raw, reason):
+    with pytest.raises(BarcodeError) as info:
+        reader.parse(raw)
+    assert info.value.reason == reason
+
+
+def test_the_boundaries_themselves_are_accepted():
+    assert parser.parse(f"]C1{GTIN_AI}3922" + "1000000000").price == numbers.MAX_MONEY
+    assert parser.parse("(3100)009999").weight_kg == numbers.MAX_WEIGHT
+    assert parser.parse("(3105)000051").weight_kg == Decimal("0.001")  # 0.51 g: 1 g
+    assert parser.parse("(3105)000150").weight_kg == Decimal("0.002")  # 1.5 g: to even, 2 g
+    assert parser.parse("(3200)022044").weight_kg == Decimal("9998.990")  # 9998.9903...
+    assert parser.parse("(30)1000000").count == numbers.MAX_STOCK_QTY
+    assert parser.parse("(3950)999999").unit_price == 999999
+    assert parser.parse("(3922)0").price == 0
+    assert parser.parse("(8008)260131235959").ais == {"8008": "260131235959"}
+    assert parser.parse("(7003)2612312359").expiry_time == datetime(2026, 12, 31, 23, 59)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"]C10109501101530003\x1d10AB\xff\xfe",  # invalid UTF-8 from a serial scanner
+        b"]C10109501101530003\x1d10AB\xc3",  # a cut multi-byte character
+        b"]C10109501101530003\x1d10A\x00B",
+        b"]C10109501101530003\x1d10A\x1bB",
+        b"(10)A\x7fB",
+    ],
+)
+def test_bytes_that_are_not_gs1_text_are_refused(data):
+    raw = data.decode("utf-8", "replace")  # what SerialScanner hands on
+    with pytest.raises(BarcodeError) as info:
+        parser.parse(raw)
+    assert info.value.reason in (
+        "AI (10) has characters outside the GS1 set",
+        "control characters in scan (check the scanner's setup)",
+    )
+
+
+def test_a_393n_price_and_a_320n_weight_reach_the_cart_as_the_392n_ones_do(shop):
+    """The checkout reads only the parsed result: (393n) in the shop's currency is the
+    line's amount like (392n), (320n) pounds its weight like (310n) kilograms."""
+    coffee = "0100036000291452"
+    priced = catalog.resolve_scan(shop.parser.parse(f"]C1{coffee}3932978" + "899"))
+    assert (priced.item.sku, priced.qty, priced.amount) == ("COFFEE", 1, Decimal("8.99"))
+    weighed = catalog.resolve_scan(shop.parser.parse(f"]C1{coffee}3202" + "000250"))
+    assert (weighed.qty, weighed.amount) == (Decimal("1.134"), None)
+    with pytest.raises(BarcodeError, match=r"price in USD \(840\), the shop sells in EUR"):
+        shop.parser.parse(f"]C1{coffee}3932840" + "899")

@@ -350,8 +350,8 @@ _AI_TABLE = """
 8020 | x..25 | REF No.
 8200 | x..70 | PRODUCT URL
 90 | x..30 | INTERNAL
-9N9 | x..90 | INTERNAL
 """
+_AI_TABLE += "".join(f"9{n} | x..90 | INTERNAL\n" for n in range(1, 10))
 # Trade and logistic measures (31nn-36nn: 6 digits, 0-5 implied decimals): what, unit.
 _MEASURE_TABLE = """
 310 net-weight kg | 311 length m | 312 width m | 313 height m | 314 area m2
@@ -606,11 +606,10 @@ def _bounded(element: Gs1Element, raw: str, money: MoneyConfig) -> None:
             raw, f"{what} in {element.currency} ({code}), the shop sells in {money.currency}"
         )
     try:
+        # (395n) and (8005) have 6 digits: always within MAX_MONEY.
         for what, value in (("price", element.price), ("amount", element.amount_payable)):
             if value is not None:
-                numbers.money(value, what, money.minor_unit)
-        if element.unit_price is not None:
-            numbers.decimal(element.unit_price, "price per unit", maximum=numbers.MAX_MONEY)
+                numbers.money(f"{value:f}", what, money.minor_unit)  # 1E-9 shown as 0.000000001
         if element.weight_kg is not None:
             numbers.cart_quantity(element.weight_kg, "kg", "net weight (kg)")
         if element.count is not None:
