@@ -67,9 +67,7 @@ def kiosk_rows(web: app.Web) -> list[dict]:
         age = time.time() - heard if heard else _age(k.last_seen, now)
         lost = k.outbox == 0 and (k.reported_seq or 0) > (k.applied_to or 0)
         problems = []
-        if not k.online:
-            problems.append("offline")
-        elif age is not None and age > stale:
+        if k.online and age is not None and age > stale:
             problems.append(f"silent for {ago(age)[:-4]}")
         if lost:
             problems.append(f"events {k.applied_to + 1}..{k.reported_seq} missing")

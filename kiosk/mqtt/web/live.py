@@ -50,12 +50,21 @@ class Live:
             except RuntimeError:  # its loop has closed
                 self.unsubscribe(queue)
 
+    def close(self) -> None:
+        """End every open stream (the server is stopping): no stream holds it up."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for loop, queue in subscribers:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                loop.call_soon_threadsafe(_put, queue, None)
 
-def _put(queue: asyncio.Queue, message: str) -> None:
+
+def _put(queue: asyncio.Queue, message: str | None) -> None:
     if queue.full():
         with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()
-        message = "event: resync\ndata: {}\n\n"
+        if message is not None:
+            message = "event: resync\ndata: {}\n\n"
     queue.put_nowait(message)
 
 
@@ -65,8 +74,11 @@ async def stream(live: Live, stopping: asyncio.Event | None = None) -> AsyncIter
         yield "retry: 2000\n\n"
         while stopping is None or not stopping.is_set():
             try:
-                yield await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                message = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
             except TimeoutError:
-                yield ": keepalive\n\n"
+                message = ": keepalive\n\n"
+            if message is None:
+                return
+            yield message
     finally:
         live.unsubscribe(queue)

@@ -86,6 +86,7 @@ class WebService:
         return bool(self.server and self.server.started and self._thread.is_alive())
 
     def stop(self) -> None:
+        self.live.close()
         if self.server is not None:
             self.server.should_exit = True
         if self._thread is not None:

@@ -145,7 +145,8 @@ def stock_page(request: Request):
     rows, has_next, has_prev = page_rows(
         _config(request), query, params.get("after"), params.get("before")
     )
-    total = store.StockLevel.select().count() if not query else None
+    counted = store.MasterItem if _master() else store.StockLevel
+    total = counted.select().count() if not query else None
     return app.render(
         request,
         "stock.html",
@@ -161,12 +162,59 @@ def stock_page(request: Request):
     )
 
 
-def low_rows(cfg) -> list[reorder.Suggestion]:
-    return [
-        r
-        for r in reorder.suggestions(cfg, datetime.now(UTC))
-        if r.low and (r.daily_demand or r.on_hand <= 0)
-    ]
+def low_rows(cfg, now: datetime | None = None) -> list[reorder.Suggestion]:
+    """What `kiosk controller status` lists as low (reorder.suggestions' rules, the same
+    figures), worked out only for the items that can be low: those sold in the window
+    and those at or below zero. The others have no demand, so their reorder point
+    cannot flag them (tests/test_web_pages.py checks against reorder.suggestions)."""
+    now = now or datetime.now(UTC)
+    move, level = store.Move, store.StockLevel
+    since = store.ts(now - timedelta(days=cfg.history_days))
+    sold = {
+        sku: -int(total or 0)
+        for sku, total in move.select(move.sku, fn.SUM(move.delta))
+        .where(move.kind.in_(reorder.SELLING_KINDS) & (move.at > since))
+        .group_by(move.sku)
+        .tuples()
+    }
+    selling = {sku for sku, n in sold.items() if n > 0}
+    levels = dict(level.select(level.sku, level.on_hand).tuples())
+    wanted = sorted(sku for sku, n in levels.items() if n <= 0 or sku in selling)
+    master = _master()
+    source = store.MasterItem if master else store.SkuInfo
+    info = {}
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        for row in source.select().where(source.sku.in_(chunk)).objects():
+            info[row.sku] = row
+    known = master or store.SkuInfo.select().exists()
+    out = []
+    for sku in wanted:
+        item = info.get(sku)
+        if known and item is None:
+            continue  # unknown to the shop's catalog
+        on_hand = levels[sku]
+        demand = Decimal(max(sold.get(sku, 0), 0)) / cfg.history_days
+        case = max(item.case_pack or 1, 1) if item is not None else 1
+        if master:
+            point = reorder.master_reorder_point(item, demand, cfg)
+        else:
+            point = math.ceil(demand * (cfg.lead_time_days + cfg.safety_days))
+        if on_hand > point or not (demand or on_hand <= 0):
+            continue
+        up_to = Decimal(point) + demand * cfg.review_days
+        out.append(
+            reorder.Suggestion(
+                sku=sku,
+                name=item.name if item is not None else sku,
+                on_hand=on_hand,
+                daily_demand=demand.quantize(Decimal("0.01")),
+                reorder_point=point,
+                order_qty=reorder.round_up_to_case(up_to - on_hand, case),
+                case_pack=case,
+            )
+        )
+    return out
 
 
 def low_page(request: Request):
