@@ -33,7 +33,7 @@ from kiosk.ledger.money import Tender
 from kiosk.ledger.posting import Posted
 
 if TYPE_CHECKING:
-    from kiosk.checkout.flows import ReturnFlow
+    from kiosk.checkout.flows.returns import ReturnFlow
     from kiosk.checkout.refunds import PendingRefund
 
 

@@ -7,11 +7,7 @@ staff flow is a module in flows/. Screens, replay and tests import from here.
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
 from kiosk import numbers
-from kiosk.checkout.cart import Cart, CartLine
 from kiosk.checkout.core import (
     ANY_STAFF,
     CUSTOMER_STATES,
@@ -20,55 +16,23 @@ from kiosk.checkout.core import (
     SUPERVISOR,
     CheckoutCore,
     Event,
-    Flow,
     Outcome,
-    PendingPayment,
     State,
-    _quantity,
     _sentence,
-    register,
 )
 from kiosk.checkout.flows import MIXINS as FLOW_MIXINS
-from kiosk.checkout.flows import ReturnFlow
 from kiosk.checkout.paying import PayingMixin
 from kiosk.checkout.recovery import RecoveryMixin
-from kiosk.checkout.refunds import (
-    CardRefund,
-    PendingRefund,
-    RefundsMixin,
-    _sale_line_json,
-    post_request,
-)
+from kiosk.checkout.refunds import CardRefund, PendingRefund, RefundsMixin, post_request
 from kiosk.checkout.selling import SellingMixin
 from kiosk.checkout.terminal import TerminalMixin
 from kiosk.documents import TextReport
 from kiosk.drivers.base import PrinterError
 from kiosk.drivers.payment import TerminalResult
-from kiosk.ledger import catalog, payments, receipts, reports, sales
-from kiosk.ledger.barcodes import BarcodeError, Parsed
+from kiosk.ledger import payments, receipts, reports
 from kiosk.ledger.core import LedgerError
-from kiosk.ledger.money import CASH, ZERO
-from kiosk.ledger.posting import Posted
+from kiosk.ledger.money import ZERO
 from kiosk.report_text import money, z_report_lines
-
-
-def _view(flow: ReturnFlow) -> dict[str, Any]:
-    return {
-        "receipt": flow.receipt,
-        "lines": [f"{li.qty} x {li.sku} ({li.condition})" for li in flow.lines],
-        "exchange": [li.name for li in flow.sold],
-    }
-
-
-register(Flow(State.RETURNING, "returning", "_return_scan", "returning", _view))
-
-
-def _merge_returns(lines: list[sales.ReturnLine]) -> list[sales.ReturnLine]:
-    merged: dict[tuple[str, str], Decimal] = {}
-    for line in lines:
-        key = (line.sku, line.condition)
-        merged[key] = merged.get(key, ZERO) + line.qty
-    return [sales.ReturnLine(sku, qty, cond) for (sku, cond), qty in merged.items()]
 
 
 class Checkout(
@@ -81,185 +45,6 @@ class Checkout(
     CheckoutCore,
 ):
     """One kiosk's session: every UI action a method, every change an Event."""
-
-    def start_return(self, receipt: str | None = None) -> Outcome:
-        self._record({"start": "return", "receipt": receipt})
-        refusal = self._need(SELLING_STAFF) or self._staff_state()
-        if refusal:
-            return self._no(refusal)
-        self._close_flows()
-        self.returning = ReturnFlow()
-        self._to(State.RETURNING)
-        if receipt:
-            return self._receipt_scan(receipt)
-        return self._ok("Scan the receipt barcode, or the items for a return without receipt")
-
-    def _receipt_scan(self, number: str) -> Outcome:
-        if self.state != State.RETURNING:
-            if self.state in CUSTOMER_STATES and not self.staff:
-                return self._no("Returns are done by staff: please call staff")
-            started = self.start_return()
-            if not started.ok:
-                return started
-        try:
-            original = sales.find_receipt(number)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        self.returning.receipt = original.number
-        return self._ok(f"Receipt {original.number}: scan the items coming back")
-
-    def _return_scan(self, parsed: Parsed) -> Outcome:
-        try:
-            scanned = catalog.resolve_scan(parsed)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        return self.return_item(scanned.item.sku, scanned.qty)
-
-    def return_item(self, sku: str, qty: object = "1", condition: str = "resaleable") -> Outcome:
-        self._record({"return_item": {"sku": sku, "qty": str(qty), "condition": condition}})
-        if self.state != State.RETURNING or self.returning is None:
-            return self._no("Start a return first")
-        try:
-            value = _quantity(qty)
-        except ValueError as exc:
-            return self._no(_sentence(exc))
-        if condition not in sales.CONDITIONS:
-            return self._no(f"Condition must be one of {', '.join(sales.CONDITIONS)}")
-        flow = self.returning
-        lines = [*flow.lines, sales.ReturnLine(sku, value, condition)]
-        try:
-            sales.preview_return(self.ledger, flow.receipt, _merge_returns(lines))
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        flow.lines = lines
-        return self._ok(f"Return {value} x {sku} ({condition})")
-
-    def exchange_item(self, code: str) -> Outcome:
-        """During a return: scan what the customer takes instead (an exchange)."""
-        self._record({"exchange_scan": code})
-        if self.state != State.RETURNING or self.returning is None:
-            return self._no("Start a return first")
-        try:
-            scanned = catalog.resolve_scan(self.ledger.parser.parse(code))
-        except (BarcodeError, LedgerError) as exc:
-            return self._no(_sentence(exc))
-        item = scanned.item
-        self.returning.sold.append(
-            CartLine.from_item(item, scanned.qty, scanned.barcode, scanned.amount, scanned.lot)
-        )
-        return self._ok(f"Exchange: {item.name} goes out instead")
-
-    def _exchange_preview(self, flow: ReturnFlow) -> Decimal:
-        back = sales.preview_return(self.ledger, flow.receipt, _merge_returns(flow.lines))
-        sold = Cart(self.ledger.policy)
-        for li in flow.sold:
-            sold.add(li)
-        return sum((row.total for row in back), ZERO) + sold.priced().total
-
-    def finish_return(self, reason: str = "unwanted") -> Outcome:
-        self._record({"finish": "return", "reason": reason})
-        flow = self.returning
-        if self.state != State.RETURNING or flow is None or not flow.lines:
-            return self._no("Scan the items coming back first")
-        if reason not in sales.RETURN_REASONS:
-            return self._no(f"Reason must be one of {', '.join(sales.RETURN_REASONS)}")
-        flow.reason = reason
-        if flow.sold:
-            difference = self._exchange_preview(flow)
-            self.payment = PendingPayment(kind="exchange", exchange=flow)
-            if difference > 0:
-                self._to(State.PAYING)
-                return self._ok(f"Exchange: customer pays {money(difference, self.config)}")
-            if difference < 0:  # card and voucher first, the rest in cash (README, Ledger)
-                try:
-                    tenders = sales.refund_tenders(self.ledger, flow.receipt, -difference)
-                except LedgerError as exc:
-                    return self._no(_sentence(exc))
-                started = self._refund_at_terminal(
-                    "exchange", flow.receipt, -difference, tenders, self._refund_request(flow)
-                )
-                if started is not None:
-                    return started
-                self.payment.tenders = tenders
-            return self._commit_staff_refund()
-        if self.terminal.kind != "manual" and flow.receipt:
-            try:
-                rows = sales.preview_return(self.ledger, flow.receipt, _merge_returns(flow.lines))
-                amount = -sum((row.total for row in rows), ZERO)
-                tenders = sales.refund_tenders(self.ledger, flow.receipt, amount)
-            except LedgerError as exc:
-                return self._no(_sentence(exc))
-            started = self._refund_at_terminal(
-                "return", flow.receipt, amount, tenders, self._refund_request(flow)
-            )
-            if started is not None:
-                return started
-        try:
-            posted = sales.post_return(
-                self.ledger,
-                _merge_returns(flow.lines),
-                reason,
-                self._staff_code(),
-                receipt=flow.receipt,
-            )
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        return self._after_refund(posted)
-
-    def _commit_staff_refund(self) -> Outcome:
-        outcome = self._commit()
-        if outcome.ok:
-            self._print_receipt(self.last_posted.number)
-            self._to(State.STAFF_MENU)
-        return outcome
-
-    def _after_refund(self, posted: Posted) -> Outcome:
-        self.last_posted = posted
-        self._emit("posted", receipt=posted.number, total=str(posted.total))
-        if CASH in sales.tender_kinds(posted.id):
-            self._open_drawer()
-        self._print_receipt(posted.number)
-        self.returning = None
-        self._to(State.STAFF_MENU)
-        return self._ok(
-            f"{posted.kind.capitalize()} {posted.number}: refund {money(-posted.due, self.config)}",
-            receipt=posted.number,
-        )
-
-    def void(self, receipt: str, reason: str = "post_void") -> Outcome:
-        self._record({"void": {"receipt": receipt, "reason": reason}})
-        refusal = self._need(SUPERVISOR) or self._staff_state()
-        if refusal:
-            return self._no(refusal)
-        if self.terminal.kind != "manual":
-            try:
-                tenders = sales.void_tenders(receipt)
-                number = sales.find_receipt(receipt, kinds=("sale",)).number
-            except LedgerError as exc:
-                return self._no(_sentence(exc))
-            amount = -sum((t.amount for t in tenders), ZERO)
-            request = {"kind": "void", "receipt": number, "reason": reason}
-            started = self._refund_at_terminal("void", number, amount, tenders, request)
-            if started is not None:
-                return started
-        try:
-            posted = sales.post_void(self.ledger, receipt, self._staff_code(), reason)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        return self._after_refund(posted)
-
-    def _refund_request(self, flow: ReturnFlow) -> dict[str, Any]:
-        """What a return or exchange posts, as JSON for the payment journal."""
-        return {
-            "kind": "exchange" if flow.sold else "return",
-            "receipt": flow.receipt,
-            "reason": flow.reason,
-            "lines": [
-                {"sku": li.sku, "qty": str(li.qty), "condition": li.condition}
-                for li in _merge_returns(flow.lines)
-            ],
-            "sold": [_sale_line_json(li.to_sale_line()) for li in flow.sold],
-        }
 
     def staff_menu(self) -> Outcome:
         self._record({"menu": True})

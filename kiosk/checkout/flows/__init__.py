@@ -5,29 +5,18 @@ core.py too). The order here is the snapshot's order."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from kiosk.checkout.cart import CartLine
 from kiosk.checkout.core import register
-from kiosk.checkout.flows import counting, kits, receiving
+from kiosk.checkout.flows import counting, kits, receiving, returns
 from kiosk.checkout.flows.counting import CountFlow
 from kiosk.checkout.flows.kits import KitFlow
 from kiosk.checkout.flows.receiving import ReceivingFlow
-from kiosk.ledger.sales import ReturnLine
+from kiosk.checkout.flows.returns import ReturnFlow
 
-
-@dataclass
-class ReturnFlow:
-    receipt: str | None = None
-    lines: list[ReturnLine] = field(default_factory=list)
-    sold: list[CartLine] = field(default_factory=list)  # exchange: what goes out instead
-    reason: str = "unwanted"
-
-
-for _module in (counting, receiving, kits):
+for _module in (returns, counting, receiving, kits):
     register(_module.FLOW)
 
 MIXINS = (
+    returns.ReturnsMixin,
     counting.CountingMixin,
     receiving.ReceivingMixin,
     kits.KitsMixin,
