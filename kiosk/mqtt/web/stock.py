@@ -21,6 +21,7 @@ import io
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from peewee import JOIN, fn
 from starlette.requests import Request
@@ -162,6 +163,17 @@ def stock_page(request: Request):
     )
 
 
+class _Item(NamedTuple):
+    """What reorder.master_reorder_point reads of an item."""
+
+    sku: str
+    name: str
+    case_pack: int
+    reorder_point: int | None = None
+    lead_time_days: int | None = None
+    safety_stock: int | None = None
+
+
 def low_rows(cfg, now: datetime | None = None) -> list[reorder.Suggestion]:
     """What `kiosk controller status` lists as low (reorder.suggestions' rules, the same
     figures), worked out only for the items that can be low: those sold in the window
@@ -170,24 +182,34 @@ def low_rows(cfg, now: datetime | None = None) -> list[reorder.Suggestion]:
     now = now or datetime.now(UTC)
     move, level = store.Move, store.StockLevel
     since = store.ts(now - timedelta(days=cfg.history_days))
+    db = store.store_db
+    # Raw cursors below: peewee's per-value conversion of 100,000s of rows took seconds.
     sold = {
         sku: -int(total or 0)
-        for sku, total in move.select(move.sku, fn.SUM(move.delta))
-        .where(move.kind.in_(reorder.SELLING_KINDS) & (move.at > since))
-        .group_by(move.sku)
-        .tuples()
+        for sku, total in db.execute(
+            move.select(move.sku, fn.SUM(move.delta))
+            .where(move.kind.in_(reorder.SELLING_KINDS) & (move.at > since))
+            .group_by(move.sku)
+        )
     }
     selling = {sku for sku, n in sold.items() if n > 0}
-    levels = dict(level.select(level.sku, level.on_hand).tuples())
+    levels = dict(db.execute(level.select(level.sku, level.on_hand)))
     wanted = sorted(sku for sku, n in levels.items() if n <= 0 or sku in selling)
     master = _master()
-    source = store.MasterItem if master else store.SkuInfo
-    info = {}
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start : start + 5000]
-        for row in source.select().where(source.sku.in_(chunk)).objects():
-            info[row.sku] = row
-    known = master or store.SkuInfo.select().exists()
+    if master:
+        item = store.MasterItem
+        columns = (item.sku, item.name, item.case_pack, item.reorder_point,
+                   item.lead_time_days, item.safety_stock)  # fmt: skip
+    else:
+        item = store.SkuInfo
+        columns = (item.sku, item.name, item.case_pack, None, None, None)
+    wanted_set = set(wanted)
+    info = {
+        row[0]: _Item(*row)
+        for row in db.execute(item.select(*(c for c in columns if c is not None)))
+        if row[0] in wanted_set
+    }
+    known = master or bool(info) or store.SkuInfo.select().exists()
     out = []
     for sku in wanted:
         item = info.get(sku)
