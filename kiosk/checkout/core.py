@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from kiosk import numbers
-from kiosk.checkout.cart import Cart, CartLine
+from kiosk.checkout.cart import Cart
 from kiosk.drivers.base import CashDrawer, MemoryDrawer, MemoryPrinter, ReceiptPrinter
 from kiosk.drivers.payment import ManualTerminal, PaymentTerminal, TerminalJob
 from kiosk.ledger import audit
@@ -107,7 +107,7 @@ class Flow:
     view: Callable[[Any], Any]
 
 
-FLOWS: dict[State, Flow] = {}  # filled by the flow modules, in kiosk/checkout/flows order
+FLOWS: dict[State, Flow] = {}  # filled by kiosk/checkout/flows/__init__.py, in its order
 
 
 def register(flow: Flow) -> Flow:
@@ -126,10 +126,6 @@ def _decimal(
 def _quantity(value: object) -> Decimal:
     """A quantity as typed, before the line's unit is known: pieces or kg."""
     return _decimal(value, "quantity", numbers.MAX_WEIGHT, numbers.WEIGHT_PLACES)
-
-
-def _qty(line: CartLine) -> str:
-    return f"{line.qty} kg" if line.unit == "kg" else str(line.qty)
 
 
 def _sentence(exc: Exception) -> str:

@@ -15,7 +15,6 @@ from kiosk.checkout.core import (
     PendingPayment,
     State,
     _decimal,
-    _qty,
     _quantity,
     _sentence,
 )
@@ -299,3 +298,7 @@ class SellingMixin:
         self.next_qty = None
         self._emit("cart", total="0")
         self._finish_customer() if self.role == "self-checkout" else self._to(State.SCANNING)
+
+
+def _qty(line: CartLine) -> str:
+    return f"{line.qty} kg" if line.unit == "kg" else str(line.qty)

@@ -6,7 +6,7 @@ core.py too). The order here is the snapshot's order."""
 from __future__ import annotations
 
 from kiosk.checkout.core import register
-from kiosk.checkout.flows import counting, kits, receiving, returns
+from kiosk.checkout.flows import counting, kits, receiving, returns, staff
 from kiosk.checkout.flows.counting import CountFlow
 from kiosk.checkout.flows.kits import KitFlow
 from kiosk.checkout.flows.receiving import ReceivingFlow
@@ -15,12 +15,14 @@ from kiosk.checkout.flows.returns import ReturnFlow
 for _module in (returns, counting, receiving, kits):
     register(_module.FLOW)
 
+# the Checkout's bases, one mixin a flow (session.py)
 MIXINS = (
     returns.ReturnsMixin,
     counting.CountingMixin,
     receiving.ReceivingMixin,
     kits.KitsMixin,
-)  # the Checkout's flow mixins
+    staff.StaffMenuMixin,
+)
 
 
 __all__ = ["MIXINS", "ReturnFlow", "CountFlow", "ReceivingFlow", "KitFlow"]
