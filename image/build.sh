@@ -9,6 +9,13 @@
 #   build.sh refresh OUT              this checkout's app and units into OUT's built root, image again
 #   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services;
 #                                     then cut the power while it sells (powercut.sh, powercut.py)
+#   build.sh bundle OUT               OUT/kiosk-<version>.raucb, a signed update bundle of
+#                                     OUT's built root and boot files (needs rauc, mtools)
+# LAYOUT=ab (environment) builds the A/B card for signed updates (kiosk/update/layout.py:
+# boot selection, two boot and two root slots, data) and its bundle; the default is the
+# single-root card. SIGN_KEY/SIGN_CERT sign the bundle (a key file or PKCS#11 URL and its
+# certificate); KEYRING is the certificate file the image trusts (default SIGN_CERT).
+# Without them a development key is made in OUT/dev-key: never ship that to a shop.
 # DIR and OUT may be relative (to the folder build.sh is started from: image/ for the
 # Makefile, so its default OUT=build is image/build) or absolute.
 set -euo pipefail
@@ -28,6 +35,8 @@ PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware "linux-image-arm64/$SUIT
           libxkbcommon0 xkb-data fonts-dejavu-core libmtdev1t64 libgl1-mesa-dri libegl1 libgles2
           libgl1 libgbm1 libusb-1.0-0 tzdata iproute2)
 BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev)
+LAYOUT=${LAYOUT:-single}
+AB_PACKAGES=(rauc mtools)  # the A/B card: RAUC, and mtools for its post-install handler
 
 configs() {
     local dir=$1
@@ -96,15 +105,27 @@ image() {
     done
     arm64_emulation
     mkdir -p "$out"
-    local root="$out/rootfs" wheel
+    local root="$out/rootfs" wheel packages=("${PACKAGES[@]}") ab_hooks=()
     rm -rf "$root" "$out/configs"
     configs "$out/configs"
     wheel=$(app_wheel "$out")
+    if [ "$LAYOUT" = ab ]; then
+        signing_key "$out"
+        packages+=("${AB_PACKAGES[@]}")
+        ab_hooks=(
+            --customize-hook="mkdir -p \"\$1/etc/rauc\" \"\$1/usr/lib/rauc\" && cp $HERE/rauc/system.conf \"\$1/etc/rauc/\" && cp $KEYRING \"\$1/etc/rauc/keyring.pem\""
+            --customize-hook="cp $HERE/rauc/kiosk-backend $HERE/rauc/kiosk-post-install \"\$1/usr/lib/rauc/\""
+            --customize-hook="cp $HERE/systemd/* \"\$1/etc/systemd/system/\" && cp $HERE/udev/*.rules \"\$1/etc/udev/rules.d/\""
+            --customize-hook="chroot \"\$1\" systemctl enable kiosk-update-check.service kiosk-update-switch.timer"
+        )
+    elif [ "$LAYOUT" != single ]; then
+        echo "build.sh: LAYOUT=$LAYOUT: single or ab" >&2; exit 2
+    fi
     # pip inside the image trusts what pip on this machine trusts (a proxy's CA, say),
     # and runs with a clean environment: this machine's PIP_* settings are not the image's.
     local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
     mmdebstrap --architectures=arm64 --variant=minbase --components=main,non-free-firmware \
-        --include="$(IFS=,; echo "${PACKAGES[*]},${BUILD_ONLY[*]}")" \
+        --include="$(IFS=,; echo "${packages[*]},${BUILD_ONLY[*]}")" \
         --customize-hook="cp -r $out/configs/etc/. \"\$1/etc/\"" \
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
         --customize-hook="chroot \"\$1\" python3 -m venv --system-site-packages /opt/kiosk/venv" \
@@ -120,6 +141,7 @@ image() {
         --customize-hook="chroot \"\$1\" systemctl enable kiosk.service kiosk-firstboot.service NetworkManager.service" \
         --customize-hook="chroot \"\$1\" systemctl disable mosquitto.service" \
         --customize-hook="cp $out/configs/boot/firmware/cmdline.txt \"\$1/boot/firmware/\"" \
+        "${ab_hooks[@]}" \
         "$SUITE" "$root" "$out/configs/sources.list"
     mkdir -p "$out/boot" "$root/data"
     cp -r "$root/boot/firmware/." "$out/boot/"
@@ -133,7 +155,74 @@ image() {
     rm -rf "$out/data" && mkdir -p "$out/data/kiosk" "$out/data/mosquitto"
     chown "$(owner "$root" kiosk)" "$out/data/kiosk" && chmod 0750 "$out/data/kiosk"
     chown "$(owner "$root" mosquitto)" "$out/data/mosquitto" && chmod 0700 "$out/data/mosquitto"
-    assemble_image "$out" 9
+    if [ "$LAYOUT" = ab ]; then
+        mkdir -p "$out/data/rauc" && chmod 0700 "$out/data/rauc"
+        slot_images "$out"
+        assemble_ab_image "$out" 9
+        bundle "$out"
+    else
+        assemble_image "$out" 9
+    fi
+}
+
+signing_key() {  # signing_key OUT: SIGN_KEY, SIGN_CERT and KEYRING, a development key if unset
+    if [ -z "${SIGN_KEY:-}" ] || [ -z "${SIGN_CERT:-}" ]; then
+        echo "build.sh: no SIGN_KEY/SIGN_CERT: signing with a development key in $1/dev-key (not for a shop)" >&2
+        [ -e "$1/dev-key/kiosk-dev.key.pem" ] || (cd "$REPO" && python3 -c "
+from pathlib import Path
+from kiosk.update.bundle import make_dev_key
+make_dev_key(Path('$1/dev-key'))")
+        SIGN_KEY="$1/dev-key/kiosk-dev.key.pem" SIGN_CERT="$1/dev-key/kiosk-dev.cert.pem"
+    fi
+    KEYRING=${KEYRING:-$SIGN_CERT}
+}
+
+app_version() { (cd "$REPO" && python3 -c 'import kiosk; print(kiosk.__version__)'); }
+
+slot_images() {  # slot_images OUT: OUT/slot-boot.vfat and OUT/slot-root.ext4 from OUT's build
+    (cd "$REPO" && python3 -c "
+from pathlib import Path
+from kiosk.update.layout import ext4_image, fat_image
+fat_image(Path('$1/slot-boot.vfat'), Path('$1/boot'), 'KIOSKSLOT', 256)
+ext4_image(Path('$1/slot-root.ext4'), Path('$1/rootfs'), 'rootfs', 2048)")
+}
+
+assemble_ab_image() {  # assemble_ab_image OUT XZ_LEVEL: the A/B card from OUT's slot images
+    local out=$1
+    rm -rf "$out/bootsel" && mkdir -p "$out/bootsel"
+    (cd "$REPO" && python3 -c "
+from pathlib import Path
+from kiosk.update.layout import assemble_ab
+assemble_ab(Path('$out/kiosk.img'), Path('$out/bootsel'), Path('$out/slot-boot.vfat'),
+            Path('$out/slot-root.ext4'), Path('$out/data'))")
+    bmaptool create -o "$out/kiosk.img.bmap" "$out/kiosk.img"
+    xz -T0 "-$2" -f "$out/kiosk.img"
+    (cd "$out" && sha256sum kiosk.img.xz > kiosk.img.xz.sha256)
+    echo "build.sh: $out/kiosk.img.xz ready (A/B)"
+}
+
+bundle() {  # bundle OUT: a signed update bundle of OUT's slot images
+    local out=$1 version build began=$SECONDS
+    command -v rauc >/dev/null || { echo "build.sh: rauc missing: apt-get install rauc squashfs-tools" >&2; exit 2; }
+    [ -d "$out/rootfs" ] && [ -d "$out/boot" ] || { echo "build.sh: no built root in $out: run 'LAYOUT=ab build.sh image $out' first" >&2; exit 2; }
+    signing_key "$out"
+    [ -e "$out/slot-root.ext4" ] || slot_images "$out"
+    version=${VERSION:-$(app_version)}
+    build=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
+    (cd "$REPO" && python3 - "$out" "$version" "$build" "$SIGN_CERT" "$SIGN_KEY" <<'PY'
+import sys
+from pathlib import Path
+from kiosk.update import UpdateError, bundle
+out, version, build, cert, key = sys.argv[1:]
+try:
+    bundle.build(Path(out) / f"kiosk-{version}.raucb", version, Path(cert), Path(key),
+                 Path(out) / "slot-root.ext4", Path(out) / "slot-boot.vfat", build)
+except UpdateError as exc:
+    sys.exit(f"build.sh: {exc}")
+PY
+)
+    (cd "$out" && sha256sum "kiosk-$version.raucb" > "kiosk-$version.raucb.sha256")
+    echo "build.sh: $out/kiosk-$version.raucb ready ($((SECONDS - began)) s)"
 }
 
 assemble_image() {  # assemble_image OUT XZ_LEVEL: the card image from OUT's boot, root, data
@@ -433,7 +522,7 @@ pins() {  # the Python packages of OUT's built venv become image/constraints.txt
     chroot "$1/rootfs" /opt/kiosk/venv/bin/pip freeze --exclude kiosk > "$HERE/constraints.txt"
 }
 
-usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT"
+usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT | bundle OUT"
 [ $# -eq 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }
 # Every step works on absolute paths: several of them run from another folder (pip in
 # the repository's root, sha256sum in OUT), where a relative OUT names something else.
@@ -445,5 +534,6 @@ case "$1" in
     image) image "$target" ;;
     refresh) refresh "$target" ;;
     boot-test) boot_test "$target" ;;
+    bundle) bundle "$target" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac

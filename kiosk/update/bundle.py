@@ -85,15 +85,16 @@ def manifest_text(version: str, build: str, images: dict[str, str]) -> str:
 
 
 def build(
-    out: Path, version: str, cert: Path, key: Path, root_image: Path,
+    out: Path, version: str, cert: Path, key: Path | str, root_image: Path,
     boot_image: Path | None = None, build_id: str = "",
 ) -> Path:  # fmt: skip
     """A signed verity bundle at `out` (must end in .raucb) with the root file system
-    image (slot class `rootfs`) and, if given, the boot partition image (`boot`)."""
+    image (slot class `rootfs`) and, if given, the boot partition image (`boot`). `key` is
+    a key file or a PKCS#11 URL (an offline token: README, "Update keys")."""
     if out.suffix != ".raucb":
         raise UpdateError(f"{out}: a bundle's name must end in .raucb")
     for path in (cert, key, root_image, *([boot_image] if boot_image else [])):
-        if not Path(path).is_file():
+        if not str(path).startswith("pkcs11:") and not Path(path).is_file():
             raise UpdateError(f"{path}: no such file")
     with tempfile.TemporaryDirectory(prefix="kiosk-bundle-") as tmp:
         content = Path(tmp) / "content"

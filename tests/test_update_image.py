@@ -1,0 +1,191 @@
+"""The A/B card and the update's system files, as far as this machine builds them
+without the arm64 root: the card's partitions and slot command lines, RAUC's
+post-install handler on a slot's boot file system, `build.sh bundle` on a small built
+root, the units (systemd-analyze verify) and RAUC's system.conf against the layout."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiosk.provision import card
+from kiosk.update import bundle, layout, tryboot
+
+REPO = Path(__file__).parent.parent
+IMAGE = REPO / "image"
+
+
+@pytest.fixture(scope="module")
+def tools():
+    for tool, package in (("sfdisk", "fdisk"), ("mkfs.vfat", "dosfstools"), ("mcopy", "mtools"),
+                          ("mkfs.ext4", "e2fsprogs")):  # fmt: skip
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: apt-get install {package}")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tools):
+    """A tiny 'built' OUT: a slot boot folder and root folder, their images."""
+    out = tmp_path_factory.mktemp("out")
+    (out / "boot").mkdir()
+    (out / "boot" / "cmdline.txt").write_text(
+        "console=serial0,115200 console=tty1 root=LABEL=rootfs ro rootwait fsck.repair=yes quiet\n"
+    )
+    (out / "boot" / "config.txt").write_text("[all]\narm_64bit=1\n")
+    (out / "rootfs" / "etc").mkdir(parents=True)
+    (out / "rootfs" / "etc" / "hostname").write_text("unprovisioned\n")
+    (out / "data" / "kiosk").mkdir(parents=True)
+    boot = layout.fat_image(out / "slot-boot.vfat", out / "boot", "KIOSKSLOT", 64)
+    root = layout.ext4_image(out / "slot-root.ext4", out / "rootfs", "rootfs", 32)
+    return out, boot, root
+
+
+def test_ab_card_layout(built, tmp_path):
+    out, boot, root = built
+    (tmp_path / "bootsel").mkdir()
+    image = tmp_path / "kiosk.img"
+    parts = layout.assemble_ab(image, tmp_path / "bootsel", boot, root, out / "data",
+                               bootsel_mib=32, boot_mib=64, root_mib=32, data_mib=32)  # fmt: skip
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True,
+                                      text=True, check=True).stdout)["partitiontable"]  # fmt: skip
+    assert table["id"] == f"0x{layout.DISK_ID}"
+    numbers = [int(re.search(r"(\d+)$", p["node"]).group(1)) for p in table["partitions"]]
+    assert numbers == [1, 2, 3, 4, 5, 6, 7]
+    assert [p["type"] for p in table["partitions"]] == ["e", "e", "e", "5", "83", "83", "83"]
+    assert all(start % (1024 * 1024) == 0 for _, start, _ in parts)
+    # provisioning still finds the first FAT partition: the boot selection one
+    assert card.boot_partition(image).start == parts[0][1]
+    autoboot = layout.read_fat_file(str(image), "autoboot.txt", parts[0][1])
+    assert tryboot.firmware_choice(autoboot, tryboot=False) == tryboot.SLOTS["A"]
+    assert tryboot.firmware_choice(autoboot, tryboot=True) == tryboot.SLOTS["B"]
+    starts = {number: start for number, start, _ in parts}
+    line_a = layout.read_fat_file(str(image), "cmdline.txt", starts[2])
+    line_b = layout.read_fat_file(str(image), "cmdline.txt", starts[3])
+    assert "root=PARTUUID=6b696f73-05" in line_a and line_a.rstrip().endswith("rauc.slot=A")
+    assert "root=PARTUUID=6b696f73-06" in line_b and line_b.rstrip().endswith("rauc.slot=B")
+    assert "LABEL=rootfs" not in line_a + line_b and " ro " in line_a
+    # both roots hold the same file system
+    with open(image, "rb") as handle:
+        handle.seek(starts[5])
+        slot_a = handle.read(root.stat().st_size)
+        handle.seek(starts[6])
+        slot_b = handle.read(root.stat().st_size)
+    assert slot_a == slot_b == root.read_bytes()
+
+
+def test_post_install_handler_writes_the_target_slots_cmdline(built, tmp_path):
+    _, boot, _ = built
+    written = tmp_path / "boot-b.vfat"
+    shutil.copy(boot, written)  # what RAUC just wrote into slot B's boot partition
+    env = {"RAUC_TARGET_SLOTS": "1 2",
+           "RAUC_SLOT_CLASS_1": "rootfs", "RAUC_SLOT_DEVICE_1": "/dev/null",
+           "RAUC_SLOT_PARENT_1": "",
+           "RAUC_SLOT_CLASS_2": "boot", "RAUC_SLOT_DEVICE_2": str(written),
+           "RAUC_SLOT_PARENT_2": "rootfs.1"}  # fmt: skip
+    result = subprocess.run(["python3", "-m", "kiosk.update.layout", "post-install"],
+                            env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = layout.read_fat_file(str(written), "cmdline.txt")
+    assert "root=PARTUUID=6b696f73-06" in line and "rauc.slot=B" in line
+    env["RAUC_SLOT_PARENT_2"] = "rootfs.7"
+    result = subprocess.run(["python3", "-m", "kiosk.update.layout", "post-install"],
+                            env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cmdline_keeps_the_images_words():
+    base = "console=serial0,115200 console=tty1 root=LABEL=rootfs ro rootwait quiet\n"
+    line = layout.cmdline("B", base)
+    assert line.split() == ["console=serial0,115200", "root=PARTUUID=6b696f73-06",
+                            "console=tty1", "ro", "rootwait", "quiet", "rauc.slot=B"]  # fmt: skip
+    assert layout.cmdline("B", line) == line  # idempotent
+
+
+def test_build_sh_bundle_step(built, tmp_path):
+    """`build.sh bundle OUT` signs OUT's slot images with a development key when no
+    SIGN_KEY is given; the bundle passes our check with that certificate."""
+    if shutil.which("rauc") is None or shutil.which("mksquashfs") is None:
+        pytest.fail("rauc is missing: apt-get install rauc squashfs-tools")
+    out = tmp_path / "out"
+    shutil.copytree(built[0], out)
+    env = {"PATH": "/usr/sbin:/usr/bin:/bin", "VERSION": "9.8.7"}
+    result = subprocess.run(["bash", str(IMAGE / "build.sh"), "bundle", str(out)],
+                            capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "development key" in result.stderr
+    made = out / "kiosk-9.8.7.raucb"
+    info = bundle.check(made, out / "dev-key" / "kiosk-dev.cert.pem")
+    assert info.version == "9.8.7" and set(info.images) == {"rootfs", "boot"}
+    assert (out / "kiosk-9.8.7.raucb.sha256").read_text().split()[1] == made.name
+
+
+def test_rauc_system_conf_matches_the_layout():
+    conf = configparser.ConfigParser()
+    conf.read(IMAGE / "rauc" / "system.conf")
+    assert conf["system"]["compatible"] == bundle.COMPATIBLE
+    assert conf["system"]["bootloader"] == "custom"
+    assert conf["system"]["bundle-formats"] == "verity"
+    assert conf["system"]["data-directory"].startswith("/data/")
+    for index, (name, boot_part) in enumerate(sorted(tryboot.SLOTS.items())):
+        root = conf[f"slot.rootfs.{index}"]
+        assert root["bootname"] == name
+        assert root["device"] == f"/dev/disk/by-partuuid/{layout.DISK_ID}-{layout.ROOTS[name]:02d}"
+        boot = conf[f"slot.boot.{index}"]
+        assert boot["parent"] == f"rootfs.{index}" and boot["type"] == "vfat"
+        assert boot["device"] == f"/dev/disk/by-partuuid/{layout.DISK_ID}-{boot_part:02d}"
+    for handler in ("bootloader-custom-backend", "post-install"):
+        script = IMAGE / "rauc" / Path(conf["handlers"][handler]).name
+        assert script.exists() and script.stat().st_mode & 0o111
+
+
+@pytest.fixture
+def unit_root(tmp_path):
+    """systemd's own units, ours and rauc's, every command they run stubbed."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: apt-get install systemd")
+    root = tmp_path / "root"
+    shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True)
+    system = root / "etc/systemd/system"
+    shutil.copytree(REPO / "systemd", system)
+    for unit in (IMAGE / "systemd").iterdir():
+        shutil.copy(unit, system)
+    if not (root / "lib/systemd/system/rauc.service").exists():
+        (root / "lib/systemd/system/rauc.service").write_text(
+            "[Unit]\nDescription=rauc\n[Service]\nType=dbus\nBusName=de.pengutronix.rauc\n"
+            "ExecStart=/usr/bin/rauc service\n"
+        )
+    for unit in [*system.rglob("*.service"), root / "lib/systemd/system/rauc.service"]:
+        for command in re.findall(r"^Exec\w*=[-@:+!]*(/\S+)", unit.read_text(), re.M):
+            stub = root / command.lstrip("/")
+            stub.parent.mkdir(parents=True, exist_ok=True)
+            stub.write_text("#!/bin/sh\nexit 0\n")
+            stub.chmod(0o755)
+    return root
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["kiosk-update-check.service", "kiosk-update-switch.service", "kiosk-update-switch.timer",
+     "kiosk-update-usb@sda1.service"],
+)  # fmt: skip
+def test_update_units_verify_cleanly(unit_root, unit):
+    result = subprocess.run(["systemd-analyze", "verify", f"--root={unit_root}", unit],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result
+
+
+def test_usb_rule_starts_the_usb_unit_for_usb_file_systems():
+    rule = (IMAGE / "udev" / "90-kiosk-update-usb.rules").read_text().replace("\\\n", " ")
+    lines = [line for line in rule.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(lines) == 1
+    assert 'ENV{ID_BUS}=="usb"' in lines[0] and 'ENV{ID_FS_USAGE}=="filesystem"' in lines[0]
+    assert 'ENV{SYSTEMD_WANTS}+="kiosk-update-usb@%k.service"' in lines[0]
+    assert (IMAGE / "systemd" / "kiosk-update-usb@.service").exists()
