@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 VENV=${KIOSK_VENV:-.venv}
 RUN_PKGS=(python3 python3-venv python3-dev gcc linux-libc-dev libxkbcommon-dev xkb-data fonts-dejavu-core)
-TEST_PKGS=(mosquitto postgresql xvfb xdotool systemd mtools dosfstools fdisk e2fsprogs tesseract-ocr chromium)
+TEST_PKGS=(mosquitto postgresql xvfb xdotool systemd mtools dosfstools fdisk e2fsprogs tesseract-ocr chromium rauc squashfs-tools dbus-daemon)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
