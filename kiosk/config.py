@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from kiosk import numbers, textfile
+from kiosk.update.settings import UpdateConfig
 
 SYSTEM_CONFIG = Path("/etc/kiosk/kiosk.toml")
 MAX_CASH_ROUNDING = Decimal(10)  # the coarsest cash step (e.g. 10 in a currency without coins)
@@ -431,6 +432,7 @@ class Config(Section):
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
+    update: UpdateConfig = Field(default_factory=UpdateConfig)  # signed A/B updates
 
     source: Path | None = Field(None, exclude=True)
 
