@@ -177,7 +177,11 @@ class CsrfMiddleware:
 
 
 def _safe_next(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """A path on this site only: never "//host" or "/\\host" (browsers read both as
+    another site), never a scheme."""
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return "/"
+    if any(c in target for c in "\\\r\n\t") or len(target) > 500:
         return "/"
     return target
 
