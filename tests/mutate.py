@@ -60,38 +60,56 @@ GROUPS: dict[str, Group] = {
         ("tests/test_staff.py", "tests/test_oracles.py", "tests/test_mut_staff.py"),
         args=("-k", "staff or pin or lock or login or key"),
     ),
-    # The checkout core: the cart and the session's selling path (scan, quantities,
-    # lines, paying, tenders, the commit, cancelling), not the staff flows around it.
+    # The checkout core: the cart and the selling path (scan, quantities, lines, paying,
+    # tenders, the commit, cancelling) in core.py, selling.py and paying.py, not the staff
+    # flows (kiosk/checkout/flows/) or the card terminal around it.
     "checkout": Group(
-        ("kiosk/checkout/cart.py", "kiosk/checkout/session.py"),
+        (
+            "kiosk/checkout/cart.py",
+            "kiosk/checkout/core.py",
+            "kiosk/checkout/selling.py",
+            "kiosk/checkout/paying.py",
+        ),
         ("tests/test_checkout.py", "tests/test_mut_checkout.py"),
         only=(
             "kiosk.checkout.cart.*",
             *(
-                f"kiosk.checkout.session.x\u01c1Checkout\u01c1{name}__mutmut_*"
-                for name in (
-                    "amount_due",
-                    "_payable_total",
-                    "totals",
-                    "scan",
-                    "_sale_scan",
-                    "_add_line",
-                    "quantity",
-                    "set_quantity",
-                    "_set_qty",
-                    "remove_line",
-                    "pay",
-                    "_start_paying",
-                    "tender_cash",
-                    "tender_card",
-                    "_tender",
-                    "_due_text",
-                    "cancel_payment",
-                    "_commit",
-                    "cancel",
-                    "_abandon",
+                f"kiosk.checkout.{module}.x\u01c1{mixin}\u01c1{name}__mutmut_*"
+                for module, mixin, names in (
+                    ("core", "CheckoutCore", ("totals", "scan")),
+                    (
+                        "selling",
+                        "SellingMixin",
+                        (
+                            "_sale_scan",
+                            "_add_line",
+                            "quantity",
+                            "set_quantity",
+                            "_set_qty",
+                            "remove_line",
+                            "cancel",
+                            "_abandon",
+                        ),
+                    ),
+                    (
+                        "paying",
+                        "PayingMixin",
+                        (
+                            "amount_due",
+                            "_payable_total",
+                            "pay",
+                            "_start_paying",
+                            "tender_cash",
+                            "tender_card",
+                            "_tender",
+                            "_due_text",
+                            "cancel_payment",
+                            "_commit",
+                        ),
+                    ),
                 )
-            ),  # fmt: skip
+                for name in names
+            ),
         ),
     ),
     # Stock sync: the contract's parsers, the controller's store and its apply path.
