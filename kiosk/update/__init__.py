@@ -1,8 +1,9 @@
 """Signed A/B updates on RAUC: bundles (bundle), the Pi firmware's tryboot slot switch
-(tryboot, RAUC's custom bootloader backend), the boot check that marks a new version
-good or rolls it back (health), the quiet moment for the switch (schedule) and the
-technician's commands (manager). The database side (a copy before a migration, and what
-a rollback does with a newer schema) is in kiosk.update.dbcopy."""
+(tryboot, RAUC's custom bootloader backend), the card's layout and RAUC's post-install
+handler (layout), install/switch/rollback and the boot check that keeps a new version or
+goes back (manager), the quiet moment for the switch (schedule), the [update] settings
+(settings), and the databases across an update (dbcopy: a copy before a migration, and
+what an older version does with a newer schema)."""
 
 from __future__ import annotations
 
