@@ -131,6 +131,8 @@ class Manager:
         result = self._run([*command, *args])
         if result.returncode != 0:
             text = bundle._last_line((result.stderr or "") + (result.stdout or ""))
+            if "d-bus" in text.lower() or "dbus" in text.lower():
+                text = f"RAUC's service does not answer (systemctl status rauc): {text}"
             raise UpdateError(f"rauc {args[0]}: {text or 'failed'}")
         return result
 
