@@ -160,7 +160,6 @@ def run(
     # printer and drawer faults. Kivy logs through the same handler (KIVY_LOG_MODE=PYTHON).
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = screen_strings.load_overrides(config.ui.strings)
-    strings = screen_strings.for_language(config.ui.language, overrides, config.ui.language)
     data = Path(platformdirs.user_data_dir("kiosk"))
     if demo:
         from kiosk.demo.seed import seed  # noqa: PLC0415
@@ -179,12 +178,15 @@ def run(
     checkout = Checkout(ledger, printer, drawer, terminal=terminal)
     catalog_sync = None
     services = None
-    note = strings["offline"]
+    # The network note in English (the keys' source text): the screen shows it in its
+    # reader's language, with the shop's own wording where [ui] strings has one.
+    english = screen_strings.DEFAULTS
+    note = english["offline"]
     if demo and not offline:
         from kiosk.demo.services import DemoServices  # noqa: PLC0415
 
         services = DemoServices(config, ledger.path, data / "demo-shop").start(
-            strings["offline"], strings["online"]
+            english["offline"], english["online"]
         )
         hardware.publisher = services.publisher
         note = services.note
@@ -194,7 +196,7 @@ def run(
         hardware.publisher = Publisher(
             config, ledger.path, printer_state=hardware.printer_state
         ).start()
-        note = f"{strings['broker']} {config.mqtt.host}:{config.mqtt.port}"
+        note = f"{english['broker']} {config.mqtt.host}:{config.mqtt.port}"
         catalog_sync = _catalog_sync(config, ledger)
     _kivy_environment(config, demo)
     from kiosk.screens.shell import KioskApp  # noqa: PLC0415

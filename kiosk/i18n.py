@@ -59,34 +59,52 @@ def N_(msgid: str) -> str:  # noqa: N802 - gettext's conventional marker name
     return msgid
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(str):
     """A translatable message with its arguments, rendered in the reader's locale.
 
-    `str(message)` is the English text (logs, the replay tool's transcripts)."""
+    It IS its English text (a str subclass): logs, the ledger's records, replay
+    transcripts, JSON and every test that compares or searches text see the English,
+    unchanged; a screen calls `render(message, locale)` for its reader's language."""
 
     msgid: str
-    args: tuple[tuple[str, Any], ...] = ()
-    plural: str | None = None
-    n: int | None = None
+    args: tuple[tuple[str, Any], ...]
+    plural: str | None
+    n: int | None
+
+    def __new__(
+        cls,
+        msgid: str,
+        args: tuple[tuple[str, Any], ...] = (),
+        plural: str | None = None,
+        n: int | None = None,
+    ) -> Message:
+        english = _format(msgid, plural, n, args, SOURCE_LANGUAGE, None)
+        message = super().__new__(cls, english)
+        message.msgid, message.args, message.plural, message.n = msgid, args, plural, n
+        return message
 
     def render(self, locale: str) -> str:
-        tr = translator(locale)
-        if self.plural is not None:
-            text = tr.ngettext(self.msgid, self.plural, self.n or 0)
-        else:
-            text = tr.gettext(self.msgid)
-        values = {key: localize(value, locale) for key, value in self.args}
-        if self.plural is not None:
-            values.setdefault("n", localize(Quantity(self.n or 0), locale))
-        try:
-            return text.format(**values)
-        except (KeyError, IndexError, ValueError):  # a broken translation: the English
-            log.warning("translation of %r for %s does not format", self.msgid, locale)
-            return (self.plural if self.plural and self.n != 1 else self.msgid).format(**values)
+        return _format(self.msgid, self.plural, self.n, self.args, locale, translator(locale))
 
-    def __str__(self) -> str:
-        return self.render(SOURCE_LANGUAGE)
+    def __reduce__(self):  # pickles (a worker's queue) as a Message, not as a plain str
+        return (Message, (self.msgid, self.args, self.plural, self.n))
+
+
+def _format(msgid, plural, n, args, locale: str, tr) -> str:
+    if tr is None:
+        text = msgid if plural is None or n == 1 else plural
+    elif plural is not None:
+        text = tr.ngettext(msgid, plural, n or 0)
+    else:
+        text = tr.gettext(msgid)
+    values = {key: localize(value, locale) for key, value in args}
+    if plural is not None:
+        values.setdefault("n", localize(Quantity(n or 0), locale))
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError, ValueError):  # a broken translation: the English
+        log.warning("translation of %r for %s does not format", msgid, locale)
+        return (plural if plural and n != 1 else msgid).format(**values)
 
 
 def _(msgid: str, **args: Any) -> Message:

@@ -12,6 +12,8 @@ then translate every empty msgstr in kiosk/locale/*/LC_MESSAGES/kiosk.po.
 
 from __future__ import annotations
 
+import json
+import pickle
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from escpos.capabilities import get_profile
 from escpos.printer import Dummy
 
 from kiosk import i18n, strings
-from kiosk.checkout.session import Checkout
+from kiosk.checkout import Checkout
 from kiosk.config import ConfigError, parse
 from kiosk.documents import KitLabel, Receipt, ReceiptLine, TaxLine, TenderLine
 from kiosk.drivers.base import MemoryDrawer
@@ -171,6 +173,12 @@ def test_a_lazy_message_renders_in_each_readers_language():
     assert message.render("de") == "Drucktest fehlgeschlagen: Papier leer"
     assert message.render("fr") == "échec du test d'impression : plus de papier"
     assert str(message) == "print test failed: paper out"
+    # It is its English text: records, logs, JSON and text searches are unchanged.
+    assert message == "print test failed: paper out" and "paper out" in message
+    assert json.dumps({"m": message}) == '{"m": "print test failed: paper out"}'
+    assert pickle.loads(pickle.dumps(message)).render("de") == message.render("de")
+    queued = i18n._n("{n} receipt still queued", "{n} receipts still queued", 1234)
+    assert queued == "1,234 receipts still queued"
     money = i18n._("receipt {number}", number=i18n.Money(D("1.49"), "EUR"))
     assert money.render("de") == f"Beleg 1,49{NBSP}€"
     assert i18n.render("Wrong PIN", "de") == "Falsche PIN"  # plain text the catalog has

@@ -173,7 +173,8 @@ class KioskApp(App):
     pin_message = StringProperty("")
     last_line = StringProperty("")
     preview_path = StringProperty("")
-    network_note = StringProperty("")
+    network_note = StringProperty("")  # in English (kiosk.strings' source text): see below
+    network_text = StringProperty("")  # the note in the screen's language
     diagnostics_text = StringProperty("")
     text_prompt = StringProperty("")
     # Plain properties for the kv rules (a rule bound to a dict's .get() is not re-run).
@@ -325,8 +326,22 @@ class KioskApp(App):
             self._render_snap()
             self._refresh_lists()
 
+    def on_network_note(self, *_args) -> None:
+        self.network_text = self._network_text()
+
+    def _network_text(self) -> str:
+        """The network note (offline / shop stock live / broker ...) in the screen's
+        language: it starts with one of these screen strings' English text."""
+        note = self.network_note
+        for key in ("offline", "online", "broker"):
+            english = screen_strings.DEFAULTS[key]
+            if note.startswith(english):
+                return self.strings[key] + note[len(english) :]
+        return i18n.render(note, self.language)
+
     def _language_texts(self, shell) -> None:
         """What Python (not the kv rules) put on screen in words or money."""
+        self.network_text = self._network_text()
         self.dynamic["pin_clear"].text = self.strings["clear"]
         for note in ("exact", *NOTES):
             label = self.strings["exact"] if note == "exact" else self.money(note)
@@ -590,7 +605,7 @@ class KioskApp(App):
         lines = [
             f"{self.strings['version']}: kiosk {__version__}",
             f"{self.strings['device']}: {device}",
-            f"{self.strings['broker']}: {cfg.mqtt.host}:{cfg.mqtt.port}  {self.network_note}",
+            f"{self.strings['broker']}: {cfg.mqtt.host}:{cfg.mqtt.port}  {self.network_text}",
         ]
         if self.hardware is not None:
             lines += self.hardware.facts(self.language)
@@ -620,7 +635,12 @@ class KioskApp(App):
             row = BoxLayout(size_hint_y=None, height=dp(76), spacing=dp(8))
             flag = "" if line["approved"] else "  " + self.gettext("(age check)")
             row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
-            row.add_widget(self._label(line["qty"], 0.12))
+            qty = line["qty"]
+            if line.get("unit") == "kg":  # the snapshot's unit, where the checkout gives it
+                qty = i18n.format_weight(qty, self.language)
+            else:
+                qty = i18n.format_number(qty, self.language)
+            row.add_widget(self._label(qty, 0.12))
             row.add_widget(self._label(self.money(line["total"]), 0.18))
             remove = self._button(
                 self.strings["remove"], lambda n=line["line"]: self.act("remove_line", n)
