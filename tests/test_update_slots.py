@@ -366,3 +366,15 @@ def test_real_rauc_installs_into_the_other_slot_and_marks_through_our_backend(
     # a technician's rollback: A is tried once, through RAUC's mark-active
     m.rollback()
     assert tryboot.Backend(card).state().pending == "A" and firmware(card, True) == "A"
+
+
+def test_status_fields_report_a_rolled_back_update(tmp_path):
+    from kiosk import __version__  # noqa: PLC0415
+    from kiosk.update.manager import Record, status_fields  # noqa: PLC0415
+
+    path = tmp_path / "update.json"
+    assert status_fields(path) == {"version": __version__}
+    Record(path).update(last={"version": "1.2.5", "result": "rolled_back",
+                              "reason": "x" * 500, "at": "2026-11-24T03:00:00Z"})  # fmt: skip
+    fields = status_fields(path)
+    assert fields["update"]["result"] == "rolled_back" and len(fields["update"]["reason"]) == 200

@@ -258,5 +258,23 @@ class Manager:
         return action
 
 
+def status_fields(record_path: Path) -> dict:
+    """What the kiosk's MQTT status could carry about updates (a proposal for
+    kiosk.mqtt.topics: the lead wires it): the running app version and how the last
+    update ended; texts bounded (reason <= 200 characters)."""
+    from kiosk import __version__  # noqa: PLC0415
+
+    fields: dict = {"version": __version__}
+    last = Record(record_path).read().get("last")
+    if isinstance(last, dict) and last.get("result") in ("ok", "rolled_back"):
+        fields["update"] = {
+            "version": str(last.get("version", ""))[:64],
+            "result": last["result"],
+            "reason": str(last.get("reason", ""))[:200],
+            "at": str(last.get("at", ""))[:32],
+        }
+    return fields
+
+
 def _run(command: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=3600)
