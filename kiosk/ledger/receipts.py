@@ -8,6 +8,7 @@ the printer, across restarts.
 from __future__ import annotations
 
 from kiosk.documents import KitLabel, Receipt, ReceiptLine, TaxLine, TenderLine
+from kiosk.i18n import _
 from kiosk.ledger import catalog
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import Item, PrintJob, Txn, TxnLine, utc_now
@@ -19,7 +20,7 @@ CUSTOMER_KINDS = ("sale", "return", "void", "exchange")
 def receipt_for(ledger: Ledger, number: str, reprint: bool = False) -> Receipt:
     txn = Txn.get_or_none(Txn.number == number)
     if txn is None or txn.kind not in CUSTOMER_KINDS:
-        raise LedgerError(f"no receipt {number}")
+        raise LedgerError(_("no receipt {number}", number=number))
     cfg = ledger.config
     lines = list(txn.lines.order_by(TxnLine.line_no))
     names = {
@@ -70,7 +71,7 @@ def receipt_for(ledger: Ledger, number: str, reprint: bool = False) -> Receipt:
 def kit_label_for(ledger: Ledger, number: str) -> KitLabel:
     txn = Txn.get_or_none(Txn.number == number)
     if txn is None or txn.kind != "kit_build":
-        raise LedgerError(f"no kit assembly {number}")
+        raise LedgerError(_("no kit assembly {number}", number=number))
     line = txn.lines.get()
     kit = catalog.get_item(line.sku)
     codes = [b.code for b in kit.barcodes]
