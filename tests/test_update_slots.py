@@ -363,6 +363,8 @@ def test_real_rauc_installs_into_the_other_slot_and_marks_through_our_backend(
     assert m.boot_check(probe=lambda: AppState(True, 0, 500), sleep=lambda s: None) == "good"
     assert firmware(card, tryboot_flag=False) == "B"
     assert m.status()["booted_version"] == "1.2.4"
+    slots = json.loads((tmp_path / "update.json").read_text())["slots"]
+    assert slots["booted"] == "B" and slots["versions"]["B"] == "1.2.4"
     # a technician's rollback: A is tried once, through RAUC's mark-active
     m.rollback()
     assert tryboot.Backend(card).state().pending == "A" and firmware(card, True) == "A"

@@ -179,6 +179,7 @@ class Manager:
         if not target:
             raise UpdateError("rauc installed the bundle but no slot is waiting to be tried")
         self.record.update(installed={"slot": target, "version": info.version, "at": now_text()})
+        self.snapshot()
         self.log(
             f"kiosk-update: {info.version} installed into slot {target} in "
             f"{time.monotonic() - started:.1f} s; switch at the next quiet moment"
@@ -255,7 +256,23 @@ class Manager:
             self.log(f"kiosk-update: update to {version} FAILED, rolled back: {reason}")
             if action == "bad":
                 self._run(["systemctl", "reboot"])  # the firmware starts the committed slot
+                return action
+        self.snapshot()
         return action
+
+    def snapshot(self) -> dict:
+        """Both slots' versions into the record, for the diagnostics screen: the app runs
+        as the kiosk user, who can neither ask RAUC nor read the boot partition."""
+        booted = self.backend.current()
+        slots = {
+            "booted": booted,
+            "committed": self.backend.committed(),
+            "versions": self.slot_versions(),
+            "states": self.backend.state().states,
+            "at": now_text(),
+        }
+        self.record.update(slots=slots)
+        return slots
 
 
 def status_fields(record_path: Path) -> dict:
