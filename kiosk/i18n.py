@@ -145,6 +145,12 @@ def format_amount(amount: Decimal | str | int, currency: str, locale: str) -> st
     return _babel_text(format_decimal(value, pattern, locale=_babel(locale)))
 
 
+def format_money_code(amount: Decimal | str | int, currency: str, locale: str) -> str:
+    """An amount with the currency's ISO code after it, for reports' columns:
+    `1.234,50 EUR` (de), `1,234.50 EUR` (en)."""
+    return f"{format_amount(amount, currency, locale)} {currency}"
+
+
 def format_number(value: Decimal | int | str, locale: str) -> str:
     """A quantity or a rate as the locale writes it, every given digit kept: `0,532`."""
     from babel.numbers import format_decimal  # noqa: PLC0415

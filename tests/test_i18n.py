@@ -153,6 +153,7 @@ def test_money_quantities_weights_and_dates_per_locale():
     assert i18n.format_money(D("-0.05"), "CHF", "de") == f"-0,05{NBSP}CHF"
     assert i18n.format_amount(D("1234.5"), "EUR", "de") == "1.234,50"
     assert i18n.format_amount(D("1234"), "JPY", "de") == "1.234"  # no minor unit
+    assert i18n.format_money_code(D("-1234.5"), "EUR", "de") == "-1.234,50 EUR"
     assert i18n.format_number(D("6"), "de") == "6"
     assert i18n.format_number(D("1.5"), "de") == "1,5"
     assert i18n.format_weight(D("0.532"), "de") == f"0,532{NBSP}kg"
