@@ -662,15 +662,16 @@ def test_a_single_item_has_indicator_0_and_no_contained_gtin():
     assert contained_gtin("4006381333931") is None  # 13 digits: not a GTIN-14
 
 
-USD = BarcodeParser(money=MoneyConfig(currency="USD"))
-JPY = BarcodeParser(money=MoneyConfig(currency="JPY", cash_rounding=1))
+def shop_in(currency: str) -> BarcodeParser:  # made in the test: mutation testing sees it
+    return BarcodeParser(money=MoneyConfig(currency=currency, cash_rounding=1))
 
 
 def test_a_price_in_a_currency_is_accepted_in_the_shops_currency_only():
-    assert USD.parse(f"]C1{GTIN_AI}3932840" + "1299").price == Decimal("12.99")
-    assert USD.parse(f"]C1{GTIN_AI}3912840" + "1299").amount_payable == Decimal("12.99")
-    assert JPY.parse(f"]C1{GTIN_AI}3930392" + "1200").price == 1200
-    assert JPY.parse(f"]C1{GTIN_AI}3932392" + "120000").price == 1200  # 1200.00
+    usd, jpy = shop_in("USD"), shop_in("JPY")
+    assert usd.parse(f"]C1{GTIN_AI}3932840" + "1299").price == Decimal("12.99")
+    assert usd.parse(f"]C1{GTIN_AI}3912840" + "1299").amount_payable == Decimal("12.99")
+    assert jpy.parse(f"]C1{GTIN_AI}3930392" + "1200").price == 1200
+    assert jpy.parse(f"]C1{GTIN_AI}3932392" + "120000").price == 1200  # 1200.00
     assert parser.parse(f"]C1{GTIN_AI}3932978" + "1299").currency == "EUR"
 
 
@@ -755,16 +756,16 @@ def test_gs1_refusals_word_for_word(raw, reason):
 
 
 @pytest.mark.parametrize(
-    ("reader", "raw", "reason"),
+    ("currency", "raw", "reason"),
     [
-        (USD, f"]C1{GTIN_AI}3932978" + "1299", "price in EUR (978), the shop sells in USD"),
-        (JPY, f"]C1{GTIN_AI}3932392" + "1250", "price '12.50' must have a whole number"),
-        (JPY, f"]C1{GTIN_AI}3922" + "1250", "price '12.50' must have a whole number"),
+        ("USD", f"]C1{GTIN_AI}3932978" + "1299", "price in EUR (978), the shop sells in USD"),
+        ("JPY", f"]C1{GTIN_AI}3932392" + "1250", "price '12.50' must have a whole number"),
+        ("JPY", f"]C1{GTIN_AI}3922" + "1250", "price '12.50' must have a whole number"),
     ],
 )
-def test_currency_refusals_in_other_shops(reader, raw, reason):
+def test_currency_refusals_in_other_shops(currency, raw, reason):
     with pytest.raises(BarcodeError) as info:
-        reader.parse(raw)
+        shop_in(currency).parse(raw)
     assert info.value.reason == reason
 
 

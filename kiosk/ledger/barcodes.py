@@ -6,6 +6,12 @@ strings (GS1-128 / DataMatrix / QR / DataBar, FNC1 sent as ASCII 29, with or wit
 an AIM symbology identifier, or the printed "(01)..." form), internal Code 128 SKUs,
 receipt numbers and staff badges.
 
+GS1 element strings: the application identifiers in _AI_TABLE (what retail and
+fresh-food labels carry), FNC1 required after every AI not of predefined length.
+Prices and amounts with an ISO 4217 currency (391n, 393n) are accepted in the shop's
+currency only (BarcodeParser(money=config.money)); prices, amounts, weights and
+counts must lie within kiosk.numbers' bounds, in the currency's minor unit.
+
 Every GTIN is normalised to 14 digits, which is the key the item master stores.
 """
 
@@ -420,37 +426,27 @@ class _Part:
     optional: bool
 
 
-def _parts(spec: str) -> tuple[_Part, ...]:
-    parts = []
-    for token in spec.split():
-        size, _, check = token.strip("[]").partition(":")
-        least, _, most = size[1:].partition("..")
-        fixed = not most
-        parts.append(
-            _Part(size[0], int(least) if fixed else 1, int(most or least), check, token[0] == "[")
-        )
-    return tuple(parts)
-
-
-def _ai_table() -> dict[str, tuple[_Part, ...]]:
-    ais: dict[str, tuple[_Part, ...]] = {}
-    for row in _AI_TABLE.strip().splitlines():
-        ai, spec, _title = (cell.strip() for cell in row.split("|"))
-        head, _, last = ai.partition("N")
-        for n in range(int(last) + 1) if last else [""]:
-            ais[f"{head}{n}"] = _parts(spec)
-    for family in MEASURES:
-        ais.update({f"{family}{n}": _parts("n6") for n in range(6)})
-    return ais
-
-
 MEASURES: dict[str, tuple[str, str]] = {
     cells[0]: (cells[1].replace("-", " "), cells[2])
     for cells in (item.split() for item in re.split(r"[|\n]", _MEASURE_TABLE.strip()))
 }
+# One part of an AI's data: [optional] kind, fixed length or ..most, :check.
+_TOKEN = re.compile(r"(\[?)([nx])(?:(\d+)|\.\.(\d+))(?::(\w+))?\]?")
+# The tables are built here at import, not in functions: mutation testing cannot switch
+# a mutant on before import, and test_the_ai_table_is_the_standards checks them whole.
+AIS: dict[str, tuple[_Part, ...]] = {}
+for _row in _AI_TABLE.strip().splitlines():
+    _ai, _spec, _title = (cell.strip() for cell in _row.split("|"))
+    _data = tuple(
+        _Part(kind, int(fixed or 1), int(fixed or most), check, bool(optional))
+        for optional, kind, fixed, most, check in _TOKEN.findall(_spec)
+    )
+    _head, _, _last = _ai.partition("N")
+    AIS.update({f"{_head}{n}": _data for n in (range(int(_last) + 1) if _last else [""])})
+AIS.update({f"{f}{n}": (_Part("n", 6, 6, "", False),) for f in MEASURES for n in range(6)})
+del _row, _ai, _spec, _title, _data, _head, _last
 CURRENCIES: dict[str, str] = {item[3:]: item[:3] for item in _CURRENCY_TABLE.split()}
 COUNTRIES = frozenset(_COUNTRY_TABLE.split())
-AIS = _ai_table()
 N_FAMILIES = frozenset([*MEASURES, "390", "391", "392", "393", "395"])
 DEFAULT_MONEY = MoneyConfig()  # EUR, cents: a parser not told the shop's currency
 _GS1_SYMBOLOGIES = {"]C1", "]e0", "]d2", "]Q3", "]J1"}
