@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import platformdirs
@@ -111,8 +110,7 @@ class Hardware:
 
         gettext = i18n.translator(language).gettext
         try:
-            sample = sample_receipt(self.config)  # printed in the shop's language
-            self.printer.print_receipt(replace(sample, language=self.config.ui.language))
+            self.printer.print_receipt(sample_receipt(self.config))  # the shop's language
         except PrinterError as exc:
             return gettext("print test failed: {error}").format(error=exc)
         return gettext("print test sent")
