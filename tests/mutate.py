@@ -54,7 +54,10 @@ GROUPS: dict[str, Group] = {
         ("tests/test_sales.py", "tests/test_oracles.py", "tests/test_mut_ledger.py"),
     ),
     "stock": Group(("kiosk/ledger/stock.py",), ("tests/test_stock.py", "tests/test_mut_ledger.py")),
-    "catalog": Group(("kiosk/ledger/catalog_csv.py",), ("tests/test_catalog_csv.py",)),
+    "catalog": Group(
+        ("kiosk/ledger/catalog_csv.py",),
+        ("tests/test_catalog_csv.py", "tests/test_mut_catalog.py"),
+    ),
     "staff": Group(
         ("kiosk/ledger/staff.py",),
         ("tests/test_staff.py", "tests/test_oracles.py", "tests/test_mut_staff.py"),
