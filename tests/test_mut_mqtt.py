@@ -405,3 +405,468 @@ def test_without_a_clock_given_this_machines_clock_limits_the_future():
     with pytest.raises(PayloadError, match="is in the future"):
         topics.parse_stock_event(raw(event(ts=far)))
     assert topics.parse_kiosk_status(status(printer="offline"), "till-01", NOW).printer == "offline"
+
+
+# ---------------------------------------------------------------- the item master's messages
+
+HEX = "0123456789abcdef" * 4
+SHA = "f" * 64
+
+
+def test_catalog_topics_and_payloads_written_out(monkeypatch):
+    monkeypatch.setattr(topics, "ts_now", lambda: TS)
+    t = Topics("shop/store-042")
+    assert t.catalog_current == "shop/store-042/catalog/current"
+    assert t.catalog_get("till-01") == "shop/store-042/kiosk/till-01/catalog/get"
+    assert t.catalog_data("till-01") == "shop/store-042/kiosk/till-01/catalog/data"
+    assert t.all_catalog_get == "shop/store-042/kiosk/+/catalog/get"
+    assert t.catalog_acl() == [
+        "pattern write shop/store-042/kiosk/%u/catalog/get",
+        "pattern read shop/store-042/kiosk/%u/catalog/data",
+        "pattern read shop/store-042/catalog/current",
+    ]
+    assert t.device_of("shop/store-042/kiosk/till-01/catalog/get") == "till-01"
+    assert t.device_of("shop/store-042/kiosk/") is None
+    assert t.device_of("shop/store-042/kiosk/" + "a" * 33 + "/stock") is None
+    assert t.device_of("shop/store-042/kiosk/" + "a" * 32 + "/stock") == "a" * 32
+    assert t.device_of("xshop/store-042/kiosk/till-01/stock") is None
+    assert topics.catalog_current(7, HEX, 12) == {
+        "v": 1, "version": 7, "checksum": HEX, "items": 12, "ts": TS,
+    }  # fmt: skip
+    assert topics.catalog_get("till-01", 6) == {
+        "v": 1,
+        "device": "till-01",
+        "have": 6,
+        "full": False,
+    }
+    assert topics.catalog_get("till-01", 0, True)["full"] is True
+    assert topics.catalog_chunk({"xfer": "ab"}, b"BODY") == b'{"v":1,"xfer":"ab"}\nBODY'
+
+
+def test_catalog_current_parsed_and_refused():
+    got = topics.parse_catalog_current(raw({"v": 1, "version": 7, "checksum": HEX, "items": 12}))
+    assert got == topics.CatalogCurrent(7, HEX, 12)
+    edge = raw({"v": 1, "version": 2**31 - 1, "checksum": HEX, "items": 1_000_000})
+    assert topics.parse_catalog_current(edge) == topics.CatalogCurrent(2**31 - 1, HEX, 1_000_000)
+    zero = raw({"v": 1, "version": 0, "checksum": "0" * 64, "items": 0})
+    assert topics.parse_catalog_current(zero) == topics.CatalogCurrent(0, "0" * 64, 0)
+    for data, message in [
+        ({"version": -1, "checksum": HEX, "items": 0}, "version -1 is out of range 0..2147483647"),
+        (
+            {"version": 2**31, "checksum": HEX, "items": 0},
+            "version 2147483648 is out of range 0..2147483647",
+        ),
+        ({"checksum": HEX, "items": 0}, "version must be an integer"),
+        (
+            {"version": 1, "checksum": HEX.upper(), "items": 0},
+            "checksum must be 64 lower-case hex digits",
+        ),
+        (
+            {"version": 1, "checksum": HEX[:63], "items": 0},
+            "checksum must be 64 lower-case hex digits",
+        ),
+        (
+            {"version": 1, "checksum": HEX + "0", "items": 0},
+            "checksum must be 64 lower-case hex digits",
+        ),
+        ({"version": 1, "checksum": 5, "items": 0}, "checksum must be 64 lower-case hex digits"),
+        ({"version": 1, "items": 0}, "checksum must be 64 lower-case hex digits"),
+        (
+            {"version": 1, "checksum": HEX, "items": 1_000_001},
+            "items 1000001 is out of range 0..1000000",
+        ),
+        ({"version": 1, "checksum": HEX, "items": -1}, "items -1 is out of range 0..1000000"),
+        ({"version": 1, "checksum": HEX}, "items must be an integer"),
+    ]:
+        assert refused(topics.parse_catalog_current, raw({"v": 1, **data})) == message, data
+    assert refused(topics.parse_catalog_current, b"[]") == "not a JSON object"
+
+
+def test_catalog_requests_parsed_and_refused():
+    got = topics.parse_catalog_get(raw(topics.catalog_get("till-01", 6)), "till-01")
+    assert got == topics.CatalogGet("till-01", 6, False)
+    full = topics.parse_catalog_get(
+        raw({"v": 1, "device": "till-01", "have": 0, "full": True}), "till-01"
+    )
+    assert full == topics.CatalogGet("till-01", 0, True)
+    plain = topics.parse_catalog_get(
+        raw({"v": 1, "device": "till-01", "have": 2**31 - 1}), "till-01"
+    )
+    assert plain == topics.CatalogGet("till-01", 2**31 - 1, False)
+    for data, message in [
+        ({"device": "till-02", "have": 1}, "device does not match the topic"),
+        ({"have": 1}, "device does not match the topic"),
+        ({"device": "till-01", "have": 1, "full": 1}, "full must be true or false"),
+        ({"device": "till-01", "have": 1, "full": None}, "full must be true or false"),
+        ({"device": "till-01", "have": -1}, "have -1 is out of range 0..2147483647"),
+        ({"device": "till-01", "have": 2**31}, "have 2147483648 is out of range 0..2147483647"),
+        ({"device": "till-01"}, "have must be an integer"),
+    ]:
+        assert refused(topics.parse_catalog_get, raw({"v": 1, **data}), "till-01") == message, data
+    assert refused(topics.parse_catalog_get, b"junk", "till-01").startswith("not JSON: ")
+
+
+def chunk_header(**changes) -> dict:
+    data = {"xfer": "0123456789abcdef", "kind": "delta", "base": 4, "version": 5,
+            "checksum": HEX, "items": 12, "i": 1, "n": 3, "size": 100_000, "sha256": SHA}  # fmt: skip
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+def test_a_catalog_chunk_parsed_field_by_field():
+    got = topics.parse_catalog_chunk(topics.catalog_chunk(chunk_header(), b"\x00\nbody\n"))
+    assert got == topics.CatalogChunk(
+        xfer="0123456789abcdef", kind="delta", base=4, version=5, checksum=HEX, items=12,
+        index=1, count=3, size=100_000, digest=SHA, body=b"\x00\nbody\n",
+    )  # fmt: skip
+    full = topics.parse_catalog_chunk(
+        bytearray(topics.catalog_chunk(chunk_header(kind="full", base=0, i=0, n=1, size=0), b""))
+    )
+    assert (full.kind, full.base, full.index, full.count, full.size, full.body) == (
+        "full", 0, 0, 1, 0, b""
+    )  # fmt: skip
+    top = chunk_header(version=2**31 - 1, base=2**31 - 2, n=8192, i=8191, size=8192 * 49152,
+                       items=1_000_000)  # fmt: skip
+    big = topics.parse_catalog_chunk(topics.catalog_chunk(top, b"x" * 49152))
+    assert (big.version, big.base, big.count, big.index, big.size, big.items, len(big.body)) == (
+        2**31 - 1, 2**31 - 2, 8192, 8191, 402_653_184, 1_000_000, 49152
+    )  # fmt: skip
+    first = topics.parse_catalog_chunk(topics.catalog_chunk(chunk_header(version=1, base=0), b""))
+    assert (first.version, first.base, first.kind) == (1, 0, "delta")
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "message"),
+    [
+        (chunk_header(xfer="0123456789ABCDEF"), b"", "xfer must be 16 hex digits"),
+        (chunk_header(xfer="0123456789abcde"), b"", "xfer must be 16 hex digits"),
+        (chunk_header(xfer=123), b"", "xfer must be 16 hex digits"),
+        (chunk_header(xfer=...), b"", "xfer must be 16 hex digits"),
+        (chunk_header(kind="all"), b"", "kind must be one of delta, full"),
+        (chunk_header(kind=...), b"", "kind must be one of delta, full"),
+        (chunk_header(n=0, i=0), b"", "n 0 is out of range 1..8192"),
+        (chunk_header(n=8193), b"", "n 8193 is out of range 1..8192"),
+        (chunk_header(n=...), b"", "n must be an integer"),
+        (chunk_header(i=3), b"", "i 3 is out of range 0..2"),
+        (chunk_header(i=-1), b"", "i -1 is out of range 0..2"),
+        (chunk_header(i=...), b"", "i must be an integer"),
+        (chunk_header(size=-1), b"", "size -1 is out of range 0..402653184"),
+        (chunk_header(size=402_653_185), b"", "size 402653185 is out of range 0..402653184"),
+        (chunk_header(size=...), b"", "size must be an integer"),
+        (chunk_header(), b"x" * 49153, "chunk of 49153 bytes is over the 49152 limit"),
+        (chunk_header(version=0, base=0), b"", "version 0 is out of range 1..2147483647"),
+        (chunk_header(version=2**31), b"", "version 2147483648 is out of range 1..2147483647"),
+        (chunk_header(version=...), b"", "version must be an integer"),
+        (chunk_header(base=5), b"", "base 5 is out of range 0..4"),
+        (chunk_header(base=-1), b"", "base -1 is out of range 0..4"),
+        (chunk_header(base=...), b"", "base must be an integer"),
+        (chunk_header(kind="full", base=3), b"", "a full transfer has base 0"),
+        (chunk_header(checksum=HEX.upper()), b"", "checksum must be 64 lower-case hex digits"),
+        (chunk_header(checksum=...), b"", "checksum must be 64 lower-case hex digits"),
+        (chunk_header(items=1_000_001), b"", "items 1000001 is out of range 0..1000000"),
+        (chunk_header(items=-1), b"", "items -1 is out of range 0..1000000"),
+        (chunk_header(items=...), b"", "items must be an integer"),
+        (chunk_header(sha256="f" * 63), b"", "sha256 must be 64 lower-case hex digits"),
+        (chunk_header(sha256=...), b"", "sha256 must be 64 lower-case hex digits"),
+        (chunk_header(v=2), b"", "unsupported schema version '2'"),
+    ],
+)  # fmt: skip
+def test_catalog_chunk_refusals_word_for_word(header, body, message):
+    payload = json.dumps(header).encode() if "v" in header else topics.catalog_chunk(header, b"")
+    assert (
+        refused(topics.parse_catalog_chunk, payload + (b"\n" if "v" in header else b"") + body)
+        == message
+    )
+
+
+def test_catalog_chunk_framing_refused_word_for_word():
+    assert refused(topics.parse_catalog_chunk, "text") == "payload must be bytes"
+    assert refused(topics.parse_catalog_chunk, topics.encode(chunk_header(v=1))) == (
+        "a catalog chunk needs a header line"
+    )
+    assert refused(topics.parse_catalog_chunk, b"\nbody") == (
+        "not JSON: Expecting value: line 1 column 1 (char 0)"
+    )
+    over = topics.catalog_chunk(chunk_header(), b"x" * (65_536 - 247))
+    assert len(over) > 65_536
+    assert refused(topics.parse_catalog_chunk, over) == (
+        f"payload of {len(over)} bytes is over the 65536 limit"
+    )
+    exactly = topics.catalog_chunk(chunk_header(), b"")
+    exactly += b"x" * (65_536 - len(exactly))
+    assert refused(topics.parse_catalog_chunk, exactly) == (
+        f"chunk of {65_536 - len(topics.catalog_chunk(chunk_header(), b''))} bytes is over the 49152 limit"
+    )
+
+
+# ---------------------------------------------------------------- the apply path when parts fail
+
+ROOT = "shop/store-042"
+
+
+@pytest.fixture
+def spied(controller, monkeypatch):
+    """The controller with its real (unconnected) paho client's acknowledgements and
+    publishes recorded on their way through."""
+    acks, published = [], []
+    real_ack, real_publish = controller.client.ack, controller.client.publish
+
+    def ack(mid, qos):
+        acks.append((mid, qos))
+        return real_ack(mid, qos)
+
+    def publish(topic, payload=None, qos=0, retain=False, *args, **kwargs):
+        published.append((topic, payload, qos, retain))
+        return real_publish(topic, payload, qos, retain, *args, **kwargs)
+
+    monkeypatch.setattr(controller.client, "ack", ack)
+    monkeypatch.setattr(controller.client, "publish", publish)
+    controller.acks, controller.published = acks, published
+    return controller
+
+
+def sql(controller, *statements):
+    for statement in statements:
+        controller.db.execute_sql(statement)
+
+
+def letters():
+    from kiosk.mqtt import store
+
+    return [(d.topic, d.error, d.device, d.seq, d.times)
+            for d in store.DeadLetter.select().order_by(store.DeadLetter.id)]  # fmt: skip
+
+
+def levels():
+    from kiosk.mqtt import store
+
+    return {lv.sku: lv.on_hand for lv in store.StockLevel.select()}
+
+
+def test_a_batch_whose_commit_fails_is_applied_message_by_message(spied, caplog):
+    """The commit itself fails (a deferred foreign key the test adds: a POISON level
+    points nowhere): the batch is applied again one message at a time; the good one
+    commits, the bad one is dead-lettered in a transaction of its own."""
+    sql(
+        spied,
+        "PRAGMA foreign_keys = ON",
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE child (id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER poison AFTER INSERT ON stock_level WHEN NEW.sku = 'POISON' "
+        "BEGIN INSERT INTO child (id) VALUES (42); END",
+    )
+    caplog.set_level("INFO", logger="kiosk.mqtt.controller")
+    good = message(f"{ROOT}/kiosk/till-01/stock", stock_event("till-01", 1, [("PEN", -2)]), 11)
+    bad = message(f"{ROOT}/kiosk/till-02/stock", stock_event("till-02", 1, [("POISON", 1)]), 12)
+    assert spied.apply_batch([good, bad]) == {"PEN"}
+    assert levels() == {"PEN": -2}
+    assert letters() == [
+        (f"{ROOT}/kiosk/till-02/stock", "could not apply (see the controller's log)", "till-02",
+         1, 1)
+    ]  # fmt: skip
+    # (applied counts the events of the failed commits too: not asserted, see M's report)
+    assert spied.dead == 1
+    assert sorted(spied.acks) == [(11, 1), (12, 1)]
+    assert [(t, json.loads(p)["on_hand"], q, r) for t, p, q, r in spied.published] == [
+        (f"{ROOT}/stock/PEN", -2, 1, True)
+    ]
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert messages == [
+        "a batch of 2 failed; applying it message by message",
+        f"could not apply a message on {ROOT}/kiosk/till-02/stock",
+    ]
+    # The same poison alone: straight to the last resort, acknowledged, nothing applied
+    caplog.clear()
+    again = message(f"{ROOT}/kiosk/till-02/stock", stock_event("till-02", 2, [("POISON", 1)]), 13)
+    assert spied.apply_batch([again]) == set()
+    assert spied.acks[-1] == (13, 1) and levels() == {"PEN": -2}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"could not apply a message on {ROOT}/kiosk/till-02/stock"
+    ]
+    assert len(letters()) == 2 and spied.dead == 2
+
+
+def test_a_store_that_is_locked_loses_the_message_to_the_log_only(spied, caplog, tmp_path):
+    """Another process holds the store's write lock: the batch cannot start and neither
+    can its last resort; the message is logged as lost and acknowledged (the kiosk's gap
+    check asks for a lost stock event again)."""
+    import sqlite3
+
+    sql(spied, "PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(tmp_path / "controller.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        m = message(f"{ROOT}/kiosk/till-01/stock", stock_event("till-01", 1, [("PEN", 1)]), 21)
+        assert spied.apply_batch([m]) == set()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert spied.acks == [(21, 1)]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        f"could not apply a message on {ROOT}/kiosk/till-01/stock",
+        f"lost a message on {ROOT}/kiosk/till-01/stock",
+    ]
+    assert (letters(), levels(), spied.applied, spied.dead) == ([], {}, 0, 0)
+
+
+def test_one_event_that_fails_inside_the_batch_is_dead_lettered_alone(spied):
+    """An event the store refuses (a trigger the test adds) fails the batch's savepoint:
+    the events are applied one by one, conflicts and duplicates still found."""
+    sql(spied, "CREATE TRIGGER poison BEFORE INSERT ON move WHEN NEW.sku = 'POISON' "
+               "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")  # fmt: skip
+    first = stock_event("till-01", 1, [("PEN", -1)])
+    assert spied.apply_batch([message(f"{ROOT}/kiosk/till-01/stock", first, 1)]) == {"PEN"}
+    batch = [
+        message(f"{ROOT}/kiosk/till-01/stock", first, 2),  # a duplicate
+        message(f"{ROOT}/kiosk/till-01/stock", {**first, "txn": "other"}, 3),  # a conflict
+        message(f"{ROOT}/kiosk/till-01/stock", stock_event("till-01", 2, [("POISON", 1)]), 4),
+        message(f"{ROOT}/kiosk/till-01/stock", stock_event("till-01", 3, [("INK", 4)]), 5),
+        message(f"{ROOT}/kiosk/till-02/stock", stock_event("till-02", 1, [("PEN", 3)]), 6),
+    ]
+    assert spied.apply_batch(batch) == {"INK", "PEN"}
+    assert levels() == {"PEN": 2, "INK": 4}
+    # (the poisoned event is counted among the duplicates: not asserted here, see M's report)
+    assert (spied.applied, spied.dead) == (3, 2)
+    stock = f"{ROOT}/kiosk/till-01/stock"
+    assert letters() == [
+        (stock, "could not apply: IntegrityError('poisoned')", "till-01", 2, 1),
+        (stock, "conflict: till-01:1 was applied before with other content", None, None, 1),
+    ]
+    assert sorted(spied.acks) == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
+    assert spied._gap_since == {"till-01": 0.0, "till-02": 0.0}
+    # duplicates add up over batches; a conflict is not one
+    before = spied.duplicates
+    conflict = message(stock, {**first, "txn": "another"}, 9)
+    spied.apply_batch([message(stock, first, 7), message(stock, first, 8), conflict])
+    assert (spied.applied, spied.duplicates - before, spied.dead) == (3, 2, 3)
+    spied.apply_batch([message(stock, first, 10)])
+    assert spied.duplicates - before == 3
+
+
+def test_a_status_that_cannot_be_recorded_is_dead_lettered(spied):
+    sql(spied, "CREATE TRIGGER nostatus BEFORE INSERT ON kiosk_state "
+               "BEGIN SELECT RAISE(ABORT, 'no room'); END")  # fmt: skip
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    status = {"v": 1, "device": "till-01", "online": True, "ts": now, "outbox": 0, "printer": "ok"}
+    event = stock_event("till-01", 1, [("PEN", 5)], "receive")
+    assert spied.apply_batch([
+        message(f"{ROOT}/kiosk/till-01/status", status, 1),
+        message(f"{ROOT}/kiosk/till-01/stock", event, 2),
+    ]) == {"PEN"}  # fmt: skip
+    assert letters() == [
+        (f"{ROOT}/kiosk/till-01/status", "could not record the status: IntegrityError('no room')",
+         None, None, 1)
+    ]  # fmt: skip
+    assert levels() == {"PEN": 5} and spied.dead == 1
+
+
+def test_a_status_is_recorded_and_its_kiosk_watched(spied):
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    status = {"v": 1, "device": "till-03", "online": False, "ts": now, "outbox": 2,
+              "printer": "offline", "seq": 9}  # fmt: skip
+    assert spied.apply_batch([message(f"{ROOT}/kiosk/till-03/status", status, 5)]) == set()
+    assert spied._gap_since == {"till-03": 0.0}
+    assert spied.acks == [(5, 1)] and letters() == []
+
+
+def test_topics_the_controller_does_not_serve_are_dead_lettered_word_for_word(spied, caplog):
+    status = {"v": 1, "device": "till-01", "online": True, "ts": TS, "outbox": 0,
+              "printer": "jammed", "seq": 5, "id": "till-01:5"}  # fmt: skip
+    hostile = {"v": 1, "seq": 5, "id": "None:5"}
+    bad_topic = mqtt_message(b"shop/store-042/kiosk/till-01/\xff", b"{}", 4)
+    spied.apply_batch([
+        message(f"{ROOT}/stock/PEN", hostile, 1),
+        message(f"{ROOT}/kiosk/till-01/other", hostile, 2),
+        message(f"{ROOT}/kiosk/till-01/status", status, 3),
+        bad_topic,
+    ])  # fmt: skip
+    got = letters()
+    assert got[:3] == [
+        (f"{ROOT}/stock/PEN", "not a kiosk topic", None, None, 1),
+        (f"{ROOT}/kiosk/till-01/other", "unexpected topic", None, None, 1),
+        # a refused status is no stock event: its seq is not passed over by the gap check
+        (f"{ROOT}/kiosk/till-01/status", "unknown printer state 'jammed'", None, None, 1),
+    ]
+    topic, error, device, seq, times = got[3]
+    assert (topic, device, seq, times) == (f"{ROOT}/kiosk/till-01/\ufffd", None, None, 1)
+    assert error.startswith("internal error: UnicodeDecodeError('utf-8', ")
+    assert spied.dead == 4 and sorted(spied.acks) == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"could not parse a message on {ROOT}/kiosk/till-01/\ufffd"
+    ]
+
+
+def test_a_dead_letter_that_cannot_be_kept_is_logged(spied, caplog):
+    sql(spied, "CREATE TRIGGER noletters BEFORE INSERT ON dead_letter "
+               "BEGIN SELECT RAISE(ABORT, 'full'); END")  # fmt: skip
+    assert spied.apply_batch([message(f"{ROOT}/kiosk/till-01/stock", b"junk", 3)]) == set()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "could not keep the dead letter"
+    ]
+    assert spied.dead == 1 and spied.acks == [(3, 1)] and letters() == []
+
+
+def mqtt_message(topic: bytes, payload: bytes, mid: int):
+    import paho.mqtt.client as mqtt
+
+    m = mqtt.MQTTMessage(mid, topic)
+    m.payload, m.qos = payload, 1
+    return m
+
+
+def test_times_are_checked_against_the_batchs_clock_and_the_configured_tolerance(tmp_path):
+    from kiosk.config import parse
+    from kiosk.mqtt import store
+    from kiosk.mqtt.controller import Controller
+
+    config = parse(
+        '[device]\nid = "hq"\nstore = "store-042"\n[controller]\nfuture_tolerance_s = 10\n'
+    )
+    c = Controller(config, str(tmp_path / "c.db"))
+    try:
+        then = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        ts = lambda s: (then + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
+        events = [
+            {**stock_event("till-01", 1, [("PEN", 1)]), "ts": ts(5)},  # within 10 s
+            {**stock_event("till-01", 2, [("PEN", 1)]), "ts": ts(60)},  # beyond 10 s
+        ]
+        statuses = [
+            {"v": 1, "device": "till-02", "online": True, "ts": ts(5), "outbox": 0},
+            {"v": 1, "device": "till-03", "online": True, "ts": ts(60), "outbox": 0},
+        ]
+        batch = [message(f"{ROOT}/kiosk/till-01/stock", e, i) for i, e in enumerate(events)]
+        batch += [message(f"{ROOT}/kiosk/{s['device']}/status", s, 9) for s in statuses]
+        with c.db.atomic():
+            assert c._apply(batch, then) == {"PEN"}
+        assert [(d.topic, d.error) for d in store.DeadLetter.select().order_by(store.DeadLetter.id)] == [
+            (f"{ROOT}/kiosk/till-01/stock",
+             f"ts '{ts(60)}' is in the future (more than 10 s ahead of the controller's clock)"),
+            (f"{ROOT}/kiosk/till-03/status",
+             f"ts '{ts(60)}' is in the future (more than 10 s ahead of the controller's clock)"),
+        ]  # fmt: skip
+        assert [k.device for k in store.KioskState.select()] == ["till-02"]
+    finally:
+        c.db.close()
+
+
+def test_a_catalog_request_is_answered_after_the_commit(spied):
+    from kiosk.mqtt import master
+    from tests.conftest import CATALOG
+
+    with spied.db.atomic():
+        master.import_rows(master.read_text(spied.rules, CATALOG, "c.csv"), "S1", NOW)
+    get = message(f"{ROOT}/kiosk/till-01/catalog/get", topics.catalog_get("till-01", 0), 7)
+    assert spied.apply_batch([get]) == set()
+    assert spied.acks == [(7, 1)] and spied.served == 1 and letters() == []
+    chunks = [topics.parse_catalog_chunk(p) for t, p, q, r in spied.published
+              if t == f"{ROOT}/kiosk/till-01/catalog/data" and q == 1]  # fmt: skip
+    assert [(c.kind, c.base, c.version, c.items, c.index, c.count) for c in chunks] == [
+        ("full", 0, 1, 12, 0, 1)
+    ]
+    assert spied.catalog_bytes == sum(len(p) for t, p, q, r in spied.published if "catalog" in t)
+    wrong = message(f"{ROOT}/kiosk/till-01/catalog/get", topics.catalog_get("till-02", 0), 8)
+    spied.apply_batch([wrong])
+    assert letters() == [
+        (f"{ROOT}/kiosk/till-01/catalog/get", "device does not match the topic", None, None, 1)
+    ]
