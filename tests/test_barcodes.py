@@ -634,6 +634,7 @@ def test_what_fresh_food_labels_say():
     bare = parser.parse("(01)09501101530003")
     assert (bare.expiry_time, bare.origin, bare.unit_price, bare.currency) == (None,) * 4
     assert (bare.weight_kg, bare.price, bare.amount_payable, bare.measures) == (None,) * 3 + ({},)
+    assert (bare.expiry, bare.best_before, bare.sell_by, bare.packed, bare.produced) == (None,) * 5
     assert parser.parse("(00)376104250021234569").sscc == "376104250021234569"
     amount = parser.parse(f"]C1{GTIN_AI}3902" + "1000")
     assert (amount.amount_payable, amount.price, amount.currency) == (Decimal("10.00"), None, None)
@@ -668,6 +669,8 @@ def shop_in(currency: str) -> BarcodeParser:  # made in the test: mutation testi
 
 def test_a_price_in_a_currency_is_accepted_in_the_shops_currency_only():
     usd, jpy = shop_in("USD"), shop_in("JPY")
+    assert (BarcodeParser().money.currency, usd.money.currency) == ("EUR", "USD")
+    assert usd.parse("0109501101530003" + "3932840" + "1299").price == Decimal("12.99")  # no GS
     assert usd.parse(f"]C1{GTIN_AI}3932840" + "1299").price == Decimal("12.99")
     assert usd.parse(f"]C1{GTIN_AI}3912840" + "1299").amount_payable == Decimal("12.99")
     assert jpy.parse(f"]C1{GTIN_AI}3930392" + "1200").price == 1200

@@ -526,8 +526,9 @@ def _check_part(ai: str, part: _Part, piece: str, raw: str) -> None:
         if check == "yymmdd" and piece[4:] == "00":
             raise BarcodeError(raw, f"bad date in AI ({ai}): date {piece!r} has day 00")
     limits = {"hhmi": (23, 59), "hh": (23,), "mi": (59,), "ss": (59,)}.get(check, ())
-    for index, most in enumerate(limits):
-        if int(piece[2 * index : 2 * index + 2]) > most:
+    if limits:  # HH, MM, SS: two digits each
+        pairs = [int(piece[start : start + 2]) for start in range(0, len(piece), 2)]
+        if any(pair > most for pair, most in zip(pairs, limits, strict=True)):
             raise BarcodeError(raw, f"bad time in AI ({ai}): {piece!r}")
     if check == "country" and piece not in COUNTRIES:
         raise BarcodeError(raw, f"AI ({ai}) has an unknown country code {piece}")
