@@ -870,3 +870,201 @@ def test_a_catalog_request_is_answered_after_the_commit(spied):
     assert letters() == [
         (f"{ROOT}/kiosk/till-01/catalog/get", "device does not match the topic", None, None, 1)
     ]
+
+
+# ---------------------------------------------------------------- the store's bookkeeping by hand
+
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+LATER = datetime(2026, 6, 1, 13, 0, tzinfo=UTC)  # when the controller applies
+
+
+def ev(device, seq, moves=(), kind="sale", minute=0, clock=None, counted=None):
+    """A stock event as parse_stock_event makes it, made `minute`s after T0."""
+    at = T0 + timedelta(minutes=minute)
+    return topics.StockEvent(
+        device=device, seq=seq, ts=at, kind=kind, txn=f"{device}-{seq}", moves=tuple(moves),
+        counted=counted, counted_at={sku: at for sku in counted} if counted else None, clock=clock,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def st(tmp_path):
+    from kiosk.mqtt import store
+
+    db = store.open_store(str(tmp_path / "store.db"))
+    yield store
+    db.close()
+
+
+def apply(st, *events):
+    with st.store_db.atomic():
+        return st.apply_events(list(events), LATER)
+
+
+def test_a_move_at_the_counted_moment_is_absorbed_by_the_count(st):
+    """Another device's sale made exactly when the count was taken: the shelf was
+    counted with it (a move counts after a count only when it is later)."""
+    apply(st, ev("a", 1, [("PEN", 10)], "receive", 0))
+    apply(st, ev("b", 1, kind="count", minute=5, counted={"PEN": 7}))
+    assert apply(st, ev("c", 1, [("PEN", -1)], minute=5)).changed == set()
+    assert levels() == {"PEN": 7}
+    apply(st, ev("d", 1, [("INK", -1)], minute=5))
+    assert apply(st, ev("e", 1, kind="count", minute=5, counted={"INK": 4})).changed == {"INK"}
+    assert levels() == {"PEN": 7, "INK": 4}  # the sale at the counted moment is absorbed
+
+
+def test_which_moves_a_count_sees_before_it(st):
+    """Moves applied before a count arrives: which of them count on top of it."""
+    apply(
+        st,
+        ev("a", 4, [("S1", -1)], minute=9, clock="synced"),  # a's, posted earlier, made later
+        ev("a", 3, [("S2", -1)], minute=9, clock="unsynced"),  # the same, clock unsynced
+        ev("a", 2, [("S3", -1)], minute=9),  # the same, clock not said
+        ev("a", 1, [("S4", -1)], minute=5),  # a's, made at the counted moment
+        ev("b", 1, [("S5", -1)], minute=5),  # b's at the counted moment
+        ev("b", 2, [("S6", -1)], minute=6),  # b's after it
+        ev("a", 6, [("S7", -1)], minute=1),  # a's, posted after the count, dated before
+    )
+    counted = {f"S{i}": 10 for i in range(1, 8)}
+    outcome = apply(st, ev("a", 5, kind="count", minute=5, clock="synced", counted=counted))
+    assert outcome.changed == set(counted)
+    assert levels() == {"S1": 9, "S2": 10, "S3": 9, "S4": 10, "S5": 10, "S6": 9, "S7": 9}
+
+
+def test_an_unsynced_count_sees_only_later_seqs_of_its_device(st):
+    apply(st, ev("a", 4, [("S1", -1)], minute=9, clock="synced"), ev("a", 6, [("S2", -1)]))
+    apply(st, ev("a", 5, kind="count", minute=5, clock="unsynced", counted={"S1": 10, "S2": 10}))
+    assert levels() == {"S1": 10, "S2": 9}
+
+
+def test_an_older_count_never_overwrites_a_newer_one(st):
+    apply(st, ev("a", 5, kind="count", minute=5, clock="unsynced", counted={"PEN": 5}))
+    assert apply(st, ev("a", 3, kind="count", minute=9, clock="unsynced", counted={"PEN": 3})) == (
+        set(), [ev("a", 3, kind="count", minute=9, clock="unsynced", counted={"PEN": 3})], []
+    )  # fmt: skip
+    apply(st, ev("b", 2, kind="count", minute=8, counted={"INK": 8}))
+    apply(st, ev("c", 9, kind="count", minute=7, counted={"INK": 7}))  # earlier: ignored
+    apply(st, ev("d", 2, kind="count", minute=8, counted={"INK": 6}))  # same time and seq
+    assert levels() == {"PEN": 5, "INK": 8}
+    apply(st, ev("e", 1, kind="count", minute=4, counted={"CAP": 4}))  # a SKU of its own
+    assert levels() == {"PEN": 5, "INK": 8, "CAP": 4}
+    level = st.StockLevel.get_by_id("INK")
+    assert (level.count_device, level.count_seq, level.count_clock) == ("b", 2, None)
+    assert level.count_at == "2026-06-01T10:08:00.000000Z"
+
+
+def test_a_count_after_moves_of_the_same_batch(st):
+    outcome = apply(
+        st,
+        ev("a", 1, [("PEN", -1), ("INK", -2)], minute=1),
+        ev("b", 1, kind="count", minute=3, counted={"PEN": 20}),
+        ev("a", 2, [("PEN", -4), ("CAP", -1)], minute=2),  # before the count: absorbed
+        ev("c", 1, [("INK", -3)], minute=6),
+    )
+    assert outcome.changed == {"PEN", "INK", "CAP"}
+    assert levels() == {"PEN": 20, "INK": -5, "CAP": -1}
+    # a move absorbed by the latest count, then one after it, in one batch
+    apply(st, ev("a", 3, [("PEN", -2), ("INK", -1)], minute=2), ev("d", 1, [("INK", -1)], 9))
+    assert levels() == {"PEN": 20, "INK": -7, "CAP": -1}
+
+
+def test_a_count_events_own_moves_are_not_applied(st):
+    count = ev("a", 1, [("PEN", 5)], kind="count", minute=1, counted={"INK": 3})
+    assert apply(st, count).changed == {"INK"}
+    assert levels() == {"INK": 3}
+    assert st.Move.select().count() == 0
+
+
+def test_an_unsynced_move_arriving_after_its_devices_count(st):
+    apply(st, ev("a", 5, kind="count", minute=5, clock="synced", counted={"PEN": 10}))
+    assert apply(st, ev("a", 4, [("PEN", -1)], minute=9, clock="unsynced")).changed == set()
+    assert apply(st, ev("a", 3, [("PEN", -1)], minute=9, clock="synced")).changed == {"PEN"}
+    assert levels() == {"PEN": 9}
+
+
+def test_large_batches_are_written_and_looked_up_in_chunks(st):
+    many = ev("a", 1, [(f"S{i:04d}", 1) for i in range(1000)], "receive")
+    assert len(apply(st, many).changed) == 1000
+    assert st.Move.select().count() == 1000
+    events = [ev("b", seq, [("PEN", 1)], "receive") for seq in range(1, 1003)]
+    for start in range(0, len(events), 400):
+        apply(st, *events[start : start + 400])
+    again = apply(st, *events)
+    assert (again.fresh, again.conflicts) == ([], [])
+    assert levels()["PEN"] == 1002
+
+
+def test_the_watermark_by_hand(st):
+    apply(st, *(ev("a", seq, [("PEN", 1)]) for seq in (1, 2, 4)))
+    apply(st, ev("b", 1, [("PEN", 1)]))
+    assert st.advance_watermark("a") == (2, 4)
+    assert st.KioskState.get_by_id("a").applied_to == 2
+    assert st.advance_watermark("b") == (1, None)
+    assert st.KioskState.get_by_id("a").applied_to == 2
+    # a refused message carrying an applied seq (the kiosk resent a broken copy)
+    with st.store_db.atomic():
+        st.dead_letter("t", b"x", "bad", LATER, ("a", 2))
+        st.dead_letter("t", b"y", "bad", LATER, ("a", 3))
+    assert st.advance_watermark("a") == (4, None)
+    assert [(k.device, k.applied_to) for k in st.KioskState.select().order_by(
+        st.KioskState.device)] == [("a", 4), ("b", 1)]  # fmt: skip
+
+
+def test_the_watermark_moves_at_most_10000_applied_seqs_at_a_time(st):
+    events = [ev("a", seq, [("PEN", 1)]) for seq in range(1, 10_003)]
+    for start in range(0, len(events), 500):
+        apply(st, *events[start : start + 500])
+    assert st.advance_watermark("a") == (10_000, None)
+    assert st.advance_watermark("a") == (10_002, None)
+
+
+def test_dead_letters_are_kept_storable_and_counted(st):
+    import hashlib
+
+    topic = "shop/store-042/kiosk/till-01/stock\ud800" + "t" * 200
+    payload = b"a" * 1999 + "é".encode() + b"tail"
+    error = "bad \ud800 text\x00" + "e" * 2100
+    with st.store_db.atomic():
+        st.dead_letter(topic, payload, error, LATER)
+    row = st.DeadLetter.get()
+    # cut to 200 characters, then made storable (a lone surrogate, NUL written out)
+    assert row.topic == "shop/store-042/kiosk/till-01/stock\\ud800" + "t" * 165
+    assert row.payload == "a" * 1999 + "\ufffd"  # cut at 2,000 bytes, mid-character
+    assert row.error == "bad \\ud800 text\\x00" + "e" * 1989
+    assert (row.times, row.last_at, row.received_at) == (1, "2026-06-01T13:00:00.000000Z",
+                                                         "2026-06-01T13:00:00.000000Z")  # fmt: skip
+    digest = hashlib.sha256(topic.encode("utf-8", "backslashreplace") + b"\0" + payload)
+    assert row.digest == digest.hexdigest()
+    with st.store_db.atomic():
+        st.dead_letter(topic, payload, "again \x00" + "f" * 2100, LATER + timedelta(minutes=1))
+    row = st.DeadLetter.get()
+    assert (row.times, row.last_at) == (2, "2026-06-01T13:01:00.000000Z")
+    assert row.error == "again \\x00" + "f" * 1993
+    with st.store_db.atomic():
+        st.dead_letter("t", b"\xff\xfe\x00ok", "e", LATER)
+    assert st.DeadLetter.get(st.DeadLetter.topic == "t").payload == "\ufffd\ufffd\\x00ok"
+
+
+def test_a_status_recorded_field_by_field(st):
+    status = topics.KioskStatus("till-01", True, T0, 3, "paper_out", 7, catalog=2,
+                                catalog_error="bad\x00" + "x" * 300)  # fmt: skip
+    with st.store_db.atomic():
+        st.record_status(status)
+    k = st.KioskState.get_by_id("till-01")
+    assert (k.online, k.last_seen, k.outbox, k.printer, k.reported_seq, k.catalog_version) == (
+        True, "2026-06-01T10:00:00.000000Z", 3, "paper_out", 7, 2
+    )  # fmt: skip
+    assert k.catalog_error == "bad\\x00" + "x" * 196
+    later = topics.KioskStatus("till-01", False, LATER, 0, "ok", 9, catalog=3, catalog_error="")
+    with st.store_db.atomic():
+        st.record_status(later)
+    k = st.KioskState.get_by_id("till-01")
+    assert (k.online, k.last_seen, k.outbox, k.printer, k.reported_seq) == (
+        False, "2026-06-01T13:00:00.000000Z", 0, "ok", 9
+    )  # fmt: skip
+    assert (k.catalog_version, k.catalog_error) == (3, None)
+    silent = topics.KioskStatus("till-01", True, LATER, 1, "ok", None)  # says no version
+    with st.store_db.atomic():
+        st.record_status(silent)
+    k = st.KioskState.get_by_id("till-01")
+    assert (k.online, k.outbox, k.reported_seq, k.catalog_version) == (True, 1, None, 3)
