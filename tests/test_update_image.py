@@ -189,3 +189,47 @@ def test_usb_rule_starts_the_usb_unit_for_usb_file_systems():
     assert 'ENV{ID_BUS}=="usb"' in lines[0] and 'ENV{ID_FS_USAGE}=="filesystem"' in lines[0]
     assert 'ENV{SYSTEMD_WANTS}+="kiosk-update-usb@%k.service"' in lines[0]
     assert (IMAGE / "systemd" / "kiosk-update-usb@.service").exists()
+
+
+def test_qemu_harness_plays_the_firmware(tmp_path, tools):
+    """image/abboot.py: the slot autoboot.txt selects, the one-shot tryboot request
+    consumed, the chosen slot's kernel, initramfs and command line for qemu."""
+    boot = tmp_path / "slotboot"
+    boot.mkdir()
+    (boot / "config.txt").write_text(
+        "[all]\narm_64bit=1\nkernel=vmlinuz-7.0.1-arm64\n"
+        "initramfs initrd.img-7.0.1-arm64 followkernel\n"
+    )
+    (boot / "cmdline.txt").write_text("console=serial0,115200 console=tty1 root=LABEL=rootfs ro\n")
+    (boot / "vmlinuz-7.0.1-arm64").write_bytes(b"kernel")
+    (boot / "initrd.img-7.0.1-arm64").write_bytes(b"initrd")
+    (tmp_path / "bootsel").mkdir()
+    (tmp_path / "rootfs").mkdir()
+    image = tmp_path / "kiosk.img"
+    parts = layout.assemble_ab(
+        image, tmp_path / "bootsel", layout.fat_image(tmp_path / "b.vfat", boot, "KIOSKSLOT", 64),
+        layout.ext4_image(tmp_path / "r.ext4", tmp_path / "rootfs", "rootfs", 16), None,
+        bootsel_mib=32, boot_mib=64, root_mib=16, data_mib=16,
+    )  # fmt: skip
+
+    def choose() -> dict[str, str]:
+        result = subprocess.run(["python3", str(IMAGE / "abboot.py"), "choose", str(image),
+                                 str(tmp_path / "work")], capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+    normal = choose()
+    assert (normal["SLOT"], normal["PART"], normal["TRIAL"]) == ("A", "2", "0")
+    assert Path(normal["KERNEL"]).read_bytes() == b"kernel"
+    assert Path(normal["INITRD"]).name == "initrd.img-7.0.1-arm64"
+    append = normal["APPEND"].strip("'")
+    assert append.startswith("console=ttyAMA0 root=PARTUUID=6b696f73-05")
+    assert "serial0" not in append and "rauc.slot=A" in append and "tryboot" not in append
+    # the backend asked for a trial of B before rebooting: one boot of B, then A again
+    layout.write_fat_file(str(image), tryboot.TRYBOOT_REQUEST, "B\n", parts[0][1])
+    trial = choose()
+    assert (trial["SLOT"], trial["TRIAL"]) == ("B", "1")
+    assert "root=PARTUUID=6b696f73-06" in trial["APPEND"]
+    assert trial["APPEND"].strip("'").endswith("rauc.slot=B kiosk.tryboot=1")
+    assert choose()["SLOT"] == "A"
