@@ -266,6 +266,28 @@ def catalog_languages() -> tuple[str, ...]:
     return (SOURCE_LANGUAGE, *[lang for lang in found if lang != SOURCE_LANGUAGE])
 
 
+def user_language(shop_language: str | None = None) -> str:
+    """The language of the person at a terminal (the command line): $KIOSK_LANGUAGE,
+    else gettext's own environment (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), else the
+    shop's language, else English; only languages with a catalog (`de_AT` -> `de`)."""
+    from babel.core import default_locale  # noqa: PLC0415
+
+    have = catalog_languages()
+    wanted = [os.environ.get("KIOSK_LANGUAGE", "")]
+    for part in os.environ.get("LANGUAGE", "").split(":"):
+        wanted.append(part)
+    system = default_locale(("LC_ALL", "LC_MESSAGES", "LANG"))
+    if system and not system.endswith("POSIX"):
+        wanted.append(system)
+    wanted.append(shop_language or "")
+    for candidate in wanted:
+        candidate = _babel(candidate.split(".")[0]) if candidate else ""
+        for code in (candidate, candidate.split("_")[0]):
+            if code in have:
+                return code
+    return SOURCE_LANGUAGE
+
+
 def language_name(language: str) -> str:
     """The language's name in itself, for the attract screen's switch: `Deutsch`."""
     from babel import Locale  # noqa: PLC0415

@@ -192,6 +192,20 @@ def test_zvt_result_texts_in_the_shops_language():
     assert codec.result_text(0x11, "fr") == "erreur du terminal 11"
 
 
+def test_the_command_line_speaks_its_users_language(monkeypatch):
+    for name in ("KIOSK_LANGUAGE", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    assert i18n.user_language("fr") == "fr"  # nothing set: the shop's
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert i18n.user_language("fr") == "fr"
+    monkeypatch.setenv("LANG", "de_AT.UTF-8")
+    assert i18n.user_language("fr") == "de"
+    monkeypatch.setenv("LANGUAGE", "es:fr")
+    assert i18n.user_language("de") == "fr"  # the first with a catalog
+    monkeypatch.setenv("KIOSK_LANGUAGE", "en")
+    assert i18n.user_language("de") == "en"
+
+
 # ---------------------------------------------------------------- config and overrides
 
 
