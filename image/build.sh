@@ -114,9 +114,9 @@ image() {
         packages+=("${AB_PACKAGES[@]}")
         ab_hooks=(
             --customize-hook="mkdir -p \"\$1/etc/rauc\" \"\$1/usr/lib/rauc\" && cp $HERE/rauc/system.conf \"\$1/etc/rauc/\" && cp $KEYRING \"\$1/etc/rauc/keyring.pem\""
-            --customize-hook="cp $HERE/rauc/kiosk-backend $HERE/rauc/kiosk-post-install \"\$1/usr/lib/rauc/\""
+            --customize-hook="cp $HERE/rauc/kiosk-backend $HERE/rauc/kiosk-post-install $HERE/rauc/kiosk-trial-guard \"\$1/usr/lib/rauc/\""
             --customize-hook="cp $HERE/systemd/* \"\$1/etc/systemd/system/\" && cp $HERE/udev/*.rules \"\$1/etc/udev/rules.d/\""
-            --customize-hook="chroot \"\$1\" systemctl enable kiosk-update-check.service kiosk-update-switch.timer"
+            --customize-hook="chroot \"\$1\" systemctl enable kiosk-update-check.service kiosk-update-switch.timer kiosk-update-guard.timer"
         )
     elif [ "$LAYOUT" != single ]; then
         echo "build.sh: LAYOUT=$LAYOUT: single or ab" >&2; exit 2

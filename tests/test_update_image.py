@@ -174,7 +174,7 @@ def unit_root(tmp_path):
 @pytest.mark.parametrize(
     "unit",
     ["kiosk-update-check.service", "kiosk-update-switch.service", "kiosk-update-switch.timer",
-     "kiosk-update-usb@sda1.service"],
+     "kiosk-update-usb@sda1.service", "kiosk-update-guard.service", "kiosk-update-guard.timer"],
 )  # fmt: skip
 def test_update_units_verify_cleanly(unit_root, unit):
     result = subprocess.run(["systemd-analyze", "verify", f"--root={unit_root}", unit],
@@ -233,3 +233,27 @@ def test_qemu_harness_plays_the_firmware(tmp_path, tools):
     assert "root=PARTUUID=6b696f73-06" in trial["APPEND"]
     assert trial["APPEND"].strip("'").endswith("rauc.slot=B kiosk.tryboot=1")
     assert choose()["SLOT"] == "A"
+
+
+@pytest.mark.parametrize(
+    ("pending", "booted", "node", "reboots"),
+    [("B", "B", None, True), ("B", "A", None, False), (None, "B", None, False),
+     ("B", "A", 3, True), ("A", "A", 3, False)],
+)  # fmt: skip
+def test_trial_guard_reboots_an_undecided_trial(tmp_path, pending, booted, node, reboots):
+    """image/rauc/kiosk-trial-guard, plain shell: reboot only when the booted slot is
+    still the one on trial (the firmware's partition node wins over the command line)."""
+    (tmp_path / "boot").mkdir()
+    if pending:
+        (tmp_path / "boot" / "kiosk-slots.txt").write_text(f"A=good\nB=good\npending={pending}\n")
+    (tmp_path / "cmdline").write_text(f"console=ttyAMA0 rauc.slot={booted} ro\n")
+    (tmp_path / "dt").mkdir()
+    if node:
+        (tmp_path / "dt" / "partition").write_bytes(node.to_bytes(4, "big"))
+    env = {"PATH": "/usr/bin:/bin", "KIOSK_BOOTSEL": str(tmp_path / "boot"),
+           "KIOSK_FIRMWARE_DT": str(tmp_path / "dt"), "KIOSK_CMDLINE": str(tmp_path / "cmdline"),
+           "KIOSK_REBOOT": "echo REBOOTING"}  # fmt: skip
+    result = subprocess.run(["sh", str(IMAGE / "rauc" / "kiosk-trial-guard")], env=env,
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert ("REBOOTING" in result.stdout) == reboots, result.stdout

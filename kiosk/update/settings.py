@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
+GUARD_SECONDS = 15 * 60  # kiosk-update-guard.timer ends an undecided trial then
 Whole = Annotated[int, Strict()]
 Seconds = Annotated[float, Strict()]
 
@@ -29,3 +30,12 @@ class UpdateConfig(BaseModel):
     max_restarts: Whole = Field(3, ge=0, le=100)
     # Where the kiosk's update record lives (the data partition).
     state_file: Path = Path("/var/lib/kiosk/update.json")
+
+    @model_validator(mode="after")
+    def _decided_before_the_guard(self) -> UpdateConfig:
+        if self.ready_timeout + self.stable_seconds > GUARD_SECONDS - 60:
+            raise ValueError(
+                f"ready_timeout + stable_seconds must stay under {GUARD_SECONDS - 60} s "
+                "(the trial guard reboots an undecided trial after 15 minutes)"
+            )
+        return self
