@@ -1068,3 +1068,150 @@ def test_a_status_recorded_field_by_field(st):
         st.record_status(silent)
     k = st.KioskState.get_by_id("till-01")
     assert (k.online, k.outbox, k.reported_seq, k.catalog_version) == (True, 1, None, 3)
+
+
+# ---------------------------------------------------------------- opening and migrating a store
+
+
+def test_a_store_path_opens_sqlite_with_wal_full_sync_and_immediate_transactions(tmp_path):
+    import sqlite3
+
+    from kiosk.mqtt import store
+
+    path = tmp_path / "a" / "b" / "store.db"  # folders made as needed
+    db = store.open_store(str(path))
+    try:
+        assert path.is_file()
+        assert db.pragma("journal_mode") == "wal"
+        assert (db.pragma("synchronous"), db.pragma("busy_timeout")) == (2, 10_000)
+        assert store.schema_version(db) == store.SCHEMA_VERSION
+        assert "schema_version" not in db.get_tables()  # SQLite keeps it in user_version
+        # a transaction takes the write lock when it begins: another writer makes it wait
+        db.execute_sql("PRAGMA busy_timeout = 0")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(Exception, match="database is locked"), db.atomic():
+                db.execute_sql("SELECT 1")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    finally:
+        db.close()
+
+
+def test_a_store_url_opens_that_database(tmp_path):
+    from kiosk.mqtt import store
+
+    path = tmp_path / "url.db"
+    db = store.open_store(f"sqlite:///{path}")
+    try:
+        assert type(db).__name__ == "SqliteDatabase" and db.database == str(path)
+        assert path.is_file() and store.schema_version(db) == store.SCHEMA_VERSION
+        assert db.pragma("journal_mode") == "delete"  # the URL's own settings
+    finally:
+        db.close()
+
+
+# The store as version 1 made it: schema 0 plus the columns step 1 added (at the end of
+# each table, as ALTER TABLE puts them), no item master, user_version 1.
+V1_STEPS = """
+ALTER TABLE applied_event ADD COLUMN digest VARCHAR(64);
+ALTER TABLE applied_event ADD COLUMN clock VARCHAR(8);
+ALTER TABLE stock_level ADD COLUMN count_device VARCHAR(32);
+ALTER TABLE stock_level ADD COLUMN count_seq INTEGER;
+ALTER TABLE stock_level ADD COLUMN count_clock VARCHAR(8);
+ALTER TABLE move ADD COLUMN clock VARCHAR(8);
+ALTER TABLE dead_letter ADD COLUMN digest VARCHAR(64);
+ALTER TABLE dead_letter ADD COLUMN times INTEGER;
+ALTER TABLE dead_letter ADD COLUMN last_at VARCHAR(32);
+ALTER TABLE dead_letter ADD COLUMN device VARCHAR(32);
+ALTER TABLE dead_letter ADD COLUMN seq INTEGER;
+UPDATE stock_level SET count_device = 'till-01', count_seq = 2;
+UPDATE dead_letter SET times = 4, last_at = received_at;
+INSERT INTO kiosk_state (device, online, last_seen, outbox, printer, applied_to, reported_seq)
+  VALUES ('till-01', 1, '2026-11-01T12:06:00.000000Z', 0, 'ok', 2, 2);
+PRAGMA user_version = 1;
+"""
+
+
+def old_store(path, *steps: str) -> None:
+    import sqlite3
+
+    from tests.test_controller_store import OLD_SCHEMA
+
+    with sqlite3.connect(path) as old:
+        old.executescript(OLD_SCHEMA.format(pk="INTEGER NOT NULL PRIMARY KEY", bool="INTEGER"))
+        for step in steps:
+            old.executescript(step)
+    old.close()
+
+
+def test_a_sqlite_store_made_by_version_1_is_migrated(tmp_path):
+    import sqlite3
+
+    from kiosk.mqtt import store
+
+    path = tmp_path / "controller.db"
+    old_store(path, V1_STEPS)
+    db = store.open_store(str(path))
+    try:
+        assert store.schema_version(db) == store.SCHEMA_VERSION == 3
+        assert {"master_item", "catalog_version", "catalog_change", "scheduled_change"} <= set(
+            db.get_tables()
+        )
+        columns = [c.name for c in db.get_columns("kiosk_state")]
+        assert columns[-2:] == ["catalog_version", "catalog_error"]
+        k = store.KioskState.get_by_id("till-01")
+        assert (k.applied_to, k.reported_seq, k.catalog_version, k.catalog_error) == (
+            2,
+            2,
+            None,
+            None,
+        )
+        status = topics.KioskStatus("till-01", True, T0, 0, "ok", 3, catalog=4, catalog_error="no")
+        with db.atomic():
+            store.record_status(status)
+        k = store.KioskState.get_by_id("till-01")
+        assert (k.reported_seq, k.catalog_version, k.catalog_error) == (3, 4, "no")
+        assert store.DeadLetter.get().times == 4  # kept as they were
+        level = store.StockLevel.get_by_id("PEN")
+        assert (level.on_hand, level.count_device, level.count_seq) == (40, "till-01", 2)
+    finally:
+        db.close()
+    # the store as version 1 left it, kept beside it
+    with sqlite3.connect(tmp_path / "controller.db.schema-1.bak") as kept:
+        assert kept.execute("PRAGMA user_version").fetchone() == (1,)
+        assert "catalog_version" not in {
+            c[1] for c in kept.execute("PRAGMA table_info(kiosk_state)")
+        }
+    kept.close()
+
+
+def test_a_half_done_first_step_is_finished(tmp_path):
+    """A store of schema 0 where the dead letters' counting columns were added by hand
+    and one letter already counted: the step adds what is missing and fills only the
+    letters that have no count yet."""
+    from kiosk.mqtt import store
+
+    path = tmp_path / "controller.db"
+    old_store(
+        path,
+        "ALTER TABLE dead_letter ADD COLUMN times INTEGER;"
+        "ALTER TABLE dead_letter ADD COLUMN last_at VARCHAR(32);"
+        "INSERT INTO dead_letter (topic, payload, error, received_at, times, last_at) VALUES "
+        "('t', 'p', 'e', '2026-11-01T12:07:00.000000Z', 3, '2026-11-02T08:00:00.000000Z');",
+    )
+    db = store.open_store(str(path))
+    try:
+        assert store.schema_version(db) == 3
+        rows = [(d.times, d.last_at, d.digest, d.device, d.seq)
+                for d in store.DeadLetter.select().order_by(store.DeadLetter.id)]  # fmt: skip
+        assert rows == [
+            (1, "2026-11-01T12:05:00.000000Z", None, None, None),
+            (3, "2026-11-02T08:00:00.000000Z", None, None, None),
+        ]
+        level = store.StockLevel.get_by_id("PEN")
+        assert (level.count_device, level.count_seq, level.count_clock) == ("till-01", 2, None)
+    finally:
+        db.close()
