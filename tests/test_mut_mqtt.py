@@ -1215,3 +1215,73 @@ def test_a_half_done_first_step_is_finished(tmp_path):
         assert (level.count_device, level.count_seq, level.count_clock) == ("till-01", 2, None)
     finally:
         db.close()
+
+
+# ---------------------------------------------------------------- more of the contract word for word
+
+
+def test_a_status_with_the_item_master_version(monkeypatch):
+    monkeypatch.setattr(topics, "ts_now", lambda: TS)
+    assert topics.kiosk_status("till-01", True, 0, "ok", None, 7, "e" * 300) == {
+        "v": 1, "device": "till-01", "online": True, "ts": TS, "outbox": 0, "printer": "ok",
+        "catalog": 7, "catalog_error": "e" * 200,
+    }  # fmt: skip
+    plain = topics.kiosk_status("till-01", True, 0, "ok", 0, 0, "")
+    assert (plain["seq"], plain["catalog"], "catalog_error" in plain) == (0, 0, False)
+    assert "catalog" not in topics.kiosk_status("till-01", True, 0, "ok", 1)
+    s = topics.parse_kiosk_status(status(catalog=7, catalog_error="x" * 200), "till-01", NOW)
+    assert (s.catalog, s.catalog_error, s.seq) == (7, "x" * 200, None)
+    s = topics.parse_kiosk_status(status(catalog=0, catalog_error=""), "till-01", NOW)
+    assert (s.catalog, s.catalog_error) == (0, None)
+    s = topics.parse_kiosk_status(status(catalog=2**31 - 1, catalog_error=None), "till-01", NOW)
+    assert (s.catalog, s.catalog_error) == (2**31 - 1, None)
+    for changes, message in [
+        ({"catalog": -1}, "catalog -1 is out of range 0..2147483647"),
+        ({"catalog": 2**31}, "catalog 2147483648 is out of range 0..2147483647"),
+        ({"catalog": "7"}, "catalog must be an integer"),
+        ({"catalog_error": "x" * 201}, "catalog_error must be text of at most 200 characters"),
+        ({"catalog_error": 5}, "catalog_error must be text of at most 200 characters"),
+        ({"seq": 2**31}, "seq 2147483648 is out of range 0..2147483647"),
+        ({"seq": "1"}, "seq must be an integer"),
+        ({"outbox": ...}, "outbox must be an integer"),
+        ({"online": ...}, "online must be true or false"),
+        ({"device": ...}, "device must be a device id"),
+        ({"ts": ...}, "ts must be an ISO-8601 UTC string"),
+    ]:
+        assert refused(topics.parse_kiosk_status, status(**changes), "till-01", NOW) == message, (
+            changes
+        )
+
+
+@pytest.mark.parametrize(
+    ("payload", "accepted"),
+    [
+        # an escaped quote does not end the string: the brackets after it are text
+        (b'{"v": 1, "s": "a\\"[[[[[[[[", "t": "b"}', True),
+        # an escaped backslash does: the nesting after the string counts
+        (b'{"v": 1, "s": "a\\\\", "a": [[[[[[[]]]]]]]}', False),
+        (b'{"v": 1, "s": "\\\\\\"[[[[[[[", "a": [[[[[[[]]]]]]]}', False),
+        # brackets side by side do not nest
+        (b'{"v": 1, "a": [[], [], [], [], [], [], [], []]}', True),
+        (b'{"v": 1, "a": [[[[{}]]]], "b": [[[[{}]]]]}', True),
+        (b'{"v": 1, "a": [[[[[[]]]]]]}', False),
+    ],
+)
+def test_nesting_is_counted_past_escapes_and_closers(payload, accepted):
+    if accepted:
+        assert topics.parse_resync(payload[:-1] + b', "from_seq": 3}') == 3
+    else:
+        assert refused(topics.parse_resync, payload) == "JSON nested deeper than 6"
+
+
+def test_a_key_given_twice_is_refused_word_for_word():
+    assert refused(topics.parse_resync, b'{"v": 1, "a": 1, "from_seq": 2, "a": 3}') == (
+        "key 'a' appears twice"
+    )
+    long = "k" * 50
+    assert refused(topics.parse_resync, f'{{"v": 1, "{long}": 1, "{long}": 2}}'.encode()) == (
+        f"key {'k' * 40!r} appears twice"
+    )
+    assert refused(topics.parse_resync, b'{"v": 1, "b": 1, "c": 2, "c": 2, "b": 1}') == (
+        "key 'c' appears twice"
+    )
