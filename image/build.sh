@@ -36,7 +36,8 @@ PACKAGES=(systemd systemd-sysv udev dbus raspi-firmware "linux-image-arm64/$SUIT
           libgl1 libgbm1 libusb-1.0-0 tzdata iproute2)
 BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev)
 LAYOUT=${LAYOUT:-single}
-AB_PACKAGES=(rauc mtools)  # the A/B card: RAUC, and mtools for its post-install handler
+AB_PACKAGES=(rauc rauc-service mtools)  # the A/B card: RAUC and its D-Bus service; mtools
+                                        # for its post-install handler
 
 configs() {
     local dir=$1
@@ -116,6 +117,7 @@ image() {
             --customize-hook="mkdir -p \"\$1/etc/rauc\" \"\$1/usr/lib/rauc\" && cp $HERE/rauc/system.conf \"\$1/etc/rauc/\" && cp $KEYRING \"\$1/etc/rauc/keyring.pem\""
             --customize-hook="cp $HERE/rauc/kiosk-backend $HERE/rauc/kiosk-post-install $HERE/rauc/kiosk-trial-guard \"\$1/usr/lib/rauc/\""
             --customize-hook="cp $HERE/systemd/* \"\$1/etc/systemd/system/\" && cp $HERE/udev/*.rules \"\$1/etc/udev/rules.d/\""
+            --customize-hook="mkdir -p \"\$1/etc/dbus-1/system.d\" && cp $HERE/rauc/kiosk-rauc-dbus.conf \"\$1/etc/dbus-1/system.d/kiosk-rauc.conf\""
             --customize-hook="chroot \"\$1\" systemctl enable kiosk-update-check.service kiosk-update-switch.timer kiosk-update-guard.timer"
         )
     elif [ "$LAYOUT" != single ]; then

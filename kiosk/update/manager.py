@@ -169,10 +169,18 @@ class Manager:
                     found[name] = version
         return found
 
-    def install(self, path: Path) -> bundle.BundleInfo:
+    def install(self, path: Path, allow_older: bool = False) -> bundle.BundleInfo:
         """Check the bundle, write it into the other slot (selling goes on) and leave the
-        switch for the next quiet moment."""
+        switch for the next quiet moment. A bundle no newer than the running version is
+        refused unless allow_older: an old signed bundle must not be a way back to a
+        version with a known hole (a rollback to the other slot is `rollback`)."""
         info = bundle.check(path, self.settings.keyring)
+        running = self.slot_versions().get(self.backend.current()) or _app_version()
+        if not allow_older and version_key(info.version) <= version_key(running):
+            raise UpdateError(
+                f"{Path(path).name}: version {info.version} is not newer than the running "
+                f"{running} (--allow-older to install it anyway)"
+            )
         started = time.monotonic()
         self.rauc("install", str(path))
         target = self.backend.state().pending
@@ -273,6 +281,18 @@ class Manager:
         }
         self.record.update(slots=slots)
         return slots
+
+
+def version_key(version: str) -> tuple:
+    """1.10.0 after 1.9.2; numbers compare as numbers, other parts as text after them."""
+    parts = version.replace("-", ".").replace("+", ".").split(".")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def _app_version() -> str:
+    from kiosk import __version__  # noqa: PLC0415
+
+    return __version__
 
 
 def status_fields(record_path: Path) -> dict:
