@@ -163,7 +163,7 @@ def replay_command(
 
     Without --db it works on a temporary copy of the configured ledger (or a demo
     ledger when there is none), so nothing real is touched."""
-    from kiosk.replay_run import run_replay  # noqa: PLC0415
+    from kiosk.checkout.replay_run import run_replay  # noqa: PLC0415
 
     config = get_config()
     if role:
@@ -317,8 +317,8 @@ def report() -> None:
 @click.option("--float", "opening_float", default="0", help="Cash in the drawer at opening.")
 def report_z(db_path: Path | None, day: str | None, opening_float: str) -> None:
     """End-of-day totals: tenders, tax per rate, returns, voids, discounts, cash expected."""
+    from kiosk.checkout.report_text import z_report_lines  # noqa: PLC0415
     from kiosk.ledger import reports  # noqa: PLC0415
-    from kiosk.report_text import z_report_lines  # noqa: PLC0415
 
     try:
         the_day = date.fromisoformat(day) if day else date.today()

@@ -21,12 +21,12 @@ from escpos.capabilities import get_profile
 from escpos.printer import Dummy, File
 from PIL import Image
 
+from kiosk.checkout.report_text import z_report_lines
 from kiosk.config import Config, PrinterConfig, parse
 from kiosk.documents import KitLabel, Receipt, ReceiptLine, TaxLine, TenderLine, TextReport
 from kiosk.drivers.layout import paper_for
 from kiosk.drivers.printer import EscposPrinter
 from kiosk.ledger.reports import ZReport
-from kiosk.report_text import z_report_lines
 from tests.escpos_decoder import Bitmap, Decoder, Document, paper_image
 
 PROFILES = ["default", "TM-T88V", "TM-T20II", "POS-5890", "TM-U220"]

@@ -16,13 +16,13 @@ from kiosk.checkout.core import (
     State,
     _sentence,
 )
+from kiosk.checkout.report_text import money
 from kiosk.documents import TextReport
 from kiosk.drivers.base import DrawerError, PrinterError
 from kiosk.ledger import payments, receipts, sales
 from kiosk.ledger.core import LedgerError, StorageFullError
 from kiosk.ledger.money import CASH, ZERO, MoneyError, Tender, round_cash, settle
 from kiosk.ledger.posting import Posted
-from kiosk.report_text import money
 
 
 class PayingMixin:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from kiosk.checkout.core import Outcome, State
 from kiosk.checkout.refunds import post_request
+from kiosk.checkout.report_text import money
 from kiosk.checkout.terminal import _is_ours
 from kiosk.drivers.payment import TerminalResult
 from kiosk.ledger import payments
 from kiosk.ledger.core import LedgerError
 from kiosk.ledger.money import ZERO
-from kiosk.report_text import money
 
 
 class RecoveryMixin:

@@ -10,12 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 from kiosk.checkout.core import SUPERVISOR, Outcome, PendingPayment, _sentence
+from kiosk.checkout.report_text import money
 from kiosk.drivers.payment import TerminalResult
 from kiosk.ledger import audit, payments, sales
 from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
 from kiosk.ledger.money import CASH, ZERO, Tender, round_cash
 from kiosk.ledger.posting import Posted
-from kiosk.report_text import money
 
 
 @dataclass

@@ -18,11 +18,11 @@ from kiosk.checkout.core import (
     _quantity,
     _sentence,
 )
+from kiosk.checkout.report_text import money
 from kiosk.ledger import audit, catalog
 from kiosk.ledger.barcodes import Parsed
 from kiosk.ledger.core import LedgerError
 from kiosk.ledger.money import ZERO
-from kiosk.report_text import money
 
 _TOO_MUCH = f"A sale can total at most {numbers.MAX_MONEY}: pay for this part first"
 

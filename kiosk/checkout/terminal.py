@@ -7,11 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from kiosk.checkout.core import Outcome, State, _sentence
+from kiosk.checkout.report_text import money
 from kiosk.drivers.payment import TerminalJob, TerminalResult
 from kiosk.ledger import payments
 from kiosk.ledger.core import LedgerError, StorageFullError
 from kiosk.ledger.money import CASH, ZERO
-from kiosk.report_text import money
 
 
 class TerminalMixin:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import platformdirs
 
+from kiosk.checkout.replay_run import TerminalPrinter, run_steps
 from kiosk.config import Config
 from kiosk.demo.seed import seed
 from kiosk.ledger import reports
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.verify import verify
-from kiosk.replay_run import TerminalPrinter, run_steps
 
 
 def demo_ledger_path() -> Path:

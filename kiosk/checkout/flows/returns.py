@@ -20,13 +20,13 @@ from kiosk.checkout.core import (
     _sentence,
 )
 from kiosk.checkout.refunds import _sale_line_json
+from kiosk.checkout.report_text import money
 from kiosk.ledger import catalog, sales
 from kiosk.ledger.barcodes import BarcodeError, Parsed
 from kiosk.ledger.core import LedgerError
 from kiosk.ledger.money import CASH, ZERO
 from kiosk.ledger.posting import Posted
 from kiosk.ledger.sales import ReturnLine
-from kiosk.report_text import money
 
 
 @dataclass

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from kiosk import numbers
 from kiosk.checkout.core import ANY_STAFF, SUPERVISOR, Outcome, State, _sentence
+from kiosk.checkout.report_text import money, z_report_lines
 from kiosk.documents import TextReport
 from kiosk.drivers.base import PrinterError
 from kiosk.drivers.payment import TerminalResult
 from kiosk.ledger import payments, receipts, reports
 from kiosk.ledger.core import LedgerError
 from kiosk.ledger.money import ZERO
-from kiosk.report_text import money, z_report_lines
 
 
 class StaffMenuMixin:

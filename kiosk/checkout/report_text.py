@@ -2,7 +2,8 @@
 
 Lines are laid out for the configured printer's columns (`[printer] profile`,
 `paper_mm`, `columns`): on a 58 mm printer the Z report is 32 columns wide and
-every figure stays on the line of its label.
+every figure stays on the line of its label. It lives in the checkout layer, the lowest
+that may read both the ledger's reports and the drivers' layout (neither imports the other).
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ from decimal import Decimal
 
 from kiosk.config import Config
 from kiosk.documents import Receipt
-from kiosk.drivers.layout import (
-    pair,
-    paper_from_config,
-    receipt_ops,
-    text_lines,
-    text_paper,
-    wrap,
-)
+from kiosk.drivers.layout import pair, paper_from_config, receipt_ops, text_lines, text_paper, wrap
 from kiosk.ledger.reports import ZReport
 
 

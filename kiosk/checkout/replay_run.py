@@ -1,7 +1,8 @@
 """Running a session script from the command line: ledger set-up, output, totals.
 
 Shared by `kiosk replay` and the headless `kiosk run --demo`, which replays a
-bundled shift through the same Checkout the screens use.
+bundled shift through the same Checkout the screens use; beside replay.py, whose
+scripts it runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kiosk.checkout.replay import ExpectationFailed, ReplayClock, Step, replay
+from kiosk.checkout.report_text import money, receipt_lines
 from kiosk.checkout.session import Checkout, Event
 from kiosk.config import Config
 from kiosk.documents import KitLabel, Receipt, TextReport
@@ -23,7 +25,6 @@ from kiosk.ledger import catalog_csv
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.models import Item, utc_now
 from kiosk.ledger.verify import verify
-from kiosk.report_text import money, receipt_lines
 
 Out = Callable[[str], None]
 
