@@ -1285,3 +1285,149 @@ def test_a_key_given_twice_is_refused_word_for_word():
     assert refused(topics.parse_resync, b'{"v": 1, "b": 1, "c": 2, "c": 2, "b": 1}') == (
         "key 'c' appears twice"
     )
+
+
+# ---------------------------------------------------------------- attendant alerts and status extras
+
+
+def alert_raw(**changes) -> bytes:
+    data = {"v": 1, "device": "till-01", "id": "a-1", "kind": "call_staff", "text": "Help",
+            "ts": TS}  # fmt: skip
+    data.update(changes)
+    return raw({k: v for k, v in data.items() if v is not ...})
+
+
+def test_alert_topics_and_payloads_written_out(monkeypatch):
+    monkeypatch.setattr(topics, "ts_now", lambda: TS)
+    root = "shop/store-042"
+    assert topics.kiosk_alert_topic(root, "till-01") == "shop/store-042/kiosk/till-01/alert"
+    assert topics.kiosk_ack_topic(root, "till-01") == "shop/store-042/kiosk/till-01/ack"
+    assert topics.open_alert_topic(root, "till-01", "a-1") == "shop/store-042/alerts/till-01/a-1"
+    assert topics.alert_acl(root) == [
+        "pattern write shop/store-042/kiosk/%u/alert",
+        "pattern write shop/store-042/kiosk/%u/ack",
+        "pattern read shop/store-042/alerts/#",
+    ]
+    assert topics.alert("till-01", "a-1", "age_check", "t" * 250) == {
+        "v": 1, "device": "till-01", "id": "a-1", "kind": "age_check", "text": "t" * 200, "ts": TS,
+    }  # fmt: skip
+    assert topics.alert("till-01", "a-1", "other", "x", "2026-01-01T00:00:00Z")["ts"] == (
+        "2026-01-01T00:00:00Z"
+    )
+    assert topics.alert_ack("cart-1", "till-01", "a-1", "b" * 40) == {
+        "v": 1, "device": "cart-1", "alert": "till-01/a-1", "by": "b" * 32,
+    }  # fmt: skip
+    assert topics.status_extras("1.2.3" + "x" * 40, True) == {
+        "app": ("1.2.3" + "x" * 40)[:32], "clock": "synced",
+    }  # fmt: skip
+    assert topics.status_extras("1", False) == {"app": "1", "clock": "unsynced"}
+
+
+def test_an_alert_parsed_field_by_field():
+    a = topics.parse_alert(alert_raw(text="Tab\there"), "till-01", NOW)
+    assert a == topics.Alert("till-01", "a-1", "call_staff", "Tab\there",
+                             datetime(2026, 6, 1, 11, 59, tzinfo=UTC))  # fmt: skip
+    assert a.key == "till-01/a-1"
+    plain = topics.parse_alert(alert_raw(text=..., id="Z" * 32), "till-01", NOW)
+    assert (plain.text, plain.id) == ("", "Z" * 32)
+    # a clock that is off: the alert still comes through, placed now
+    assert topics.parse_alert(alert_raw(ts="2019-12-31T23:59:59Z"), "till-01", NOW).ts == NOW
+    assert topics.parse_alert(alert_raw(ts="2026-06-01T12:05:01Z"), "till-01", NOW).ts == NOW
+    edge = topics.parse_alert(alert_raw(ts="2026-06-01T12:05:00Z"), "till-01", NOW)
+    assert edge.ts == datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    assert topics.parse_alert(alert_raw(ts="2026-06-01T12:00:30Z"), "till-01", NOW, 10).ts == NOW
+    floor = topics.parse_alert(alert_raw(ts="2020-01-01T00:00:00Z"), "till-01", NOW)
+    assert floor.ts == datetime(2020, 1, 1, tzinfo=UTC)
+    recent = topics.parse_alert(alert_raw(ts=topics.ts_now()), "till-01")  # this machine's clock
+    assert abs((recent.ts - datetime.now(UTC)).total_seconds()) < 3600
+    for kind in topics.ALERT_KINDS:
+        assert topics.parse_alert(alert_raw(kind=kind), "till-01", NOW).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (alert_raw(text="x" * 2100), "alert message of 2213 bytes is over 2048"),
+        (alert_raw(device="till-02"), "device does not match the topic"),
+        (alert_raw(id="-a"), "id must be 1-32 letters, digits, '_' or '-'"),
+        (alert_raw(id="a" * 33), "id must be 1-32 letters, digits, '_' or '-'"),
+        (alert_raw(id=5), "id must be 1-32 letters, digits, '_' or '-'"),
+        (alert_raw(kind="fire"), "unknown alert kind 'fire'"),
+        (alert_raw(kind="k" * 30), f"unknown alert kind {'k' * 20!r}"),
+        (alert_raw(kind=["call_staff"]), "unknown alert kind \"['call_staff']\""),
+        (alert_raw(text="x" * 201), "text must be text of at most 200 characters"),
+        (alert_raw(text=7), "text must be text of at most 200 characters"),
+        (alert_raw(text="a\nb"), "text must not hold control characters"),
+        (alert_raw(text="\x1f"), "text must not hold control characters"),
+        (alert_raw(ts=...), "ts must be an ISO-8601 UTC string"),
+        (alert_raw(v=2), "unsupported schema version '2'"),
+    ],
+)  # fmt: skip
+def test_alert_refusals_word_for_word(payload, message):
+    assert refused(topics.parse_alert, payload, "till-01", NOW) == message
+
+
+def test_a_2048_byte_alert_is_read():
+    base = alert_raw(pad="")
+    exactly = alert_raw(pad="x" * (2048 - len(base)))
+    assert len(exactly) == 2048
+    assert topics.parse_alert(exactly, "till-01", NOW).text == "Help"
+    assert refused(topics.parse_alert, "text", "till-01", NOW) == "payload must be bytes"
+
+
+def ack_raw(**changes) -> bytes:
+    data = {"v": 1, "device": "cart-1", "alert": "till-01/a-1", "by": "S1"}
+    data.update(changes)
+    return raw({k: v for k, v in data.items() if v is not ...})
+
+
+def test_an_acknowledgement_parsed_and_refused():
+    ack = topics.parse_alert_ack(ack_raw(), "cart-1")
+    assert ack == topics.AlertAck("cart-1", "till-01", "a-1", "S1")
+    assert topics.parse_alert_ack(ack_raw(by=...), "cart-1").by == "cart-1"
+    assert topics.parse_alert_ack(ack_raw(by="b" * 32), "cart-1").by == "b" * 32
+    for changes, message in [
+        ({"device": "cart-2"}, "device does not match the topic"),
+        ({"alert": "till-01"}, "alert must be <device>/<id>"),
+        ({"alert": "till-01/a/b"}, "alert must be <device>/<id>"),
+        ({"alert": 5}, "alert must be <device>/<id>"),
+        ({"alert": "-x/a-1"}, "alert must be <device>/<id>"),
+        ({"alert": "till-01/-a"}, "alert must be <device>/<id>"),
+        ({"by": "b" * 33}, "by must be text of at most 32 characters"),
+        ({"by": "S\x001"}, "by must not hold control characters"),
+    ]:
+        assert refused(topics.parse_alert_ack, ack_raw(**changes), "cart-1") == message, changes
+    big = ack_raw(by="x" * 2100)
+    assert refused(topics.parse_alert_ack, big, "cart-1") == (
+        f"alert message of {len(big)} bytes is over 2048"
+    )
+
+
+def test_an_open_alert_read_back_from_its_retained_topic():
+    root = "shop/store-042"
+    topic = "shop/store-042/alerts/till-01/a-1"
+    assert topics.parse_open_alert(b"", root, topic) is None
+    old = alert_raw(ts="2026-01-01T00:00:00Z")  # a retained alert can be months old
+    got = topics.parse_open_alert(old, root, topic)
+    assert (got.device, got.id, got.ts) == ("till-01", "a-1", datetime(2026, 1, 1, tzinfo=UTC))
+    for where, message in [
+        ("shop/store-043/alerts/till-01/a-1", "not an alert topic"),
+        ("shop/store-042x/alerts/till-01/a-1", "not an alert topic"),
+        ("shop/store-042/alarms/till-01/a-1", "not an alert topic"),
+        ("shop/store-042/alerts/till-01", "not an alert topic"),
+        ("shop/store-042/alerts/till-01/a-1/x", "not an alert topic"),
+        ("shop/store-042/alerts/till-02/a-1", "device does not match the topic"),
+        ("shop/store-042/alerts/till-01/a-2", "id does not match the topic"),
+    ]:
+        assert refused(topics.parse_open_alert, old, root, where) == message, where
+
+
+def test_status_extras_read_within_bounds():
+    extras = topics.parse_status_extras
+    assert extras(status(app="1.4.0", clock="synced")) == {"app": "1.4.0", "clock": "synced"}
+    assert extras(status(app="a" * 32, clock="unsynced")) == {"app": "a" * 32, "clock": "unsynced"}
+    assert extras(status(app="a" * 33, clock="maybe")) == {"app": None, "clock": None}
+    assert extras(status(app="", clock=1)) == {"app": None, "clock": None}
+    assert extras(status(app=7)) == {"app": None, "clock": None}
+    assert extras(status()) == {"app": None, "clock": None}
+    assert extras(b"junk") == {"app": None, "clock": None}
