@@ -24,7 +24,7 @@ from kiosk import numbers
 from kiosk.checkout.cart import Cart
 from kiosk.drivers.base import CashDrawer, MemoryDrawer, MemoryPrinter, ReceiptPrinter
 from kiosk.drivers.payment import ManualTerminal, PaymentTerminal, TerminalJob
-from kiosk.ledger import audit
+from kiosk.ledger import audit, catalog
 from kiosk.ledger import staff as staff_service
 from kiosk.ledger.barcodes import BarcodeError, ReceiptRef, StaffBadge
 from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
@@ -456,6 +456,36 @@ class CheckoutCore:
         if self.state in (State.PAYING, State.RECEIPT) or self.cart:
             return "Finish or cancel the sale first"
         return None
+
+    def _open_flow(self, state: State, opened: Any, roles: tuple[str, ...]) -> Outcome | None:
+        """Open a staff flow for a member with `roles` while no sale is open: None, or
+        the refusal."""
+        refusal = self._need(roles) or self._staff_state()
+        if refusal:
+            return self._no(refusal)
+        self._close_flows()
+        setattr(self, FLOWS[state].attr, opened)
+        self._to(state)
+        return None
+
+    def _flow_posted(self, posted: Posted, text: str) -> Outcome:
+        """The open flow was posted: it closes, back to the staff menu."""
+        setattr(self, FLOWS[self.state].attr, None)
+        self._to(State.STAFF_MENU)
+        self._emit("posted", receipt=posted.number, total="0")
+        return self._ok(text)
+
+    def _typed_stock(self, sku: str, qty: object, what: str, minimum: int) -> int | Outcome:
+        """A typed whole quantity of a known item (counts, receiving), or the refusal."""
+        try:
+            value = numbers.whole(qty, what, minimum=minimum, maximum=numbers.MAX_STOCK_QTY)
+        except ValueError as exc:
+            return self._no(_sentence(exc))
+        try:
+            catalog.get_item(sku)
+        except LedgerError as exc:
+            return self._no(_sentence(exc))
+        return value
 
     def tick(self) -> Outcome | None:
         """Called by the UI every second or so: idle timeouts."""

@@ -105,13 +105,21 @@ class PayingMixin:
             return False
         return True
 
-    def _tender(self, kind: str, amount: object, reference: str | None) -> Outcome:
+    def _begin_tender(self) -> Outcome | None:
+        """Before a tender: retry the commit a full disk stopped (the money is not taken
+        twice), or start paying; None to go on."""
         if self.state == State.PAYING and self._paid_but_not_recorded():
             return self._commit()
         if self.state != State.PAYING:
             started = self._start_paying()
             if not started.ok:
                 return started
+        return None
+
+    def _tender(self, kind: str, amount: object, reference: str | None) -> Outcome:
+        stopped = self._begin_tender()
+        if stopped is not None:
+            return stopped
         due = self.amount_due
         try:
             value = self._typed_money(amount, "amount") if amount is not None else due

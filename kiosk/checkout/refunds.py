@@ -199,20 +199,20 @@ class RefundsMixin:
                 f"{pending.kind} is not posted. A supervisor can refund in cash instead"
             )
         kind = "reversal" if part.reverse else "refund"
-        try:  # journaled before the terminal hears of it
-            part.row = payments.record_request(
-                self.ledger,
+        row = self._journal_first(
+            "Card refund is not possible: this kiosk's storage is full",
+            "Card refund is not possible",
+            (
                 kind,
                 part.amount,
                 self._terminal_name(),
                 part.original,
                 self._journal_request(pending),
-            )
-        except StorageFullError as exc:
-            self._storage_failed(exc)
-            return self._no("Card refund is not possible: this kiosk's storage is full")
-        except LedgerError as exc:
-            return self._no(f"Card refund is not possible: {exc}")
+            ),
+        )
+        if isinstance(row, Outcome):
+            return row
+        part.row = row
         self.terminal_status, self.terminal_texts = "follow", ()
         if part.reverse:
             self._start_job("refund_card", self.terminal.reverse, part.receipt_no, context=part)

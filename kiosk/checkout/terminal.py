@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from kiosk.checkout.core import Outcome, State, _sentence
+from kiosk.checkout.core import Outcome, _sentence
 from kiosk.checkout.report_text import money
 from kiosk.drivers.payment import TerminalJob, TerminalResult
 from kiosk.ledger import payments
@@ -33,12 +33,9 @@ class TerminalMixin:
     def _pay_at_terminal(self, amount: object) -> Outcome:
         if self.terminal_job is not None:
             return self._no("The card terminal is busy: follow it, or cancel the payment")
-        if self.state == State.PAYING and self._paid_but_not_recorded():
-            return self._commit()
-        if self.state != State.PAYING:
-            started = self._start_paying()
-            if not started.ok:
-                return started
+        stopped = self._begin_tender()
+        if stopped is not None:
+            return stopped
         if self.card_blocked:
             self._alert(f"Card payments wait: {self.card_blocked}")
             return self._no("Card payment is not possible right now: pay another way or call staff")
@@ -52,13 +49,13 @@ class TerminalMixin:
             return self._no("Amount must be above zero")
         if paid + value > self._payable_total():
             return self._no(f"A card cannot pay more than the {money(due, self.config)} due")
-        try:  # written before the terminal hears of it: a power cut cannot lose it
-            pid = payments.record_request(self.ledger, "authorize", value, self._terminal_name())
-        except StorageFullError as exc:
-            self._storage_failed(exc)
-            return self._no("Card payment is not possible: this kiosk's storage is full")
-        except LedgerError as exc:
-            return self._no(f"Card payment is not possible: {exc}")
+        pid = self._journal_first(
+            "Card payment is not possible: this kiosk's storage is full",
+            "Card payment is not possible",
+            ("authorize", value, self._terminal_name()),
+        )
+        if isinstance(pid, Outcome):
+            return pid
         self.terminal_status, self.terminal_texts = "follow", ()
         self._start_job("authorize", self.terminal.authorize, value, context=(pid, value))
         self._emit("payment", kind="card", status="started", amount=str(value))
@@ -89,6 +86,17 @@ class TerminalMixin:
                 return self._no("The card terminal did not finish in time")
             outcome = self.terminal_poll()
         return outcome
+
+    def _journal_first(self, full: str, failed: str, request: tuple) -> int | Outcome:
+        """Journal a terminal call before the terminal hears of it (a power cut cannot
+        lose it): its row, or the refusal (`full` when the disk is full)."""
+        try:
+            return payments.record_request(self.ledger, *request)
+        except StorageFullError as exc:
+            self._storage_failed(exc)
+            return self._no(full)
+        except LedgerError as exc:
+            return self._no(f"{failed}: {exc}")
 
     def _journal(self, write, *args) -> bool:
         """A journal write after the terminal answered; a full disk must not lose the

@@ -30,13 +30,8 @@ class CountingMixin:
 
     def start_count(self) -> Outcome:
         self._record({"start": "count"})
-        refusal = self._need(ANY_STAFF) or self._staff_state()
-        if refusal:
-            return self._no(refusal)
-        self._close_flows()
-        self.counting = CountFlow()
-        self._to(State.COUNTING)
-        return self._ok("Count: scan every item on the shelf")
+        refused = self._open_flow(State.COUNTING, CountFlow(), ANY_STAFF)
+        return refused or self._ok("Count: scan every item on the shelf")
 
     def _count_scan(self, parsed: Parsed) -> Outcome:
         try:
@@ -60,14 +55,9 @@ class CountingMixin:
         self._record({"set_count": {"sku": sku, "qty": qty}})
         if self.state != State.COUNTING or self.counting is None:
             return self._no("Start a count first")
-        try:
-            qty = numbers.whole(qty, "count", maximum=numbers.MAX_STOCK_QTY)
-        except ValueError as exc:
-            return self._no(_sentence(exc))
-        try:
-            catalog.get_item(sku)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
+        qty = self._typed_stock(sku, qty, "count", 0)
+        if isinstance(qty, Outcome):
+            return qty
         if (
             sku not in self.counting.counted
             and len(self.counting.counted) >= numbers.MAX_EVENT_LINES
@@ -86,7 +76,6 @@ class CountingMixin:
             posted = stock.count(self.ledger, flow.counted, self._staff_code(), flow.moments)
         except LedgerError as exc:
             return self._no(_sentence(exc))
-        self.counting = None
-        self._to(State.STAFF_MENU)
-        self._emit("posted", receipt=posted.number, total="0")
-        return self._ok(f"Count {posted.number} posted: {len(flow.counted)} item(s)")
+        return self._flow_posted(
+            posted, f"Count {posted.number} posted: {len(flow.counted)} item(s)"
+        )

@@ -25,13 +25,8 @@ class ReceivingMixin:
 
     def start_receiving(self, reference: str | None = None) -> Outcome:
         self._record({"start": "receiving", "reference": reference})
-        refusal = self._need(ANY_STAFF) or self._staff_state()
-        if refusal:
-            return self._no(refusal)
-        self._close_flows()
-        self.receiving = ReceivingFlow(reference)
-        self._to(State.RECEIVING)
-        return self._ok("Receiving: scan every item or case delivered")
+        refused = self._open_flow(State.RECEIVING, ReceivingFlow(reference), ANY_STAFF)
+        return refused or self._ok("Receiving: scan every item or case delivered")
 
     def _receive_scan(self, parsed: Parsed) -> Outcome:
         try:
@@ -51,14 +46,9 @@ class ReceivingMixin:
         self._record({"receive_item": {"sku": sku, "qty": qty}})
         if self.state != State.RECEIVING or self.receiving is None:
             return self._no("Start receiving first")
-        try:
-            qty = numbers.whole(qty, "quantity received", minimum=1, maximum=numbers.MAX_STOCK_QTY)
-        except ValueError as exc:
-            return self._no(_sentence(exc))
-        try:
-            catalog.get_item(sku)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
+        qty = self._typed_stock(sku, qty, "quantity received", 1)
+        if isinstance(qty, Outcome):
+            return qty
         flow = self.receiving
         if flow.received.get(sku, 0) + qty > numbers.MAX_STOCK_QTY:
             return self._no(f"At most {numbers.MAX_STOCK_QTY} of one item per delivery")
@@ -79,7 +69,6 @@ class ReceivingMixin:
             )
         except LedgerError as exc:
             return self._no(_sentence(exc))
-        self.receiving = None
-        self._to(State.STAFF_MENU)
-        self._emit("posted", receipt=posted.number, total="0")
-        return self._ok(f"Received {posted.number}: {sum(flow.received.values())} unit(s)")
+        return self._flow_posted(
+            posted, f"Received {posted.number}: {sum(flow.received.values())} unit(s)"
+        )

@@ -53,12 +53,9 @@ class ReturnsMixin:
 
     def start_return(self, receipt: str | None = None) -> Outcome:
         self._record({"start": "return", "receipt": receipt})
-        refusal = self._need(SELLING_STAFF) or self._staff_state()
-        if refusal:
-            return self._no(refusal)
-        self._close_flows()
-        self.returning = ReturnFlow()
-        self._to(State.RETURNING)
+        refused = self._open_flow(State.RETURNING, ReturnFlow(), SELLING_STAFF)
+        if refused:
+            return refused
         if receipt:
             return self._receipt_scan(receipt)
         return self._ok("Scan the receipt barcode, or the items for a return without receipt")
