@@ -514,6 +514,9 @@ def _sizes(parts: tuple[_Part, ...]) -> str:
     return f"{words} or {sizes[-1]} {unit}" if words else f"{least} {unit}"
 
 
+_TIME_LIMITS = {"hhmi": (23, 59), "hh": (23,), "mi": (59,), "ss": (59,)}
+
+
 def _check_part(ai: str, part: _Part, piece: str, raw: str) -> None:
     check = part.check
     if check == "csum" and check_digit(piece[:-1]) != piece[-1]:
@@ -525,11 +528,9 @@ def _check_part(ai: str, part: _Part, piece: str, raw: str) -> None:
             raise BarcodeError(raw, f"bad date in AI ({ai}): {exc}") from None
         if check == "yymmdd" and piece[4:] == "00":
             raise BarcodeError(raw, f"bad date in AI ({ai}): date {piece!r} has day 00")
-    limits = {"hhmi": (23, 59), "hh": (23,), "mi": (59,), "ss": (59,)}.get(check, ())
-    if limits:  # HH, MM, SS: two digits each
-        pairs = [int(piece[start : start + 2]) for start in range(0, len(piece), 2)]
-        if any(pair > most for pair, most in zip(pairs, limits, strict=True)):
-            raise BarcodeError(raw, f"bad time in AI ({ai}): {piece!r}")
+    limits = _TIME_LIMITS.get(check, ())  # HH, MM, SS: two digits each
+    if any(int(piece[2 * index :][:2]) > most for index, most in enumerate(limits)):
+        raise BarcodeError(raw, f"bad time in AI ({ai}): {piece!r}")
     if check == "country" and piece not in COUNTRIES:
         raise BarcodeError(raw, f"AI ({ai}) has an unknown country code {piece}")
     if check == "currency" and piece not in CURRENCIES:
