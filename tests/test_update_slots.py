@@ -368,6 +368,15 @@ def test_real_rauc_installs_into_the_other_slot_and_marks_through_our_backend(
     # a technician's rollback: A is tried once, through RAUC's mark-active
     m.rollback()
     assert tryboot.Backend(card).state().pending == "A" and firmware(card, True) == "A"
+    # A's trial boot keeps crashing: RAUC's mark-bad through our backend, back to B
+    rauc_service("A", trial=True)
+    assert m.boot_check(probe=lambda: AppState(True, 9, 1), sleep=lambda s: None) == "bad"
+    assert run_calls[-1] == ["systemctl", "reboot"]
+    assert (
+        tryboot.Backend(card).state().pending is None
+        and tryboot.Backend(card).get_state("A") == "bad"
+    )
+    assert firmware(card, tryboot_flag=False) == "B"
 
 
 def test_status_fields_report_a_rolled_back_update(tmp_path):
