@@ -27,8 +27,9 @@ from escpos.printer import Dummy
 
 from kiosk import i18n, strings
 from kiosk.checkout import Checkout
+from kiosk.checkout.report_text import z_report_lines
 from kiosk.config import ConfigError, parse
-from kiosk.documents import KitLabel, Receipt, ReceiptLine, TaxLine, TenderLine
+from kiosk.documents import KitLabel, Receipt, ReceiptLine, TaxLine, TenderLine, TextReport
 from kiosk.drivers.base import MemoryDrawer
 from kiosk.drivers.layout import paper_for
 from kiosk.drivers.printer import EscposPrinter
@@ -37,6 +38,7 @@ from kiosk.ledger import catalog_csv
 from kiosk.ledger.core import Ledger
 from tests.conftest import CATALOG, D
 from tests.escpos_decoder import Decoder
+from tests.test_printing import ZREPORT
 from tests.ui_driver import KioskUI, Xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,6 +339,30 @@ def test_a_german_sale_through_the_checkout_prints_german_bytes(tmp_path):
     assert any(t.startswith("Bar") and t.endswith("5,00") for t in text), text
     assert any(t.startswith("Rückgeld") and t.endswith("2,45") for t in text), text
     assert "Vielen Dank!" in text
+
+
+@pytest.mark.parametrize("width", [32, 42])
+def test_a_german_z_report_printed(width):
+    config = parse('[ui]\nlanguage = "de"\n[printer]\nprofile = "TM-T20II"\n')
+    lines = tuple(z_report_lines(ZREPORT, config, width))
+    assert lines[0].startswith("Z-Bericht 23.11.2026")
+    dummy = Dummy(profile="TM-T20II")
+    EscposPrinter(dummy, paper_for("TM-T20II", 80)).print_report(TextReport(lines[0], lines))
+    (doc,) = decode(dummy.output, "TM-T20II")
+    text = [line.text for line in doc.lines]
+    assert all(len(t) <= 48 for t in text)
+
+    def on_one_line(label: str, figure: str) -> None:
+        assert any(label in t and t.endswith(figure) for t in text), (label, figure, text)
+
+    on_one_line("Brutto" if width == 32 else "Bruttoumsatz", "123.456,78 EUR")
+    on_one_line("Rückgaben", "-1.234,50 EUR")
+    on_one_line("Bar", "45.678,90 EUR")
+    on_one_line("Karte", "76.443,48 EUR")
+    on_one_line("Bargeld-Soll", "45.828,90 EUR")
+    on_one_line(f"A 19{NBSP}%", "18.765,43 EUR")
+    assert any("Verkäufe: 128" in t for t in text), text
+    assert doc.pages == [16]
 
 
 # ---------------------------------------------------------------- on screen

@@ -11,10 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+from kiosk import i18n
 from kiosk.config import Config
 from kiosk.documents import Receipt
-from kiosk.drivers.layout import pair, paper_from_config, receipt_ops, text_lines, text_paper, wrap
+from kiosk.drivers.layout import (
+    TENDERS,
+    pair,
+    paper_from_config,
+    receipt_ops,
+    text_lines,
+    text_paper,
+    wrap,
+)
+from kiosk.i18n import N_
 from kiosk.ledger.reports import ZReport
+
+# The Z report's counts per kind of transaction (other kinds: "<kind>s: <n>").
+COUNTS = {
+    "sale": N_("sales: {n}"),
+    "return": N_("returns: {n}"),
+    "void": N_("voids: {n}"),
+    "exchange": N_("exchanges: {n}"),
+}
 
 
 def money(amount: Decimal, config: Config) -> str:
@@ -27,49 +45,71 @@ def printer_columns(config: Config) -> int:
     return paper_from_config(config.printer).columns
 
 
-def z_report_lines(z: ZReport, config: Config, width: int | None = None) -> Iterator[str]:
-    """The Z report, `width` columns wide (default: the configured printer's)."""
+def z_report_lines(
+    z: ZReport, config: Config, width: int | None = None, language: str | None = None
+) -> Iterator[str]:
+    """The Z report, `width` columns wide (default: the configured printer's), in the
+    shop's language (`[ui] language`): its words from the catalogs, its figures
+    formatted by Babel with the currency's code ("1.234,50 EUR" in German)."""
     width = width or printer_columns(config)
+    lang = language or config.ui.language
+    gettext, pgettext = i18n.translator(lang).gettext, i18n.translator(lang).pgettext
+
+    def figure(amount: Decimal) -> str:
+        return i18n.format_money_code(amount, config.money.currency, lang)
 
     def row(label: str, amount: Decimal, short: str | None = None) -> list[str]:
-        text = money(amount, config)
+        text = figure(amount)
         if short and len(label) + 1 + len(text) > width:
             label = short
         return pair(label, text, width)
 
-    yield from wrap(f"Z report {z.day.isoformat()}  {config.device.store} / {config.device.id}",
-                    width, "  ")  # fmt: skip
-    yield from wrap(f"(local day; UTC {z.start:%Y-%m-%d %H:%M} to {z.end:%Y-%m-%d %H:%M})", width)
+    title = gettext("Z report {day}  {store} / {device}").format(
+        day=i18n.format_date(z.day, lang), store=config.device.store, device=config.device.id
+    )
+    yield from wrap(title, width, "  ")
+    span = gettext("(local day; UTC {start} to {end})").format(
+        start=f"{z.start:%Y-%m-%d %H:%M}", end=f"{z.end:%Y-%m-%d %H:%M}"
+    )
+    yield from wrap(span, width)
     yield "-" * width
     if not z.counts:
-        yield from wrap("no sales, returns or voids", width)
+        yield from wrap(gettext("no sales, returns or voids"), width)
     else:
-        yield from wrap(f"receipts {z.first_receipt} .. {z.last_receipt}", width, "  ")
-        yield from wrap("  ".join(f"{kind}s: {n}" for kind, n in sorted(z.counts.items())), width)
-    yield from row("gross sales", z.gross_sales)
-    yield from row("returns", z.returns)
-    yield from row("voids", z.voids)
-    yield from row("discounts given", z.discounts, "discounts")
-    yield from row("cash rounding", z.rounding, "rounding")
-    yield from row("net takings", z.net_total, "net")
+        receipts = gettext("receipts {first} .. {last}")
+        yield from wrap(receipts.format(first=z.first_receipt, last=z.last_receipt), width, "  ")
+        counts = [
+            gettext(COUNTS.get(kind, "{kind}s: {n}")).format(
+                kind=kind, n=i18n.format_number(n, lang)
+            )
+            for kind, n in sorted(z.counts.items())
+        ]
+        yield from wrap("  ".join(counts), width)
+    yield from row(gettext("gross sales"), z.gross_sales)
+    yield from row(gettext("returns"), z.returns)
+    yield from row(gettext("voids"), z.voids)
+    yield from row(gettext("discounts given"), z.discounts, gettext("discounts"))
+    yield from row(gettext("cash rounding"), z.rounding, gettext("rounding"))
+    # the short label when the line is narrow: "net" as in net takings, not a tax base
+    yield from row(gettext("net takings"), z.net_total, pgettext("Z report", "net"))
     yield "-" * width
-    yield from wrap("tenders (net of change and refunds)", width)
+    yield from wrap(gettext("tenders (net of change and refunds)"), width)
     for kind, amount in z.tenders.items():
-        yield from row(f"  {kind}", amount)
-    yield from wrap("tax per rate", width)
+        yield from row(f"  {gettext(TENDERS.get(kind, kind))}", amount)
+    yield from wrap(gettext("tax per rate"), width)
+    net_word, tax_word = gettext("net"), gettext("tax")
     for code, (rate, net, tax) in z.taxes.items():
-        pct = f"{rate * 100:.2f}".rstrip("0").rstrip(".")
-        name = f"  {code} {pct}%"
-        net_text, tax_text = money(net, config), money(tax, config)
-        both = f"{name} net {net_text}  tax {tax_text}"
+        name = f"  {code} {i18n.format_percent(rate, lang)}"
+        net_text, tax_text = figure(net), figure(tax)
+        both = f"{name} {net_word} {net_text}  {tax_word} {tax_text}"
         if len(both) <= width:
             yield both
         else:
-            yield from pair(f"{name} net", net_text, width)
-            yield from pair(f"{name} tax", tax_text, width)
+            yield from pair(f"{name} {net_word}", net_text, width)
+            yield from pair(f"{name} {tax_word}", tax_text, width)
     yield "-" * width
-    yield from row("opening float", z.opening_float, "float")
-    yield from row("cash expected in drawer", z.cash_expected, "cash expected")
+    yield from row(gettext("opening float"), z.opening_float, gettext("float"))
+    yield from row(gettext("cash expected in drawer"), z.cash_expected, gettext("cash expected"))
 
 
 def receipt_lines(receipt: Receipt, width: int = 42) -> Iterator[str]:

@@ -361,7 +361,9 @@ def pair(left: str, right: str, width: int, indent: str = "  ") -> list[str]:
     return lines + (wrap(tail, width, indent) if len(tail) > width else [tail.rjust(width)])
 
 
-AMOUNT_AT_END = r"^(?P<label>.*?\S)\s+(?P<amount>[-+]?[\d,]*\d(\.\d+)?( [A-Z]{3})?)$"
+# A trailing amount in any locale's digits and separators ("1,234.50 EUR", "1.234,50 EUR",
+# "1 234,50 EUR" with a no-break space), with its currency code.
+AMOUNT_AT_END = r"^(?P<label>.*?\S)\s+(?P<amount>[-+]?\d[\d.,\u00a0\u202f']*( [A-Z]{3})?)$"
 
 
 def fit_line(line: str, width: int) -> list[str]:
