@@ -50,3 +50,24 @@ def test_session_file_fresh_or_stale(tmp_path):
     stamp = (NOW - timedelta(hours=2)).timestamp()
     os.utime(path, (stamp, stamp))
     assert schedule.session(tmp_path, NOW) is None  # left by a crash or a power cut
+
+
+def test_reading_as_root_leaves_the_ledger_the_apps(tmp_path):
+    """The switch timer runs as root: SQLite companions it makes while reading the WAL
+    ledger must stay openable by the kiosk user who owns the ledger."""
+    import sqlite3  # noqa: PLC0415
+
+    if os.geteuid() != 0:
+        return  # only root can make files for another user; the image runs this as root
+    ledger = tmp_path / "ledger.db"
+    db = sqlite3.connect(ledger)
+    db.execute("PRAGMA journal_mode=wal")
+    db.execute("CREATE TABLE txn (id INTEGER PRIMARY KEY, ts TEXT)")
+    db.execute("INSERT INTO txn (ts) VALUES ('2026-11-24T10:00:00.000000Z')")
+    db.commit()
+    db.close()
+    for path in tmp_path.iterdir():
+        os.chown(path, 65534, 65534)
+    assert schedule.last_sale(ledger) == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    for path in tmp_path.iterdir():
+        assert path.stat().st_uid == 65534, path

@@ -45,6 +45,16 @@ def committed_version(path: Path) -> int | None:
         return int(source.execute("PRAGMA user_version").fetchone()[0])
     finally:
         source.close()
+        restore_owner(path)
+
+
+def restore_owner(path: Path) -> None:
+    """SQLite companions (-wal, -shm) root just made while reading or writing a WAL
+    database become its owner's again, so the app (the kiosk user) can open it."""
+    for companion in ("-wal", "-shm"):
+        other = Path(f"{path}{companion}")
+        if other.exists():
+            _same_owner(path, other)
 
 
 def keep_copy(path: Path, version: int | None = None) -> Path | None:
@@ -132,9 +142,7 @@ def step_down(path: Path, mine: int) -> str | None:
         db.execute("COMMIT")
     finally:
         db.close()
-    for companion in ("-wal", "-shm"):
-        if Path(f"{path}{companion}").exists():
-            _same_owner(path, Path(f"{path}{companion}"))
+    restore_owner(path)
     return (
         f"{path}: schema {version} (written by a newer version) stepped down to {mine}, "
         f"which it allows (readable by {readable_by}); every row kept"

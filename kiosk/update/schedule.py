@@ -16,6 +16,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from kiosk.update import dbcopy
 from kiosk.update.settings import UpdateConfig
 
 SESSION_FILE = "session.state"
@@ -33,6 +34,7 @@ def last_sale(ledger: Path) -> datetime | None:
         return None
     finally:
         db.close()
+        dbcopy.restore_owner(Path(ledger))  # root reads here; the app must still open it
     if not row or not row[0]:
         return None
     return datetime.fromisoformat(row[0].replace("Z", "+00:00"))
