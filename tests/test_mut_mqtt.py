@@ -1431,3 +1431,68 @@ def test_status_extras_read_within_bounds():
     assert extras(status(app=7)) == {"app": None, "clock": None}
     assert extras(status()) == {"app": None, "clock": None}
     assert extras(b"junk") == {"app": None, "clock": None}
+
+
+def test_more_bounds_word_for_word():
+    moves = [{"sku": f"S{i}", "delta": 1} for i in range(1000)]
+    assert len(topics.parse_stock_event(raw(event(moves=moves)), "till-01", NOW).moves) == 1000
+    counted = {f"S{i}": 1 for i in range(1000)}
+    count = event(kind="count", moves=[], counted=counted, counted_at=dict.fromkeys(counted, TS))
+    assert len(topics.parse_stock_event(raw(count), "till-01", NOW).counted) == 1000
+    nineteen = 10**18 + 1
+    assert refused(topics.parse_stock_event, raw(event(seq=nineteen)), "till-01", NOW) == (
+        f"seq {nineteen} is out of range 1..2147483647"
+    )
+    assert refused(topics.parse_ts, "x" * 40) == f"ts {'x' * 40!r} is not an ISO-8601 time"
+    assert refused(topics.parse_ts, "x" * 41) == "ts must be an ISO-8601 UTC string"
+    assert refused(topics.parse_ts, None) == "ts must be an ISO-8601 UTC string"
+    assert refused(topics.parse_kiosk_status, status(printer="p" * 30), "till-01", NOW) == (
+        f"unknown printer state {'p' * 20!r}"
+    )
+    # objects nest too, not only lists
+    objects = b'{"v": 1, "a": {"b": {"c": {"d": {"e": {"f": {}}}}}}}'
+    assert refused(topics.parse_resync, objects) == "JSON nested deeper than 6"
+    # after a closer the depth goes down by one, not back to the start
+    assert refused(topics.parse_resync, b'{"v": 1, "a": [[], [[[[[]]]]]]}') == (
+        "JSON nested deeper than 6"
+    )
+
+
+def test_an_unsynced_clock_places_times_off_the_window_at_now():
+    def ts_of(when: str) -> datetime:
+        return topics.parse_stock_event(raw(event(ts=when, clock="unsynced")), "till-01", NOW).ts
+
+    assert ts_of("2020-01-01T00:00:00.000000Z") == datetime(2020, 1, 1, tzinfo=UTC)
+    assert ts_of("2019-12-31T23:59:59.999999Z") == NOW
+    assert ts_of("2026-06-01T12:05:00.000000Z") == NOW + timedelta(minutes=5)
+    assert ts_of("2026-06-01T12:05:00.000001Z") == NOW
+    assert refused(topics.parse_stock_event, raw(event(ts="yesterday", clock="unsynced")),
+                   "till-01", NOW) == "ts 'yesterday' is not an ISO-8601 time"  # fmt: skip
+
+
+def test_times_are_utc_whatever_this_machines_time_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30 all year
+    time.tzset()
+    try:
+        e = topics.parse_stock_event(raw(event(ts="2026-06-01T17:29:00+05:30")), "till-01", NOW)
+        assert e.ts.strftime(topics.TS_FORMAT) == "2026-06-01T11:59:00.000000Z"
+        moment = datetime.strptime(topics.ts_now(), topics.TS_FORMAT).replace(tzinfo=UTC)
+        assert abs((datetime.now(UTC) - moment).total_seconds()) < 600
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_catalog_request_that_cannot_be_answered_is_dead_lettered(spied, caplog):
+    sql(spied, "DROP TABLE catalog_version")  # the item master cannot be read
+    get = message(f"{ROOT}/kiosk/till-01/catalog/get", topics.catalog_get("till-01", 0), 7)
+    assert spied.apply_batch([get]) == set()
+    ((topic, error, device, seq, times),) = letters()
+    assert (topic, device, seq, times) == (f"{ROOT}/kiosk/till-01/catalog/get", None, None, 1)
+    assert error.startswith("could not answer: OperationalError('no such table: catalog_version")
+    assert spied.served == 0 and spied.acks == [(7, 1)]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "could not answer till-01's catalog request"
+    ]
