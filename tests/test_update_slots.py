@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.update import UpdateError, bundle, tryboot
+from kiosk.update import UpdateError, bundle, layout, tryboot
 from kiosk.update.manager import AppState, Manager, decide
 from kiosk.update.settings import UpdateConfig
 from tests.mqtt_env import wait_until
@@ -260,6 +260,17 @@ def rauc_service(tmp_path, card):
     key, cert = bundle.make_dev_key(work / "keys")
     for slot in ("a", "b"):
         (work / f"root-{slot}.img").write_bytes(b"\0" * 2 * 1024 * 1024)
+        (work / f"boot-{slot}.vfat").write_bytes(b"\0" * 16 * 1024 * 1024)
+    slot_boot = work / "slot-boot"
+    slot_boot.mkdir()
+    (slot_boot / "cmdline.txt").write_text("console=serial0,115200 root=LABEL=rootfs ro\n")
+    boot_image = layout.fat_image(work / "boot.vfat", slot_boot, "KIOSKSLOT", 16)
+    handler = work / "post-install"
+    handler.write_text(
+        f"#!/bin/sh\nexport PYTHONPATH={REPO}\n"
+        f"exec {sys.executable} -m kiosk.update.layout post-install\n"
+    )
+    handler.chmod(0o755)
     script = work / "backend"
     script.write_text(
         "#!/bin/sh\n"
@@ -274,9 +285,12 @@ def rauc_service(tmp_path, card):
     conf.write_text(
         f"[system]\ncompatible={bundle.COMPATIBLE}\nbootloader=custom\n"
         f"data-directory={work / 'data'}\nbundle-formats=plain verity\n\n"
-        f"[keyring]\npath={cert}\n\n[handlers]\nbootloader-custom-backend={script}\n\n"
+        f"[keyring]\npath={cert}\n\n[handlers]\nbootloader-custom-backend={script}\n"
+        f"post-install={handler}\n\n"
         f"[slot.rootfs.0]\ndevice={work / 'root-a.img'}\ntype=raw\nbootname=A\n\n"
-        f"[slot.rootfs.1]\ndevice={work / 'root-b.img'}\ntype=raw\nbootname=B\n"
+        f"[slot.boot.0]\ndevice={work / 'boot-a.vfat'}\ntype=vfat\nparent=rootfs.0\n\n"
+        f"[slot.rootfs.1]\ndevice={work / 'root-b.img'}\ntype=raw\nbootname=B\n\n"
+        f"[slot.boot.1]\ndevice={work / 'boot-b.vfat'}\ntype=vfat\nparent=rootfs.1\n"
     )
     (work / "data").mkdir()
     socket_path = work / "bus.sock"
@@ -316,7 +330,9 @@ def rauc_service(tmp_path, card):
         content = work / f"content-{version}"
         content.mkdir()
         (content / "rootfs.ext4").write_bytes(version.encode() * 100_000)
-        manifest = bundle.manifest_text(version, "", {"rootfs": "rootfs.ext4"})
+        shutil.copy(boot_image, content / "boot.vfat")
+        images = {"rootfs": "rootfs.ext4", "boot": "boot.vfat"}
+        manifest = bundle.manifest_text(version, "", images)
         (content / "manifest.raucm").write_text(manifest.replace("format=verity", "format=plain"))
         out = work / f"kiosk-{version}.raucb"
         subprocess.run(["rauc", "bundle", f"--cert={cert}", f"--key={key}", str(content),
@@ -352,6 +368,10 @@ def test_real_rauc_installs_into_the_other_slot_and_marks_through_our_backend(
     m.rauc("install", str(image))
     written = (rauc_service.work / "root-b.img").read_bytes()
     assert written.startswith(b"1.2.4" * 1000)
+    # RAUC ran our post-install handler: slot B's boot partition boots slot B's root
+    line = layout.read_fat_file(str(rauc_service.work / "boot-b.vfat"), "cmdline.txt")
+    assert "root=PARTUUID=6b696f73-06" in line and "rauc.slot=B" in line
+    assert (rauc_service.work / "boot-a.vfat").read_bytes()[:512] == b"\0" * 512  # untouched
     assert tryboot.Backend(card).state().pending == "B"
     status = m.status()
     assert status["other_version"] == "1.2.4" and status["pending"] == "B"
