@@ -416,9 +416,26 @@ def test_a_german_sale_on_screen_and_a_french_customer(xvfb, tmp_path):
         assert state["texts"]["total"] == f"Total  1,49{NBSP}€"
         assert state["texts"]["pay_button"] == "Payer"
         ui.screenshot("language-fr-cart")
-        ui.click("cancel_button")  # this customer leaves: the next one reads German
-        state = ui.wait(lambda s: s["screen"] == "attract", "the attract screen")
-        state = ui.wait(lambda s: s["language"] == "de", "German again")
+        ui.click("pay_button")
+        ui.wait(lambda s: s["screen"] == "pay", "the French pay screen")
+        ui.click("cash_5")
+        state = ui.wait(lambda s: s["screen"] == "receipt", "the French receipt choice")
+        assert state["texts"]["print_button"] == "Imprimer le ticket"
+        ui.click("print_button")
+        # The thank-you is still theirs; the shop's language returns once it has gone.
+        state = ui.wait(lambda s: s["screen"] == "thanks" and s["preview"], "the French thanks")
+        assert state["language"] == "fr" and state["snap"]["state"] == "attract"
+        ui.screenshot("language-fr-thanks")
+        state = ui.wait(lambda s: s["screen"] == "attract", "the attract screen", 30)
+        state = ui.wait(lambda s: s["language"] == "de", "German for the next customer")
+        assert state["texts"]["headline"] == "Scannen Sie einen Artikel"
+        # An English customer who leaves without paying: German again at once.
+        ui.click("language_en")
+        ui.wait(lambda s: s["texts"].get("headline") == "Scan an item to start", "English")
+        ui.scan("4006381333931")
+        ui.wait(lambda s: s["screen"] == "cart" and s["language"] == "en", "the English cart")
+        ui.click("cancel_button")
+        state = ui.wait(lambda s: s["screen"] == "attract" and s["language"] == "de", "German")
         assert state["texts"]["headline"] == "Scannen Sie einen Artikel"
     finally:
         ui.stop()

@@ -219,6 +219,7 @@ class KioskApp(App):
         self.hardware = hardware
         self.overlay: str | None = None
         self._storage_full_shown = ""
+        self._language_reset_due = False
         self.text_action: str | None = None
         self.dynamic: dict[str, Any] = {}
         self.ready = False
@@ -417,11 +418,8 @@ class KioskApp(App):
     def _done(self, outcome, snap: dict, events: list) -> None:
         left = self.snap.get("state")
         self.snap = snap
-        if snap.get("state") == "attract" and left != "attract":
-            # A sale or session ended: the next customer starts in the shop's language.
-            Clock.unschedule(self._language_timeout)
-            self._set_language(self.shop_language)
-        elif snap.get("state") != "attract":
+        ended = snap.get("state") == "attract" and left != "attract"
+        if snap.get("state") != "attract" or ended:
             Clock.unschedule(self._language_timeout)  # a customer is at it: keep theirs
         self._render_snap()
         printed = False
@@ -445,10 +443,18 @@ class KioskApp(App):
             self._overlay("thanks")
             timeout = self.config_data.checkout.receipt_timeout_s
             Clock.schedule_once(lambda dt: self._close_thanks(), timeout)
+        if ended:  # the session ended: the next customer starts in the shop's language,
+            self._language_reset_due = True  # once this one's thank-you has gone
+            if self.overlay != "thanks":
+                self._reset_language()
         if self.overlay is None:
             self.show(SCREEN_FOR_STATE.get(snap["state"], "attract"))
         self.refocus()
         self._export()
+
+    def _reset_language(self) -> None:
+        self._language_reset_due = False
+        self._set_language(self.shop_language)
 
     def _render_snap(self) -> None:
         """The snapshot's words and amounts in the screen's language."""
@@ -617,6 +623,8 @@ class KioskApp(App):
         self._export()
 
     def close_overlay(self) -> None:
+        if self.overlay == "thanks" and self._language_reset_due:
+            self._reset_language()
         self.overlay = None
         self.show(SCREEN_FOR_STATE.get(self.snap.get("state", "attract"), "attract"))
         self.refocus()
