@@ -1496,3 +1496,20 @@ def test_a_catalog_request_that_cannot_be_answered_is_dead_lettered(spied, caplo
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
         "could not answer till-01's catalog request"
     ]
+
+
+def test_alert_texts_spaces_short_versions_and_far_retained_times():
+    a = topics.parse_alert(alert_raw(text="Please help at till 1"), "till-01", NOW)
+    assert a.text == "Please help at till 1"
+    assert topics.parse_status_extras(status(app="7")) == {"app": "7", "clock": None}
+    # a retained alert is read with ten years (of 365 days) of tolerance for its clock
+    root, topic = "shop/store-042", "shop/store-042/alerts/till-01/a-1"
+
+    def read_back(ahead: timedelta) -> datetime:
+        when = (datetime.now(UTC) + ahead).strftime(topics.TS_FORMAT)
+        return topics.parse_open_alert(alert_raw(ts=when), root, topic).ts
+
+    far = read_back(timedelta(days=3649))  # kept as it says
+    assert far - datetime.now(UTC) > timedelta(days=3648)
+    for ahead in (timedelta(days=3650, seconds=3600), timedelta(days=3655)):  # placed now
+        assert abs(read_back(ahead) - datetime.now(UTC)) < timedelta(hours=1)
