@@ -1513,3 +1513,11 @@ def test_alert_texts_spaces_short_versions_and_far_retained_times():
     assert far - datetime.now(UTC) > timedelta(days=3648)
     for ahead in (timedelta(days=3650, seconds=3600), timedelta(days=3655)):  # placed now
         assert abs(read_back(ahead) - datetime.now(UTC)) < timedelta(hours=1)
+
+
+def test_an_unsynced_counts_bad_moment_is_named():
+    count = event(kind="count", moves=[], clock="unsynced", counted={"PEN": 1},
+                  counted_at={"PEN": "later"})  # fmt: skip
+    assert refused(topics.parse_stock_event, raw(count), "till-01", NOW) == (
+        "counted_at of PEN 'later' is not an ISO-8601 time"
+    )
