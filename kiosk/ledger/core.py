@@ -133,7 +133,7 @@ class Ledger:
             db=db,
             config=config,
             policy=TaxPolicy.from_config(config.money),
-            parser=BarcodeParser(config.barcodes),
+            parser=BarcodeParser(config.barcodes, config.money),
         )
 
     def close(self) -> None:

@@ -130,7 +130,7 @@ def rules(config: Config) -> SimpleNamespace:
     """What catalog_csv's row checks need of a ledger: tax policy, barcode rules, config."""
     return SimpleNamespace(
         policy=TaxPolicy.from_config(config.money),
-        parser=BarcodeParser(config.barcodes),
+        parser=BarcodeParser(config.barcodes, config.money),
         config=config,
     )
 
