@@ -1,0 +1,274 @@
+"""`kiosk controller` (the shop controller) and its status and item master."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kiosk.cli.base import UserError, config_option, get_config
+
+
+@click.group("controller", invoke_without_command=True)
+@config_option
+@click.option("--db", "database", help="Controller database: a path or postgresql://... URL.")
+@click.pass_context
+def controller_group(ctx: click.Context, database: str | None) -> None:
+    """Run the shop controller (no subcommand), or inspect it."""
+    ctx.ensure_object(dict)
+    ctx.obj["database"] = database
+    if ctx.invoked_subcommand is not None:
+        return
+    import logging  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from kiosk.mqtt.controller import Controller  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = get_config()
+    controller = Controller(config, database)
+    stop = threading.Event()
+    import signal  # noqa: PLC0415
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(
+        f"controller for {config.topic_root} on {config.mqtt.host}:{config.mqtt.port}", err=True
+    )
+    controller.run(stop)
+
+
+@controller_group.command("status")
+@config_option
+@click.option("--dead-letters", "shown", default=10, show_default=True,
+              type=click.IntRange(0, 10_000), help="How many to list.")  # fmt: skip
+@click.pass_context
+def controller_status(ctx: click.Context, shown: int) -> None:
+    """Kiosks, low stock with reorder suggestions, unknown SKUs and dead letters."""
+    from kiosk.ledger.models import utc_now  # noqa: PLC0415
+    from kiosk.mqtt import reorder, store  # noqa: PLC0415
+
+    config = get_config()
+    db = store.open_store(ctx.obj.get("database") or config.controller.database)
+    try:
+        click.echo(f"shop {config.topic_root}")
+        click.echo("kiosks:")
+        unsynced = reorder.unsynced_events()
+        for kiosk in reorder.kiosks():
+            state = "online " if kiosk.online else "OFFLINE"
+            clock = (
+                f"  clock unsynced in {unsynced[kiosk.device]} event(s)"
+                if kiosk.device in unsynced
+                else ""
+            )
+            click.echo(
+                f"  {kiosk.device:<12} {state} last seen {kiosk.last_seen or '-'}  outbox "
+                f"{kiosk.outbox}  printer {kiosk.printer}  applied to seq {kiosk.applied_to}"
+                f"{clock}"
+            )
+        _catalog_status()
+        rows = reorder.suggestions(config.controller, utc_now())
+        click.echo(f"stock: {len(rows)} SKU(s)")
+        low = [r for r in rows if r.low and (r.daily_demand or r.on_hand <= 0)]
+        click.echo(f"low stock: {len(low)}")
+        for r in low:
+            click.echo(
+                f"  {r.sku:<12} on hand {r.on_hand:>6}  reorder point {r.reorder_point:>5}  "
+                f"{r.daily_demand}/day  order {r.order_qty} (case {r.case_pack})  {r.name}"
+            )
+        unknown = reorder.unknown_skus()
+        if not reorder.catalog_known():
+            click.echo(
+                "unknown SKUs: not checked (no item master: kiosk controller catalog import FILE)"
+            )
+        else:
+            click.echo(f"unknown SKUs: {len(unknown)} (no reorder suggestions)")
+        for u in unknown:
+            click.echo(f"  {u.sku:<12} on hand {u.on_hand:>6}  from {', '.join(u.devices)}")
+        dead = store.DeadLetter.select().count()
+        click.echo(f"dead letters: {dead}")
+        letters = store.DeadLetter.select().order_by(store.DeadLetter.id.desc()).limit(shown)
+        for letter in letters:
+            times = f" (x{letter.times})" if (letter.times or 1) > 1 else ""
+            click.echo(
+                f"  {letter.last_at or letter.received_at} {letter.topic}{times}: {letter.error}"
+            )
+    finally:
+        db.close()
+
+
+def _catalog_status() -> None:
+    """The item master's version, and the kiosks behind it since when."""
+    from kiosk.mqtt import master, reorder, store  # noqa: PLC0415
+
+    version, _, items = master.current()
+    if version == 0:
+        click.echo("item master: none (kiosk controller catalog import FILE)")
+        return
+    click.echo(f"item master: version {version}, {items} item(s)")
+    made = dict(store.CatalogVersion.select(store.CatalogVersion.version,
+                                            store.CatalogVersion.created_at).tuples())  # fmt: skip
+    behind = [k for k in reorder.kiosks() if (k.catalog_version or 0) < version]
+    click.echo(f"kiosks behind: {len(behind)}")
+    for k in behind:
+        have = k.catalog_version or 0
+        since = made.get(have + 1, "-")
+        why = f"  refused: {k.catalog_error}" if k.catalog_error else ""
+        click.echo(f"  {k.device:<12} version {have} since {since}{why}")
+
+
+class _CatalogGroup(click.Group):
+    """`kiosk controller catalog FILE` (the old form) gets a one-line hint."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise UserError(
+                f"the item master is imported with: kiosk controller catalog import {args[0]}"
+            )
+        return super().resolve_command(ctx, args)
+
+
+@controller_group.group("catalog", cls=_CatalogGroup)
+def controller_catalog() -> None:
+    """The shop's item master: import, set (now or at a time), history, export."""
+
+
+def _master_store(ctx: click.Context):
+    from kiosk.mqtt import store  # noqa: PLC0415
+
+    config = get_config()
+    ctx.ensure_object(dict)
+    database = (ctx.find_root().obj or {}).get("database") or config.controller.database
+    return config, store.open_store(database)
+
+
+def _master_call(fn, *args, **kwargs):
+    from kiosk.mqtt.master import MasterError  # noqa: PLC0415
+
+    try:
+        return fn(*args, **kwargs)
+    except MasterError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _at_time(text: str | None):
+    """--at: "2026-12-01 07:00" in this machine's local time, or ISO 8601 with a zone."""
+    from datetime import datetime as _dt  # noqa: PLC0415
+
+    if text is None:
+        return None
+    try:
+        moment = _dt.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--at {text!r}: write a time like 2026-12-01 07:00") from None
+    return moment.astimezone() if moment.tzinfo is None else moment
+
+
+@controller_catalog.command("import")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--by", "staff", help="Staff code recorded in the audit trail.")
+@click.pass_context
+def controller_catalog_import(ctx: click.Context, file: Path, staff: str | None) -> None:
+    """Import the item master from FILE (the kiosk's catalog CSV, plus case_pack,
+    lead_time_days, reorder_point, safety_stock): every row checked first, then one version."""
+    from kiosk.ledger.models import utc_now  # noqa: PLC0415
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    config, db = _master_store(ctx)
+    try:
+        rules = master.rules(config)
+        rows = _master_call(master.read_file, rules, file)
+        with db.atomic():
+            result = master.import_rows(rows, staff, utc_now(), note=f"import {file.name}")
+        made = f"version {result.version}" if result.version else "no new version"
+        click.echo(
+            f"{file}: {result.added} added, {result.updated} updated, "
+            f"{result.unchanged} unchanged; {made}"
+        )
+    finally:
+        db.close()
+
+
+@controller_catalog.command("set")
+@config_option
+@click.argument("sku")
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--at", "at_text", help='Effective time, e.g. "2026-12-01 07:00" (local).')
+@click.option("--by", "staff", help="Staff code recorded in the audit trail.")
+@click.pass_context
+def controller_catalog_set(ctx, sku: str, assignments, at_text, staff) -> None:
+    """Change fields of one item: kiosk controller catalog set SKU price=2.49 [--at TIME]."""
+    from kiosk.ledger.models import utc_now  # noqa: PLC0415
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    at = _at_time(at_text)
+    now = utc_now()
+    if at is not None and at <= now:
+        raise UserError(f"--at {at_text}: that time has passed (leave --at out for now)")
+    config, db = _master_store(ctx)
+    try:
+        fields = _master_call(master.parse_assignments, assignments)
+        with db.atomic():
+            what, version = _master_call(
+                master.set_fields, master.rules(config), sku, fields, staff, now, at
+            )
+        if what == "scheduled":
+            click.echo(f"{sku}: {', '.join(assignments)} from {at.astimezone():%Y-%m-%d %H:%M %Z}")
+        elif version is None:
+            click.echo(f"{sku}: unchanged")
+        else:
+            click.echo(f"{sku}: {', '.join(assignments)}; version {version}")
+    finally:
+        db.close()
+
+
+@controller_catalog.command("history")
+@config_option
+@click.argument("sku", required=False)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(0, 10_000_000))
+@click.pass_context
+def controller_catalog_history(ctx, sku: str | None, limit: int) -> None:
+    """The audit trail: version, time, staff, item, field, old -> new; then pending changes."""
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    _, db = _master_store(ctx)
+    try:
+        for c in master.history(sku, limit):
+            click.echo(
+                f"v{c.version:<5} {c.at}  {c.staff or '-':<8} {c.sku:<14} {c.field:<14} "
+                f"{'-' if c.old is None else c.old} -> {'-' if c.new is None else c.new}"
+            )
+        for p in master.scheduled(sku):
+            if p.state == "applied":
+                continue
+            why = f": {p.error}" if p.error else ""
+            click.echo(
+                f"{p.state:<6} {p.effective_at}  {p.staff or '-':<8} {p.sku:<14} {p.field:<14} "
+                f"-> {p.value}{why}"
+            )
+    finally:
+        db.close()
+
+
+@controller_catalog.command("export")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+                default="-")  # fmt: skip
+@click.pass_context
+def controller_catalog_export(ctx, file: Path) -> None:
+    """Write the item master as CSV to FILE (default: standard output)."""
+    from kiosk.mqtt import master  # noqa: PLC0415
+
+    config, db = _master_store(ctx)
+    try:
+        rules = master.rules(config)
+        if str(file) == "-":
+            master.export(rules, sys.stdout)
+            return
+        with open(file, "w", encoding="utf-8", newline="") as stream:
+            count = master.export(rules, stream)
+        click.echo(f"{file}: {count} items", err=True)
+    finally:
+        db.close()

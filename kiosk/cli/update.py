@@ -1,0 +1,206 @@
+"""`kiosk update status|install|switch|rollback|check-boot|usb|bundle|dev-key`: signed
+A/B updates on RAUC (kiosk.update; README, "Updates in the field")."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from kiosk.cli.base import UserError, config_option, get_config
+
+
+def one_line_errors(command):
+    """kiosk.update's refusals are the technician's: one line, exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from kiosk.update import UpdateError  # noqa: PLC0415
+        from kiosk.update.dbcopy import NewerSchemaError  # noqa: PLC0415
+        from kiosk.update.tryboot import BackendError  # noqa: PLC0415
+
+        try:
+            return command(*args, **kwargs)
+        except (UpdateError, BackendError, NewerSchemaError) as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+def settings():
+    from kiosk.update.settings import UpdateConfig  # noqa: PLC0415
+
+    return getattr(get_config(), "update", None) or UpdateConfig()
+
+
+def manager():
+    from kiosk.update.manager import Manager  # noqa: PLC0415
+
+    return Manager(settings(), log=lambda text: click.echo(text, err=True))
+
+
+@click.group("update")
+def update_group() -> None:
+    """Signed A/B updates: the running and the other slot, install, switch, roll back."""
+
+
+@update_group.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+@one_line_errors
+def update_status(as_json: bool) -> None:
+    """Which slot runs which version, what is installed or on trial, how the last ended."""
+    status = manager().status()
+    if as_json:
+        click.echo(json.dumps(status, indent=1, sort_keys=True))
+        return
+    click.echo(f"running:  slot {status['booted']}  {status['booted_version'] or '(unknown)'}")
+    click.echo(
+        f"other:    slot {status['other']}  {status['other_version'] or '(unknown)'}  "
+        f"({status['other_state']})"
+    )
+    click.echo(f"boots:    slot {status['committed']} (committed)")
+    if status["pending"]:
+        click.echo(f"waiting:  slot {status['pending']} to be tried at the next quiet moment")
+    last = status.get("last")
+    if last:
+        click.echo(
+            f"last:     {last.get('version')}: {last.get('result')} ({last.get('reason')}) "
+            f"at {last.get('at')}"
+        )
+
+
+@update_group.command("install")
+@config_option
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--now", is_flag=True, help="Switch right after installing, not at a quiet moment.")
+@click.option("--allow-older", is_flag=True, help="Install a version no newer than the running.")
+@one_line_errors
+def update_install(bundle: Path, now: bool, allow_older: bool) -> None:
+    """Check BUNDLE's signature and payload, write it into the other slot while selling
+    goes on; the switch follows at the next quiet moment (or --now)."""
+    m = manager()
+    info = m.install(bundle, allow_older=allow_older)
+    click.echo(f"installed {info.version} (signed by {info.signer}) into the other slot")
+    if now:
+        m.switch()
+
+
+@update_group.command("switch")
+@config_option
+@click.option("--when-quiet", is_flag=True, help="Only at a quiet moment ([update] settings).")
+@one_line_errors
+def update_switch(when_quiet: bool) -> None:
+    """Reboot into the installed slot once; it is kept if it sells, else the kiosk comes
+    back to this one."""
+    from kiosk.update import schedule  # noqa: PLC0415
+
+    m = manager()
+    if m.backend.state().pending is None:
+        if when_quiet:
+            return  # the timer's usual case: nothing installed
+        raise UserError("nothing installed to switch to")
+    if when_quiet:
+        now = datetime.now(UTC)
+        ledger = get_config().ledger.path
+        quiet, why = schedule.quiet_moment(
+            now, m.settings, schedule.last_sale(ledger), schedule.session(ledger.parent, now)
+        )
+        if not quiet:
+            click.echo(f"not now: {why}")
+            return
+        click.echo(f"switching: {why}")
+    m.switch()
+
+
+@update_group.command("rollback")
+@config_option
+@one_line_errors
+def update_rollback() -> None:
+    """Back to the other slot's version (tried once, kept once it sells)."""
+    manager().rollback()
+
+
+@update_group.command("step-down")
+@config_option
+@one_line_errors
+def update_step_down() -> None:
+    """Before the app starts (kiosk-update-check.service): let this version use a ledger
+    a newer version migrated, when the ledger says it can (README, "Schemas across an
+    update"); a ledger it cannot use is refused in one line, nothing changed."""
+    from kiosk.ledger import migrations  # noqa: PLC0415
+    from kiosk.update import dbcopy  # noqa: PLC0415
+
+    said = dbcopy.step_down(get_config().ledger.path, migrations.LATEST)
+    if said:
+        click.echo(f"kiosk-update: {said}")
+
+
+@update_group.command("check-boot")
+@config_option
+@one_line_errors
+def update_check_boot() -> None:
+    """Every boot (kiosk-update-check.service): judge a trial boot of a new version:
+    mark it good once it sells, or mark it bad and go back; report a trial that fell back."""
+    click.echo(manager().boot_check())
+
+
+@update_group.command("usb")
+@config_option
+@click.argument("mountpoint", type=click.Path(path_type=Path, file_okay=False))
+@one_line_errors
+def update_usb(mountpoint: Path) -> None:
+    """Install the newest signed bundle found on a technician's USB stick."""
+    from kiosk.update import UpdateError, bundle  # noqa: PLC0415
+
+    found = sorted(p for p in mountpoint.glob("*.raucb") if p.is_file())
+    if not found:
+        raise UserError(f"{mountpoint}: no *.raucb bundle on the stick")
+    checked, refused = [], []
+    for path in found:
+        try:
+            checked.append(bundle.check(path, settings().keyring))
+        except UpdateError as exc:
+            refused.append(str(exc))
+    for line in refused:
+        click.echo(f"refused: {line}", err=True)
+    if not checked:
+        raise UserError(f"{mountpoint}: no bundle on the stick is signed for this kiosk")
+    from kiosk.update.manager import version_key  # noqa: PLC0415
+
+    newest = max(checked, key=lambda info: version_key(info.version))
+    info = manager().install(newest.path)
+    click.echo(f"installed {info.version} from {newest.path.name}")
+
+
+@update_group.command("bundle")
+@click.option("--version", "version", required=True, help="The app version the bundle carries.")
+@click.option("--root", "root_image", required=True, type=click.Path(path_type=Path),
+              help="The root file system image (ext4).")  # fmt: skip
+@click.option("--boot", "boot_image", type=click.Path(path_type=Path),
+              help="The slot's boot partition image (FAT).")  # fmt: skip
+@click.option("--cert", required=True, type=click.Path(path_type=Path))
+@click.option("--key", required=True, help="Key file or PKCS#11 URL.")
+@click.option("--build", "build_id", default="", help="A build id (git commit) for the record.")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@one_line_errors
+def update_bundle(version, root_image, boot_image, cert, key, build_id, out) -> None:
+    """Build a signed RAUC bundle (verity format) for the kiosk image's slots."""
+    from kiosk.update import bundle  # noqa: PLC0415
+
+    bundle.build(out, version, cert, key, root_image, boot_image, build_id)
+    click.echo(f"{out}: {version} signed")
+
+
+@update_group.command("dev-key")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@one_line_errors
+def update_dev_key(folder: Path) -> None:
+    """A development signing key and certificate in FOLDER (never for a shop)."""
+    from kiosk.update import bundle  # noqa: PLC0415
+
+    key, cert = bundle.make_dev_key(folder)
+    click.echo(f"{key}\n{cert}")
