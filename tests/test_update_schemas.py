@@ -220,5 +220,9 @@ def test_controller_store_of_every_schema_migrates(tmp_path, schema):
         )  # fmt: skip
         store.apply_events([topics.parse_stock_event(raw, "till-02", now=now)], now)
         assert store.StockLevel.get_by_id("CABLE").on_hand == 21
+        # schema 4's tables (the web view's) are there and take rows
+        store.WebUser.create(name="m1", password_hash="x", role="manager", created_at="t")
+        store.Alert.create(device="till-02", alert_id="a1", kind="help", text="t", raised_at="t")
+        assert store.WebUser.select().count() == store.Alert.select().count() == 1
     finally:
         handle.close()

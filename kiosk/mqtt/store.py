@@ -57,8 +57,10 @@ from kiosk.mqtt.topics import TS_FORMAT, KioskStatus, StockEvent
 store_db = DatabaseProxy()
 # 0: the first schema (no version kept); 1: event digests and clock marks, the latest
 # count's device and seq, dead letters counted by content; 2: the item master (items,
-# versions, the audit trail of changes, scheduled changes) and each kiosk's version.
-SCHEMA_VERSION = 3
+# versions, the audit trail of changes, scheduled changes) and each kiosk's version;
+# 3: levels, moves and counts in 64 bits on servers; 4: the web view's tables (attendant
+# alerts, web users, the audit of manual adjustments), new tables only.
+SCHEMA_VERSION = 4
 UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock was synchronised
 
 
@@ -209,6 +211,47 @@ class ScheduledChange(StoreModel):
     error = TextField(null=True)
 
 
+class Alert(StoreModel):
+    """An attendant alert a kiosk raised (kiosk.mqtt.alerts); open until acknowledged.
+    Unique by the kiosk's own id, so a QoS 1 redelivery is the same alert."""
+
+    device = CharField(max_length=32)
+    alert_id = CharField(max_length=32)
+    kind = CharField(max_length=16)
+    text = TextField()  # at most topics' alert text limit
+    raised_at = CharField(max_length=32)
+    acked_at = CharField(max_length=32, null=True, index=True)
+    acked_by = CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = ((("device", "alert_id"), True),)
+
+
+class WebUser(StoreModel):
+    """A manager or attendant of the web view: a password hash (never a staff PIN),
+    failed attempts and the lockout they earned."""
+
+    name = CharField(max_length=32, primary_key=True)
+    password_hash = CharField(max_length=200)
+    role = CharField(max_length=16)  # manager, attendant
+    failed_attempts = IntegerField(default=0)
+    locked_until = CharField(max_length=32, null=True)
+    created_at = CharField(max_length=32)
+
+
+class StockAdjustment(StoreModel):
+    """The audit of a manual adjustment from the web view: who, why, and the "@web"
+    stock event (device, seq) that applied it."""
+
+    sku = CharField(max_length=32, index=True)
+    delta = BigIntegerField()
+    reason = TextField()
+    user = CharField(max_length=32)
+    at = CharField(max_length=32)
+    device = CharField(max_length=32)
+    seq = IntegerField()
+
+
 class SchemaVersion(StoreModel):
     """The schema version on servers without SQLite's PRAGMA user_version."""
 
@@ -227,6 +270,9 @@ MODELS = [
     CatalogVersion,
     CatalogChange,
     ScheduledChange,
+    Alert,
+    WebUser,
+    StockAdjustment,
 ]
 
 
@@ -327,6 +373,7 @@ def _migrate(db: Database, version: int) -> None:
             if missing(KioskState, column)
         ]
         migrate(*steps)
+    # 4: the web view's tables are new: create_tables makes them.
     if version < 3 and not isinstance(db, SqliteDatabase):
         # Levels, moves and counts in 64 bits: PostgreSQL's INTEGER stops at 2^31-1, which
         # ~2,148 receipts of the largest size reach (SQLite's integers are 64-bit already).
