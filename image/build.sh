@@ -90,6 +90,11 @@ arm64_emulation() {  # arm64 programs run here through qemu-user (for chroot and
 app_wheel() {  # app_wheel OUT: this checkout's app as a wheel in OUT/wheels; prints its path
     # OUT is absolute (see the end of this file): pip runs in the repository's root.
     rm -rf "$1/wheels"
+    # The .mo catalogs go into the wheel when Babel is at hand (the checkout's venv);
+    # without them the kiosk compiles the .po files at start (kiosk/i18n.py).
+    if [ -x "$REPO/.venv/bin/pybabel" ]; then
+        "$REPO/.venv/bin/pybabel" compile -D kiosk -d "$REPO/kiosk/locale" >&2
+    fi
     (cd "$REPO" && python3 -m pip wheel --no-deps -w "$1/wheels" . >/dev/null)
     ls "$1"/wheels/kiosk-*.whl
 }
