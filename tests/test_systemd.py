@@ -165,10 +165,15 @@ def test_image_recipe_wheel_step_from_a_fresh_clone(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "kiosk/ledger/money.py" in names and "kiosk/screens/layout.kv" in names
     # every data file the app reads at run time (MANIFEST.in: setuptools 84 left them out)
-    for data in ("kiosk/demo/catalog.csv", "kiosk/mqtt/web/templates/base.html",
-                 "kiosk/mqtt/web/static/uPlot.iife.min.js", "kiosk/locale/kiosk.pot",
-                 "kiosk/locale/de/LC_MESSAGES/kiosk.po", "kiosk/locale/fr/LC_MESSAGES/kiosk.po"):
-        assert data in names, data  # fmt: skip
+    for data in (
+        "kiosk/demo/catalog.csv",
+        "kiosk/mqtt/web/templates/base.html",
+        "kiosk/mqtt/web/static/uPlot.iife.min.js",
+        "kiosk/locale/kiosk.pot",
+        "kiosk/locale/de/LC_MESSAGES/kiosk.po",
+        "kiosk/locale/fr/LC_MESSAGES/kiosk.po",
+    ):
+        assert data in names, data
     # Relative to where build.sh is started (the repository's root here), and absolute.
     relative = subprocess.run(["bash", "image/build.sh", "wheel", "out/rel"], cwd=clone,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
