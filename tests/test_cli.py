@@ -184,6 +184,7 @@ def test_broker_config_and_device_credentials(env, tmp_path):
     conf = (folder / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "max_queued_messages 500000" in conf
     assert "pattern write shop/s1/kiosk/%u/stock" in (folder / "acl").read_text()
+    assert "pattern read shop/s1/alerts/#" in (folder / "acl").read_text()  # attendant alerts
     out = tmp_path / "till-09.pass"
     added = kiosk(env, "broker", "add-device", "till-09", "--dir", str(folder),
                   "--password-out", str(out))  # fmt: skip
@@ -194,3 +195,23 @@ def test_broker_config_and_device_credentials(env, tmp_path):
                       "is not a device id")  # fmt: skip
     half = kiosk(env, "broker", "config", str(folder), "--tls-cert", str(out))
     assert_user_error(half, "TLS needs both")
+
+
+def test_controller_web_user_is_added_with_a_hashed_password(env, tmp_path):
+    import sqlite3  # noqa: PLC0415
+
+    db = tmp_path / "controller.db"
+    made = kiosk(env, "controller", "--db", str(db), "web-user", "anna", "--role", "attendant",
+                 stdin="correct horse\n")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "web user anna (attendant) saved" in made.stdout
+    with sqlite3.connect(db) as rows:
+        ((role, hashed, failed),) = rows.execute(
+            "SELECT role, password_hash, failed_attempts FROM web_user WHERE name = 'anna'"
+        ).fetchall()
+    assert role == "attendant" and failed == 0
+    assert hashed.startswith("scrypt$") and "correct horse" not in hashed
+    short = kiosk(env, "controller", "--db", str(db), "web-user", "anna", stdin="short\n")
+    assert_user_error(short, "a password needs 8 to 1024 characters")
+    bad = kiosk(env, "controller", "--db", str(db), "web-user", "a/b", stdin="long enough\n")
+    assert_user_error(bad, "a user name is 1-32 letters")

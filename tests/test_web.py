@@ -88,8 +88,6 @@ class Shop:
             )
         self.folder = folder
         self.broker = Mosquitto(folder / "broker", ["controller", "till-01", "cart-01"])
-        with open(folder / "broker" / "acl", "a") as acl:  # kiosk.mqtt.broker's ACL + alerts
-            acl.write("\n".join(topics.alert_acl(ROOT)) + "\n")
         self.broker.start()
         self.port = free_port()
         self.database = folder / "controller.db"

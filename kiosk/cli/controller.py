@@ -272,3 +272,38 @@ def controller_catalog_export(ctx, file: Path) -> None:
         click.echo(f"{file}: {count} items", err=True)
     finally:
         db.close()
+
+
+@controller_group.command("web-user")
+@config_option
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["manager", "attendant"]),
+    default="manager",
+    show_default=True,
+    help="Managers also adjust stock, export orders and handle dead letters.",
+)
+@click.pass_context
+def controller_web_user(ctx: click.Context, name: str, role: str) -> None:
+    """Add a web view user, or give one a new password and role (and unlock it). The
+    password is read from the terminal, twice, or from one line of stdin; staff PINs
+    are never web passwords."""
+    import sys  # noqa: PLC0415
+
+    from kiosk.mqtt import store  # noqa: PLC0415
+    from kiosk.mqtt.web.auth import AuthError, add_user  # noqa: PLC0415
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    config = get_config()
+    db = store.open_store(ctx.obj.get("database") or config.controller.database)
+    try:
+        add_user(name, password, role)
+    except AuthError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        db.close()
+    click.echo(f"web user {name} ({role}) saved")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk import files
-from kiosk.mqtt.topics import MAX_PAYLOAD, Topics
+from kiosk.mqtt.topics import MAX_PAYLOAD, Topics, alert_acl
 
 CONTROLLER_USER = "controller"
 # Broker users that are not devices: a device list may not name one of them.
@@ -100,6 +100,9 @@ def render_acl(root: str) -> str:
             f"pattern read {root}/stock/#",
             "# The item master: each kiosk asks for versions and reads its own transfers.",
             *Topics(root).catalog_acl(),
+            "# Attendant alerts: each kiosk raises and acknowledges; staffed tills and carts",
+            "# read the shop's open alerts (the controller keeps them, retained).",
+            *alert_acl(root),
             "",
         ]
     )
