@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.ui_driver import Xvfb
+from kiosk.testing.xvfb import Xvfb
 
 BARE = """
 import os, time

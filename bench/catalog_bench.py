@@ -95,7 +95,7 @@ def main() -> None:
     from kiosk.ledger.models import utc_now
     from kiosk.mqtt import master, topics
     from kiosk.mqtt.controller import Controller
-    from tests.mqtt_env import ROOT, Mosquitto, wait_until
+    from kiosk.testing.mosquitto import ROOT, Mosquitto, wait_until
 
     folder = Path(tempfile.mkdtemp(prefix="kiosk-catalog-bench-"))
     broker = Mosquitto(folder / "broker", ["controller", *KIOSKS])

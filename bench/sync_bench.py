@@ -25,14 +25,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk.mqtt.publisher import Publisher
-from tests.mqtt_env import ROOT, Mosquitto, wait_until
-from tests.test_sync import (
+from kiosk.testing.ledgers import (
     applied,
     controller_levels,
     ledger_totals,
     make_ledger,
     outbox_pending,
 )
+from kiosk.testing.mosquitto import ROOT, Mosquitto, wait_until
 
 KIOSKS = ["till-01", "till-02", "cart-01"]
 WINDOW = 200

@@ -182,7 +182,7 @@ def sale_bench(folder: Path, database: Path, samples: int) -> None:
     from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
     from kiosk.mqtt.controller import Controller  # noqa: PLC0415
-    from tests.mqtt_env import ROOT, Mosquitto, wait_until  # noqa: PLC0415
+    from kiosk.testing.mosquitto import ROOT, Mosquitto, wait_until  # noqa: PLC0415
 
     broker = Mosquitto(folder / "broker", ["controller", "till-99"])
     with open(folder / "broker" / "acl", "a") as acl:

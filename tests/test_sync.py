@@ -6,73 +6,30 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk.config import parse
-from kiosk.ledger import catalog_csv, sales, stock
-from kiosk.ledger.core import Ledger
-from kiosk.ledger.money import Tender
 from kiosk.mqtt import broker as broker_setup
 from kiosk.mqtt.controller import Controller
 from kiosk.mqtt.publisher import Publisher
-from tests.conftest import CATALOG
+from kiosk.testing.ledgers import (
+    applied,
+    controller_levels,
+    ledger_totals,
+    make_ledger,
+    outbox_pending,
+)
 from tests.mqtt_env import ROOT, Mosquitto, free_port, wait_until
 
 KIOSKS = ["till-01", "till-02", "cart-01"]
-SKUS = ["PEN", "WATER", "CHARGER", "CABLE", "COFFEE", "TRAVEL"]
-
-
-def make_ledger(path: Path, device: str, n_sales: int, seed: int = 0) -> Path:
-    config = parse(f'[device]\nid = "{device}"\nstore = "store-042"\n[ledger]\npath = "{path}"\n')
-    rng = random.Random(seed)
-    with Ledger.open(config) as ledger:
-        catalog_csv.import_text(ledger, CATALOG)
-        stock.receive(ledger, [stock.ReceiveLine(s, 1000) for s in SKUS], None)
-        for _ in range(n_sales):
-            lines = [sales.SaleLine(s, Decimal(rng.randint(1, 3))) for s in rng.sample(SKUS, 2)]
-            sales.post_sale(ledger, lines, [Tender("cash", Decimal("500.00"))])
-    return path
-
-
-def ledger_totals(paths) -> dict[str, int]:
-    total: Counter = Counter()
-    for path in paths:
-        with sqlite3.connect(path) as db:
-            for sku, delta in db.execute(
-                "SELECT sku, SUM(delta) FROM stock_move WHERE location = 'main' GROUP BY sku"
-            ):
-                total[sku] += delta
-    return {sku: n for sku, n in total.items()}
-
-
-def controller_levels(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        return dict(db.execute("SELECT sku, on_hand FROM stock_level"))
-
-
-def applied(path: Path) -> int:
-    try:
-        with sqlite3.connect(path) as db:
-            return db.execute("SELECT COUNT(*) FROM applied_event").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
-def outbox_pending(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT COUNT(*) FROM outbox WHERE state != 'sent'").fetchone()[0]
 
 
 def events_in(path: Path) -> int:
