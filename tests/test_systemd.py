@@ -164,7 +164,7 @@ def test_image_recipe_wheel_step_from_a_fresh_clone(tmp_path):
     assert not (clone / "build" / "wheels").exists()
     names = zipfile.ZipFile(wheel).namelist()
     assert "kiosk/ledger/money.py" in names and "kiosk/screens/layout.kv" in names
-    # every data file the app reads at run time (MANIFEST.in: setuptools 84 left them out)
+    # every data file the app reads at run time (setup.cfg package_data, one per line)
     for data in (
         "kiosk/demo/catalog.csv",
         "kiosk/mqtt/web/templates/base.html",
