@@ -475,12 +475,24 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
             continue  # happened before the latest count: the count already saw it
         totals[sku] += move["delta"]
         changed.add(sku)
-    for sku, delta in totals.items():
-        StockLevel.insert(sku=sku, on_hand=delta, updated_at=stamp).on_conflict(
-            conflict_target=[StockLevel.sku],
-            update={StockLevel.on_hand: StockLevel.on_hand + delta, StockLevel.updated_at: stamp},
-        ).execute()
+    _add_to_levels(totals, stamp)
     return Outcome(changed, fresh, conflicts)
+
+
+def _add_to_levels(totals: dict[str, int], stamp: str) -> None:
+    """Every level's delta in one prepared upsert (executemany): building one ORM query
+    per SKU cost more than the database did (SQLite and PostgreSQL share the syntax)."""
+    if not totals:
+        return
+    db = store_db.obj
+    table, p = StockLevel._meta.table_name, db.param
+    sql = (
+        f"INSERT INTO {table} (sku, on_hand, updated_at) VALUES ({p}, {p}, {p}) "  # noqa: S608
+        f"ON CONFLICT (sku) DO UPDATE SET on_hand = {table}.on_hand + EXCLUDED.on_hand, "
+        "updated_at = EXCLUDED.updated_at"
+    )
+    cursor = db.cursor()
+    cursor.executemany(sql, [(sku, delta, stamp) for sku, delta in sorted(totals.items())])
 
 
 def _after(device, seq, at, clock, count_at, count_device, count_seq, count_clock) -> bool:
