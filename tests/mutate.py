@@ -73,7 +73,9 @@ GROUPS: dict[str, Group] = {
             "kiosk/checkout/selling.py",
             "kiosk/checkout/paying.py",
         ),
-        ("tests/test_checkout.py", "tests/test_mut_checkout.py"),
+        # test_payment_checkout: paying.py's card path (a terminal's approval, decline,
+        # cancel and reversal) is the payment flow's, tested there against the simulator
+        ("tests/test_checkout.py", "tests/test_mut_checkout.py", "tests/test_payment_checkout.py"),
         only=(
             "kiosk.checkout.cart.*",
             *(

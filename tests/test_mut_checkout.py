@@ -218,3 +218,63 @@ def test_card_and_cash_together(till):
     )  # 9.99 -> 10.00 in cash
     assert co.tender_cash("10.00").ok and co.last_posted.rounding == D("0.01")
     assert co.last_posted.change == 0
+
+
+def test_cancelling_a_sale_and_a_payment_word_for_word(till):
+    """cancel, _abandon and cancel_payment: every refusal, the audit's figures and JSON,
+    the events, and where the session goes (a self-checkout back to attract)."""
+    import json
+
+    from kiosk.ledger.models import Audit
+
+    co, log, events = till
+    assert co.role == "self-checkout"
+    assert said(co.cancel()) == (False, "Nothing to cancel")
+    co.scan("4006381333931")
+    co.scan("4001234000039")
+    co.quantity("2")
+    assert said(co.pay()) == (True, "To pay: 21.47 EUR")
+    assert said(co.tender_cash("5.00")) == (True, "Still to pay: 16.45 EUR")  # cash due, to 0.05
+    assert said(co.cancel()) == (False, "Cancel the payment first")
+    assert said(co.tender_card("3.00", "AUTH-7")) == (True, "Still to pay: 13.45 EUR")
+    events.clear()
+    out = co.cancel_payment()
+    assert said(out) == (
+        True,
+        "Payment cancelled: reverse card payment(s) AUTH-7 on the terminal; "
+        "give back 5.00 EUR cash",
+    )
+    assert co.state.value == "scanning" and co.payment.tenders == []
+    alert = "Payment cancelled: reverse card payment(s) AUTH-7"
+    assert ("alert", "scanning", {"text": alert}) in events and co.alerts[-1] == alert
+    assert co.amount_due == D("21.47")
+    events.clear()
+    assert said(co.cancel()) == (True, "Sale cancelled")
+    assert co.state.value == "attract" and not co.cart and co.payment.tenders == []
+    assert ("cart", "attract", {"total": "0"}) in events or (
+        "cart",
+        "scanning",
+        {"total": "0"},
+    ) in events
+    (row,) = Audit.select().where(Audit.action == "abandoned_cart")
+    assert (row.subject, row.field, row.old, row.new) == (None, None, None, "21.47")
+    assert json.loads(row.detail) == {
+        "why": "cancelled",
+        "lines": [{"sku": "PEN", "qty": "1"}, {"sku": "CABLE", "qty": "2"}],
+    }
+    assert {"cancel": True} in log and {"pay": "cancel"} in log
+    assert co.pending is None and co.next_qty is None
+
+
+def test_removing_the_last_line_at_a_self_checkout_asks_staff(till):
+    co, log, events = till
+    co.scan("4006381333931")
+    assert said(co.remove_line(1)) == (
+        False,
+        "Removing an item needs staff: someone is on the way",
+    )
+    assert co.state.value == "help" and len(co.cart.lines) == 1
+    assert co.staff_login("1234").ok  # the supervisor's login approves it
+    assert co.cart.lines == [] and co.state.value in ("scanning", "attract")
+    removed = [d for k, _, d in events if k == "cart" and "removed" in d]
+    assert removed == [{"removed": 1, "total": "0"}]  # an empty cart totals Decimal 0
