@@ -278,3 +278,58 @@ def test_removing_the_last_line_at_a_self_checkout_asks_staff(till):
     assert co.cart.lines == [] and co.state.value in ("scanning", "attract")
     removed = [d for k, _, d in events if k == "cart" and "removed" in d]
     assert removed == [{"removed": 1, "total": "0"}]  # an empty cart totals Decimal 0
+
+
+def _checkout(shop, role: str, **checkout):
+    from kiosk.checkout.replay import ReplayClock
+    from kiosk.checkout.session import Checkout
+    from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
+    from kiosk.ledger.models import utc_now
+    from tests.test_checkout import with_role
+
+    ledger = with_role(shop, role, **checkout)
+    return Checkout(ledger, MemoryPrinter(), MemoryDrawer(), ReplayClock(utc_now))
+
+
+def test_who_may_take_payment_and_the_age_check_word_for_word(shop, till):
+    cart = _checkout(shop, "mobile-cart")
+    assert cart.staff_login("5678").ok
+    assert said(cart.scan("4006381333931")) == (
+        False,
+        "This cart does not sell: use item lookup, counts or receiving",
+    )
+    tendering = _checkout(shop, "mobile-cart", cart_tendering=True)
+    assert tendering.staff_login("5678").ok
+    assert said(tendering.scan("4006381333931")) == (True, "Pen x 1: total 1.49 EUR")
+    assert said(tendering.pay()) == (True, "To pay: 1.49 EUR")
+    co, _, _ = till  # a self-checkout: an age check calls staff
+    assert said(co.scan("4001234000084")) == (
+        True,
+        "Lager 6-pack x 1: total 6.49 EUR (age 18+: staff will check)",
+    )
+    assert said(co.pay()) == (False, "An age check needs staff: someone is on the way")
+    assert co.state.value == "help"
+    staffed = _checkout(shop, "staffed")
+    staffed.staff_login("5678")
+    staffed.scan("4001234000084")
+    assert said(staffed.pay()) == (False, "Check the customer's age, then approve")
+    assert staffed.state.value == "scanning"
+
+
+def test_typed_tenders_word_for_word(shop):
+    co = _checkout(shop, "staffed")
+    co.staff_login("5678")
+    co.scan("4006381333931")
+    assert said(co.pay()) == (True, "To pay: 1.49 EUR")
+    too_long = (False, "An approval reference is at most 48 plain characters")
+    assert said(co.tender_card("0.50", "A" * 49)) == too_long
+    assert said(co.tender_card("0.50", "A\x07B")) == too_long  # a control character
+    assert said(co.tender_cash("1.234")) == (False, "Amount '1.234' must have at most 2 decimal(s)")
+    assert said(co.tender_cash("abc")) == (
+        False,
+        "Amount 'abc' is not a number (write e.g. 12 or 1.50)",
+    )
+    card = co.tender_card("0.50", "A" * 48)  # exactly the limit
+    assert said(card) == (True, "Still to pay: 0.99 EUR") and card.data == {"due": D("0.99")}
+    cash = co.tender_cash("0.50")  # below one unit is still money: 0.49 left, 0.50 in cash
+    assert said(cash) == (True, "Still to pay: 0.50 EUR") and cash.data == {"due": D("0.50")}
