@@ -333,3 +333,59 @@ def test_typed_tenders_word_for_word(shop):
     assert said(card) == (True, "Still to pay: 0.99 EUR") and card.data == {"due": D("0.99")}
     cash = co.tender_cash("0.50")  # below one unit is still money: 0.49 left, 0.50 in cash
     assert said(cash) == (True, "Still to pay: 0.50 EUR") and cash.data == {"due": D("0.50")}
+
+
+def test_quantities_and_the_next_scan_word_for_word(shop):
+    from kiosk.ledger.models import TxnLine
+
+    co = _checkout(shop, "staffed")
+    co.staff_login("5678")
+    events: list[tuple] = []
+    co.subscribe(lambda e: events.append((e.kind, dict(e.detail))))
+    assert said(co.quantity("1.5")) == (False, "The next scan counts whole pieces")
+    assert said(co.quantity("0")) == (False, "Quantity must be between 1 and 9999")
+    assert said(co.quantity("3")) == (True, "Next scan counts 3 times") and co.next_qty == 3
+    pen = co.scan("4006381333931")  # 3 pens: the multiplier is used once
+    assert said(pen) == (True, "Pen x 3: total 4.47 EUR")
+    assert pen.data == {"line": 1, "total": D("4.47")} and co.next_qty is None
+    assert ("cart", {"line": 1, "total": "4.47"}) in events
+    assert said(co.quantity("2")) == (True, "Pen x 2: total 2.98 EUR")  # the last line
+    banana = co.scan("2800123005320")
+    assert said(banana) == (True, "Bananas x 0.532 kg: total 4.04 EUR")
+    cheese = co.scan("2100456004374")  # a priced label: 4.37
+    assert said(cheese) == (True, "Cheese x 1: total 8.41 EUR")
+    assert cheese.data == {"line": 3, "total": D("8.41")}
+    assert said(co.set_quantity(3, "2")) == (
+        False,
+        "A priced label cannot change quantity; scan it again",
+    )
+    assert said(co.quantity("5")) == (False, "A priced label cannot change quantity; scan it again")
+    events.clear()
+    assert said(co.set_quantity(2, "2")) == (True, "Bananas x 2: total 11.33 EUR")  # 2 kg
+    assert events[0] == ("cart", {"line": 2, "total": "11.33"})
+    assert co.pay().ok and co.tender_cash("20.00").ok
+    lines = TxnLine.select().order_by(TxnLine.id)
+    assert [(li.sku, li.barcode) for li in lines] == [  # as GTIN-14; a scale label by item
+        ("PEN", "04006381333931"),
+        ("BANANA", "2800123"),
+        ("CHEESE", "2100456"),
+    ]
+    weighed = _checkout(shop, "staffed")
+    weighed.staff_login("5678")
+    assert weighed.quantity("3").ok  # a multiplier, then a weighed item: it does not apply
+    assert said(weighed.scan("2800123005320")) == (True, "Bananas x 0.532 kg: total 1.06 EUR")
+    assert weighed.next_qty is None and weighed.cart.lines[0].qty == D("0.532")
+
+
+def test_lowering_a_quantity_at_a_self_checkout_needs_staff(till):
+    co, _, _ = till
+    co.scan("4006381333931")
+    co.scan("4006381333931")
+    assert said(co.set_quantity(1, "1")) == (
+        False,
+        "Lowering a quantity needs staff: someone is on the way",
+    )
+    assert co.state.value == "help" and co.cart.lines[0].qty == 2
+    assert co.staff_login("1234").ok  # the approval carries it out
+    assert co.cart.lines[0].qty == 1
+    assert said(co.set_quantity(1, "3")) == (True, "Pen x 3: total 4.47 EUR")  # raising: no staff
