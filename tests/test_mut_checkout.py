@@ -389,3 +389,35 @@ def test_lowering_a_quantity_at_a_self_checkout_needs_staff(till):
     assert co.staff_login("1234").ok  # the approval carries it out
     assert co.cart.lines[0].qty == 1
     assert said(co.set_quantity(1, "3")) == (True, "Pen x 3: total 4.47 EUR")  # raising: no staff
+
+
+def test_a_full_disk_at_the_commit_word_for_word(shop):
+    """The commit's refusal, the staff alert, and the sale kept: SQLite's own SQLITE_FULL
+    (the file may not grow past its size)."""
+    co = _checkout(shop, "staffed")
+    co.staff_login("5678")
+    events: list[tuple] = []
+    co.subscribe(lambda e: events.append((e.kind, dict(e.detail))))
+    pages = shop.db.execute_sql("PRAGMA page_count").fetchone()[0]
+    shop.db.execute_sql(f"PRAGMA max_page_count = {pages}")
+    refused = None
+    for _ in range(500):  # sell until the last free page is used up
+        assert co.add_item("PEN", "3").ok
+        co.pay()
+        outcome = co.tender_cash("50.00")
+        if not outcome.ok:
+            refused = outcome
+            break
+        co.choose_receipt(False)
+    assert refused is not None
+    assert said(refused) == (
+        False,
+        "Could not record the sale: this kiosk's storage is full. Call staff.",
+    )
+    assert co.storage_full and co.state.value == "paying"
+    assert [d["text"] for k, d in events if k == "alert"][-1].startswith("Storage full")
+    shop.db.execute_sql("PRAGMA max_page_count = 1073741823")
+    paid = co.tender_cash("50.00")
+    assert paid.ok and paid.message.startswith("Paid, thank you! Change: 45.55 EUR. Receipt ")
+    assert paid.data == {"receipt": co.last_posted.number} and co.storage_full is None
+    assert ("posted", {"receipt": co.last_posted.number, "total": "4.47"}) in events  # cash: 4.45
