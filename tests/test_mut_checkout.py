@@ -421,3 +421,19 @@ def test_a_full_disk_at_the_commit_word_for_word(shop):
     assert paid.ok and paid.message.startswith("Paid, thank you! Change: 45.55 EUR. Receipt ")
     assert paid.data == {"receipt": co.last_posted.number} and co.storage_full is None
     assert ("posted", {"receipt": co.last_posted.number, "total": "4.47"}) in events  # cash: 4.45
+
+
+def test_removing_the_only_line_where_the_session_goes(shop, till):
+    staffed = _checkout(shop, "staffed")
+    staffed.staff_login("5678")
+    events: list[tuple] = []
+    staffed.subscribe(lambda e: events.append((e.kind, dict(e.detail))))
+    staffed.scan("4006381333931")
+    assert said(staffed.remove_line(1)) == (True, "Removed Pen: total 0.00 EUR")
+    assert ("cart", {"removed": 1, "total": "0"}) in events
+    assert staffed.state.value == "scanning"  # a till stays open for the next customer
+    co, _, _ = till  # a self-checkout with staff at it: back to attract, no approval asked
+    co.scan("4006381333931")
+    assert co.staff_login("1234").ok
+    assert said(co.remove_line(1)) == (True, "Removed Pen: total 0.00 EUR")
+    assert co.state.value == "attract" and not co.cart
