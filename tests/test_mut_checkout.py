@@ -437,3 +437,23 @@ def test_removing_the_only_line_where_the_session_goes(shop, till):
     assert co.staff_login("1234").ok
     assert said(co.remove_line(1)) == (True, "Removed Pen: total 0.00 EUR")
     assert co.state.value == "attract" and not co.cart
+
+
+def test_cancelling_at_a_till_and_the_bounds_of_a_scan(shop):
+    co = _checkout(shop, "staffed")
+    co.staff_login("5678")
+    co.scan("4006381333931")
+    assert said(co.pay()) == (True, "To pay: 1.49 EUR")
+    assert said(co.cancel_payment()) == (True, "Payment cancelled")  # nothing to give back
+    assert co.pay().ok
+    assert said(co.cancel()) == (True, "Sale cancelled")  # paying, but nothing tendered yet
+    assert co.state.value == "scanning" and not co.cart  # a till stays open
+    assert said(co.quantity("2")) == (True, "Next scan counts 2 times")
+    water = co.scan("14001234000012")  # a case of 6, twice
+    assert said(water) == (True, "Water 1.5 l x 12: total 9.48 EUR")
+    assert co.set_quantity(1, "9999").ok
+    assert said(co.scan("4001234000015")) == (  # one more bottle: past the bound
+        False,
+        "Quantity '10000' must be from 1 to 9999",
+    )
+    assert co.cart.lines[0].qty == 9999
