@@ -374,7 +374,7 @@ def _check_item_master_migrated(db) -> None:
     from kiosk.mqtt import master  # noqa: PLC0415
     from tests.conftest import CATALOG  # noqa: PLC0415
 
-    assert store.schema_version(db) == store.SCHEMA_VERSION == 4
+    assert store.schema_version(db) == store.SCHEMA_VERSION == 5
     state = store.KioskState.get_by_id("till-01")
     assert (state.applied_to, state.catalog_version, state.catalog_error) == (7, None, None)
     rules = master.rules(parse(""))

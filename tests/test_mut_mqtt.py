@@ -1156,7 +1156,7 @@ def test_a_sqlite_store_made_by_version_1_is_migrated(tmp_path):
     old_store(path, V1_STEPS)
     db = store.open_store(str(path))
     try:
-        assert store.schema_version(db) == store.SCHEMA_VERSION == 4
+        assert store.schema_version(db) == store.SCHEMA_VERSION == 5
         assert {"master_item", "catalog_version", "catalog_change", "scheduled_change"} <= set(
             db.get_tables()
         )
@@ -1204,7 +1204,7 @@ def test_a_half_done_first_step_is_finished(tmp_path):
     )
     db = store.open_store(str(path))
     try:
-        assert store.schema_version(db) == store.SCHEMA_VERSION == 4
+        assert store.schema_version(db) == store.SCHEMA_VERSION == 5
         rows = [(d.times, d.last_at, d.digest, d.device, d.seq)
                 for d in store.DeadLetter.select().order_by(store.DeadLetter.id)]  # fmt: skip
         assert rows == [

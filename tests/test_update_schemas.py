@@ -170,7 +170,8 @@ def test_step_down_refuses_a_file_older_code_cannot_use(tmp_path):
     path = unpack("ledger-schema5.db.gz", tmp_path)
     open_ledger(path).close()
     db = sqlite3.connect(path)
-    db.execute("UPDATE schema_compat SET readable_by = 5 WHERE version = 5")
+    latest = migrations.LATEST
+    db.execute(f"UPDATE schema_compat SET readable_by = {latest} WHERE version = {latest}")
     db.commit()
     db.close()
     dbcopy.keep_copy(path, 4)
@@ -178,8 +179,8 @@ def test_step_down_refuses_a_file_older_code_cannot_use(tmp_path):
         dbcopy.step_down(path, 4)
     text = str(caught.value)
     assert "\n" not in text and "ledger.db.schema-4.bak" in text
-    assert version(path) == 5
-    assert dbcopy.step_down(path, 5) is None  # nothing to do for its own version
+    assert version(path) == latest
+    assert dbcopy.step_down(path, latest) is None  # nothing to do for its own version
 
 
 def test_current_code_refuses_a_newer_ledger_in_one_line(tmp_path):
@@ -192,7 +193,7 @@ def test_current_code_refuses_a_newer_ledger_in_one_line(tmp_path):
         open_ledger(path)
 
 
-@pytest.mark.parametrize("schema", [0, 1, 2, 3])
+@pytest.mark.parametrize("schema", [0, 1, 2, 3, 4])
 def test_controller_store_of_every_schema_migrates(tmp_path, schema):
     from kiosk.mqtt import store, topics  # noqa: PLC0415
 

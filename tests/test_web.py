@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from kiosk.checkout.session import Checkout
 from kiosk.config import parse
 from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
-from kiosk.ledger import catalog_csv, sales, stock
+from kiosk.ledger import catalog_csv, reports, sales, stock
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.money import Tender
 from kiosk.mqtt import master, store, topics
@@ -381,3 +381,58 @@ def test_kiosks_page_shows_health_and_a_silent_kiosk_in_red(page, shop):
     expect(till).to_contain_text("synced")  # the status's clock extension (or "unsynced")
     expect(till).to_contain_text("0.1")  # the app version
     shot(page, "09-kiosks")
+
+
+def journals_at(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT COUNT(*) FROM journal_part").fetchone()[0]
+
+
+def journals_made(paths) -> int:
+    total = 0
+    for path in paths:
+        with sqlite3.connect(path) as db:
+            total += db.execute("SELECT COUNT(*) FROM journal_outbox").fetchone()[0]
+    return total
+
+
+def test_kpis_equal_the_kiosks_own_z_reports(page, shop):
+    """Sales at both kiosks and a return reach the KPI page through the journal; its
+    revenue, sales and per-kiosk figures are the kiosks' Z reports'."""
+    sell(shop.ledgers["till-01"], "till-01", {"PEN": 2, "COFFEE": 1})
+    sell(shop.ledgers["cart-01"], "cart-01", {"WATER": 6})
+    config = parse(f'[device]\nid = "till-01"\nstore = "store-042"\n[ledger]\npath = '
+                   f'"{shop.ledgers["till-01"]}"\n')  # fmt: skip
+    with Ledger.open(config) as ledger:
+        receipt = sales.Txn.select().where(sales.Txn.kind == "sale").first().number
+        sales.post_return(ledger, [sales.ReturnLine("PEN", Decimal(1))], "unwanted", None,
+                          receipt=receipt)  # fmt: skip
+    made = journals_made(shop.ledgers.values())
+    wait_until(lambda: journals_at(shop.database) == made, 30, what=f"{made} journals")
+    today = datetime.now().astimezone().date()
+    z = {}
+    for device, path in shop.ledgers.items():
+        cfg = parse(f'[device]\nid = "{device}"\nstore = "store-042"\n[ledger]\npath = "{path}"\n')
+        with Ledger.open(cfg):
+            z[device] = reports.z_report(today)
+    log_in(page, shop, target=f"/kpis?period=day&day={today.isoformat()}")
+    expect(page.locator("h1")).to_contain_text("KPIs")
+    revenue = sum(r.net_total for r in z.values())
+    expect(page.locator("#kpi-revenue")).to_have_text(f"{revenue:,.2f} EUR")
+    sold = sum(r.counts.get("sale", 0) for r in z.values())
+    expect(page.locator("#kpi-transactions")).to_have_text(str(sold))
+    for device, report in z.items():
+        row = page.locator(f'#kpi-kiosks tr[data-kiosk="{device}"] .revenue')
+        expect(row).to_have_text(f"{report.net_total:,.2f} EUR")
+    expect(page.locator("#kpi-journal-missing")).to_have_text("0")
+    expect(page.locator("#chart-daily canvas")).to_have_count(1)  # uPlot drew, offline
+    expect(page.locator("#chart-kiosks canvas")).to_have_count(1)
+    data = page.evaluate("fetch('/kpis/data?period=day').then(r => r.json())")
+    assert Decimal(data["sales"]["revenue"]) == revenue
+    returned = sum(r.returns for r in z.values())
+    assert Decimal(data["sales"]["returns"]) == returned and returned < 0
+    page.goto(shop.url + "/kpis?period=week")
+    expect(page.locator("#kpi-revenue")).to_have_text(f"{revenue:,.2f} EUR")
+    shot(page, "10-kpis")
+    page.goto(shop.url + "/kpis?period=range&day=2026-12-09&last=2026-12-01")
+    expect(page.locator(".error")).to_contain_text("before it starts")

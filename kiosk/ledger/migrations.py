@@ -127,11 +127,26 @@ def _v5_item_master(db: SqliteDatabase) -> None:
     )
 
 
+def _v6_journal_outbox(db: SqliteDatabase) -> None:
+    """The transaction journal's outbox (kiosk.ledger.journal): one row per journal
+    message of a money transaction, keyed by the seq of its stock event and its part.
+    A new table only: older code never reads it (rolled back, it just stops filling)."""
+    db.execute_sql(
+        "CREATE TABLE IF NOT EXISTS journal_outbox (seq INTEGER NOT NULL, "
+        "part INTEGER NOT NULL, parts INTEGER NOT NULL, payload TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', "
+        "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_at TEXT, "
+        "PRIMARY KEY (seq, part))"
+    )
+    db.execute_sql("CREATE INDEX IF NOT EXISTS journal_outbox_state ON journal_outbox (state, seq)")
+
+
 STEPS: dict[int, Callable[[SqliteDatabase], None]] = {
     2: _v2_bounds,
     3: _v3_payment_journal,
     4: _v4_refund_requests,
     5: _v5_item_master,
+    6: _v6_journal_outbox,
 }
 LATEST = max(STEPS)
 # The oldest schema whose code can go on reading and writing a ledger of each schema
@@ -140,7 +155,7 @@ LATEST = max(STEPS)
 # nullable columns and triggers that accept what older code writes, so all are readable
 # by schema 1. A step that is not must say readable_by = its own version, and the release
 # before it should already read its new form (expand, then contract).
-READABLE_BY: dict[int, int] = {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+READABLE_BY: dict[int, int] = {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}
 
 
 def upgrade(db: SqliteDatabase, version: int) -> None:

@@ -1,7 +1,8 @@
 """Writing one posted transaction: the hot path of every sale.
 
 `write` inserts the transaction, its lines, tenders and stock moves, updates the
-on-hand balances and appends the stock event to the outbox, all inside the
+on-hand balances and appends the stock event (and, for money, the transaction's
+journal: kiosk.ledger.journal) to the outbox, all inside the
 caller's `BEGIN IMMEDIATE` transaction. It uses prepared SQL with executemany
 rather than per-row ORM saves: the ORM's per-row cost, not the disk, would
 otherwise dominate (see bench/ledger_bench.py).
@@ -16,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from kiosk import clock, numbers
+from kiosk.ledger import journal
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import ts_text, utc_now
 
@@ -195,6 +197,10 @@ def write(ledger: Ledger, posting: Posting) -> Posted:
     payload = json.dumps(event, separators=(",", ":"))
     _check_event(event, payload)
     cursor.execute(_OUTBOX_SQL, (seq, txn_id, posting.kind, payload, ts))
+    journal.append(
+        cursor, posting, ledger.device, seq, number, ts, event["clock"],
+        ledger.config.money.currency,
+    )  # fmt: skip
     return Posted(
         id=txn_id,
         number=number,

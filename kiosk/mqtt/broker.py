@@ -96,6 +96,7 @@ def render_acl(root: str) -> str:
             "# Every kiosk logs in as its device id (%u): its own topics and shop stock only.",
             f"pattern write {root}/kiosk/%u/status",
             f"pattern write {root}/kiosk/%u/stock",
+            f"pattern write {root}/kiosk/%u/journal",
             f"pattern read {root}/kiosk/%u/resync",
             f"pattern read {root}/stock/#",
             "# The item master: each kiosk asks for versions and reads its own transfers.",

@@ -35,7 +35,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 
 from kiosk.config import Config
 from kiosk.ledger.models import utc_now
-from kiosk.mqtt import master, store, topics
+from kiosk.mqtt import journal_contract, journal_store, master, store, topics
 from kiosk.mqtt.publisher import make_client
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class Controller:
         self.stopping = threading.Event()
         self.applied = 0
         self.duplicates = 0
+        self.journals = 0  # journal parts applied
         self.dead = 0
         self._gap_since: dict[str, float] = {}
         self._asked_at: dict[str, float] = {}
@@ -93,6 +94,7 @@ class Controller:
         client.subscribe(
             [
                 (self.topics.all_kiosk_stock, 1),
+                (self.topics.all_kiosk_journal, 1),
                 (self.topics.all_kiosk_status, 1),
                 (self.topics.all_catalog_get, 1),
             ]
@@ -235,6 +237,7 @@ class Controller:
         """Everything a batch does to the store, inside the caller's transaction."""
         dead: list[tuple[mqtt.MQTTMessage, str]] = []
         events: list[topics.StockEvent] = []
+        journals: list[journal_contract.Journal] = []
         source: dict[int, mqtt.MQTTMessage] = {}
         for message in batch:
             try:
@@ -248,6 +251,9 @@ class Controller:
                 continue
             if isinstance(parsed, topics.StockEvent):
                 events.append(parsed)
+                source[id(parsed)] = message
+            elif isinstance(parsed, journal_contract.Journal):
+                journals.append(parsed)
                 source[id(parsed)] = message
             elif isinstance(parsed, topics.CatalogGet):
                 self._requests.append((parsed, message))  # answered after the commit
@@ -278,6 +284,7 @@ class Controller:
             dead.append(
                 (source[id(event)], f"conflict: {event.id} was applied before with other content")
             )
+        dead += self._apply_journals(journals, source, now)
         self.applied += len(outcome.fresh)
         self.duplicates += len(events) - len(outcome.fresh) - len(outcome.conflicts)
         for event in outcome.fresh:
@@ -285,6 +292,32 @@ class Controller:
         for message, reason in dead:
             self._dead_letter(message, reason, now)
         return outcome.changed
+
+    def _apply_journals(self, journals, source, now) -> list[tuple[mqtt.MQTTMessage, str]]:
+        """The batch's journal parts (kiosk.mqtt.journal_store), in a savepoint of their
+        own, one by one if together they fail; returns what to dead-letter."""
+        dead = []
+        try:
+            with self.db.atomic():
+                outcome = journal_store.apply_journals(journals, now)
+        except Exception:  # noqa: BLE001 - find the part that failed, keep the others
+            log.warning("applying %d journal parts together failed; one by one", len(journals))
+            outcome = journal_store.JournalOutcome([], [])
+            for journal in journals:
+                try:
+                    with self.db.atomic():
+                        one = journal_store.apply_journals([journal], now)
+                except Exception as exc:  # noqa: BLE001
+                    dead.append((source[id(journal)], f"could not apply: {exc!r}"))
+                    continue
+                outcome.fresh.extend(one.fresh)
+                outcome.conflicts.extend(one.conflicts)
+        for journal in outcome.conflicts:
+            key = f"{journal.device}:{journal.seq} part {journal.part}"
+            reason = f"conflict: journal {key} was applied before with other content"
+            dead.append((source[id(journal)], reason))
+        self.journals += len(outcome.fresh)
+        return dead
 
     def _dead_letter(self, message: mqtt.MQTTMessage, reason: str, now) -> None:
         self.dead += 1
@@ -323,9 +356,9 @@ class Controller:
 
     def _parse(
         self, message: mqtt.MQTTMessage, now
-    ) -> topics.StockEvent | topics.KioskStatus | topics.CatalogGet:
-        """A stock event, a kiosk status or a catalog request, or PayloadError saying
-        what is wrong."""
+    ) -> topics.StockEvent | journal_contract.Journal | topics.KioskStatus | topics.CatalogGet:
+        """A stock event, a journal part, a kiosk status or a catalog request, or
+        PayloadError saying what is wrong."""
         topic = message.topic
         device = self.topics.device_of(topic)
         if device is None:
@@ -333,6 +366,8 @@ class Controller:
         tolerance = self.config.controller.future_tolerance_s
         if topic == self.topics.kiosk_stock(device):
             return topics.parse_stock_event(message.payload, device, now, tolerance)
+        if topic == self.topics.kiosk_journal(device):
+            return journal_contract.parse_journal(message.payload, device, now, tolerance)
         if topic == self.topics.kiosk_status(device):
             return topics.parse_kiosk_status(message.payload, device, now, tolerance)
         if topic == self.topics.catalog_get(device):

@@ -7,6 +7,7 @@ Outbox rows are not posted rows: their delivery state may change, their payload 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,13 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def _now() -> str:
     return datetime.now(UTC).strftime(TS_FORMAT)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    seq: int
+    part: int
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -82,16 +90,70 @@ class OutboxStore:
         )
 
     def resend_from(self, seq: int) -> int:
-        """A resync request: events from `seq` on go out again."""
+        """A resync request: events from `seq` on go out again, with their journals (a
+        controller restored from a backup lost both)."""
         cursor = self.conn.execute(
             "UPDATE outbox SET state = 'pending' WHERE seq >= ? AND state = 'sent'", (seq,)
         )
+        with contextlib.suppress(sqlite3.OperationalError):  # a ledger before schema 6
+            self.conn.execute(
+                "UPDATE journal_outbox SET state = 'pending' WHERE seq >= ? AND state = 'sent'",
+                (seq,),
+            )
         return cursor.rowcount
+
+    # ---------------------------------------------------------------- the journal
+    # (kiosk.ledger.journal): the same delivery states, keyed by (seq, part).
+
+    def journal_pending_after(self, key: tuple[int, int], limit: int) -> list[JournalRow]:
+        try:
+            rows = self.conn.execute(
+                "SELECT seq, part, payload FROM journal_outbox WHERE state = 'pending' "
+                "AND (seq, part) > (?, ?) ORDER BY seq, part LIMIT ?",
+                (*key, limit),
+            )
+            return [JournalRow(s, p, payload.encode()) for s, p, payload in rows]
+        except sqlite3.OperationalError:  # a ledger before schema 6 has no journal
+            return []
+
+    def mark_journal_sent(self, keys: list[tuple[int, int]]) -> None:
+        now = _now()
+        self._write(
+            "UPDATE journal_outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+            "last_error = NULL WHERE seq = ? AND part = ? AND state = 'pending'",
+            [(now, seq, part) for seq, part in keys],
+        )
+
+    def mark_journal_dead(self, key: tuple[int, int], error: str) -> None:
+        self._write(
+            "UPDATE journal_outbox SET state = 'dead', attempts = attempts + 1, "
+            "last_error = ? WHERE seq = ? AND part = ?",
+            [(error[:500], *key)],
+        )
+
+    def note_journal_error(self, key: tuple[int, int], error: str) -> None:
+        self._write(
+            "UPDATE journal_outbox SET attempts = attempts + 1, last_error = ? "
+            "WHERE seq = ? AND part = ?",
+            [(error[:500], *key)],
+        )
+
+    def journal_depth(self) -> int:
+        try:
+            query = "SELECT COUNT(*) FROM journal_outbox WHERE state = 'pending'"
+            return self.conn.execute(query).fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
 
     def retry_dead(self) -> int:
         cursor = self.conn.execute(
             "UPDATE outbox SET state = 'pending', last_error = NULL WHERE state = 'dead'"
         )
+        with contextlib.suppress(sqlite3.OperationalError):  # a ledger before schema 6
+            self.conn.execute(
+                "UPDATE journal_outbox SET state = 'pending', last_error = NULL "
+                "WHERE state = 'dead'"
+            )
         return cursor.rowcount
 
     def depth(self) -> int:

@@ -35,6 +35,8 @@ from kiosk.config import Config, ConfigError
 from kiosk.mqtt import topics
 from kiosk.mqtt.outbox import OutboxStore
 
+MAX_PARTS = 2**31 - 1  # above any journal part: "every part of this seq"
+
 log = logging.getLogger(__name__)
 
 # PUBACK reason codes that no retry can fix (MQTT 5, section 3.4.2.1).
@@ -94,8 +96,10 @@ class Publisher:
         self._wake = threading.Condition()
         self._acked: list[int] = []
         self._refused: list[tuple[int, int]] = []
+        self._jacked: list[tuple[int, int]] = []  # journal (seq, part)s acknowledged
+        self._jrefused: list[tuple[tuple[int, int], int]] = []
         self._resync: list[int] = []
-        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._inflight: dict[int, int | tuple[int, int]] = {}  # mid -> seq, or journal key
         self._early: dict[int, int] = {}  # mid -> reason code, acked before filed
         self._status_mids: set[int] = set()  # status messages in flight (not outbox rows)
         self._max_packet = topics.MAX_PAYLOAD
@@ -227,11 +231,16 @@ class Publisher:
             self._settle(seq, reason_code.value)
             self._wake.notify()
 
-    def _settle(self, seq: int, code: int) -> None:
-        if code >= 0x80:
-            self._refused.append((seq, code))
+    def _settle(self, key: int | tuple[int, int], code: int) -> None:
+        if isinstance(key, tuple):  # a journal message (kiosk.ledger.journal)
+            if code >= 0x80:
+                self._jrefused.append((key, code))
+            else:
+                self._jacked.append(key)
+        elif code >= 0x80:
+            self._refused.append((key, code))
         else:
-            self._acked.append(seq)
+            self._acked.append(key)
 
     def _on_message(self, client, userdata, message) -> None:
         try:
@@ -278,7 +287,9 @@ class Publisher:
 
     def _session(self, client: mqtt.Client) -> None:
         topic = self.topics.kiosk_stock(self.device)
+        journal_topic = self.topics.kiosk_journal(self.device)
         cursor = 0  # highest seq handed to the client in this session
+        jcursor = (0, 0)  # highest journal (seq, part) handed to it
         self._publish_status(client)
         last_status = time.monotonic()
         printer = self.printer_state()
@@ -298,32 +309,60 @@ class Publisher:
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     cursor = seq - 1
                     break
-                with self._wake:
-                    if info.mid in self._early:
-                        self._settle(seq, self._early.pop(info.mid))
-                    else:
-                        self._inflight[info.mid] = seq
+                self._file(info.mid, seq)
+            jroom = room - len(fetched)
+            jfetched = self.store.journal_pending_after(jcursor, jroom) if jroom > 0 else []
+            for row in jfetched:
+                jcursor = (row.seq, row.part)
+                if len(row.payload) + len(journal_topic) + 16 > self._max_packet:
+                    self.store.mark_journal_dead(jcursor, "journal message too large")
+                    continue
+                info = client.publish(journal_topic, row.payload, qos=1, properties=JSON_PROPERTIES)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    jcursor = (row.seq, row.part - 1)
+                    break
+                self._file(info.mid, jcursor)
+            full = room > 0 and len(fetched) + len(jfetched) >= room  # more may be waiting
+            fetched = [*fetched, *jfetched]
             with self._wake:
-                if not (self._acked or self._refused or self._resync) and (
-                    len(fetched) < room or room <= 0
+                if (
+                    not (
+                        self._acked
+                        or self._refused
+                        or self._jacked
+                        or self._jrefused
+                        or self._resync
+                    )
+                    and not full
                 ):
                     self._wake.wait(0.2)
                 acked, self._acked = self._acked, []
                 refused, self._refused = self._refused, []
+                jacked, self._jacked = self._jacked, []
+                jrefused, self._jrefused = self._jrefused, []
                 resync, self._resync = self._resync, []
                 idle = not self._inflight
             if acked:
                 self.store.mark_sent(acked)
                 self.sent += len(acked)
+            if jacked:
+                self.store.mark_journal_sent(jacked)
             for seq, code in refused:
                 if code in PERMANENT:
                     self.store.mark_dead(seq, f"broker refused: {PERMANENT[code]} ({code})")
                 else:
                     self.store.note_error(seq, f"broker refused ({code}); will retry")
                     cursor = min(cursor, seq - 1)
+            for key, code in jrefused:
+                if code in PERMANENT:
+                    self.store.mark_journal_dead(key, f"broker refused: {PERMANENT[code]} ({code})")
+                else:
+                    self.store.note_journal_error(key, f"broker refused ({code}); will retry")
+                    jcursor = min(jcursor, (key[0], key[1] - 1))
             if resync:
                 self.store.resend_from(min(resync))
                 cursor = min(cursor, min(resync) - 1)
+                jcursor = min(jcursor, (min(resync) - 1, MAX_PARTS))
             now = time.monotonic()
             state = self.printer_state()
             catalog_now = self.catalog_state()
@@ -340,11 +379,23 @@ class Publisher:
             self._early.clear()
             self._status_mids.clear()
 
+    def _file(self, mid: int, key: int | tuple[int, int]) -> None:
+        """Track a publish until its PUBACK (or settle one that came first)."""
+        with self._wake:
+            if mid in self._early:
+                self._settle(key, self._early.pop(mid))
+            else:
+                self._inflight[mid] = key
+
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until the outbox is empty (for `kiosk sync --once` and tests)."""
+        """Wait until the outbox and the journal's are empty (`kiosk sync --once`, tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.connected.is_set() and self.store.depth() == 0:
+            if (
+                self.connected.is_set()
+                and self.store.depth() == 0
+                and self.store.journal_depth() == 0
+            ):
                 with self._wake:
                     if not self._inflight:
                         return True

@@ -59,8 +59,9 @@ store_db = DatabaseProxy()
 # count's device and seq, dead letters counted by content; 2: the item master (items,
 # versions, the audit trail of changes, scheduled changes) and each kiosk's version;
 # 3: levels, moves and counts in 64 bits on servers; 4: the web view's tables (attendant
-# alerts, web users, the audit of manual adjustments), new tables only.
-SCHEMA_VERSION = 4
+# alerts, web users, the audit of manual adjustments), new tables only; 5: the transaction
+# journal (kiosk.mqtt.journal_store) and each count's correction to the level (KPIs).
+SCHEMA_VERSION = 5
 UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock was synchronised
 
 
@@ -107,6 +108,9 @@ class CountRecord(StoreModel):
     sku = CharField(max_length=32)
     qty = BigIntegerField()
     at = CharField(max_length=32)
+    # What the count changed the shop's level by (counted minus what the controller
+    # expected); null: an older count, or one that an earlier count outdated.
+    diff = BigIntegerField(null=True)
 
 
 class StockLevel(StoreModel):
@@ -252,6 +256,63 @@ class StockAdjustment(StoreModel):
     seq = IntegerField()
 
 
+class JournalTxn(StoreModel):
+    """One money transaction's journal (kiosk.mqtt.journal_contract), from its part 1.
+    Amounts are decimal text: exact, and summed as Decimals (kiosk.mqtt.kpis)."""
+
+    device = CharField(max_length=32)
+    seq = IntegerField()  # the transaction's stock event
+    txn = CharField(max_length=64)
+    kind = CharField(max_length=10)
+    ts = CharField(max_length=32, index=True)
+    clock = CharField(max_length=8, null=True)
+    parts = IntegerField()
+    currency = CharField(max_length=3)
+    net = CharField(max_length=24)
+    tax = CharField(max_length=24)
+    total = CharField(max_length=24)
+    discount = CharField(max_length=24)
+    rounding = CharField(max_length=24)
+    change = CharField(max_length=24)
+    tenders = TextField()  # JSON [[kind, amount], ...]
+    taxes = TextField()  # JSON [[code, rate, net, tax], ...]
+    applied_at = CharField(max_length=32)
+
+    class Meta:
+        indexes = ((("device", "seq"), True),)
+
+
+class JournalPart(StoreModel):
+    """Each (device, seq, part) applied, with its digest: exactly once, conflicts seen."""
+
+    device = CharField(max_length=32)
+    seq = IntegerField()
+    part = IntegerField()
+    digest = CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("device", "seq", "part"), True),)
+
+
+class JournalLine(StoreModel):
+    """A transaction's lines summed per SKU and condition (signed: returns below zero),
+    with the transaction's kind and time so KPIs read one table."""
+
+    device = CharField(max_length=32)
+    seq = IntegerField()
+    kind = CharField(max_length=10)
+    ts = CharField(max_length=32)
+    sku = CharField(max_length=32)
+    condition = CharField(max_length=12, null=True)
+    qty = CharField(max_length=24)
+    net = CharField(max_length=24)
+    total = CharField(max_length=24)
+    discount = CharField(max_length=24)
+
+    class Meta:
+        indexes = ((("ts", "sku"), False), (("device", "seq"), False))
+
+
 class SchemaVersion(StoreModel):
     """The schema version on servers without SQLite's PRAGMA user_version."""
 
@@ -273,6 +334,9 @@ MODELS = [
     Alert,
     WebUser,
     StockAdjustment,
+    JournalTxn,
+    JournalPart,
+    JournalLine,
 ]
 
 
@@ -373,7 +437,10 @@ def _migrate(db: Database, version: int) -> None:
             if missing(KioskState, column)
         ]
         migrate(*steps)
-    # 4: the web view's tables are new: create_tables makes them.
+    # 4: the web view's tables are new: create_tables makes them (5's journal too).
+    if version < 5 and missing(CountRecord, "diff"):
+        table = CountRecord._meta.table_name
+        migrate(migrator.add_column(table, "diff", BigIntegerField(null=True)))
     if version < 3 and not isinstance(db, SqliteDatabase):
         # Levels, moves and counts in 64 bits: PostgreSQL's INTEGER stops at 2^31-1, which
         # ~2,148 receipts of the largest size reach (SQLite's integers are 64-bit already).
@@ -445,9 +512,15 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
          if e.kind == "count" for sku, qty in (e.counted or {}).items()),
         key=lambda item: item[:2],
     )  # fmt: skip
+    batch: dict[str, int] = defaultdict(int)  # this batch's moves, not in the levels yet
+    for move in moves:
+        batch[move["sku"]] += move["delta"]
     for at, seq, sku, qty, e in counts:
-        CountRecord.insert(device=e.device, seq=seq, sku=sku, qty=qty, at=at).execute()
-        if _recount(sku, qty, at, e, now):  # its SUM includes this batch's moves
+        record = CountRecord.insert(device=e.device, seq=seq, sku=sku, qty=qty, at=at).execute()
+        diff = _recount(sku, qty, at, e, now)  # its SUM includes this batch's moves
+        if diff is not None:
+            diff -= batch.pop(sku, 0)  # the correction: what the moves alone did not explain
+            CountRecord.update(diff=diff).where(CountRecord.id == record).execute()
             changed.add(sku)
             recounted.add(sku)
     skus = sorted({m["sku"] for m in moves} - recounted)
@@ -533,7 +606,9 @@ def _new_events(events: list[StockEvent]) -> tuple[list[StockEvent], list[StockE
     return fresh, conflicts
 
 
-def _recount(sku: str, qty: int, at: str, e: StockEvent, now: datetime) -> bool:
+def _recount(sku: str, qty: int, at: str, e: StockEvent, now: datetime) -> int | None:
+    """Set the level from a count; returns what that changed it by (None: an older
+    count than the one already applied, which changes nothing)."""
     device, seq, clock = e.device, e.seq, e.clock
     level = StockLevel.get_or_none(StockLevel.sku == sku)
     if level is not None and level.count_at is not None:
@@ -542,7 +617,7 @@ def _recount(sku: str, qty: int, at: str, e: StockEvent, now: datetime) -> bool:
         else:
             newer = (at, seq) > (level.count_at, level.count_seq or 0)
         if not newer:
-            return False  # an older count than the one already applied
+            return None  # an older count than the one already applied
     trusted = Move.clock.is_null() | (Move.clock != UNSYNCED)
     same = Move.device == device
     later = (same & (Move.seq > seq)) | (~same & (Move.at > at))
@@ -562,7 +637,7 @@ def _recount(sku: str, qty: int, at: str, e: StockEvent, now: datetime) -> bool:
         update={**{getattr(StockLevel, k): v for k, v in fields.items()},
                 StockLevel.updated_at: ts(now)},
     ).execute()  # fmt: skip
-    return True
+    return on_hand - (level.on_hand if level is not None else 0)
 
 
 def record_status(status: KioskStatus) -> None:

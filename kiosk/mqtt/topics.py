@@ -63,6 +63,14 @@ class Topics:
     def kiosk_stock(self, device: str) -> str:
         return f"{self.root}/kiosk/{device}/stock"
 
+    def kiosk_journal(self, device: str) -> str:
+        """A kiosk's transaction journal (kiosk.mqtt.journal_contract)."""
+        return f"{self.root}/kiosk/{device}/journal"
+
+    @property
+    def all_kiosk_journal(self) -> str:
+        return f"{self.root}/kiosk/+/journal"
+
     def kiosk_resync(self, device: str) -> str:
         return f"{self.root}/kiosk/{device}/resync"
 
