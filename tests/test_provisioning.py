@@ -101,6 +101,8 @@ def test_the_broker_host_gets_broker_and_controller_with_device_paths(bundles, t
     assert str(controller.mqtt.password_file) == "/etc/kiosk/controller.pass"
     assert controller.controller.database == "/var/lib/kiosk/controller.db"
     assert controller.topic_root == "shop/store-042"
+    # its web view is on, on the shop LAN (the site file's [broker] web_port, 8080 by default)
+    assert (controller.controller.web_port, controller.controller.web_host) == (8080, "0.0.0.0")
     assert oct((till / "controller.pass").stat().st_mode)[-3:] == "600"
 
 
@@ -194,6 +196,7 @@ def test_a_broker_host_outside_the_list_or_with_tls_is_refused(tmp_path, broker,
     [
         ('[site]\nstore = "s"\ntimezone = "Mars/Olympus"\n[broker]\nhost = "h"\n', "unknown time zone"),
         ('[site]\nstore = "s"\n[broker]\nhost = "h"\ncolour = 1\n', "line 5: broker.colour: unknown key"),
+        ('[site]\nstore = "s"\n[broker]\nhost = "h"\nweb_port = 70000\n', "broker.web_port"),
         ('[site]\nstore = "s"\n[broker]\nhost = "h"\n[wifi]\nssid = "x"\npsk = "short"\n', "wifi.psk"),
         ('[site]\nstore = "s"\n', "broker: Field required"),
         ("[site\n", "not valid TOML"),

@@ -3,7 +3,7 @@
 Site file (TOML):
 
     [site]      store = "store-042"; timezone = "Europe/Berlin"
-    [broker]    host = "192.0.2.10"; port = 1883; tls = false
+    [broker]    host = "192.0.2.10"; port = 1883; tls = false; web_port = 8080
                 device = "till-01"   (optional: the listed device that runs the broker
                                       and the shop controller, at that fixed address)
     [wifi]      ssid = "ShopNet"; psk = "..."; country = "DE"     (optional)
@@ -86,6 +86,9 @@ class BrokerSection(_Strict):
     port: int = Field(1883, ge=1, le=65535)
     tls: bool = False
     device: str | None = Field(None, pattern=ID)  # the kiosk that hosts broker + controller
+    # The controller's web view on that kiosk (stock, kiosks, alerts, KPIs), on the shop
+    # LAN; 0 turns it off.
+    web_port: int = Field(8080, ge=0, le=65535)
 
 
 class WifiSection(_Strict):
@@ -406,6 +409,8 @@ def controller_config(site: Site, device: Device, database: str) -> str:
         },
         "controller": {"database": database},
     }
+    if site.broker.web_port:
+        sections["controller"] |= {"web_port": site.broker.web_port, "web_host": "0.0.0.0"}  # noqa: S104 - the shop LAN
     text = render_toml(sections)
     parse(text, f"controller on {device.device}")  # a bug here, not a user mistake
     return text
