@@ -50,6 +50,8 @@ def _topic(message: mqtt.MQTTMessage) -> str:
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 BATCH = 500
+GAP_CHECK_S = 0.5  # while messages pour in, look for gaps at most this often (each look
+#                    reads and may write every kiosk's watermark)
 
 
 class Controller:
@@ -135,7 +137,7 @@ class Controller:
         self.connect()
         self.web = self._start_web()
         notifier.ready(f"controller for {self.topics.root}")
-        last_ping = 0.0
+        last_ping = last_gaps = 0.0
         try:
             while not stop.is_set():
                 try:
@@ -144,7 +146,9 @@ class Controller:
                         self.apply_batch(batch)
                         if on_batch:
                             on_batch(self)
-                    self.check_gaps()
+                    if time.monotonic() - last_gaps >= GAP_CHECK_S or not batch:
+                        self.check_gaps()
+                        last_gaps = time.monotonic()
                     self.catalog_tick()
                 except Exception:  # noqa: BLE001 - the loop outlives any one failure
                     log.exception("controller loop")

@@ -12,12 +12,10 @@ ledger's own limit (kiosk.ledger.migrations.MAX_AMOUNT), so no sum can overflow.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 from kiosk.mqtt.topics import (
@@ -74,17 +72,12 @@ class Journal:
     totals: dict[str, Any] | None = None  # part 1: currency, net, tax, total, ... as Decimals
     taxes: tuple[tuple[str, Decimal, Decimal, Decimal], ...] = ()  # code, rate, net, tax
     tenders: tuple[tuple[str, Decimal], ...] = ()  # kind, amount (net of nothing)
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, int, int]:
         return self.device, self.seq, self.part
 
-    @cached_property
-    def digest(self) -> str:
-        """What the message says, canonically: a repeat with another digest conflicts."""
-        text = json.dumps(self.raw, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+    digest: str = ""  # sha256 of the message as sent (kiosks resend their outbox's bytes)
 
 
 def _amount(value: Any, what: str) -> Decimal:
@@ -202,7 +195,7 @@ def parse_journal(
         totals=totals,
         taxes=tuple(taxes),
         tenders=tuple(tenders),
-        raw=data,
+        digest=hashlib.sha256(raw).hexdigest(),
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from kiosk.mqtt.journal_contract import Journal, ts_text
-from kiosk.mqtt.store import JournalLine, JournalPart, JournalTxn
+from kiosk.mqtt.store import JournalLine, JournalPart, JournalTxn, insert_rows
 
 
 class JournalOutcome(NamedTuple):
@@ -60,9 +60,10 @@ def apply_journals(journals: list[Journal], now: datetime) -> JournalOutcome:
     if not fresh:
         return JournalOutcome([], conflicts)
     stamp = ts_text(now)
-    JournalPart.insert_many(
-        [{"device": j.device, "seq": j.seq, "part": j.part, "digest": j.digest} for j in fresh]
-    ).execute()
+    insert_rows(
+        JournalPart,
+        [{"device": j.device, "seq": j.seq, "part": j.part, "digest": j.digest} for j in fresh],
+    )
     headers = [
         {
             "device": j.device, "seq": j.seq, "txn": j.txn, "kind": j.kind,
@@ -77,8 +78,7 @@ def apply_journals(journals: list[Journal], now: datetime) -> JournalOutcome:
         for j in fresh
         if j.totals is not None
     ]  # fmt: skip
-    for start in range(0, len(headers), 200):
-        JournalTxn.insert_many(headers[start : start + 200]).execute()
+    insert_rows(JournalTxn, headers)
     lines = [
         {
             "device": j.device, "seq": j.seq, "kind": j.kind, "ts": ts_text(j.ts),
@@ -89,6 +89,5 @@ def apply_journals(journals: list[Journal], now: datetime) -> JournalOutcome:
         for j in fresh
         for line in j.lines
     ]  # fmt: skip
-    for start in range(0, len(lines), 500):
-        JournalLine.insert_many(lines[start : start + 500]).execute()
+    insert_rows(JournalLine, lines)
     return JournalOutcome(fresh, conflicts)

@@ -39,7 +39,14 @@ from kiosk.ledger import catalog_csv
 from kiosk.ledger.barcodes import BarcodeParser
 from kiosk.ledger.money import TaxPolicy
 from kiosk.mqtt import store, topics
-from kiosk.mqtt.store import CatalogChange, CatalogVersion, MasterItem, ScheduledChange, ts
+from kiosk.mqtt.store import (
+    CatalogChange,
+    CatalogVersion,
+    MasterItem,
+    ScheduledChange,
+    insert_rows,
+    ts,
+)
 
 EMPTY = "0" * 64  # the checksum of a master with no items
 MODULUS = 2**256
@@ -266,8 +273,8 @@ def commit(changes: dict[str, dict], staff: str | None, note: str, now: datetime
     updated = [r["sku"] for r in rows if r["sku"] in olds]
     for start in range(0, len(updated), 500):
         MasterItem.delete().where(MasterItem.sku.in_(updated[start : start + 500])).execute()
-    _insert(MasterItem, rows)
-    _insert(CatalogChange, audit)
+    insert_rows(MasterItem, rows)
+    insert_rows(CatalogChange, audit)
     CatalogVersion.create(
         version=new_version,
         created_at=stamp,
@@ -277,22 +284,6 @@ def commit(changes: dict[str, dict], staff: str | None, note: str, now: datetime
         items=MasterItem.select().count(),
     )
     return new_version
-
-
-def _insert(model, rows: list[dict]) -> None:
-    """Rows (all with the same keys, plain values) into the model's table with one
-    prepared statement: peewee's insert_many writes SQL text for every value, which
-    was most of a 100,000-item import. SQLite and PostgreSQL alike (db.param)."""
-    if not rows:
-        return
-    db = model._meta.database
-    keys = list(rows[0])
-    columns = ", ".join(f'"{model._meta.fields[key].column_name}"' for key in keys)
-    sql = (f'INSERT INTO "{model._meta.table_name}" ({columns}) '
-           f"VALUES ({', '.join([db.param] * len(keys))})")  # fmt: skip
-    cursor = db.cursor()
-    for start in range(0, len(rows), 5000):
-        cursor.executemany(sql, [tuple(r[k] for k in keys) for r in rows[start : start + 5000]])
 
 
 def _text(value) -> str | None:

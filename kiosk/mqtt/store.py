@@ -456,6 +456,23 @@ def _migrate(db: Database, version: int) -> None:
         )
 
 
+def insert_rows(model, rows: list[dict]) -> None:
+    """Rows (all with the same keys, plain values) into the model's table with one
+    prepared statement: peewee's insert_many writes SQL text for every value, which
+    was most of a 100,000-item import and half the controller's apply time. SQLite and
+    PostgreSQL alike (db.param)."""
+    if not rows:
+        return
+    db = model._meta.database
+    keys = list(rows[0])
+    columns = ", ".join(f'"{model._meta.fields[key].column_name}"' for key in keys)
+    sql = (f'INSERT INTO "{model._meta.table_name}" ({columns}) '  # noqa: S608 - our names
+           f"VALUES ({', '.join([db.param] * len(keys))})")  # fmt: skip
+    cursor = db.cursor()
+    for start in range(0, len(rows), 5000):
+        cursor.executemany(sql, [tuple(r[k] for k in keys) for r in rows[start : start + 5000]])
+
+
 class Outcome(NamedTuple):
     changed: set[str]  # SKUs whose level changed
     fresh: list[StockEvent]  # events applied now
@@ -476,13 +493,14 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
     if not fresh:
         return Outcome(set(), [], conflicts)
     stamp = ts(now)
-    AppliedEvent.insert_many(
+    insert_rows(
+        AppliedEvent,
         [
             {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": ts(e.ts),
              "applied_at": stamp, "digest": e.digest, "clock": e.clock}
             for e in fresh
-        ]
-    ).execute()  # fmt: skip
+        ],
+    )  # fmt: skip
     moves = []
     for e in fresh:
         if e.kind == "count":
@@ -503,8 +521,7 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
             }
             for sku, d in deltas.items()
         ]
-    for start in range(0, len(moves), 500):
-        Move.insert_many(moves[start : start + 500]).execute()
+    insert_rows(Move, moves)
     changed: set[str] = set()
     recounted: set[str] = set()
     counts = sorted(

@@ -44,9 +44,9 @@ KINDS = ("sale", "return", "void", "exchange", "adjust", "count", "receive", "ki
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
 _TXN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:/-]{{0,{MAX_TEXT - 1}}}")
-_SPECIAL = re.compile(rb'[\[\]{}"\\]')  # what the depth scan looks at
-_QUOTE, _BACKSLASH, _OPENERS, _CLOSERS = ord('"'), ord("\\"), b"[{", b"]}"
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SPECIAL = re.compile(rb'[\[\]{}"\\]')  # what the depth scan of a broken payload looks at
+_QUOTE, _BACKSLASH, _OPENERS, _CLOSERS = ord('"'), ord("\\"), b"[{", b"]}"
 
 
 class PayloadError(ValueError):
@@ -147,10 +147,7 @@ def parse_ts(
     `window=False` any representable time."""
     if not isinstance(value, str) or len(value) > MAX_TS_TEXT:
         raise PayloadError(f"{what} must be an ISO-8601 UTC string")
-    try:
-        moment = datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        moment = _iso_time(value, what)
+    moment = _iso_time(value, what)
     if not window:
         return moment
     if moment < TS_FLOOR:
@@ -186,13 +183,26 @@ def _parse_constant(text: str) -> Any:
     raise PayloadError(f"{text} is not a number")
 
 
-def _check_depth(raw: bytes) -> None:
-    """Refuse nesting deeper than MAX_DEPTH without recursing (json.loads itself would
-    raise RecursionError on a deep enough document), in one left-to-right pass over the
-    bytes that matter: linear in the payload, whatever its quotes and escapes (a regex
-    over strings was quadratic on a payload of unterminated escaped quotes)."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
-        return
+def _check_depth(data: Any) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, on the parsed document and without
+    recursing (json.loads itself turns a document nested past Python's recursion limit
+    into RecursionError, refused in _load): containers only, so a flat payload of many
+    strings costs nothing (a scan of the raw bytes cost more than parsing them)."""
+    stack = [(data, 1)] if isinstance(data, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Is a document that does not parse nested deeper than MAX_DEPTH before it breaks?
+    (So a deep poison is refused for its depth, whatever else is wrong with it.) One
+    left-to-right pass over the bytes that matter: linear in the payload, whatever its
+    quotes and escapes (a regex over strings was quadratic on unterminated escaped
+    quotes). Only refused payloads pay for it."""
     depth, in_string, escaped = 0, False, -1
     for found in _SPECIAL.finditer(raw):
         at = found.start()
@@ -209,9 +219,10 @@ def _check_depth(raw: bytes) -> None:
         elif char in _OPENERS:
             depth += 1
             if depth > MAX_DEPTH:
-                raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}")
+                return True
         elif char in _CLOSERS:
             depth -= 1
+    return False
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
@@ -230,7 +241,6 @@ def _load(raw: bytes) -> dict:
     if len(raw) > MAX_PAYLOAD:
         raise PayloadError(f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD} limit")
     raw = bytes(raw)
-    _check_depth(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -243,9 +253,12 @@ def _load(raw: bytes) -> dict:
             object_pairs_hook=_unique_keys,
         )
     except json.JSONDecodeError as exc:
+        if _too_deep(raw):
+            raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}") from None
         raise PayloadError(f"not JSON: {exc}") from None
     except RecursionError:
         raise PayloadError(f"JSON nested deeper than {MAX_DEPTH}") from None
+    _check_depth(data)
     if not isinstance(data, dict):
         raise PayloadError("not a JSON object")
     if type(data.get("v")) is not int or data["v"] != VERSION:
