@@ -84,6 +84,8 @@ def test_a_case_counts_and_receives_its_whole_pack(stocked):
     assert unlisted.ok and "not in the item master: type the pieces" in unlisted.message
     assert co.snapshot()["received"] == {"WATER": 12}
     assert co.snapshot()["stock_lines"]["selected"]["sku"] == "WATER"
+    stranger = co.scan("24001234999993")  # a case of an item the master does not know
+    assert not stranger.ok and stranger.message == "Unknown item (barcode 24001234999993)"
     co.set_stock_line("WATER", "36")
     assert co.finish_receiving().message.endswith(": 36 unit(s)")
     assert stock.on_hand("WATER") == 56

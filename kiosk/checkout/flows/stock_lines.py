@@ -63,13 +63,16 @@ def resolve(parsed: Parsed) -> StockScan:
     """The item and the base units a barcode stands for in a count or a delivery."""
     try:
         scanned = catalog.resolve_scan(parsed)
-    except LedgerError:
+    except LedgerError as unknown:
         inner = getattr(parsed, "contained_gtin", None)
         if not inner:
             raise
         # a case GTIN-14 (indicator 1-8) the item master does not list: the item inside
         # is known by its own GTIN, how many the case holds is not.
-        item = catalog.resolve_scan(Gtin(inner, "EAN-13")).item
+        try:
+            item = catalog.resolve_scan(Gtin(inner, "EAN-13")).item
+        except LedgerError:
+            raise unknown from None  # what was scanned is unknown, not the GTIN inside
         return StockScan(item, None, unknown_pack=True)
     item = scanned.item
     if item.unit == "kg":
