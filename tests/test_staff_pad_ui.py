@@ -33,12 +33,13 @@ def app_with(xvfb, tmp_path, name: str, config: str) -> KioskUI:
     return KioskUI(xvfb, tmp_path, name, env={"KIOSK_CONFIG": str(path)})
 
 
-def type_on_pad(ui: KioskUI, digits: str, ok: bool = True) -> None:
+def type_on_pad(ui: KioskUI, digits: str, ok: bool = True, mark: str = ".") -> None:
     ui.click("pad_key_clear")
     for key in digits:
         ui.click("pad_key_dot" if key == "." else f"pad_key_{key}")
-    # what the pad holds, and what its entry label shows (English: "." is the mark)
-    ui.wait(lambda s: s["pad"]["entry"] == s["texts"]["pad_entry"] == digits, f"{digits} shown")
+    # what the pad holds, and what its entry label shows (with the language's mark)
+    shown = digits.replace(".", mark)
+    ui.wait(lambda s: s["pad"]["entry"] == digits and s["texts"]["pad_entry"] == shown, shown)
     if ok:
         ui.click("pad_key_ok")
 
@@ -108,16 +109,33 @@ def test_a_blind_count_shows_no_expected_quantity(xvfb, tmp_path):
         assert "expected" not in stock_line(state, "WATER-15")
         assert "240" not in str(state["snap"]) and "expected" not in state["snap"]["message"]
         ui.screenshot("count-blind")
+        ui.click("back_button")
+        ui.wait(lambda s: s["screen"] == "staff", "the staff menu")
+        ui.click("receiving_button")
+        ui.wait(lambda s: s["screen"] == "receiving", "receiving")
+        ui.scan(WATER_CASE)
+        state = ui.wait(lambda s: s["snap"]["received"] == {"WATER-15": 6}, "a case received")
+        assert "1 case of 6" in state["texts"]["stock_WATER-15"]
+        type_on_pad(ui, "24")  # four cases came, not one
+        ui.wait(lambda s: s["snap"]["received"] == {"WATER-15": 24}, "24 received")
+        ui.screenshot("receiving-pad")
+        ui.click("finish_button")
+        ui.wait(lambda s: s["screen"] == "staff", "posted")
+        assert ledger_rows(ui, "SELECT on_hand FROM stock_balance WHERE sku = 'WATER-15'") == [
+            (264,)
+        ]
     finally:
         ui.stop()
 
 
 def test_the_pad_at_a_staffed_till(xvfb, tmp_path):
-    ui = app_with(xvfb, tmp_path, "till-pad", '[device]\nrole = "staffed"\n')
+    config = '[device]\nrole = "staffed"\n[ui]\nlanguage = "de"\n'  # "," is the mark
+    ui = app_with(xvfb, tmp_path, "till-pad", config)
     try:
         ui.login("5678")
         ui.wait(lambda s: s["screen"] == "cart" and s["snap"]["staff"], "the till")
-        state = ui.wait(lambda s: s["pad"]["target"] == "Next scan: how many?", "the pad")
+        state = ui.wait(lambda s: s["pad"]["target"], "the pad: the next scan")
+        assert state["texts"]["pad_key_dot"] == ","
         type_on_pad(ui, "3")  # an empty cart: the next scan counts 3 times
         ui.wait(lambda s: "Next scan counts 3 times" in s["snap"]["message"], "a multiplier")
         ui.scan(HIGHLIGHTER)
@@ -133,7 +151,7 @@ def test_the_pad_at_a_staffed_till(xvfb, tmp_path):
         assert state["snap"]["total"] == "16.93"  # 5 x 1.49 + 12 x 0.79
         ui.scan("2800123005320")  # 0.532 kg of bananas: the pad takes kilograms
         ui.wait(lambda s: s["pad"]["target"] == "Bananas", "the bananas")
-        type_on_pad(ui, "1.25")
+        type_on_pad(ui, "1.25", mark=",")
         state = ui.wait(lambda s: s["snap"]["lines"][-1]["qty"] == "1.25", "1.25 kg")
         assert state["snap"]["lines"][-1]["unit"] == "kg"
         ui.click("line_1")
