@@ -12,6 +12,7 @@ import pytest
 from kiosk import i18n, numbers
 from kiosk.checkout.replay import ReplayClock, replay
 from kiosk.checkout.session import Checkout, State
+from kiosk.config import ConfigError, load_file, parse
 from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
 from kiosk.ledger import stock
 from kiosk.ledger.models import Outbox, utc_now
@@ -250,3 +251,12 @@ def test_count_messages_render_in_the_readers_language(stocked):
     assert isinstance(co.message, i18n.Message)
     assert co.message == "Water 1.5 l: 1,234 counted (expected 20, +1,214)"
     assert co.message.render("de").startswith("Water 1.5 l: 1.234")
+
+
+def test_blind_counts_is_a_checked_config_key(tmp_path):
+    assert parse("[checkout]\nblind_counts = true\n").checkout.blind_counts is True
+    assert parse("").checkout.blind_counts is False
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[checkout]\nblind_counts = "maybe"\n')
+    with pytest.raises(ConfigError, match=r"checkout\.blind_counts"):
+        load_file(path)
