@@ -301,6 +301,9 @@ class CheckoutConfig(Section):
     cashier_discount_pct: DecimalValue = Decimal(10)  # above this a supervisor approves
     cart_tendering: bool = False  # may a mobile cart take payment?
     badge_login: bool = True  # a staff badge scan logs in without a PIN
+    # Counts show no expected quantity and no difference (screen, messages): staff count
+    # what is there, not what the ledger says should be there.
+    blind_counts: bool = False
     receipt_header: list[str] = Field(default_factory=list)
     receipt_footer: list[str] = Field(default_factory=lambda: ["Thank you!"])
 

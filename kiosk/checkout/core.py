@@ -270,6 +270,7 @@ class CheckoutCore:
                     "line": n,
                     "sku": li.sku,
                     "name": li.name,
+                    "unit": li.unit,
                     "qty": str(li.qty),
                     "total": str(pl.total),
                     "approved": li.approved,

@@ -82,6 +82,13 @@ def _field(value: Any, key: str, required: bool = True, default: Any = None) -> 
     return found
 
 
+def _text(value: Any, what: str) -> str:
+    """An action's own value that must be text (an SKU)."""
+    if not isinstance(value, str):
+        raise ReplayError(f"{what} expects text, not {type(value).__name__}")
+    return value
+
+
 def _staff(co: Checkout, value: Any) -> Outcome:
     if isinstance(value, str | int):
         return co.staff_login(pin=str(value))
@@ -295,6 +302,9 @@ ACTIONS: dict[str, Callable[..., Outcome]] = {
     "exchange_scan": lambda co, v, e, c: co.exchange_item(str(v)),
     "set_count": lambda co, v, e, c: co.set_count(_field(v, "sku"), _field(v, "qty")),
     "receive_item": lambda co, v, e, c: co.receive_item(_field(v, "sku"), _field(v, "qty")),
+    "select_line": lambda co, v, e, c: co.select_stock_line(_text(v, "select_line")),
+    "line_qty": lambda co, v, e, c: co.set_stock_line(_field(v, "sku"), _field(v, "qty")),
+    "remove_sku": lambda co, v, e, c: co.remove_stock_line(_text(v, "remove_sku")),
     "build": lambda co, v, e, c: co.build_kit(
         _field(v, "qty", False, 1), _field(v, "lot", False), bool(_field(v, "force", False))
     ),

@@ -2,7 +2,9 @@
 
 Screens show `app.snap` (the checkout's snapshot) and call `app.act(method, ...)`;
 nothing here touches SQL or a driver. The screen follows the checkout's state;
-PIN pad, item lookup, text entry and diagnostics are overlays on top of it.
+PIN pad, item lookup, text entry and diagnostics are overlays on top of it. The
+count and receiving screens, and the cart at a staffed till, carry a quantity pad
+(`QtyPad`): its OK replaces the selected line's quantity through the checkout.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kivy.properties import (
     BooleanProperty,
     DictProperty,
     ListProperty,
+    NumericProperty,
     ObjectProperty,
     StringProperty,
 )
@@ -32,11 +35,12 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
+from kivy.utils import escape_markup
 
 from kiosk import __version__, i18n
 from kiosk import strings as screen_strings
 from kiosk.config import Config
-from kiosk.i18n import N_
+from kiosk.i18n import N_, _n
 from kiosk.screens.worker import CheckoutWorker
 
 log = logging.getLogger(__name__)
@@ -90,10 +94,16 @@ WELCOME = "Scan an item to start"  # the checkout's welcome (the attract headlin
 # The staff flows' screens: name, title, hint (keys of kiosk.strings), finishing action.
 FLOWS = (
     ("returning", "return_items", "scan_receipt", ("finish_return", "unwanted")),
-    ("counting", "cycle_count", "scan_shelf", ("finish_count",)),
-    ("receiving", "receiving", "scan_delivery", ("finish_receiving",)),
     ("kit", "kit_assembly", "", ("build_kit", 1)),
 )
+
+# The count and receiving screens: name, title, hint (kiosk.strings keys), finishing action.
+STOCK_FLOWS = (
+    ("counting", "cycle_count", "scan_shelf", ("finish_count",)),
+    ("receiving", "receiving", "scan_delivery", ("finish_receiving",)),
+)
+PAD_DIGITS = 10  # characters on the pad: 1000000 pieces or 1000.000 kg fit, and then some
+STOCK_ROWS = 60  # lines shown on a count or receiving list (newest first); the rest is counted
 
 
 class KioskScreen(Screen):
@@ -157,6 +167,50 @@ class FlowScreen(KioskScreen):
         App.get_running_app().act(*self.finish_action)
 
 
+class StockScreen(KioskScreen):
+    """Counting or receiving: the lines (newest first) beside the quantity pad."""
+
+    title = StringProperty("")
+    hint = StringProperty("")
+    selected = StringProperty("")  # the SKU the pad sets, from the checkout's snapshot
+    finish_action: tuple = ()
+
+    def finish(self) -> None:
+        App.get_running_app().act(*self.finish_action)
+
+
+class QtyPad(BoxLayout):
+    """Digits typed for one line; OK hands them to the app (`pad_ok`), which calls the
+    checkout for the screen the pad is on. The checkout checks every bound."""
+
+    entry = StringProperty("")  # as typed, "." for the decimal mark
+    caption = StringProperty("")  # Quantity, or Weight in kg
+    target = StringProperty("")  # the line's item name ("" : nothing to set)
+    decimals = BooleanProperty(False)  # a weighed line: the decimal key works
+    mark = StringProperty(".")  # the decimal mark as the screen's language writes it
+    shown = StringProperty("")  # the entry with the language's decimal mark
+
+    def on_entry(self, *_args) -> None:
+        self.shown = self.entry.replace(".", self.mark)
+
+    on_mark = on_entry
+
+    def press(self, key: str) -> None:
+        if key == "clear":
+            self.entry = ""
+        elif key == "del":
+            self.entry = self.entry[:-1]
+        elif key == "." and (not self.decimals or "." in self.entry):
+            return
+        elif len(self.entry) < PAD_DIGITS:
+            self.entry = ("0" if key == "." and not self.entry else "") + self.entry + key
+        App.get_running_app()._export()
+
+    def ok(self) -> None:
+        if self.entry and self.target:
+            App.get_running_app().pad_ok(self)
+
+
 class Shell(BoxLayout):
     pass
 
@@ -189,6 +243,8 @@ class KioskApp(App):
     payments_text = StringProperty("")  # the staff menu's unsettled card payments
     shop_alert_text = StringProperty("")  # the shop's open alerts (staffed tills, carts)
     demo_codes = ListProperty()
+    till_pad = BooleanProperty(False)  # staffed tills and carts: the cart's quantity pad
+    selected_line = NumericProperty(0)  # the cart line the till pad sets (0: the last)
 
     def __init__(
         self,
@@ -212,6 +268,7 @@ class KioskApp(App):
         choices = config.ui.screen_languages
         self.languages = [(c, i18n.language_name(c)) for c in choices] if len(choices) > 1 else []
         self.colors = PALETTES["high_contrast" if config.ui.high_contrast else "normal"]
+        self.till_pad = config.device.role != "self-checkout"
         self.demo = demo
         self.demo_codes = demo_codes or []
         self.worker_factory = worker_factory
@@ -249,6 +306,10 @@ class KioskApp(App):
             manager.add_widget(screen)
         for name, _title, _hint, finish in FLOWS:
             flow = FlowScreen(name=name)
+            flow.finish_action = finish
+            manager.add_widget(flow)
+        for name, _title, _hint, finish in STOCK_FLOWS:
+            flow = StockScreen(name=name)
             flow.finish_action = finish
             manager.add_widget(flow)
         self._fill_static(shell)
@@ -347,7 +408,7 @@ class KioskApp(App):
         for note in ("exact", *NOTES):
             label = self.strings["exact"] if note == "exact" else self.money(note)
             self.dynamic[f"cash_{note}"].text = label
-        for name, title, hint, _finish in FLOWS:
+        for name, title, hint, _finish in FLOWS + STOCK_FLOWS:
             flow = shell.ids.screens.get_screen(name)
             flow.title = self.strings[title]
             flow.hint = self.strings[hint] if hint else ""
@@ -417,7 +478,10 @@ class KioskApp(App):
 
     def _done(self, outcome, snap: dict, events: list) -> None:
         left = self.snap.get("state")
+        if len(snap.get("lines") or ()) != len(self.snap.get("lines") or ()):
+            self.selected_line = 0  # a line came or went: the pad sets the last one again
         self.snap = snap
+        self._clear_pads()  # whatever the checkout did, the next digits are for a new entry
         ended = snap.get("state") == "attract" and left != "attract"
         if snap.get("state") != "attract" or ended:
             Clock.unschedule(self._language_timeout)  # a customer is at it: keep theirs
@@ -630,6 +694,70 @@ class KioskApp(App):
         self.refocus()
         self._export()
 
+    # ------------------------------------------------------------ the quantity pad
+
+    def _pads(self) -> dict[str, QtyPad]:
+        screens = self.root.ids.screens
+        names = ("cart", "counting", "receiving")
+        return {name: screens.get_screen(name).ids.qty_pad for name in names}
+
+    def _clear_pads(self) -> None:
+        if self.root is not None:
+            for pad in self._pads().values():
+                pad.entry = ""
+
+    def pad_ok(self, pad: QtyPad) -> None:
+        """The pad's OK: the typed quantity replaces its line's, through the checkout
+        (which refuses what is out of bounds, in one line)."""
+        typed = pad.entry
+        screen = self.root.ids.screens.current
+        if screen in ("counting", "receiving"):
+            selected = (self.snap.get("stock_lines") or {}).get("selected") or {}
+            if selected.get("sku"):
+                self.act("set_stock_line", selected["sku"], typed)
+        elif screen == "cart":
+            line = self._till_line()
+            if line is None:
+                self.act("quantity", typed)  # an empty cart: the next scan counts this often
+            else:
+                self.act("set_quantity", line["line"], typed)
+
+    def _till_line(self) -> dict | None:
+        lines = self.snap.get("lines") or []
+        if not lines:
+            return None
+        chosen = int(self.selected_line)
+        return lines[chosen - 1] if 1 <= chosen <= len(lines) else lines[-1]
+
+    def select_line(self, number: int) -> None:
+        """A tap on a cart line at a staffed till: the pad sets that line."""
+        self.selected_line = number
+        self._refresh_lists()
+        self._export()
+
+    def _decimal_mark(self) -> str:
+        return i18n.format_number(Decimal("1.5"), self.language)[1]  # "." or ","
+
+    def _fill_pads(self) -> None:
+        """What each pad sets now, in the screen's language."""
+        mark = self._decimal_mark()
+        pads = self._pads()
+        line = self._till_line()
+        cart = pads["cart"]
+        cart.mark = mark
+        cart.target = line["name"] if line else self.strings["next_scan"]
+        cart.decimals = bool(line) and line.get("unit") == "kg"
+        cart.caption = self.strings["weight_kg" if cart.decimals else "quantity"]
+        stock = self.snap.get("stock_lines") or {}
+        selected = stock.get("selected") or {}
+        for name in ("counting", "receiving"):
+            pad = pads[name]
+            pad.mark = mark
+            pad.target = selected.get("name", "")
+            pad.decimals = selected.get("unit") == "kg"
+            pad.caption = self.strings["weight_kg" if pad.decimals else "quantity"]
+            self.root.ids.screens.get_screen(name).selected = selected.get("sku", "")
+
     # ------------------------------------------------------------ lists
 
     def _refresh_lists(self) -> None:
@@ -639,10 +767,23 @@ class KioskApp(App):
         box.clear_widgets()
         for key in [k for k in self.dynamic if k.startswith(("remove_", "result_"))]:
             del self.dynamic[key]
+        for key in [k for k in self.dynamic if k.startswith(("line_", "stock_"))]:
+            del self.dynamic[key]
+        chosen = self._till_line()
         for line in lines:
             row = BoxLayout(size_hint_y=None, height=dp(76), spacing=dp(8))
             flag = "" if line["approved"] else "  " + self.gettext("(age check)")
-            row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
+            if self.till_pad:  # a tap chooses the line the pad sets
+                pick = self._row_button(
+                    escape_markup(f"{line['name']}{flag}"),
+                    chosen is not None and chosen["line"] == line["line"],
+                    lambda n=line["line"]: self.select_line(n),
+                )
+                pick.size_hint_x = 0.55
+                row.add_widget(pick)
+                self.dynamic[f"line_{line['line']}"] = pick
+            else:
+                row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
             qty = line["qty"]
             if line.get("unit") == "kg":  # the snapshot's unit, where the checkout gives it
                 qty = i18n.format_weight(qty, self.language)
@@ -665,12 +806,9 @@ class KioskApp(App):
             button = self._button(text, lambda sku=item["sku"]: self._pick(sku))
             results.add_widget(button)
             self.dynamic[f"result_{index}"] = button
-        for name, key in (
-            ("returning", "returning"),
-            ("counting", "counted"),
-            ("receiving", "received"),
-            ("kit", "kit"),
-        ):
+        self._stock_lists()
+        self._fill_pads()
+        for name, key in (("returning", "returning"), ("kit", "kit")):
             items = screens.get_screen(name).ids["items"]
             items.clear_widgets()
             data = self.snap.get(key)
@@ -682,18 +820,103 @@ class KioskApp(App):
                 ]
             elif isinstance(data, dict) and key == "kit":
                 texts = [f"{data['name']} ({data['sku']})"]
-            elif isinstance(data, dict):
-                texts = [f"{sku}: {qty}" for sku, qty in data.items()]
             else:
                 texts = []
             for text in texts:
                 items.add_widget(self._label(text, 1))
 
-    def _label(self, text: str, share: float) -> Label:
+    def _stock_lists(self) -> None:
+        """The count's or delivery's lines, newest first: name (SKU small, cases scanned),
+        quantity, and for a count that is not blind what was expected and the difference."""
+        view = self.snap.get("stock_lines") or {}
+        name = {"count": "counting", "receive": "receiving"}.get(view.get("kind"))
+        if name is None:
+            return
+        screen = self.root.ids.screens.get_screen(name)
+        blind = view.get("blind", False)
+        if name == "counting":
+            screen.hint = self.strings["blind_count" if blind else "pad_hint"]
+        else:
+            screen.hint = self.strings["pad_hint"]
+        columns = [("item", 0.46), ("counted" if name == "counting" else "received", 0.18)]
+        if name == "counting" and not blind:
+            columns += [("expected", 0.18), ("difference", 0.18)]
+        header = screen.ids.header
+        header.clear_widgets()
+        for key, share in columns:
+            label = self._label(self.strings[key], share, muted=True)
+            label.height = dp(32)
+            header.add_widget(label)
+        items = screen.ids["items"]
+        items.clear_widgets()
+        selected = (view.get("selected") or {}).get("sku")
+        lines = view.get("lines") or []
+        for line in lines[:STOCK_ROWS]:
+            row = BoxLayout(size_hint_y=None, height=dp(64), spacing=dp(8))
+            note = ", ".join(
+                _n("{n} case of {pack}", "{n} cases of {pack}", c["cases"], pack=c["pack"]).render(
+                    self.language
+                )
+                for c in line["cases"]
+            )
+            small = escape_markup(line["sku"] + (f"  {note}" if note else ""))
+            pick = self._row_button(
+                f"{escape_markup(line['name'])}\n[size=16sp]{small}[/size]",
+                line["sku"] == selected,
+                lambda sku=line["sku"]: self.act("select_stock_line", sku),
+            )
+            pick.size_hint_x = columns[0][1]
+            row.add_widget(pick)
+            row.add_widget(self._label(self._amount(line["qty"], line["unit"]), columns[1][1]))
+            if len(columns) > 2:
+                expected = line.get("expected")
+                difference = line.get("difference")
+                row.add_widget(self._label(self._amount(expected, line["unit"]), 0.18))
+                shown = self._amount(difference, line["unit"], signed=True)
+                label = self._label(shown, 0.18)
+                if difference and Decimal(difference):  # a difference stands out, + or -
+                    label.color = self.colors["accent"]
+                    label.bold = True
+                row.add_widget(label)
+            items.add_widget(row)
+            self.dynamic[f"stock_{line['sku']}"] = pick
+        if len(lines) > STOCK_ROWS:
+            more = self.gettext("{n} more lines").format(
+                n=self._amount(len(lines) - STOCK_ROWS, "each")
+            )
+            items.add_widget(self._label(more, 1, muted=True))
+
+    def _amount(self, value, unit: str, signed: bool = False) -> str:
+        """A quantity in the item's unit as the screen's language writes it."""
+        if value is None:
+            return "-"
+        if unit == "kg":
+            text = i18n.format_weight(Decimal(str(value)), self.language)
+        else:
+            text = i18n.format_number(Decimal(str(value)), self.language)
+        return f"+{text}" if signed and Decimal(str(value)) > 0 else text
+
+    def _row_button(self, text: str, chosen: bool, action: Callable[[], None]) -> Button:
+        """A list line's name: tap to choose it for the pad; the chosen one stands out."""
+        button = Button(
+            text=text,
+            markup=True,
+            font_size="22sp",
+            halign="left",
+            valign="middle",
+            background_normal="",
+            background_color=self.colors["button"] if chosen else (0, 0, 0, 0),
+            color=self.colors["button_text"] if chosen else self.colors["text"],
+        )
+        button.bind(size=lambda w, *_: setattr(w, "text_size", (w.width - dp(16), w.height)))
+        button.bind(on_release=lambda *_a: action())
+        return button
+
+    def _label(self, text: str, share: float, muted: bool = False) -> Label:
         label = Label(
             text=text,
-            font_size="22sp",
-            color=self.colors["text"],
+            font_size="18sp" if muted else "22sp",
+            color=self.colors["muted" if muted else "text"],
             size_hint=(share, None),
             height=dp(48),
             halign="left",
@@ -723,6 +946,9 @@ class KioskApp(App):
             **{f"demo_{k}": v for k, v in self.root.ids.items() if k.startswith("demo")},
             **self.dynamic,
         }
+        pad = screen.ids.get("qty_pad")
+        if pad is not None and pad.opacity:  # the quantity pad's keys: pad_key_7, pad_key_ok
+            named.update({f"pad_{k}": v for k, v in pad.ids.items()})
         for name, widget in named.items():
             if widget.get_root_window() is None or widget.opacity == 0:
                 continue
@@ -744,6 +970,7 @@ class KioskApp(App):
             "alert": self.alert_text,
             "terminal": self.terminal_text,
             "diagnostics": self.diagnostics_text,
+            "pad": {"entry": pad.entry, "target": pad.target} if pad is not None else None,
             **(extra or {}),
         }
         path = Path(folder) / "state.json"

@@ -1,4 +1,5 @@
-"""Receiving a delivery: scan or type what came in, post it against its reference."""
+"""Receiving a delivery: scan what came in (a case receives its whole pack), type a
+line's quantity on the pad, post it against its reference."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dataclasses import dataclass, field
 
 from kiosk import numbers
 from kiosk.checkout.core import ANY_STAFF, Flow, Outcome, State, _sentence
-from kiosk.ledger import catalog, stock
+from kiosk.checkout.flows.stock_lines import StockLines, StockLinesMixin
+from kiosk.i18n import _
+from kiosk.ledger import stock
 from kiosk.ledger.barcodes import Parsed
 from kiosk.ledger.core import LedgerError
 
@@ -14,52 +17,55 @@ from kiosk.ledger.core import LedgerError
 @dataclass
 class ReceivingFlow:
     reference: str | None = None
-    received: dict[str, int] = field(default_factory=dict)
+    lines: StockLines = field(default_factory=StockLines)
+
+    @property
+    def received(self) -> dict[str, int]:
+        """Base units received per SKU (the lines' own dict)."""
+        return self.lines.qty
 
 
 FLOW = Flow(State.RECEIVING, "receiving", "_receive_scan", "received", lambda f: dict(f.received))
 
 
-class ReceivingMixin:
+class ReceivingMixin(StockLinesMixin):
     receiving: ReceivingFlow | None
 
     def start_receiving(self, reference: str | None = None) -> Outcome:
         self._record({"start": "receiving", "reference": reference})
         refused = self._open_flow(State.RECEIVING, ReceivingFlow(reference), ANY_STAFF)
-        return refused or self._ok("Receiving: scan every item or case delivered")
+        return refused or self._ok(_("Receiving: scan every item or case delivered"))
 
     def _receive_scan(self, parsed: Parsed) -> Outcome:
-        try:
-            scanned = catalog.resolve_scan(parsed)
-        except LedgerError as exc:
-            return self._no(_sentence(exc))
-        item = scanned.item
-        if item.unit != "each":
-            return self._no(f"{item.name} is weighed: enter the grams received")
-        flow = self.receiving
-        if flow.received.get(item.sku, 0) + int(scanned.qty) > numbers.MAX_STOCK_QTY:
-            return self._no(f"At most {numbers.MAX_STOCK_QTY} of one item per delivery")
-        flow.received[item.sku] = flow.received.get(item.sku, 0) + int(scanned.qty)
-        return self._ok(f"{item.name}: {flow.received[item.sku]} received")
+        return self._stock_scan(parsed)
 
     def receive_item(self, sku: str, qty: int) -> Outcome:
+        """Base units (pieces, or grams) added to a line: replay and scripts."""
         self._record({"receive_item": {"sku": sku, "qty": qty}})
         if self.state != State.RECEIVING or self.receiving is None:
-            return self._no("Start receiving first")
+            return self._no(_("Start receiving first"))
         qty = self._typed_stock(sku, qty, "quantity received", 1)
         if isinstance(qty, Outcome):
             return qty
-        flow = self.receiving
-        if flow.received.get(sku, 0) + qty > numbers.MAX_STOCK_QTY:
-            return self._no(f"At most {numbers.MAX_STOCK_QTY} of one item per delivery")
-        flow.received[sku] = flow.received.get(sku, 0) + qty
-        return self._ok(f"{sku}: {flow.received[sku]} received")
+        lines = self.receiving.lines
+        if lines.full(sku):
+            return self._no(self._full_text("receive"))
+        if lines.qty.get(sku, 0) + qty > numbers.MAX_STOCK_QTY:
+            return self._no(
+                _(
+                    "At most {n} of one item per delivery",
+                    n=str(numbers.MAX_STOCK_QTY),
+                )
+            )
+        lines.know(self._item(sku))
+        lines.add(sku, qty)
+        return self._ok(_("{sku}: {qty} received", sku=sku, qty=str(lines.qty[sku])))
 
     def finish_receiving(self) -> Outcome:
         self._record({"finish": "receiving"})
         flow = self.receiving
         if self.state != State.RECEIVING or flow is None or not flow.received:
-            return self._no("Nothing received yet")
+            return self._no(_("Nothing received yet"))
         try:
             posted = stock.receive(
                 self.ledger,
@@ -70,5 +76,10 @@ class ReceivingMixin:
         except LedgerError as exc:
             return self._no(_sentence(exc))
         return self._flow_posted(
-            posted, f"Received {posted.number}: {sum(flow.received.values())} unit(s)"
+            posted,
+            _(
+                "Received {number}: {n} unit(s)",
+                number=str(posted.number),
+                n=str(sum(flow.received.values())),
+            ),
         )
