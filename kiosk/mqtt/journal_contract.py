@@ -80,12 +80,14 @@ class Journal:
     digest: str = ""  # sha256 of the message as sent (kiosks resend their outbox's bytes)
 
 
-def _amount(value: Any, what: str) -> Decimal:
-    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
-        raise PayloadError(f"{what} must be a decimal string")
+def _amount(value: Any, what: str, of: str = "") -> Decimal:
+    """A bounded decimal string as Decimal; `what` (and `of`) name it in a refusal (the
+    words are only put together then: this runs for every amount of every line)."""
+    if type(value) is not str or not _DECIMAL.fullmatch(value):
+        raise PayloadError(f"{what}{' of ' if of else ''}{of} must be a decimal string")
     amount = Decimal(value)
     if abs(amount) > MAX_AMOUNT:
-        raise PayloadError(f"{what} {value} is out of range")
+        raise PayloadError(f"{what}{' of ' if of else ''}{of} {value} is out of range")
     return amount
 
 
@@ -153,7 +155,10 @@ def parse_journal(
         lines.append(
             JournalLine(
                 sku,
-                *(_amount(row[k], f"{k} of {sku}") for k in ("qty", "net", "total", "discount")),
+                _amount(row["qty"], "qty", sku),
+                _amount(row["net"], "net", sku),
+                _amount(row["total"], "total", sku),
+                _amount(row["discount"], "discount", sku),
                 condition,
             )
         )
@@ -174,14 +179,14 @@ def parse_journal(
             code = row["code"]
             if not isinstance(code, str) or not _CODE.fullmatch(code):
                 raise PayloadError("tax code must be 1-16 letters or digits")
-            rate, net, tax = (_amount(row[k], f"{k} of tax {code}") for k in ("rate", "net", "tax"))
+            rate, net, tax = (_amount(row[k], k, f"tax {code}") for k in ("rate", "net", "tax"))
             taxes.append((code, rate, net, tax))
         for row in _list(data, "tenders", MAX_TENDERS):
             row = _object(row, {"kind", "amount"}, set(), "each tender")
             kind_ = row["kind"]
             if not isinstance(kind_, str) or not _CODE.fullmatch(kind_):
                 raise PayloadError("tender kind must be 1-16 letters or digits")
-            tenders.append((kind_, _amount(row["amount"], f"amount of {kind_}")))
+            tenders.append((kind_, _amount(row["amount"], "amount", kind_)))
     return Journal(
         device=device,
         seq=seq,
