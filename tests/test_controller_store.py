@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from kiosk.config import ControllerConfig
 from kiosk.mqtt import reorder, store, topics
 from kiosk.mqtt.topics import StockEvent, parse_stock_event
-from tests.mqtt_env import free_port, wait_until
+from kiosk.testing.postgres import postgres_server
+from tests.mqtt_env import wait_until
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -211,37 +207,11 @@ def test_payload_parsing_round_trip():
         parse_stock_event(raw, "till-02")
 
 
-PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/nonexistent"))
-
-
 @pytest.fixture
 def postgres():
     """A real PostgreSQL server of our own on a free loopback port."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (./dev.sh test)")
-    top = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))  # outside pytest's root-only tmp tree
-    data = top / "pg"
-    data.mkdir()
-    as_user = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        os.chmod(top, 0o755)
-        shutil.chown(data, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [*as_user, *args], check=True, capture_output=True, text=True, timeout=120
-    )
-    run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "kiosk", "--auth=trust")
-    run(
-        str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
-        f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start",
-    )  # fmt: skip
-    try:
-        run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "kiosk", "shop")
-        yield f"postgresql://kiosk@127.0.0.1:{port}/shop"
-    finally:
-        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(top, ignore_errors=True)
+    with postgres_server() as url:
+        yield url
 
 
 def test_the_same_bookkeeping_on_postgresql(postgres):

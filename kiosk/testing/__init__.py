@@ -1,6 +1,7 @@
 """Real parts for tests and benchmarks, shipped with the package the way gpiozero ships
 its MockFactory: a Mosquitto on a free loopback port (`mosquitto`), ledgers made with
-the real posting code (`ledgers`), an X server for the app (`xvfb`). The tests and the
+the real posting code (`ledgers`), an X server for the app (`xvfb`), a PostgreSQL
+server for the controller's store (`postgres`). The tests and the
 benches in bench/ both import from here; nothing here is used by the kiosk itself.
 
 A part that is missing fails loudly (MissingPart, an AssertionError, so pytest reports
