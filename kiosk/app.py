@@ -17,7 +17,7 @@ from pathlib import Path
 
 import platformdirs
 
-from kiosk import i18n
+from kiosk import __version__, i18n
 from kiosk import strings as screen_strings
 from kiosk.checkout.session import Checkout
 from kiosk.config import Config
@@ -103,7 +103,29 @@ class Hardware:
                     state=gettext("connected") if connected else gettext("offline"),
                 )
             )
+        facts.append(self.software(gettext))
         return facts
+
+    def software(self, gettext) -> str:
+        """The running version, the A/B slot it runs from and the other slot's version
+        (from the update record kiosk-update-check keeps: the kiosk user cannot ask RAUC
+        itself), and an update that was rolled back."""
+        from kiosk.update.manager import status_fields  # noqa: PLC0415
+
+        try:
+            update = status_fields(self.config.update.state_file)
+        except Exception:  # noqa: BLE001 - a damaged record: the version alone
+            update = {}
+        line = gettext("software: {version}").format(version=__version__)
+        if update.get("slot"):
+            line += "  " + gettext("slot {slot}, other slot {other}").format(
+                slot=update["slot"], other=update.get("other") or "-"
+            )
+        if update.get("result") == "rolled_back":
+            line += "  " + gettext("update to {version} rolled back").format(
+                version=update.get("version", "?")
+            )
+        return line
 
     def print_test(self, language: str = i18n.SOURCE_LANGUAGE) -> str:
         from kiosk.drivers.sample import sample_receipt  # noqa: PLC0415
@@ -174,6 +196,12 @@ def run(
     terminal, simulator = _terminal(config, demo)
     hardware.terminal = terminal
     checkout = Checkout(ledger, printer, drawer, terminal=terminal)
+    if not demo:  # the update switch waits for a quiet moment (kiosk.update.schedule)
+        from kiosk.update.schedule import SessionWriter  # noqa: PLC0415
+
+        session_file = SessionWriter(ledger.path.parent)
+        session_file.note(checkout.state.value)
+        checkout.subscribe(session_file.on_event)
     catalog_sync = None
     services = None
     # The network note in English (the keys' source text): the screen shows it in its

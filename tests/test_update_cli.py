@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kiosk.cli.update import update_group
+from kiosk.ledger import migrations
 from kiosk.update import bundle, tryboot
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -110,8 +111,9 @@ def test_step_down_before_the_app_starts(kiosk):
     assert kiosk("step-down").output == ""  # its own schema: nothing to do
     db = sqlite3.connect(ledger)
     db.execute("CREATE TABLE schema_compat (version INTEGER PRIMARY KEY, readable_by INTEGER)")
-    db.execute("INSERT INTO schema_compat VALUES (6, 6)")
-    db.execute("PRAGMA user_version = 6")
+    newer = migrations.LATEST + 1  # a ledger a newer release migrated
+    db.execute(f"INSERT INTO schema_compat VALUES ({newer}, {newer})")
+    db.execute(f"PRAGMA user_version = {newer}")
     db.commit()
     db.close()
     assert "cannot be used by this version" in one_line(kiosk("step-down"))
@@ -120,7 +122,7 @@ def test_step_down_before_the_app_starts(kiosk):
     db.commit()
     db.close()
     result = kiosk("step-down")
-    assert result.exit_code == 0 and "stepped down to 5" in result.output
+    assert result.exit_code == 0 and f"stepped down to {migrations.LATEST}" in result.output
 
 
 def test_an_older_bundle_is_refused_unless_allowed(kiosk):

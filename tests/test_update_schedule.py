@@ -71,3 +71,39 @@ def test_reading_as_root_leaves_the_ledger_the_apps(tmp_path):
     assert schedule.last_sale(ledger) == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     for path in tmp_path.iterdir():
         assert path.stat().st_uid == 65534, path
+
+
+def test_the_app_keeps_the_session_file_the_switch_reads(shop, tmp_path):
+    """A real checkout with the app's SessionWriter: a customer's scan opens the session
+    (no switch now), the paid sale closes it (quiet again); a session kept open longer
+    than the file's staleness is written again, so it still reads as open."""
+    from kiosk.checkout.session import Checkout  # noqa: PLC0415
+    from kiosk.drivers.base import MemoryDrawer, MemoryPrinter  # noqa: PLC0415
+    from kiosk.ledger import stock  # noqa: PLC0415
+
+    stock.receive(shop, [stock.ReceiveLine("PEN", 5)], "S1")
+    ticks = [0.0]
+    writer = schedule.SessionWriter(tmp_path, clock=lambda: ticks[0])
+    co = Checkout(shop, MemoryPrinter(), MemoryDrawer())
+    writer.note(co.state.value)
+    co.subscribe(writer.on_event)
+    now = datetime.now(UTC)
+    assert schedule.session(tmp_path, now) == "attract"
+    co.scan("4006381333931")
+    assert schedule.session(tmp_path, now) == "scanning"
+    settings = UpdateConfig(idle_minutes=0)
+    assert not schedule.quiet_moment(now, settings, None, schedule.session(tmp_path, now))[0]
+    old = (now - timedelta(minutes=40)).timestamp()
+    os.utime(tmp_path / schedule.SESSION_FILE, (old, old))
+    ticks[0] += writer.REFRESH_S
+    co.scan("4006381333931")  # the same word, a minute later: written again
+    assert schedule.session(tmp_path, now) == "scanning"
+    co.cancel()
+    assert schedule.session(tmp_path, now) == "attract"
+    assert schedule.quiet_moment(now, settings, None, schedule.session(tmp_path, now))[0]
+
+
+def test_a_session_file_that_cannot_be_written_never_stops_selling(tmp_path):
+    writer = schedule.SessionWriter(tmp_path / "missing-folder")
+    writer.note("scanning")  # logged, not raised
+    assert writer.word is None

@@ -399,13 +399,48 @@ def test_real_rauc_installs_into_the_other_slot_and_marks_through_our_backend(
     assert firmware(card, tryboot_flag=False) == "B"
 
 
-def test_status_fields_report_a_rolled_back_update(tmp_path):
-    from kiosk import __version__  # noqa: PLC0415
+def test_status_fields_report_slots_and_a_rolled_back_update(tmp_path):
+    """What the kiosk's status says about updates, bounded by the contract's parser."""
+    from kiosk.mqtt import topics  # noqa: PLC0415
     from kiosk.update.manager import Record, status_fields  # noqa: PLC0415
 
     path = tmp_path / "update.json"
-    assert status_fields(path) == {"version": __version__}
-    Record(path).update(last={"version": "1.2.5", "result": "rolled_back",
-                              "reason": "x" * 500, "at": "2026-11-24T03:00:00Z"})  # fmt: skip
+    assert status_fields(path) == {}  # no record: a machine without A/B slots
+    Record(path).update(
+        last={"version": "1.2.5", "result": "rolled_back", "reason": "x" * 500,
+              "at": "2026-11-24T03:00:00Z"},
+        slots={"booted": "A", "versions": {"A": "1.2.4", "B": "1.2.5"}},
+    )  # fmt: skip
     fields = status_fields(path)
-    assert fields["update"]["result"] == "rolled_back" and len(fields["update"]["reason"]) == 200
+    assert fields["slot"] == "A" and fields["other"] == "1.2.5"
+    assert fields["result"] == "rolled_back" and fields["version"] == "1.2.5"
+    extras = topics.status_extras("1.2.4", True, fields)
+    assert len(extras["update"]["reason"]) == 200
+    status = topics.kiosk_status("till-01", True, 0, "ok", 1) | extras
+    parsed = topics.parse_status_extras(topics.encode(status))
+    assert parsed["update"] == extras["update"]
+    for bad in ({"result": "exploded"}, {"slot": "A" * 9}, {"reason": "a\nb"}, {"x": "1"}, []):
+        status["update"] = bad
+        assert topics.parse_status_extras(topics.encode(status))["update"] is None
+
+
+def test_the_diagnostics_screen_shows_both_slots(tmp_path):
+    from kiosk import __version__  # noqa: PLC0415
+    from kiosk.app import Hardware  # noqa: PLC0415
+    from kiosk.config import parse  # noqa: PLC0415
+    from kiosk.drivers.base import MemoryDrawer, MemoryPrinter  # noqa: PLC0415
+    from kiosk.update.manager import Record  # noqa: PLC0415
+
+    record = tmp_path / "update.json"
+    config = parse(f'[update]\nstate_file = "{record}"\n')
+    hardware = Hardware(config, MemoryPrinter(), MemoryDrawer(), demo=False)
+    assert hardware.facts()[-1] == f"software: {__version__}"  # no A/B record
+    Record(record).update(
+        slots={"booted": "B", "versions": {"A": "1.3.0", "B": __version__}},
+        last={"version": "1.3.0", "result": "rolled_back", "reason": "crashed 4 times"},
+    )
+    line = hardware.facts()[-1]
+    assert line == (f"software: {__version__}  slot B, other slot 1.3.0  "
+                    "update to 1.3.0 rolled back")  # fmt: skip
+    record.write_text("{not json")
+    assert hardware.facts()[-1] == f"software: {__version__}"  # damaged: the version alone

@@ -369,6 +369,12 @@ def test_kiosks_page_shows_health_and_a_silent_kiosk_in_red(page, shop):
     client.loop_start()
     offline = topics.kiosk_status("till-09", False, 12, "paper_out", 40)
     client.publish(f"{ROOT}/kiosk/till-09/status", topics.encode(offline), 1, True)
+    rolled = topics.kiosk_status("till-08", True, 0, "ok", 3) | topics.status_extras(
+        "1.2.4", True, {"slot": "B", "other": "1.3.0", "version": "1.3.0",
+                        "result": "rolled_back", "reason": "no selling screen within 300 s"}
+    )  # fmt: skip
+    sent = client.publish(f"{ROOT}/kiosk/till-08/status", topics.encode(rolled), 1, True)
+    sent.wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
     log_in(page, shop, target="/kiosks")
@@ -380,6 +386,9 @@ def test_kiosks_page_shows_health_and_a_silent_kiosk_in_red(page, shop):
     expect(till).to_have_class("ok")
     expect(till).to_contain_text("synced")  # the status's clock extension (or "unsynced")
     expect(till).to_contain_text("0.1")  # the app version
+    updated = page.locator('#kiosk-table tr[data-device="till-08"]')
+    expect(updated.locator("td.app")).to_contain_text("1.2.4 slot B, other 1.3.0")
+    expect(updated).to_contain_text("update to 1.3.0 rolled back: no selling screen within 300 s")
     shot(page, "09-kiosks")
 
 

@@ -265,6 +265,16 @@ class Publisher:
             return None, None
         return (row[0], row[1]) if row else (None, None)
 
+    def update_state(self) -> dict[str, str]:
+        """The A/B update's state for the status (kiosk.update.manager.status_fields)."""
+        from kiosk.update.manager import status_fields  # noqa: PLC0415
+
+        try:
+            return status_fields(self.config.update.state_file)
+        except Exception:  # noqa: BLE001 - a damaged record must not stop the status
+            log.exception("reading the update record")
+            return {}
+
     def _publish_status(self, client: mqtt.Client) -> None:
         payload = topics.kiosk_status(
             self.device,
@@ -275,7 +285,7 @@ class Publisher:
             *self.catalog_state(),
         )
         # Extensions for the web view's kiosk page: firmware version, clock synchronised.
-        payload.update(topics.status_extras(__version__, clock.synchronized()))
+        payload.update(topics.status_extras(__version__, clock.synchronized(), self.update_state()))
         info = client.publish(
             self.topics.kiosk_status(self.device), topics.encode(payload), 1, True
         )

@@ -777,20 +777,54 @@ def parse_open_alert(raw: bytes, root: str, topic: str) -> Alert | None:
 MAX_APP_TEXT = 32
 
 
-def status_extras(app: str, clock_synced: bool) -> dict[str, Any]:
-    return {"app": app[:MAX_APP_TEXT], "clock": "synced" if clock_synced else "unsynced"}
+UPDATE_KEYS = ("slot", "other", "version", "result", "reason")  # the "update" extension
+UPDATE_RESULTS = ("ok", "rolled_back")
+_UPDATE_LIMITS = {"slot": 8, "other": MAX_APP_TEXT, "version": MAX_APP_TEXT, "reason": 200}
 
 
-def parse_status_extras(raw: bytes) -> dict[str, str | None]:
+def status_extras(
+    app: str, clock_synced: bool, update: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`update` (kiosk.update.manager.status_fields): the booted slot, the other slot's
+    version, and how the last update ended (its version, ok or rolled_back, why)."""
+    extras: dict[str, Any] = {
+        "app": app[:MAX_APP_TEXT],
+        "clock": "synced" if clock_synced else "unsynced",
+    }
+    if update:
+        extras["update"] = {
+            key: str(update[key])[: _UPDATE_LIMITS.get(key, 16)]
+            for key in UPDATE_KEYS
+            if update.get(key)
+        }
+    return extras
+
+
+def _update_extra(value: Any) -> dict[str, str] | None:
+    """The "update" extension within its bounds; anything else reads as not said."""
+    if not isinstance(value, dict) or not set(value) <= set(UPDATE_KEYS):
+        return None
+    for key, text in value.items():
+        if not isinstance(text, str) or len(text) > _UPDATE_LIMITS.get(key, 16):
+            return None
+        if any(ord(c) < 32 for c in text):
+            return None
+    if "result" in value and value["result"] not in UPDATE_RESULTS:
+        return None
+    return dict(value)
+
+
+def parse_status_extras(raw: bytes) -> dict[str, Any]:
     """{"app": version or None, "clock": "synced"/"unsynced" or None} of a status that
     parse_kiosk_status accepted; a value off its bounds reads as not said."""
     try:
         data = _load(raw)
     except PayloadError:
-        return {"app": None, "clock": None}
+        return {"app": None, "clock": None, "update": None}
     app = data.get("app")
     clock = data.get("clock")
     return {
         "app": app if isinstance(app, str) and 0 < len(app) <= MAX_APP_TEXT else None,
         "clock": clock if clock in CLOCK_STATES else None,
+        "update": _update_extra(data.get("update")),
     }

@@ -295,22 +295,28 @@ def _app_version() -> str:
     return __version__
 
 
-def status_fields(record_path: Path) -> dict:
-    """What the kiosk's MQTT status could carry about updates (a proposal for
-    kiosk.mqtt.topics: the lead wires it): the running app version and how the last
-    update ended; texts bounded (reason <= 200 characters)."""
-    from kiosk import __version__  # noqa: PLC0415
-
-    fields: dict = {"version": __version__}
-    last = Record(record_path).read().get("last")
+def status_fields(record_path: Path) -> dict[str, str]:
+    """What the kiosk's MQTT status says about updates (kiosk.mqtt.topics.status_extras,
+    "update"): the booted slot and the other slot's version from the last snapshot, and
+    how the last update ended (its version, ok or rolled_back, why). Empty on a kiosk
+    that never had an update record (no A/B slots: a development machine)."""
+    record = Record(record_path).read()
+    fields: dict[str, str] = {}
+    slots = record.get("slots")
+    if isinstance(slots, dict) and isinstance(slots.get("booted"), str):
+        booted = slots["booted"]
+        fields["slot"] = booted
+        versions = slots.get("versions") if isinstance(slots.get("versions"), dict) else {}
+        other = [str(v) for k, v in versions.items() if k != booted and v]
+        if other:
+            fields["other"] = other[0]
+    last = record.get("last")
     if isinstance(last, dict) and last.get("result") in ("ok", "rolled_back"):
-        fields["update"] = {
-            "version": str(last.get("version", ""))[:64],
-            "result": last["result"],
-            "reason": str(last.get("reason", ""))[:200],
-            "at": str(last.get("at", ""))[:32],
-        }
-    return fields
+        fields["version"] = str(last.get("version", ""))
+        fields["result"] = last["result"]
+        if last.get("reason"):
+            fields["reason"] = str(last["reason"])
+    return {key: value for key, value in fields.items() if value}
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:

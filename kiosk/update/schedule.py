@@ -12,13 +12,17 @@ counts as quiet once no sale was posted for idle_minutes.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.update import dbcopy
 from kiosk.update.settings import UpdateConfig
 
+log = logging.getLogger(__name__)
 SESSION_FILE = "session.state"
 STALE = timedelta(minutes=30)  # a session file this old was left by a crash or power cut
 
@@ -49,6 +53,37 @@ def session(folder: Path, now: datetime) -> str | None:
     except OSError:
         return None
     return word if now - changed < STALE else None
+
+
+class SessionWriter:
+    """The app's side of the session file: the checkout's state word, written (atomically,
+    tmp + rename) when it changes and at least every REFRESH_S while events come, so a
+    session open longer than STALE still reads as open. A checkout subscriber: it runs
+    on the checkout's worker thread and never raises (selling goes on without it)."""
+
+    REFRESH_S = 60.0
+
+    def __init__(self, folder: Path, clock=time.monotonic) -> None:
+        self.path = Path(folder) / SESSION_FILE
+        self.clock = clock
+        self.word: str | None = None
+        self.written_at = -1e18
+
+    def on_event(self, event) -> None:
+        self.note(str(getattr(event.state, "value", event.state)))
+
+    def note(self, word: str) -> None:
+        now = self.clock()
+        if word == self.word and now - self.written_at < self.REFRESH_S:
+            return
+        try:
+            temporary = self.path.with_name(f".{SESSION_FILE}.tmp")
+            temporary.write_text(word + "\n")
+            os.replace(temporary, self.path)
+        except OSError as exc:  # a full or read-only disk: the switch waits for the hour
+            log.warning("cannot write %s: %s", self.path, exc)
+            return
+        self.word, self.written_at = word, now
 
 
 def quiet_moment(

@@ -1,5 +1,6 @@
 """Kiosks: online or offline and since when, last sale, outbox depth, printer, catalog and
-app versions, clock; a kiosk that stopped syncing is red (offline, no status for
+app versions (with the A/B slot it runs from, the other slot's version and an update that
+was rolled back), clock; a kiosk that stopped syncing is red (offline, no status for
 [controller] stale_after_s, or events lost: it reports seqs the controller lacks with
 an empty outbox)."""
 
@@ -75,6 +76,10 @@ def kiosk_rows(web: app.Web) -> list[dict]:
             problems.append(f"printer {k.printer.replace('_', ' ')}")
         if k.catalog_error:
             problems.append("refused the item master")
+        update = extras.get("update") or {}
+        if update.get("result") == "rolled_back":
+            why = f": {update['reason']}" if update.get("reason") else ""
+            problems.append(f"update to {update.get('version', '?')} rolled back{why}")
         red = bool(problems and (not k.online or lost or (age is not None and age > stale)))
         changed = extras.get("changed_at") or k.last_seen
         rows.append(
@@ -92,6 +97,8 @@ def kiosk_rows(web: app.Web) -> list[dict]:
                 "catalog_behind": version and (k.catalog_version or 0) < version,
                 "catalog_error": k.catalog_error,
                 "app": extras.get("app") or "-",
+                "slot": update.get("slot"),
+                "other_slot": update.get("other"),
                 "clock": extras.get("clock") or "not said",
                 "applied_to": k.applied_to,
                 "reported_seq": k.reported_seq,
