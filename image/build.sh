@@ -123,7 +123,7 @@ image() {
             --customize-hook="cp $HERE/rauc/kiosk-backend $HERE/rauc/kiosk-post-install $HERE/rauc/kiosk-trial-guard \"\$1/usr/lib/rauc/\""
             --customize-hook="cp $HERE/systemd/* \"\$1/etc/systemd/system/\" && cp $HERE/udev/*.rules \"\$1/etc/udev/rules.d/\""
             --customize-hook="mkdir -p \"\$1/etc/dbus-1/system.d\" && cp $HERE/rauc/kiosk-rauc-dbus.conf \"\$1/etc/dbus-1/system.d/kiosk-rauc.conf\""
-            --customize-hook="chroot \"\$1\" systemctl enable kiosk-update-check.service kiosk-update-switch.timer kiosk-update-guard.timer"
+            --customize-hook="chroot \"\$1\" systemctl enable kiosk-update-check.service kiosk-update-switch.timer kiosk-update-guard.timer kiosk-update-fetch.timer"
         )
     elif [ "$LAYOUT" != single ]; then
         echo "build.sh: LAYOUT=$LAYOUT: single or ab" >&2; exit 2

@@ -335,6 +335,9 @@ class ControllerConfig(Section):
     web_host: str = "0.0.0.0"  # every interface of the controller's machine
     web_certfile: Path | None = None  # PEM certificate (chain) of the site: HTTPS
     web_keyfile: Path | None = None  # its private key
+    # Where `kiosk controller offer-update` keeps the offered bundle (default: beside a
+    # SQLite database, else /var/lib/kiosk/updates), served to kiosks at /updates/.
+    updates_dir: Path | None = None
     web_session_hours: Seconds = Field(12.0, gt=0, le=24 * 30)  # a login lasts this long idle
     web_lockout_attempts: Whole = Field(5, ge=1, le=100)  # failed logins before a lockout
     web_lockout_minutes: Seconds = Field(15.0, gt=0, le=24 * 60)
@@ -346,6 +349,13 @@ class ControllerConfig(Section):
         if value < 0:
             raise ValueError("must be zero or more days")
         return value
+
+    def updates_folder(self) -> Path:
+        if self.updates_dir is not None:
+            return self.updates_dir
+        if "://" in self.database:
+            return Path("/var/lib/kiosk/updates")
+        return Path(self.database).parent / "updates"
 
     @model_validator(mode="after")
     def _web_tls_pair(self) -> ControllerConfig:

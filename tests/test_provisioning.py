@@ -103,6 +103,13 @@ def test_the_broker_host_gets_broker_and_controller_with_device_paths(bundles, t
     assert controller.topic_root == "shop/store-042"
     # its web view is on, on the shop LAN (the site file's [broker] web_port, 8080 by default)
     assert (controller.controller.web_port, controller.controller.web_host) == (8080, "0.0.0.0")
+    # every kiosk takes updates from that web view; the host itself on loopback
+    assert (
+        parse((sco / "kiosk.toml").read_text()).update.source == "http://192.0.2.10:8080/updates/"
+    )
+    assert (
+        parse((till / "kiosk.toml").read_text()).update.source == "http://127.0.0.1:8080/updates/"
+    )
     assert oct((till / "controller.pass").stat().st_mode)[-3:] == "600"
 
 

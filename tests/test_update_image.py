@@ -174,7 +174,8 @@ def unit_root(tmp_path):
 @pytest.mark.parametrize(
     "unit",
     ["kiosk-update-check.service", "kiosk-update-switch.service", "kiosk-update-switch.timer",
-     "kiosk-update-usb@sda1.service", "kiosk-update-guard.service", "kiosk-update-guard.timer"],
+     "kiosk-update-usb@sda1.service", "kiosk-update-guard.service", "kiosk-update-guard.timer",
+     "kiosk-update-fetch.service", "kiosk-update-fetch.timer"],
 )  # fmt: skip
 def test_update_units_verify_cleanly(unit_root, unit):
     result = subprocess.run(["systemd-analyze", "verify", f"--root={unit_root}", unit],

@@ -445,3 +445,25 @@ def test_kpis_equal_the_kiosks_own_z_reports(page, shop):
     shot(page, "10-kpis")
     page.goto(shop.url + "/kpis?period=range&day=2026-12-09&last=2026-12-01")
     expect(page.locator(".error")).to_contain_text("before it starts")
+
+
+def test_updates_page_shows_the_offer_and_each_kiosks_version(page, shop, tmp_path):
+    from kiosk import __version__  # noqa: PLC0415
+    from kiosk.update import offer  # noqa: PLC0415
+
+    folder = shop.config.controller.updates_folder()
+    offer.withdraw(folder)
+    log_in(page, shop, target="/updates")
+    expect(page.locator("#offer")).to_contain_text("No update is offered")
+    expect(page.locator('#update-table tr[data-device="till-01"]')).to_contain_text(__version__)
+    fake = tmp_path / "bundle.raucb"
+    fake.write_bytes(b"x" * 4096)  # the page shows the offer; the CLI checks signatures
+    offer.publish(folder, fake, "9.9.9", ("till-01",))
+    page.reload()
+    expect(page.locator("#offer")).to_contain_text("Offered: 9.9.9")
+    expect(page.locator('#update-table tr[data-device="till-01"]')).to_contain_text(
+        "to get 9.9.9"
+    )
+    expect(page.locator('#update-table tr[data-device="cart-01"]')).not_to_contain_text("to get")
+    shot(page, "11-updates")
+    offer.withdraw(folder)

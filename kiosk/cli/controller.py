@@ -307,3 +307,46 @@ def controller_web_user(ctx: click.Context, name: str, role: str) -> None:
     finally:
         db.close()
     click.echo(f"web user {name} ({role}) saved")
+
+
+@controller_group.command("offer-update")
+@config_option
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--devices", help="Only these kiosks, comma-separated (default: every kiosk).")
+@click.option("--not-before", "not_before", help='Not before this time, e.g. "2026-12-01 22:00".')
+@click.option("--keyring", type=click.Path(path_type=Path, dir_okay=False),
+              help="Certificates it must be signed by (default: [update] keyring).")  # fmt: skip
+def controller_offer_update(bundle: Path, devices, not_before, keyring) -> None:
+    """Offer a signed bundle to the shop's kiosks: checked against the shop's keyring,
+    kept in the updates folder and served by the web view; each kiosk fetches it within
+    15 minutes and switches at a quiet moment."""
+    from kiosk.update import UpdateError, offer  # noqa: PLC0415
+    from kiosk.update import bundle as bundles  # noqa: PLC0415
+
+    config = get_config()
+    chosen = None
+    if devices:
+        chosen = tuple(d.strip() for d in devices.split(",") if d.strip())
+        bad = [d for d in chosen if not offer._DEVICE.fullmatch(d)]
+        if bad or not chosen:
+            raise UserError(f"--devices: {bad[0] if bad else devices!r} is not a device id")
+    try:
+        info = bundles.check(bundle, keyring or config.update.keyring)
+        made = offer.publish(
+            config.controller.updates_folder(), bundle, info.version, chosen, _at_time(not_before)
+        )
+    except UpdateError as exc:
+        raise UserError(str(exc)) from None
+    who = "every kiosk" if made.devices is None else ", ".join(made.devices)
+    size = f"{made.size} bytes, sha256 {made.sha256[:16]}..."
+    click.echo(f"offering {made.version} ({size}) to {who}")
+
+
+@controller_group.command("withdraw-update")
+@config_option
+def controller_withdraw_update() -> None:
+    """Stop offering the update (kiosks keep the version they run)."""
+    from kiosk.update import offer  # noqa: PLC0415
+
+    withdrawn = offer.withdraw(get_config().controller.updates_folder())
+    click.echo(f"withdrew {withdrawn.version}" if withdrawn else "no update was offered")

@@ -1,4 +1,4 @@
-"""`kiosk update status|install|switch|rollback|check-boot|usb|bundle|dev-key`: signed
+"""`kiosk update status|install|fetch|switch|rollback|check-boot|usb|bundle|dev-key`: signed
 A/B updates on RAUC (kiosk.update; README, "Updates in the field")."""
 
 from __future__ import annotations
@@ -174,6 +174,24 @@ def update_usb(mountpoint: Path) -> None:
     newest = max(checked, key=lambda info: version_key(info.version))
     info = manager().install(newest.path)
     click.echo(f"installed {info.version} from {newest.path.name}")
+
+
+@update_group.command("fetch")
+@config_option
+@one_line_errors
+def update_fetch() -> None:
+    """Install the shop controller's update offer if it is for this kiosk and newer
+    (kiosk-update-fetch.timer runs this every 15 minutes)."""
+    from kiosk import __version__  # noqa: PLC0415
+    from kiosk.update import fetch  # noqa: PLC0415
+
+    config = get_config()
+    m = manager()
+    said = fetch.fetch(
+        settings().source, config.device.id, __version__, settings().download_dir, m.record,
+        m.install,
+    )  # fmt: skip
+    click.echo(said)
 
 
 @update_group.command("bundle")

@@ -377,6 +377,10 @@ def device_config(site: Site, device: Device) -> str:
         "printer": device.printer,
         "drawer": device.drawer,
     }
+    if site.broker.device and site.broker.web_port:  # updates from the controller's web view
+        host = "127.0.0.1" if hosts_broker(site, device) else site.broker.host
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
+        sections["update"] = {"source": f"http://{host}:{site.broker.web_port}/updates/"}
     for name, values in site.defaults.items():
         sections.setdefault(name, {}).update(values)
     text = render_toml(sections)

@@ -30,6 +30,12 @@ class UpdateConfig(BaseModel):
     max_restarts: Whole = Field(3, ge=0, le=100)
     # Where the kiosk's update record lives (the data partition).
     state_file: Path = Path("/var/lib/kiosk/update.json")
+    # The shop controller's update offer (kiosk update fetch, every 15 minutes): its web
+    # view's /updates/ folder, e.g. "http://192.0.2.10:8080/updates/" (provisioning sets
+    # it); empty: updates come from a USB stick or `kiosk update install` only.
+    source: str | None = Field(None, pattern=r"^https?://[^\s]{1,200}$")
+    # Where a fetched bundle waits for its install (the data partition; deleted after).
+    download_dir: Path = Path("/var/lib/kiosk/updates")
 
     @model_validator(mode="after")
     def _decided_before_the_guard(self) -> UpdateConfig:

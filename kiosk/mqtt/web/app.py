@@ -38,7 +38,7 @@ from kiosk.mqtt.web import auth, live
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 # Page modules, in kiosk.mqtt.web; a listed module that does not exist is skipped.
-PAGE_MODULES = ("stock", "kiosks", "alert_page", "kpis", "dead")
+PAGE_MODULES = ("stock", "kiosks", "alert_page", "kpis", "updates", "dead")
 MAX_FORM = 64 * 1024  # bytes of a form body; larger is refused (413)
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
