@@ -59,8 +59,6 @@ def outbox_rows(path: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
 
-
-
 def bare_phase(broker: Mosquitto, ledgers: dict[str, Path]) -> tuple[float, float]:
     total = sum(len(payloads(p)) for p in ledgers.values())
     received = []
@@ -224,8 +222,10 @@ def main() -> None:
           f"   ratio {our_pub / bare_pub:.2f}")  # fmt: skip
     print(f"  controller apply {our_apply:8.0f} msg/s   bare paho subscribe {bare_sub:8.0f} msg/s"
           f"   ratio {our_apply / bare_sub:.2f}")  # fmt: skip
-    print(f"  all {total} messages of {len(kiosks)} kiosks reconnecting at once applied in "
-          f"{took:.1f} s (bare subscriber: {total / bare_sub:.1f} s)")
+    print(
+        f"  all {total} messages of {len(kiosks)} kiosks reconnecting at once applied in "
+        f"{took:.1f} s (bare subscriber: {total / bare_sub:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -461,9 +461,7 @@ def test_updates_page_shows_the_offer_and_each_kiosks_version(page, shop, tmp_pa
     offer.publish(folder, fake, "9.9.9", ("till-01",))
     page.reload()
     expect(page.locator("#offer")).to_contain_text("Offered: 9.9.9")
-    expect(page.locator('#update-table tr[data-device="till-01"]')).to_contain_text(
-        "to get 9.9.9"
-    )
+    expect(page.locator('#update-table tr[data-device="till-01"]')).to_contain_text("to get 9.9.9")
     expect(page.locator('#update-table tr[data-device="cart-01"]')).not_to_contain_text("to get")
     shot(page, "11-updates")
     offer.withdraw(folder)
