@@ -108,6 +108,12 @@ class Sentence(Message):
         return upper_first(super().render(locale))
 
 
+def text_of(exc: BaseException) -> str:
+    """An exception's text: its Message when it was raised with one, else `str(exc)`."""
+    text = message_of(exc)
+    return text if isinstance(text, Message) else str(exc)
+
+
 def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -132,7 +138,11 @@ def _format(msgid, plural, n, args, locale: str, tr) -> str:
         text = tr.ngettext(msgid, plural, n or 0)
     else:
         text = tr.gettext(msgid)
-    values = {key: localize(value, locale) for key, value in args}
+    raw = _repr_fields(text)  # `{code!r}` of a plain value: its own repr, as an f-string
+    values = {
+        key: value if key in raw and _plain(value) else localize(value, locale)
+        for key, value in args
+    }
     if plural is not None:
         values.setdefault("n", localize(Quantity(n or 0), locale))
     try:
@@ -140,6 +150,18 @@ def _format(msgid, plural, n, args, locale: str, tr) -> str:
     except (KeyError, IndexError, ValueError):  # a broken translation: the English
         log.warning("translation of %r for %s does not format", msgid, locale)
         return (plural if plural and n != 1 else msgid).format(**values)
+
+
+def _repr_fields(text: str) -> set[str]:
+    try:
+        return {f for _l, f, _s, conv in string.Formatter().parse(text) if f and conv == "r"}
+    except ValueError:
+        return set()
+
+
+def _plain(value: Any) -> bool:
+    value = message_of(value)
+    return not isinstance(value, Message) and not hasattr(value, "localize")
 
 
 def _(msgid: str, **args: Any) -> Message:

@@ -32,6 +32,7 @@ from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
 from kiosk.ledger.models import Staff, utc_now
 from kiosk.ledger.money import Tender
 from kiosk.ledger.posting import Posted
+from kiosk.ledger.staff import either, role_name
 
 if TYPE_CHECKING:
     from kiosk.checkout.flows.returns import ReturnFlow
@@ -129,9 +130,6 @@ def _quantity(value: object) -> Decimal:
     return _decimal(value, N_("quantity"), numbers.MAX_WEIGHT, numbers.WEIGHT_PLACES)
 
 
-ROLES = {"cashier": N_("cashier"), "supervisor": N_("supervisor"), "technician": N_("technician")}
-
-
 def _sentence(exc: Exception) -> str:
     """An exception's text shown as a sentence: a Message stays one (its first letter
     upper-case in every language, so the screen can still translate it)."""
@@ -160,21 +158,7 @@ def kind_name(kind: str) -> i18n.Message:
 
 def _said(exc: BaseException) -> str:
     """An exception's text as it is (not capitalised): its Message when it has one."""
-    text = i18n.message_of(exc)
-    return text if isinstance(text, i18n.Message) else str(exc)
-
-
-def role_name(role: str) -> i18n.Message:
-    """A staff role as its reader calls it ("Kassierer")."""
-    return i18n.Message(ROLES.get(role, role))
-
-
-def either(roles: tuple[str, ...]) -> i18n.Message:
-    """ "cashier or supervisor", in the reader's language."""
-    words = role_name(roles[0])
-    for role in roles[1:]:
-        words = i18n._("{first} or {second}", first=words, second=role_name(role))
-    return words
+    return i18n.text_of(exc)
 
 
 class CheckoutCore:
