@@ -258,7 +258,7 @@ class RecoveryMixin:
                 amount=amount,
                 what=what,
                 why=why,
-                pid=pid,
+                pid=str(pid),
             )
         )
 

@@ -278,7 +278,7 @@ class RefundsMixin:
             i18n._(
                 "Card refund {row}: {note} (terminal receipt {receipt_no}). Check the terminal; "
                 "Finish the return again to refund the rest",
-                row=part.row,
+                row=str(part.row),
                 note=note,
                 receipt_no=result.receipt_no,
             )

@@ -177,7 +177,7 @@ class TerminalMixin:
             i18n._(
                 "Card payment {pid}: the terminal approved {took} instead of {value} (terminal "
                 "receipt {receipt_no}): reversing it",
-                pid=pid,
+                pid=str(pid),
                 took=took,
                 value=money_arg(value, self.config),
                 receipt_no=result.receipt_no,
@@ -250,7 +250,7 @@ class TerminalMixin:
         until it is settled (asked again every SETTLE_EVERY_S) and staff are told."""
         shown = money_arg(amount, self.config)
         self.card_blocked = i18n._(
-            "{what} {row} of {amount} not settled", what=what, row=row, amount=shown
+            "{what} {row} of {amount} not settled", what=what, row=str(row), amount=shown
         )
         self._alert(
             i18n._(

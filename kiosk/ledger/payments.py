@@ -237,13 +237,13 @@ def resolve(ledger: Ledger, payment_id: int, staff: str | None, reason: str) -> 
         row = Payment.get_or_none(Payment.id == payment_id)
         if row is None:
             raise LedgerError(
-                i18n._("no payment {payment_id} in the journal", payment_id=payment_id)
+                i18n._("no payment {payment_id} in the journal", payment_id=str(payment_id))
             )
         if row not in unsettled():
             raise LedgerError(
                 i18n._(
                     "payment {payment_id} is {state}: nothing to resolve",
-                    payment_id=payment_id,
+                    payment_id=str(payment_id),
                     state=row.state,
                 )
             )

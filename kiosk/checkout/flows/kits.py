@@ -62,7 +62,10 @@ class KitsMixin:
         parts = ", ".join(f"{per} x {name}" for _, name, per, _ in self.kit.components)
         return self._ok(
             i18n._(
-                "{name} (BOM v{version}): {parts}", name=kit.name, version=bom.version, parts=parts
+                "{name} (BOM v{version}): {parts}",
+                name=kit.name,
+                version=str(bom.version),
+                parts=parts,
             )
         )
 

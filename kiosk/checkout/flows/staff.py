@@ -219,5 +219,5 @@ class StaffMenuMixin:
             self.card_blocked = None
         self.list_payments()
         return self._ok(
-            i18n._("Payment {id} resolved by hand: {reason}", id=row.id, reason=reason.strip())
+            i18n._("Payment {id} resolved by hand: {reason}", id=str(row.id), reason=reason.strip())
         )
