@@ -52,9 +52,7 @@ class PayingMixin:
             if self._paid_but_not_recorded():
                 return self._commit()
             return self._ok(
-                i18n._(
-                    "Still to pay: {amount_due}", amount_due=money_arg(self.amount_due, self.config)
-                )
+                i18n._("Still to pay: {amount}", amount=money_arg(self.amount_due, self.config))
             )
         if self.state != State.SCANNING or not self.cart:
             return self._no(i18n._("Scan something first"))
@@ -68,9 +66,7 @@ class PayingMixin:
         self._slips = []
         self.terminal_status, self.terminal_texts = None, ()
         self._to(State.PAYING)
-        return self._ok(
-            i18n._("To pay: {amount_due}", amount_due=money_arg(self.amount_due, self.config))
-        )
+        return self._ok(i18n._("To pay: {amount}", amount=money_arg(self.amount_due, self.config)))
 
     def tender_cash(self, amount: object) -> Outcome:
         self._record({"pay": {"cash": str(amount)}})
@@ -140,8 +136,8 @@ class PayingMixin:
         ):
             return self._no(
                 i18n._(
-                    "An approval reference is at most {MAX_REFERENCE} plain characters",
-                    MAX_REFERENCE=MAX_REFERENCE,
+                    "An approval reference is at most {most} plain characters",
+                    most=MAX_REFERENCE,
                 )
             )
         if value <= 0:
@@ -162,7 +158,7 @@ class PayingMixin:
             if kind == CASH or any(t.kind == CASH for t in tenders):
                 left = round_cash(left, self.ledger.policy.cash_step, self.ledger.policy.unit)
             return self._ok(
-                i18n._("Still to pay: {left}", left=money_arg(left, self.config)), due=left
+                i18n._("Still to pay: {amount}", amount=money_arg(left, self.config)), due=left
             )
         return self._commit()
 

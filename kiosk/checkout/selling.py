@@ -68,8 +68,8 @@ class SellingMixin:
         if item.sku not in skus and len(skus) >= numbers.MAX_EVENT_LINES:
             return self._no(
                 i18n._(
-                    "A sale holds at most {MAX_EVENT_LINES} different items",
-                    MAX_EVENT_LINES=numbers.MAX_EVENT_LINES,
+                    "A sale holds at most {most} different items",
+                    most=numbers.MAX_EVENT_LINES,
                 )
             )
         existing = sum((li.qty for li in self.cart.lines if li.sku == item.sku), ZERO)
@@ -111,13 +111,13 @@ class SellingMixin:
             return self._no(_sentence(exc))
         if value <= 0 or value > numbers.MAX_PIECES:
             return self._no(
-                i18n._("Quantity must be between 1 and {MAX_PIECES}", MAX_PIECES=numbers.MAX_PIECES)
+                i18n._("Quantity must be between 1 and {most}", most=numbers.MAX_PIECES)
             )
         if not self.cart or self.state != State.SCANNING:
             if value != value.to_integral_value():
                 return self._no(i18n._("The next scan counts whole pieces"))
             self.next_qty = value
-            return self._ok(i18n._("Next scan counts {value} times", value=value))
+            return self._ok(i18n._("Next scan counts {count} times", count=value))
         return self._set_qty(len(self.cart.lines), value)
 
     def set_quantity(self, line: int, qty: object) -> Outcome:
@@ -152,9 +152,9 @@ class SellingMixin:
         self._emit("cart", line=line, total=str(total))
         return self._ok(
             i18n._(
-                "{name} x {value}: total {total}",
+                "{name} x {qty}: total {total}",
                 name=current.name,
-                value=value,
+                qty=value,
                 total=money_arg(total, self.config),
             )
         )
@@ -271,7 +271,7 @@ class SellingMixin:
         self._emit("cart", line=line, total=str(total))
         return self._ok(
             i18n._(
-                "{name} now {value} each", name=current.name, value=money_arg(value, self.config)
+                "{name} now {price} each", name=current.name, price=money_arg(value, self.config)
             )
         )
 

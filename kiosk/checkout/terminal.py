@@ -68,7 +68,7 @@ class TerminalMixin:
         self._start_job("authorize", self.terminal.authorize, value, context=(pid, value))
         self._emit("payment", kind="card", status="started", amount=str(value))
         return self._ok(
-            i18n._("Pay {value} on the card terminal", value=money_arg(value, self.config)),
+            i18n._("Pay {amount} on the card terminal", amount=money_arg(value, self.config)),
             amount=value,
         )
 
@@ -175,11 +175,11 @@ class TerminalMixin:
         )
         self._alert(
             i18n._(
-                "Card payment {pid}: the terminal approved {took} instead of {value} (terminal "
+                "Card payment {pid}: the terminal approved {took} instead of {asked} (terminal "
                 "receipt {receipt_no}): reversing it",
                 pid=str(pid),
                 took=took,
-                value=money_arg(value, self.config),
+                asked=money_arg(value, self.config),
                 receipt_no=result.receipt_no,
             )
         )
@@ -290,7 +290,7 @@ class TerminalMixin:
         if failed:
             self._alert(
                 i18n._(
-                    "Payment cancelled: reverse card payment(s) {join} by hand",
+                    "Payment cancelled: reverse card payment(s) {refs} by hand",
                     join=", ".join(failed),
                 )
             )

@@ -107,9 +107,7 @@ class ReturnsMixin:
             return self._no(_sentence(exc))
         flow.lines = lines
         return self._ok(
-            i18n._(
-                "Return {value} x {sku} ({condition})", value=value, sku=sku, condition=condition
-            )
+            i18n._("Return {qty} x {sku} ({condition})", qty=value, sku=sku, condition=condition)
         )
 
     def exchange_item(self, code: str) -> Outcome:
@@ -208,10 +206,10 @@ class ReturnsMixin:
         self._to(State.STAFF_MENU)
         return self._ok(
             i18n._(
-                "{kind} {number}: refund {value}",
+                "{kind} {number}: refund {amount}",
                 kind=kind_name(posted.kind).sentence(),
                 number=posted.number,
-                value=money_arg(-posted.due, self.config),
+                amount=money_arg(-posted.due, self.config),
             ),
             receipt=posted.number,
         )
