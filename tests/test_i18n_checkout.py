@@ -23,6 +23,7 @@ from kiosk.ledger.models import utc_now
 from tests.test_checkout import with_role
 from tests.test_cli import assert_user_error, env, kiosk  # noqa: F401 - env is a fixture
 from tests.test_i18n import LANGUAGES, LOCALE
+from tests.test_payment_refunds import do_return, sim, terminal_for  # noqa: F401 - sim: fixture
 
 NBSP = "\xa0"
 UNKNOWN_EAN = with_check_digit("400123400999")  # a valid EAN-13 that no item has
@@ -149,6 +150,23 @@ def shift(ledger, script: str, role: str) -> list[str]:
     return texts
 
 
+def assert_translated(texts: list[str], at_least: int) -> None:
+    """Each text is a Message; German and French read otherwise than the English and
+    use only msgids their catalog translates."""
+    texts = [t for t in texts if t]
+    plain = sorted({t for t in texts if not isinstance(t, i18n.Message)})
+    assert not plain, f"not Messages (mark them with kiosk.i18n._): {plain}"
+    distinct = {t.msgid for t in texts}
+    assert len(distinct) >= at_least, sorted(distinct)  # the shift reaches that much
+    for language in LANGUAGES:
+        have = translated_ids(language)
+        for message in {str(t): t for t in texts}.values():
+            shown = message.render(language)
+            assert shown != str(message), (language, str(message))
+            missing = msgids(message) - have
+            assert not missing, (language, str(message), missing)
+
+
 def translated_ids(language: str) -> set[str]:
     with (LOCALE / language / "LC_MESSAGES" / "kiosk.po").open("rb") as fh:
         catalog = read_po(fh, locale=language)
@@ -180,18 +198,46 @@ def stocked(shop):
 
 def test_every_message_of_a_shift_is_translated(stocked):
     texts = shift(stocked, SELF_CHECKOUT, "self-checkout") + shift(stocked, TILL, "staffed-till")
-    texts = [t for t in texts if t]
-    plain = sorted({t for t in texts if not isinstance(t, i18n.Message)})
-    assert not plain, f"not Messages (mark them with kiosk.i18n._): {plain}"
-    distinct = {t.msgid: t for t in texts}
-    assert len(distinct) >= 60, sorted(distinct)  # the shifts reach most of the checkout
-    for language in LANGUAGES:
-        have = translated_ids(language)
-        for message in {str(t): t for t in texts}.values():
-            shown = message.render(language)
-            assert shown != str(message), (language, str(message))
-            missing = msgids(message) - have
-            assert not missing, (language, str(message), missing)
+    assert_translated(texts, 60)
+
+
+def test_every_message_of_card_terminal_trouble_is_translated(shop, sim):  # noqa: F811
+    """Declines, aborts, lost answers, a refused refund and the terminal's end of day,
+    through the real ZVT driver and the simulated terminal."""
+    co = Checkout(shop, MemoryPrinter(), terminal=terminal_for(sim))
+    texts: list[str] = []
+    co.subscribe(lambda e: texts.append(e.detail["text"]) if e.kind in ("message", "alert") else 0)
+
+    def said(outcome: Outcome | None) -> Outcome | None:
+        if outcome is not None:
+            texts.append(outcome.message)
+        return outcome
+
+    try:
+        said(co.scan("4006381333931"))
+        sim.plan("decline", "abort", "drop")
+        for _ in range(4):  # declined, cancelled, lost before the card: nothing; paid
+            said(co.tender_card())
+            said(co.terminal_wait())
+        said(co.choose_receipt(False))
+        said(co.scan("4006381333931"))
+        sim.plan("drop_after_approval")  # the answer is lost: asked for, not charged twice
+        said(co.tender_card())
+        said(co.terminal_wait())
+        sale = co.last_posted.number
+        said(co.choose_receipt(False))
+        said(co.staff_login("5678"))
+        sim.plan_refund("decline", "decline")
+        said(do_return(co, sale, ("PEN", "1")))
+        said(co.terminal_wait())
+        said(co.refund_cash())
+        said(co.staff_login("1234"))
+        said(co.list_payments())
+        said(co.end_of_day("100.00"))
+        said(co.terminal_wait())
+    finally:
+        co.terminal.close()
+    assert_translated(texts, 15)
 
 
 def test_a_german_customer_reads_german_refusals_and_german_money(stocked):
