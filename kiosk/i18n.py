@@ -86,8 +86,49 @@ class Message(str):
     def render(self, locale: str) -> str:
         return _format(self.msgid, self.plural, self.n, self.args, locale, translator(locale))
 
+    def sentence(self) -> Sentence:
+        """This message shown as a sentence: its first letter upper-case, in every
+        language (an exception's "unknown item X" read as "Unknown item X")."""
+        return Sentence(self.msgid, self.args, self.plural, self.n)
+
     def __reduce__(self):  # pickles (a worker's queue) as a Message, not as a plain str
-        return (Message, (self.msgid, self.args, self.plural, self.n))
+        return (type(self), (self.msgid, self.args, self.plural, self.n))
+
+
+class Sentence(Message):
+    """A Message whose first letter is upper-case once rendered, in every language."""
+
+    def __new__(cls, msgid, args=(), plural=None, n=None) -> Sentence:
+        english = upper_first(_format(msgid, plural, n, args, SOURCE_LANGUAGE, None))
+        message = str.__new__(cls, english)
+        message.msgid, message.args, message.plural, message.n = msgid, args, plural, n
+        return message
+
+    def render(self, locale: str) -> str:
+        return upper_first(super().render(locale))
+
+
+def text_of(exc: BaseException) -> str:
+    """An exception's text: its Message when it was raised with one, else `str(exc)`."""
+    text = message_of(exc)
+    return text if isinstance(text, Message) else str(exc)
+
+
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def message_of(value: Any) -> Any:
+    """An exception's text as its Message when it was raised with one (`str(exc)` is
+    the English), else the value itself."""
+    if (
+        isinstance(value, BaseException)
+        and value.args
+        and isinstance(value.args[0], Message)
+        and str(value) == value.args[0]
+    ):
+        return value.args[0]
+    return value
 
 
 def _format(msgid, plural, n, args, locale: str, tr) -> str:
@@ -97,7 +138,11 @@ def _format(msgid, plural, n, args, locale: str, tr) -> str:
         text = tr.ngettext(msgid, plural, n or 0)
     else:
         text = tr.gettext(msgid)
-    values = {key: localize(value, locale) for key, value in args}
+    raw = _repr_fields(text)  # `{code!r}` of a plain value: its own repr, as an f-string
+    values = {
+        key: value if key in raw and _plain(value) else localize(value, locale)
+        for key, value in args
+    }
     if plural is not None:
         values.setdefault("n", localize(Quantity(n or 0), locale))
     try:
@@ -105,6 +150,18 @@ def _format(msgid, plural, n, args, locale: str, tr) -> str:
     except (KeyError, IndexError, ValueError):  # a broken translation: the English
         log.warning("translation of %r for %s does not format", msgid, locale)
         return (plural if plural and n != 1 else msgid).format(**values)
+
+
+def _repr_fields(text: str) -> set[str]:
+    try:
+        return {f for _l, f, _s, conv in string.Formatter().parse(text) if f and conv == "r"}
+    except ValueError:
+        return set()
+
+
+def _plain(value: Any) -> bool:
+    value = message_of(value)
+    return not isinstance(value, Message) and not hasattr(value, "localize")
 
 
 def _(msgid: str, **args: Any) -> Message:
@@ -197,10 +254,16 @@ def format_datetime(moment: datetime, locale: str) -> str:
 
 @dataclass(frozen=True)
 class Money:
+    """An amount shown in the reader's locale. `english`, when given, is how the source
+    text writes it (the checkout's "1,234.50 EUR"), kept as is for English readers."""
+
     amount: Decimal
     currency: str
+    english: str | None = None
 
     def localize(self, locale: str) -> str:
+        if self.english is not None and is_source(locale):
+            return self.english
         return format_money(self.amount, self.currency, locale)
 
 
@@ -214,9 +277,14 @@ class Quantity:
 
 @dataclass(frozen=True)
 class Weight:
+    """A weight in kg; `english`, when given, is the source text's own writing ("0.532 kg")."""
+
     kg: Decimal
+    english: str | None = None
 
     def localize(self, locale: str) -> str:
+        if self.english is not None and is_source(locale):
+            return self.english
         return format_weight(self.kg, locale)
 
 
@@ -230,15 +298,35 @@ class Day:
         return format_date(self.value, locale)
 
 
+@dataclass(frozen=True)
+class Joined:
+    """Several values in one placeholder ("a; b"), each in the reader's language."""
+
+    items: tuple
+    separator: str = ", "
+
+    def localize(self, locale: str) -> str:
+        return self.separator.join(localize(item, locale) for item in self.items)
+
+
 def localize(value: Any, locale: str) -> str:
-    """Any argument of a message, as its reader reads it."""
+    """Any argument of a message, as its reader reads it. A bare int or Decimal keeps
+    the English text's own writing (`str(value)`, as the f-string it replaced wrote it)
+    and is formatted for other locales; `Quantity(value)` groups English digits too.
+    An exception raised with a Message renders that Message."""
+    value = message_of(value)
     if isinstance(value, Message):
         return value.render(locale)
     if hasattr(value, "localize"):
         return value.localize(locale)
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        return format_number(value, locale)
+        return str(value) if is_source(locale) else format_number(value, locale)
     return str(value)
+
+
+def is_source(locale: str | None) -> bool:
+    """Is this locale the source language (English: `en`, `en_GB`)?"""
+    return _babel(locale or SOURCE_LANGUAGE).split("_")[0] == SOURCE_LANGUAGE
 
 
 def render(text: Message | str | None, locale: str) -> str:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from kiosk import i18n
+from kiosk.i18n import N_
+
 MAX_MONEY = Decimal(10_000_000)  # any one price, tender, discount or float
 MAX_PIECES = 9999  # pieces on one cart line
 MIN_WEIGHT = Decimal("0.001")  # kg: one gram, the scale's resolution
@@ -39,6 +42,24 @@ _WHOLE = re.compile(r"[+-]?[0-9]+")
 
 class NumberError(ValueError):
     """A number that is not one, or is out of its documented range."""
+
+
+def _what(what: str) -> str:
+    """The name of the number, translated where it is shown when a catalog has it
+    ("quantity" -> "Menge"); callers mark their names with N_()."""
+    if isinstance(what, i18n.Message) or "{" in what or "}" in what:
+        return what
+    return i18n.Message(what)
+
+
+def _range(what: str, shown: str, minimum: object, maximum: object) -> i18n.Message:
+    return i18n._(
+        "{what} {value} must be from {minimum} to {maximum}",
+        what=_what(what),
+        value=shown,
+        minimum=minimum,
+        maximum=maximum,
+    )
 
 
 def _shown(value: object) -> str:
@@ -69,31 +90,60 @@ def decimal(
     has no other way to write 0.5 seconds), within [minimum, maximum] and with at
     most `places` decimals."""
     if isinstance(value, bool):
-        raise NumberError(f"{what} must be a number, not {str(value).lower()}")
+        raise NumberError(
+            i18n._(
+                "{what} must be a number, not {value}", what=_what(what), value=str(value).lower()
+            )
+        )
     if isinstance(value, float):
         if not floats:
-            raise NumberError(f'{what} must be written as text, e.g. "1.50", not {value!r}')
+            raise NumberError(
+                i18n._(
+                    '{what} must be written as text, e.g. "1.50", not {value}',
+                    what=_what(what),
+                    value=repr(value),
+                )
+            )
         value = repr(value)
     if isinstance(value, int):
         if not minimum <= value <= maximum:
-            raise NumberError(f"{what} {_shown(value)} must be from {minimum} to {maximum}")
+            raise NumberError(_range(what, _shown(value), minimum, maximum))
         result = Decimal(value)
     elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, str):
         text = value.strip()
         if len(text) > MAX_TEXT or not _NUMBER.fullmatch(text):
-            raise NumberError(f"{what} {_shown(value)} is not a number (write e.g. 12 or 1.50)")
+            raise NumberError(
+                i18n._(
+                    "{what} {value} is not a number (write e.g. 12 or 1.50)",
+                    what=_what(what),
+                    value=_shown(value),
+                )
+            )
         result = Decimal(text)
     else:
-        raise NumberError(f"{what} must be a number, not {type(value).__name__}")
+        raise NumberError(
+            i18n._(
+                "{what} must be a number, not {kind}", what=_what(what), kind=type(value).__name__
+            )
+        )
     if not result.is_finite():
-        raise NumberError(f"{what} {_shown(value)} is not a finite number")
+        raise NumberError(
+            i18n._("{what} {value} is not a finite number", what=_what(what), value=_shown(value))
+        )
     if not minimum <= result <= maximum:
-        raise NumberError(f"{what} {_shown(value)} must be from {minimum} to {maximum}")
+        raise NumberError(_range(what, _shown(value), minimum, maximum))
     if _decimals(result) > places:
-        unit = "a whole number" if places == 0 else f"at most {places} decimal(s)"
-        raise NumberError(f"{what} {_shown(value)} must have {unit}")
+        if places == 0:
+            unit = i18n._("a whole number")
+        else:
+            unit = i18n._("at most {places} decimal(s)", places=places)
+        raise NumberError(
+            i18n._(
+                "{what} {value} must have {unit}", what=_what(what), value=_shown(value), unit=unit
+            )
+        )
     if result == 0:
         return Decimal(0)  # not 0E-9999 or -0
     if result.as_tuple().exponent > 0:
@@ -104,21 +154,31 @@ def decimal(
 def whole(value: object, what: str, *, minimum: int = 0, maximum: int) -> int:
     """An int from an int or ASCII digit text, within [minimum, maximum]."""
     if isinstance(value, bool):
-        raise NumberError(f"{what} must be a whole number, not {str(value).lower()}")
+        raise NumberError(
+            i18n._(
+                "{what} must be a whole number, not {value}",
+                what=_what(what),
+                value=str(value).lower(),
+            )
+        )
     if isinstance(value, str):
         text = value.strip()
         if len(text) > MAX_TEXT or not _WHOLE.fullmatch(text):
-            raise NumberError(f"{what} {_shown(value)} is not a whole number")
+            raise NumberError(_not_whole(what, value))
         value = int(text)
     elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         if abs(value) > 10**MAX_TEXT:
-            raise NumberError(f"{what} {_shown(str(value))} must be from {minimum} to {maximum}")
+            raise NumberError(_range(what, _shown(str(value)), minimum, maximum))
         value = int(value)
     if not isinstance(value, int):
-        raise NumberError(f"{what} {_shown(value)} is not a whole number")
+        raise NumberError(_not_whole(what, value))
     if not minimum <= value <= maximum:
-        raise NumberError(f"{what} {_shown(value)} must be from {minimum} to {maximum}")
+        raise NumberError(_range(what, _shown(value), minimum, maximum))
     return value
+
+
+def _not_whole(what: str, value: object) -> i18n.Message:
+    return i18n._("{what} {value} is not a whole number", what=_what(what), value=_shown(value))
 
 
 def money(
@@ -134,7 +194,7 @@ def money(
     return decimal(value, what, minimum=minimum, maximum=maximum, places=places)
 
 
-def cart_quantity(value: object, unit: str, what: str = "quantity") -> Decimal:
+def cart_quantity(value: object, unit: str, what: str = N_("quantity")) -> Decimal:
     """A cart line's quantity: whole pieces, or a weight in kg of at least one gram."""
     if unit == "kg":
         return decimal(value, what, minimum=MIN_WEIGHT, maximum=MAX_WEIGHT, places=WEIGHT_PLACES)

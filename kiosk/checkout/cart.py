@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from kiosk import i18n
 from kiosk.ledger.money import ZERO, LineInput, PricedCart, TaxPolicy, price_cart
 from kiosk.ledger.sales import SaleLine
 
@@ -86,7 +87,7 @@ class Cart:
 
     def line(self, number: int) -> CartLine:
         if not 1 <= number <= len(self.lines):
-            raise IndexError(f"there is no line {number}")
+            raise IndexError(i18n._("there is no line {number}", number=str(number)))
         return self.lines[number - 1]
 
     def update(self, number: int, **changes) -> CartLine:

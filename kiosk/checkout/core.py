@@ -20,10 +20,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from kiosk import numbers
+from kiosk import i18n, numbers
 from kiosk.checkout.cart import Cart
 from kiosk.drivers.base import CashDrawer, MemoryDrawer, MemoryPrinter, ReceiptPrinter
 from kiosk.drivers.payment import ManualTerminal, PaymentTerminal, TerminalJob
+from kiosk.i18n import N_
 from kiosk.ledger import audit, catalog
 from kiosk.ledger import staff as staff_service
 from kiosk.ledger.barcodes import BarcodeError, ReceiptRef, StaffBadge
@@ -31,6 +32,7 @@ from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
 from kiosk.ledger.models import Staff, utc_now
 from kiosk.ledger.money import Tender
 from kiosk.ledger.posting import Posted
+from kiosk.ledger.staff import either, role_name
 
 if TYPE_CHECKING:
     from kiosk.checkout.flows.returns import ReturnFlow
@@ -125,12 +127,38 @@ def _decimal(
 
 def _quantity(value: object) -> Decimal:
     """A quantity as typed, before the line's unit is known: pieces or kg."""
-    return _decimal(value, "quantity", numbers.MAX_WEIGHT, numbers.WEIGHT_PLACES)
+    return _decimal(value, N_("quantity"), numbers.MAX_WEIGHT, numbers.WEIGHT_PLACES)
 
 
 def _sentence(exc: Exception) -> str:
+    """An exception's text shown as a sentence: a Message stays one (its first letter
+    upper-case in every language, so the screen can still translate it)."""
+    text = i18n.message_of(exc)
+    if isinstance(text, i18n.Message):
+        return text.sentence()
     text = str(exc)
-    return text[:1].upper() + text[1:] if text else "Something went wrong"
+    return i18n.upper_first(text) if text else i18n._("Something went wrong")
+
+
+KINDS = {
+    "sale": N_("sale"),
+    "return": N_("return"),
+    "exchange": N_("exchange"),
+    "void": N_("void"),
+    "card payment": N_("card payment"),
+    "refund": N_("refund"),
+    "reversal": N_("reversal"),
+}
+
+
+def kind_name(kind: str) -> i18n.Message:
+    """A kind of transaction or payment as its reader calls it ("Rückgabe")."""
+    return i18n.Message(KINDS.get(kind, kind))
+
+
+def _said(exc: BaseException) -> str:
+    """An exception's text as it is (not capitalised): its Message when it has one."""
+    return i18n.text_of(exc)
 
 
 class CheckoutCore:
@@ -209,7 +237,12 @@ class CheckoutCore:
     def _storage_failed(self, exc: StorageFullError) -> None:
         """The ledger's disk is full: keep the cart, tell staff, take no new sales."""
         if self.storage_full is None:
-            self._alert(f"Storage full, sales cannot be recorded; the open cart is kept. {exc}")
+            self._alert(
+                i18n._(
+                    "Storage full, sales cannot be recorded; the open cart is kept. {error}",
+                    error=exc,
+                )
+            )
         self.storage_full = str(exc)
 
     def _probe_storage(self) -> None:
@@ -226,7 +259,7 @@ class CheckoutCore:
         if not self.ledger.writable():
             return False
         self.storage_full = None
-        self._emit("message", text="Storage has space again: selling resumes")
+        self._emit("message", text=i18n._("Storage has space again: selling resumes"))
         return True
 
     def _alert(self, text: str) -> None:
@@ -240,8 +273,8 @@ class CheckoutCore:
 
     def _welcome(self) -> str:
         if self.role == "self-checkout":
-            return "Scan an item to start"
-        return "Staff login needed"
+            return i18n._("Scan an item to start")
+        return i18n._("Staff login needed")
 
     @property
     def totals(self):
@@ -255,7 +288,7 @@ class CheckoutCore:
         """Run `action` (e.g. applying a new item master version) only while no sale is
         open: a cart keeps the prices it was scanned at until it is paid or abandoned."""
         if self.cart or self.state not in (State.ATTRACT, State.RECEIPT):
-            return Outcome(False, "a sale is open")
+            return Outcome(False, i18n._("a sale is open"))
         action()
         return Outcome(True, "")
 
@@ -325,7 +358,12 @@ class CheckoutCore:
         try:
             parsed = self.ledger.parser.parse(code)
         except BarcodeError as exc:
-            return self._no(f"Cannot read that barcode ({exc.reason}). Try again or call staff.")
+            return self._no(
+                i18n._(
+                    "Cannot read that barcode ({reason}). Try again or call staff.",
+                    reason=exc.reason,
+                )
+            )
         if isinstance(parsed, StaffBadge):
             return self._badge(parsed.code)
         if isinstance(parsed, ReceiptRef):
@@ -340,15 +378,15 @@ class CheckoutCore:
         if self.state != State.HELP:
             self.help_from = self.state
             self._to(State.HELP)
-        self._alert("Customer asks for help")
-        return self._ok("Staff has been called and will be with you shortly")
+        self._alert(i18n._("Customer asks for help"))
+        return self._ok(i18n._("Staff has been called and will be with you shortly"))
 
     def staff_login(self, pin: str | None = None, code: str | None = None) -> Outcome:
         """PIN login (with a badge code, or PIN alone). A session log records who
         logged in, never the PIN; replaying that entry logs in by code."""
         if pin is None and code is None:
             self._record({"staff": {"failed": True}})
-            return self._no("Enter a PIN")
+            return self._no(i18n._("Enter a PIN"))
         try:
             if pin is None:
                 member = self._member_by_code(code)
@@ -363,13 +401,13 @@ class CheckoutCore:
     def _member_by_code(self, code: str | None) -> Staff:
         member = Staff.get_or_none(Staff.code == code)
         if member is None or not member.active:
-            raise LedgerError(f"unknown or inactive staff badge {code}")
+            raise LedgerError(i18n._("unknown or inactive staff badge {code}", code=code))
         audit.record("login_badge", member.code)
         return member
 
     def _badge(self, code: str) -> Outcome:
         if not self.config.checkout.badge_login:
-            return self._no("Badge login is off: enter your PIN")
+            return self._no(i18n._("Badge login is off: enter your PIN"))
         try:
             member = self._member_by_code(code)
         except LedgerError as exc:
@@ -382,7 +420,13 @@ class CheckoutCore:
         if self.pending is not None:
             pending, self.pending = self.pending, None
             if member.role not in pending.roles:
-                return self._no(f"{pending.reason} needs a {' or '.join(pending.roles)}")
+                return self._no(
+                    i18n._(
+                        "{reason} needs a {roles}",
+                        reason=pending.reason,
+                        roles=either(pending.roles),
+                    )
+                )
             audit.record("approval", member.code, pending.action, detail=pending.reason)
             if self.state == State.HELP:
                 self._to(self.help_from or State.SCANNING)
@@ -392,22 +436,24 @@ class CheckoutCore:
         if self.state == State.HELP:
             self._to(self.help_from or State.ATTRACT)
             self.help_from = None
-            return self._ok(f"Hello {member.name}: help given")
+            return self._ok(i18n._("Hello {name}: help given", name=member.name))
         if self.state == State.ATTRACT:
             self._to(State.STAFF_MENU if self.role == "self-checkout" else State.SCANNING)
-        return self._ok(f"Hello {member.name} ({member.role})")
+        return self._ok(
+            i18n._("Hello {name} ({role})", name=member.name, role=role_name(member.role))
+        )
 
     def staff_logout(self) -> Outcome:
         self._record({"logout": True})
         if not self.staff:
-            return self._no("Nobody is logged in")
+            return self._no(i18n._("Nobody is logged in"))
         name = self.staff.name
         self.staff = None
         self._emit("staff", code=None)
         if self.state in STAFF_STATES:
             self._close_flows()
             self._to(State.ATTRACT)
-        return self._ok(f"Goodbye {name}")
+        return self._ok(i18n._("Goodbye {name}", name=name))
 
     def _close_flows(self) -> None:
         for flow in FLOWS.values():
@@ -420,8 +466,8 @@ class CheckoutCore:
         if self.state != State.HELP:
             self.help_from = self.state
             self._to(State.HELP)
-        self._alert(f"{reason} needs {' or '.join(roles)} approval")
-        return self._no(f"{reason} needs staff: someone is on the way")
+        self._alert(i18n._("{reason} needs {roles} approval", reason=reason, roles=either(roles)))
+        return self._no(i18n._("{reason} needs staff: someone is on the way", reason=reason))
 
     def _staff_code(self) -> str | None:
         return self.staff.code if self.staff else None
@@ -430,7 +476,7 @@ class CheckoutCore:
         """A cashier confirms the age-restricted items in the cart."""
         self._record({"approve": True})
         if not self.staff or self.staff.role not in SELLING_STAFF:
-            return self._ask_staff("approve_age", (), SELLING_STAFF, "An age check")
+            return self._ask_staff("approve_age", (), SELLING_STAFF, i18n._("An age check"))
         return self._approved_approve_age()
 
     def _approved_approve_age(self) -> Outcome:
@@ -444,18 +490,19 @@ class CheckoutCore:
         if waiting:
             audit.record("age_check", self._staff_code(), ",".join(li.sku for li in waiting))
             self._emit("cart", approved=[li.sku for li in waiting])
-        return self._ok("Age check done" if waiting else "Nothing waits for approval")
+        done = i18n._("Age check done") if waiting else i18n._("Nothing waits for approval")
+        return self._ok(done)
 
     def _need(self, roles: tuple[str, ...]) -> str | None:
         if not self.staff:
-            return "Staff login needed"
+            return i18n._("Staff login needed")
         if self.staff.role not in roles:
-            return f"Needs a {' or '.join(roles)}"
+            return i18n._("Needs a {roles}", roles=either(roles))
         return None
 
     def _staff_state(self) -> str | None:
         if self.state in (State.PAYING, State.RECEIPT) or self.cart:
-            return "Finish or cancel the sale first"
+            return i18n._("Finish or cancel the sale first")
         return None
 
     def _open_flow(self, state: State, opened: Any, roles: tuple[str, ...]) -> Outcome | None:
@@ -508,7 +555,7 @@ class CheckoutCore:
             return None
         self.last_activity = self.clock()
         if self.state == State.PAYING and self.payment.tenders:
-            self._alert("Customer left during payment: staff needed")
+            self._alert(i18n._("Customer left during payment: staff needed"))
             return None
         if self.storage_full is not None and self.cart:
             return None  # the sale that could not be recorded waits for staff

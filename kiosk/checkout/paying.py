@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from kiosk import i18n
 from kiosk.checkout.core import (
     MAX_REFERENCE,
     SELLING_STAFF,
@@ -16,9 +17,10 @@ from kiosk.checkout.core import (
     State,
     _sentence,
 )
-from kiosk.checkout.report_text import money
+from kiosk.checkout.report_text import money_arg
 from kiosk.documents import TextReport
 from kiosk.drivers.base import DrawerError, PrinterError
+from kiosk.i18n import N_
 from kiosk.ledger import payments, receipts, sales
 from kiosk.ledger.core import LedgerError, StorageFullError
 from kiosk.ledger.money import CASH, ZERO, MoneyError, Tender, round_cash, settle
@@ -49,20 +51,22 @@ class PayingMixin:
         if self.state == State.PAYING:
             if self._paid_but_not_recorded():
                 return self._commit()
-            return self._ok(f"Still to pay: {money(self.amount_due, self.config)}")
+            return self._ok(
+                i18n._("Still to pay: {amount}", amount=money_arg(self.amount_due, self.config))
+            )
         if self.state != State.SCANNING or not self.cart:
-            return self._no("Scan something first")
+            return self._no(i18n._("Scan something first"))
         if self.role == "mobile-cart" and not self.config.checkout.cart_tendering:
-            return self._no("This cart does not take payment")
+            return self._no(i18n._("This cart does not take payment"))
         if self.cart.waiting_for_approval:
             if self.staff and self.staff.role in SELLING_STAFF:
-                return self._no("Check the customer's age, then approve")
-            return self._ask_staff("approve_age", (), SELLING_STAFF, "An age check")
+                return self._no(i18n._("Check the customer's age, then approve"))
+            return self._ask_staff("approve_age", (), SELLING_STAFF, i18n._("An age check"))
         self.payment = PendingPayment()
         self._slips = []
         self.terminal_status, self.terminal_texts = None, ()
         self._to(State.PAYING)
-        return self._ok(f"To pay: {money(self.amount_due, self.config)}")
+        return self._ok(i18n._("To pay: {amount}", amount=money_arg(self.amount_due, self.config)))
 
     def tender_cash(self, amount: object) -> Outcome:
         self._record({"pay": {"cash": str(amount)}})
@@ -74,7 +78,7 @@ class PayingMixin:
         reference the terminal shows. Only references are recorded, never the card."""
         if reference and payments.looks_like_card_number(reference):
             return self._no(  # never stored, nor logged in the session log
-                "That looks like a card number: type the terminal's approval reference"
+                i18n._("That looks like a card number: type the terminal's approval reference")
             )
         entry: dict[str, Any] = {"card": str(amount) if amount is not None else None}
         if reference:
@@ -86,7 +90,7 @@ class PayingMixin:
             return self._tender("card", amount, reference)
         if reference:  # the terminal's link is down and staff took the card by hand
             if not (self.staff and self.staff.role in SELLING_STAFF):
-                return self._no("Pay on the card terminal: insert or tap your card there")
+                return self._no(i18n._("Pay on the card terminal: insert or tap your card there"))
             return self._tender("card", amount, reference)
         return self._pay_at_terminal(amount)
 
@@ -122,21 +126,28 @@ class PayingMixin:
             return stopped
         due = self.amount_due
         try:
-            value = self._typed_money(amount, "amount") if amount is not None else due
+            value = self._typed_money(amount, N_("amount")) if amount is not None else due
         except ValueError as exc:
             return self._no(_sentence(exc))
         if kind == "card" and not reference:
-            return self._no("Enter the terminal's approval reference")
+            return self._no(i18n._("Enter the terminal's approval reference"))
         if reference is not None and (
             len(reference) > MAX_REFERENCE or not reference.isprintable()
         ):
-            return self._no(f"An approval reference is at most {MAX_REFERENCE} plain characters")
+            return self._no(
+                i18n._(
+                    "An approval reference is at most {most} plain characters",
+                    most=MAX_REFERENCE,
+                )
+            )
         if value <= 0:
-            return self._no("Amount must be above zero")
+            return self._no(i18n._("Amount must be above zero"))
         tenders = [*self.payment.tenders, Tender(kind, value, reference)]
         non_cash = sum((t.amount for t in tenders if t.kind != CASH), ZERO)
         if non_cash > self._payable_total():
-            return self._no(f"A card cannot pay more than the {money(due, self.config)} due")
+            return self._no(
+                i18n._("A card cannot pay more than the {due} due", due=money_arg(due, self.config))
+            )
         self.payment.tenders = tenders
         self._emit("payment", kind=kind, amount=str(value))
         total = self._payable_total()
@@ -146,16 +157,18 @@ class PayingMixin:
             left = self.amount_due
             if kind == CASH or any(t.kind == CASH for t in tenders):
                 left = round_cash(left, self.ledger.policy.cash_step, self.ledger.policy.unit)
-            return self._ok(f"Still to pay: {money(left, self.config)}", due=left)
+            return self._ok(
+                i18n._("Still to pay: {amount}", amount=money_arg(left, self.config)), due=left
+            )
         return self._commit()
 
     def cancel_payment(self) -> Outcome:
         self._record({"pay": "cancel"})
         if self.state != State.PAYING:
-            return self._no("No payment in progress")
+            return self._no(i18n._("No payment in progress"))
         if self.terminal_job is not None:  # the terminal decides: declined, aborted or paid
             self.terminal.abort()
-            return self._ok("Cancelling the card payment at the terminal")
+            return self._ok(i18n._("Cancelling the card payment at the terminal"))
         reversible = self._terminal_tenders()
         if reversible:
             rows = []
@@ -173,14 +186,26 @@ class PayingMixin:
         back = State.RETURNING if self.payment.kind == "exchange" else State.SCANNING
         self.payment = PendingPayment()
         self._to(back)
-        notes = []
+        refs = ", ".join(t.reference or "?" for t in cards)
+        back_cash = money_arg(cash, self.config)
         if cards:
-            refs = ", ".join(t.reference or "?" for t in cards)
-            notes.append(f"reverse card payment(s) {refs} on the terminal")
-            self._alert(f"Payment cancelled: reverse card payment(s) {refs}")
-        if cash:
-            notes.append(f"give back {money(cash, self.config)} cash")
-        return self._ok("Payment cancelled" + (": " + "; ".join(notes) if notes else ""))
+            self._alert(i18n._("Payment cancelled: reverse card payment(s) {refs}", refs=refs))
+        if cards and cash:
+            text = i18n._(
+                "Payment cancelled: reverse card payment(s) {refs} on the terminal; "
+                "give back {amount} cash",
+                refs=refs,
+                amount=back_cash,
+            )
+        elif cards:
+            text = i18n._(
+                "Payment cancelled: reverse card payment(s) {refs} on the terminal", refs=refs
+            )
+        elif cash:
+            text = i18n._("Payment cancelled: give back {amount} cash", amount=back_cash)
+        else:
+            text = i18n._("Payment cancelled")
+        return self._ok(text)
 
     def _terminal_tenders(self) -> list[tuple[Tender, int]]:
         """Card tenders of this payment that the terminal approved (journal rows open)."""
@@ -201,9 +226,11 @@ class PayingMixin:
                 )
         except StorageFullError as exc:
             self._storage_failed(exc)
-            return self._no("Could not record the sale: this kiosk's storage is full. Call staff.")
+            return self._no(
+                i18n._("Could not record the sale: this kiosk's storage is full. Call staff.")
+            )
         except LedgerError as exc:
-            return self._no(f"Could not complete the sale: {exc}. Call staff.")
+            return self._no(i18n._("Could not complete the sale: {error}. Call staff.", error=exc))
         return self._committed(posted, tenders)
 
     def _post(self, tenders) -> Posted:
@@ -235,22 +262,29 @@ class PayingMixin:
         self.returning = None
         self.payment = PendingPayment()
         self._to(State.RECEIPT)
-        change = f" Change: {money(posted.change, self.config)}." if posted.change else ""
-        return self._ok(f"Paid, thank you!{change} Receipt {posted.number}", receipt=posted.number)
+        if posted.change:
+            text = i18n._(
+                "Paid, thank you! Change: {change}. Receipt {number}",
+                change=money_arg(posted.change, self.config),
+                number=posted.number,
+            )
+        else:
+            text = i18n._("Paid, thank you! Receipt {number}", number=posted.number)
+        return self._ok(text, receipt=posted.number)
 
     def _open_drawer(self) -> None:
         try:
             self.drawer.open()
             self._emit("drawer", opened=True)
         except DrawerError as exc:
-            self._alert(f"Cash drawer did not open: {exc}")
+            self._alert(i18n._("Cash drawer did not open: {error}", error=exc))
 
     def choose_receipt(self, printed: bool) -> Outcome:
         self._record({"receipt": "print" if printed else "none"})
         if self.state != State.RECEIPT or self.last_posted is None:
-            return self._no("No receipt to give")
+            return self._no(i18n._("No receipt to give"))
         number = self.last_posted.number
-        outcome = self._print_receipt(number) if printed else self._ok("No receipt")
+        outcome = self._print_receipt(number) if printed else self._ok(i18n._("No receipt"))
         slips, self._slips = self._slips, []
         if printed and outcome.ok:  # the terminal's receipt comes out with ours
             for slip in slips:
@@ -270,20 +304,31 @@ class PayingMixin:
             self.printer.print_receipt(receipts.receipt_for(self.ledger, number, reprint))
         except PrinterError as exc:
             receipts.mark_failed(job, str(exc))
-            self._alert(f"Printer: {exc}. Receipt {number} is queued for reprint")
+            self._alert(
+                i18n._(
+                    "Printer: {error}. Receipt {number} is queued for reprint",
+                    error=exc,
+                    number=number,
+                )
+            )
             return self._no(
-                f"The receipt could not be printed ({exc}). Staff has been told; "
-                "your purchase is complete."
+                i18n._(
+                    "The receipt could not be printed ({error}). Staff has been told; your "
+                    "purchase is complete.",
+                    error=exc,
+                )
             )
         receipts.mark_printed(job)
         self._emit("printed", receipt=number)
-        return self._ok(f"Receipt {number} printed")
+        return self._ok(i18n._("Receipt {number} printed", number=number))
 
     def _print_slip(self, title: str, lines: tuple[str, ...]) -> None:
         try:
             self.printer.print_report(TextReport(title, tuple(lines)))
         except PrinterError as exc:
-            self._alert(f"Printer: {exc}. The card terminal's receipt was not printed")
+            self._alert(
+                i18n._("Printer: {error}. The card terminal's receipt was not printed", error=exc)
+            )
 
 
 def _receipt_of(reference: str | None) -> str | None:

@@ -4,9 +4,10 @@ terminal's normal path because it runs without a customer, on the journal alone.
 
 from __future__ import annotations
 
-from kiosk.checkout.core import Outcome, State
+from kiosk import i18n
+from kiosk.checkout.core import Outcome, State, _said, kind_name
 from kiosk.checkout.refunds import post_request
-from kiosk.checkout.report_text import money
+from kiosk.checkout.report_text import money_arg
 from kiosk.checkout.terminal import _is_ours
 from kiosk.drivers.payment import TerminalResult
 from kiosk.ledger import payments
@@ -45,7 +46,7 @@ class RecoveryMixin:
             return Outcome(True, self.message)
         known = payments.known_receipts(None)
         self._start_job("recover", self._recover_call, work, known, context=work)
-        return self._ok("Settling interrupted card payments with the terminal")
+        return self._ok(i18n._("Settling interrupted card payments with the terminal"))
 
     def _last_was_ours(self, pid, amount, known, listener, newest_unknown):
         """A payment or refund whose answer was lost: is the terminal's last transaction
@@ -98,13 +99,17 @@ class RecoveryMixin:
 
     def _after_recover(self, decisions, work) -> Outcome:
         if not isinstance(decisions, list):  # the driver failed: the terminal is not usable
-            why = getattr(decisions, "message", "terminal error")
-            self.card_blocked = f"{len(work)} card payment(s) not settled"
+            why = getattr(decisions, "message", None) or i18n._("terminal error")
+            self.card_blocked = i18n._("{count} card payment(s) not settled", count=len(work))
             self._alert(
-                f"{len(work)} card payment(s) are not settled ({why}). Check the terminal's "
-                "last receipts; the kiosk keeps asking"
+                i18n._(
+                    "{count} card payment(s) are not settled ({why}). Check the terminal's last "
+                    "receipts; the kiosk keeps asking",
+                    count=len(work),
+                    why=why,
+                )
             )
-            return self._no("Card payments are paused until the terminal answers")
+            return self._no(i18n._("Card payments are paused until the terminal answers"))
         amounts = {pid: amount for pid, _, amount, _, _ in work}
         refunds = {pid for pid, *_, refund in work if refund}
         open_left = []
@@ -112,14 +117,14 @@ class RecoveryMixin:
         for pid, verdict, last, _reversal in decisions:
             if pid in refunds and verdict != "unreachable":
                 group = self._recover_refund_outcome(
-                    pid, verdict, last, money(amounts[pid], self.config)
+                    pid, verdict, last, money_arg(amounts[pid], self.config)
                 )
                 if group is not None:
                     groups.setdefault(group, pid)
         for pid in groups.values():
-            self._recover_refund(pid, money(amounts[pid], self.config))
+            self._recover_refund(pid, money_arg(amounts[pid], self.config))
         for pid, verdict, last, reversal in decisions:
-            amount = money(amounts[pid], self.config)
+            amount = money_arg(amounts[pid], self.config)
             if pid in refunds and verdict != "unreachable":
                 continue
             if last is not None and last.approved and verdict != "not_charged":
@@ -130,56 +135,79 @@ class RecoveryMixin:
             if verdict == "reversed":
                 self._journal(payments.settle, self.ledger, pid, "reversed", "after restart")
                 self._alert(
-                    f"Card payment of {amount} (terminal receipt {receipt}) was approved but "
-                    "its sale was not recorded (restart): it was reversed, nothing charged"
+                    i18n._(
+                        "Card payment of {amount} (terminal receipt {receipt}) was approved but "
+                        "its sale was not recorded (restart): it was reversed, nothing charged",
+                        amount=amount,
+                        receipt=receipt,
+                    )
                 )
             elif verdict == "refund_needed":
-                why = reversal.message if reversal else "reversal refused"
+                why = reversal.message if reversal else i18n._("reversal refused")
                 self._journal(payments.settle, self.ledger, pid, "refund_needed", why)
                 self._alert(
-                    f"Card payment of {amount} (terminal receipt {receipt}) was taken but its "
-                    f"sale was not recorded, and the terminal refused to reverse it ({why}): "
-                    "refund it to the customer"
+                    i18n._(
+                        "Card payment of {amount} (terminal receipt {receipt}) was taken but its "
+                        "sale was not recorded, and the terminal refused to reverse it ({why}): "
+                        "refund it to the customer",
+                        amount=amount,
+                        receipt=receipt,
+                        why=why,
+                    )
                 )
             elif verdict == "not_charged":
                 self._journal(payments.settle, self.ledger, pid, "not_charged", "not taken")
-                self._alert(f"Card payment of {amount} interrupted by a restart: nothing was taken")
+                self._alert(
+                    i18n._(
+                        "Card payment of {amount} interrupted by a restart: nothing was taken",
+                        amount=amount,
+                    )
+                )
             else:
                 open_left.append(pid)
         if open_left:
-            self.card_blocked = f"{len(open_left)} card payment(s) not settled"
+            self.card_blocked = i18n._("{count} card payment(s) not settled", count=len(open_left))
             self._alert(
-                f"{len(open_left)} card payment(s) are not settled: the terminal does not "
-                "answer. Check its last receipts; the kiosk keeps asking"
+                i18n._(
+                    "{count} card payment(s) are not settled: the terminal does not answer. Check "
+                    "its last receipts; the kiosk keeps asking",
+                    count=len(open_left),
+                )
             )
-            return self._no("Card payments are paused until the terminal answers")
+            return self._no(i18n._("Card payments are paused until the terminal answers"))
         self.card_blocked = None
-        return self._ok("Card payments settled")
+        return self._ok(i18n._("Card payments settled"))
 
-    def _recover_refund_outcome(self, pid: int, verdict: str, last, amount: str) -> str | None:
+    def _recover_refund_outcome(
+        self, pid: int, verdict: str, last, amount: i18n.Money
+    ) -> str | None:
         """A card refund a restart interrupted: record what the terminal said; the
         group (the refund's posting) whose money went back, to be posted once."""
         request = payments.request_of(pid) or {}
-        what = f"{request.get('kind', 'return')} of receipt {request.get('receipt') or '-'}"
+        what = _refund_of(request)
         if verdict == "not_charged":
             self._journal(payments.settle, self.ledger, pid, "not_charged", "not refunded")
             self._alert(
-                f"Card refund of {amount} for the {what} was interrupted by a restart: "
-                "nothing was refunded and nothing posted; do the return again"
+                i18n._(
+                    "Card refund of {amount} for the {what} was interrupted by a restart: nothing "
+                    "was refunded and nothing posted; do the return again",
+                    amount=amount,
+                    what=what,
+                )
             )
             return None
         if last is not None and last.approved:
             self._journal(payments.record_outcome, self.ledger, pid, last)
         return str(request.get("group") or f"row {pid}")
 
-    def _recover_refund(self, pid: int, amount: str) -> None:
+    def _recover_refund(self, pid: int, amount: i18n.Money) -> None:
         """Post the return (exchange, void) of a card refund group the terminal gave
         back before a restart; if part of it is missing, the given parts wait to be
         reused when staff do the return again (one alert, one instruction)."""
         if payments.get(pid).state == "committed":
             return  # posted already (by this pass or before)
         request = payments.request_of(pid) or {}
-        what = f"{request.get('kind', 'return')} of receipt {request.get('receipt') or '-'}"
+        what = _refund_of(request)
         group = [
             row
             for row in payments.unsettled()
@@ -191,12 +219,16 @@ class RecoveryMixin:
             for row in group:
                 self._journal(payments.settle, self.ledger, row.id, "unposted", "part given")
             self._alert(
-                f"Card refund for the {what}: {money(given, self.config)} was given before a "
-                "restart, the rest was not, and nothing is posted: do the return again (what "
-                "was given is reused, not sent again)"
+                i18n._(
+                    "Card refund for the {what}: {given} was given before a restart, the rest was "
+                    "not, and nothing is posted: do the return again (what was given is reused, "
+                    "not sent again)",
+                    what=what,
+                    given=money_arg(given, self.config),
+                )
             )
             return
-        why = "it could not be posted"
+        why = i18n._("it could not be posted")
         if group:
             try:
                 with self.ledger.transaction():
@@ -205,15 +237,36 @@ class RecoveryMixin:
                     )
                     payments.mark_refunds_committed([r.id for r in group], posted.number)
             except LedgerError as exc:
-                why = str(exc)
+                why = _said(exc)
             else:
                 self._alert(
-                    f"Card refund of {amount} for the {what} was given before a restart: "
-                    f"{posted.kind} {posted.number} is now posted"
+                    i18n._(
+                        "Card refund of {amount} for the {what} was given before a restart: "
+                        "{kind} {number} is now posted",
+                        amount=amount,
+                        what=what,
+                        kind=kind_name(posted.kind),
+                        number=posted.number,
+                    )
                 )
                 return
         self._journal(payments.settle, self.ledger, pid, "unposted", f"not posted: {why}")
         self._alert(
-            f"Card refund of {amount} for the {what} was given, but it could not be posted "
-            f"({why}): post it by hand, then resolve payment {pid}"
+            i18n._(
+                "Card refund of {amount} for the {what} was given, but it could not be posted "
+                "({why}): post it by hand, then resolve payment {pid}",
+                amount=amount,
+                what=what,
+                why=why,
+                pid=str(pid),
+            )
         )
+
+
+def _refund_of(request: dict) -> i18n.Message:
+    """What a journaled card refund was for: "return of receipt till-01-000042"."""
+    return i18n._(
+        "{kind} of receipt {receipt}",
+        kind=kind_name(request.get("kind", "return")),
+        receipt=request.get("receipt") or "-",
+    )

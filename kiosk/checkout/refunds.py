@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from kiosk.checkout.core import SUPERVISOR, Outcome, PendingPayment, _sentence
-from kiosk.checkout.report_text import money
+from kiosk import i18n
+from kiosk.checkout.core import SUPERVISOR, Outcome, PendingPayment, _sentence, kind_name
+from kiosk.checkout.report_text import money_arg
 from kiosk.drivers.payment import TerminalResult
 from kiosk.ledger import audit, payments, sales
 from kiosk.ledger.core import Ledger, LedgerError, StorageFullError
@@ -122,8 +123,11 @@ class RefundsMixin:
                 refunds = payments.refunds_of(paid.id)
                 if any(r.state in ("requested", "unknown") for r in refunds):
                     raise _RefundBlocked(
-                        f"A card refund for receipt {receipt} is not settled yet: ask the "
-                        "terminal again or resolve it (staff menu, card payments)"
+                        i18n._(
+                            "A card refund for receipt {receipt} is not settled yet: ask the "
+                            "terminal again or resolve it (staff menu, card payments)",
+                            receipt=receipt,
+                        )
                     )
                 for r in refunds:  # given at the terminal, never posted: reused
                     if payments.reusable_refund(r) and r.id not in used and r.amount <= left:
@@ -185,23 +189,26 @@ class RefundsMixin:
         if not todo:
             return self._post_refund()
         if self.terminal_job is not None:
-            return self._no("The card terminal is busy: wait for it, then try again")
+            return self._no(i18n._("The card terminal is busy: wait for it, then try again"))
         part = todo[0]
         if part.row is not None and payments.get(part.row).state in ("requested", "unknown"):
             # its answer was lost: ask the terminal, never send a second refund
             self.terminal_status = "processing"
             self._start_job("refund_settle", self.terminal.last_transaction, context=part)
-            return self._ok("Asking the card terminal about the refund")
+            return self._ok(i18n._("Asking the card terminal about the refund"))
         if self.card_blocked:
-            self._alert(f"Card refunds wait: {self.card_blocked}")
+            self._alert(i18n._("Card refunds wait: {card_blocked}", card_blocked=self.card_blocked))
             return self._no(
-                "The card refund is not possible right now: the "
-                f"{pending.kind} is not posted. A supervisor can refund in cash instead"
+                i18n._(
+                    "The card refund is not possible right now: the {kind} is not posted. A "
+                    "supervisor can refund in cash instead",
+                    kind=kind_name(pending.kind),
+                )
             )
         kind = "reversal" if part.reverse else "refund"
         row = self._journal_first(
-            "Card refund is not possible: this kiosk's storage is full",
-            "Card refund is not possible",
+            i18n._("Card refund is not possible: this kiosk's storage is full"),
+            i18n._("Card refund is not possible"),
             (
                 kind,
                 part.amount,
@@ -216,12 +223,18 @@ class RefundsMixin:
         self.terminal_status, self.terminal_texts = "follow", ()
         if part.reverse:
             self._start_job("refund_card", self.terminal.reverse, part.receipt_no, context=part)
-            how = "cancelling the card payment on the terminal"
+            how = i18n._("cancelling the card payment on the terminal")
         else:
             self._start_job("refund_card", self.terminal.refund, part.amount, context=part)
-            how = "the customer presents the card at the terminal"
+            how = i18n._("the customer presents the card at the terminal")
         self._emit("payment", kind="card", status="refund", amount=str(part.amount))
-        return self._ok(f"Refund {money(part.amount, self.config)} to the card: {how}")
+        return self._ok(
+            i18n._(
+                "Refund {amount} to the card: {how}",
+                amount=money_arg(part.amount, self.config),
+                how=how,
+            )
+        )
 
     def _after_refund_card(self, result: TerminalResult, part: CardRefund) -> Outcome:
         self._journal(payments.record_outcome, self.ledger, part.row, result)
@@ -238,25 +251,37 @@ class RefundsMixin:
             part.reverse = False
             return self._next_refund()
         if result.outcome == "failed":
-            self._alert(f"Card terminal: {result.message}")
-        word = {"aborted": "cancelled", "failed": "not possible"}.get(result.outcome, "declined")
+            self._alert(i18n._("Card terminal: {message}", message=result.message))
+        word = {"aborted": i18n._("cancelled"), "failed": i18n._("not possible")}.get(
+            result.outcome, i18n._("declined")
+        )
         return self._no(
-            f"Card refund {word} ({result.message}): the {kind} is not posted. Try again, "
-            "or a supervisor can refund in cash instead"
+            i18n._(
+                "Card refund {word} ({message}): the {kind} is not posted. Try again, "
+                "or a supervisor can refund in cash instead",
+                word=word,
+                message=result.message,
+                kind=kind_name(kind),
+            )
         )
 
     def _refund_wrong_amount(self, part: CardRefund, result: TerminalResult) -> Outcome:
         """The terminal gave back another amount than asked: the row keeps what it gave
         (so it bounds what can still go back, and Finish again reuses it), the return
         is not posted, staff are told."""
-        gave, asked = money(result.amount, self.config), money(part.amount, self.config)
-        note = f"the terminal refunded {gave} instead of {asked}"
+        gave, asked = money_arg(result.amount, self.config), money_arg(part.amount, self.config)
+        note = i18n._("the terminal refunded {gave} instead of {asked}", gave=gave, asked=asked)
         self._journal(
             payments.settle, self.ledger, part.row, "unposted", note, amount=result.amount
         )
         self._alert(
-            f"Card refund {part.row}: {note} (terminal receipt {result.receipt_no}). "
-            "Check the terminal; Finish the return again to refund the rest"
+            i18n._(
+                "Card refund {row}: {note} (terminal receipt {receipt_no}). Check the terminal; "
+                "Finish the return again to refund the rest",
+                row=str(part.row),
+                note=note,
+                receipt_no=result.receipt_no,
+            )
         )
         kind = self.refunding.kind if self.refunding else "return"
         for other in self.refunding.parts if self.refunding else []:
@@ -265,7 +290,13 @@ class RefundsMixin:
                     payments.settle, self.ledger, other.row, "unposted", "given; return stopped"
                 )
         self.refunding = None  # done again, the plan counts what was given
-        return self._no(f"Card refund: {note}. The {kind} is not posted: call staff")
+        return self._no(
+            i18n._(
+                "Card refund: {note}. The {kind} is not posted: call staff",
+                note=note,
+                kind=kind_name(kind),
+            )
+        )
 
     def _card_refunded(self, part: CardRefund, result: TerminalResult) -> Outcome:
         part.reference = result.reference
@@ -274,7 +305,7 @@ class RefundsMixin:
         if result.merchant_receipt and self.config.payment.print_merchant_receipt:
             self._print_slip("Card refund (merchant copy)", result.merchant_receipt)
         if self.refunding is None:  # pragma: no cover - cleared only after posting
-            return self._ok("Card refund approved")
+            return self._ok(i18n._("Card refund approved"))
         return self._next_refund()
 
     def _after_refund_settle(self, last: TerminalResult, part: CardRefund) -> Outcome:
@@ -293,14 +324,16 @@ class RefundsMixin:
             part.row = None
             self.terminal_status = "aborted"
             return self._no(
-                "The card refund did not go through. Try again, or a supervisor can refund "
-                "in cash instead"
+                i18n._(
+                    "The card refund did not go through. Try again, or a supervisor can refund in "
+                    "cash instead"
+                )
             )
         return self._terminal_silent(
-            "card refund",
+            i18n._("card refund"),
             part.row,
             part.amount,
-            "The card terminal does not answer. The refund waits: please call staff",
+            i18n._("The card terminal does not answer. The refund waits: please call staff"),
         )
 
     def _post_refund(self) -> Outcome:
@@ -313,12 +346,27 @@ class RefundsMixin:
         except StorageFullError as exc:
             self._storage_failed(exc)
             return self._no(
-                f"Could not record the {pending.kind}: this kiosk's storage is full. The card "
-                "refund is journaled and posted once there is space. Call staff."
+                i18n._(
+                    "Could not record the {kind}: this kiosk's storage is full. The card refund "
+                    "is journaled and posted once there is space. Call staff.",
+                    kind=kind_name(pending.kind),
+                )
             )
         except LedgerError as exc:
-            self._alert(f"Card refund given but the {pending.kind} was not posted: {exc}")
-            return self._no(f"Could not post the {pending.kind}: {_sentence(exc)}")
+            self._alert(
+                i18n._(
+                    "Card refund given but the {kind} was not posted: {error}",
+                    kind=kind_name(pending.kind),
+                    error=exc,
+                )
+            )
+            return self._no(
+                i18n._(
+                    "Could not post the {kind}: {error}",
+                    kind=kind_name(pending.kind),
+                    error=_sentence(exc),
+                )
+            )
         self.refunding = None
         self.payment = PendingPayment()
         slips, self._slips = self._slips, []
@@ -331,7 +379,7 @@ class RefundsMixin:
         """After a declined or cancelled card refund: ask the terminal again."""
         self._record({"refund": "retry"})
         if self.refunding is None:
-            return self._no("No refund is waiting")
+            return self._no(i18n._("No refund is waiting"))
         return self._next_refund()
 
     def refund_cash(self) -> Outcome:
@@ -339,19 +387,23 @@ class RefundsMixin:
         rest in cash instead. Card parts the terminal already approved stay as they are."""
         self._record({"refund": "cash"})
         if self.refunding is None:
-            return self._no("No refund is waiting")
+            return self._no(i18n._("No refund is waiting"))
         if self.terminal_job is not None:
-            return self._no("The card terminal is still working: wait for its answer")
+            return self._no(i18n._("The card terminal is still working: wait for its answer"))
         for part in self.refunding.parts:
             unsettled = part.row and payments.get(part.row).state in ("requested", "unknown")
             if unsettled and part.reference is None:
-                return self._no("The card refund is not settled yet: ask the terminal again first")
-        return self._ask_staff("refund_cash", (), SUPERVISOR, "A cash refund instead of the card")
+                return self._no(
+                    i18n._("The card refund is not settled yet: ask the terminal again first")
+                )
+        return self._ask_staff(
+            "refund_cash", (), SUPERVISOR, i18n._("A cash refund instead of the card")
+        )
 
     def _approved_refund_cash(self) -> Outcome:
         pending = self.refunding
         if pending is None:
-            return self._no("No refund is waiting")
+            return self._no(i18n._("No refund is waiting"))
         done = [p for p in pending.parts if p.reference is not None]
         card = sum((p.amount for p in pending.parts if p.reference is None), ZERO)
         non_cash = [t for t in pending.others if t.kind != CASH]
@@ -370,12 +422,12 @@ class RefundsMixin:
         """Give up a refund that waits for the terminal; not once a card part was given."""
         self._record({"refund": "cancel"})
         if self.refunding is None:
-            return self._no("No refund is waiting")
+            return self._no(i18n._("No refund is waiting"))
         if self.terminal_job is not None:
-            return self._no("The card terminal is still working: wait for its answer")
+            return self._no(i18n._("The card terminal is still working: wait for its answer"))
         if any(p.reference for p in self.refunding.parts):
             return self._no(
-                "Part of it is already refunded to the card: finish it (cash for the rest)"
+                i18n._("Part of it is already refunded to the card: finish it (cash for the rest)")
             )
         self.refunding = None
-        return self._ok("Refund cancelled: nothing was posted or refunded")
+        return self._ok(i18n._("Refund cancelled: nothing was posted or refunded"))

@@ -40,6 +40,13 @@ def money(amount: Decimal, config: Config) -> str:
     return f"{amount.quantize(config.money.minor_unit):,} {config.money.currency}"
 
 
+def money_arg(amount: Decimal, config: Config) -> i18n.Money:
+    """An amount for a checkout message: English keeps `money()`'s "1,234.50 EUR",
+    other languages write it their way ("1.234,50 €")."""
+    value = amount.quantize(config.money.minor_unit)
+    return i18n.Money(value, config.money.currency, money(amount, config))
+
+
 def printer_columns(config: Config) -> int:
     """Characters per line on the configured printer (font A)."""
     return paper_from_config(config.printer).columns

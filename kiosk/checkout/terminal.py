@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from kiosk import i18n
 from kiosk.checkout.core import Outcome, _sentence
-from kiosk.checkout.report_text import money
+from kiosk.checkout.report_text import money_arg
 from kiosk.drivers.payment import TerminalJob, TerminalResult
+from kiosk.i18n import N_
 from kiosk.ledger import payments
 from kiosk.ledger.core import LedgerError, StorageFullError
 from kiosk.ledger.money import CASH, ZERO
@@ -32,26 +34,32 @@ class TerminalMixin:
 
     def _pay_at_terminal(self, amount: object) -> Outcome:
         if self.terminal_job is not None:
-            return self._no("The card terminal is busy: follow it, or cancel the payment")
+            return self._no(i18n._("The card terminal is busy: follow it, or cancel the payment"))
         stopped = self._begin_tender()
         if stopped is not None:
             return stopped
         if self.card_blocked:
-            self._alert(f"Card payments wait: {self.card_blocked}")
-            return self._no("Card payment is not possible right now: pay another way or call staff")
+            self._alert(
+                i18n._("Card payments wait: {card_blocked}", card_blocked=self.card_blocked)
+            )
+            return self._no(
+                i18n._("Card payment is not possible right now: pay another way or call staff")
+            )
         due = self.amount_due
         try:
-            value = self._typed_money(amount, "amount") if amount is not None else due
+            value = self._typed_money(amount, N_("amount")) if amount is not None else due
         except ValueError as exc:
             return self._no(_sentence(exc))
         paid = sum((t.amount for t in self.payment.tenders if t.kind != CASH), ZERO)
         if value <= 0:
-            return self._no("Amount must be above zero")
+            return self._no(i18n._("Amount must be above zero"))
         if paid + value > self._payable_total():
-            return self._no(f"A card cannot pay more than the {money(due, self.config)} due")
+            return self._no(
+                i18n._("A card cannot pay more than the {due} due", due=money_arg(due, self.config))
+            )
         pid = self._journal_first(
-            "Card payment is not possible: this kiosk's storage is full",
-            "Card payment is not possible",
+            i18n._("Card payment is not possible: this kiosk's storage is full"),
+            i18n._("Card payment is not possible"),
             ("authorize", value, self._terminal_name()),
         )
         if isinstance(pid, Outcome):
@@ -59,7 +67,10 @@ class TerminalMixin:
         self.terminal_status, self.terminal_texts = "follow", ()
         self._start_job("authorize", self.terminal.authorize, value, context=(pid, value))
         self._emit("payment", kind="card", status="started", amount=str(value))
-        return self._ok(f"Pay {money(value, self.config)} on the card terminal", amount=value)
+        return self._ok(
+            i18n._("Pay {amount} on the card terminal", amount=money_arg(value, self.config)),
+            amount=value,
+        )
 
     def terminal_poll(self) -> Outcome:
         """Take what the terminal reported (status for the screen, its result). The app
@@ -83,7 +94,7 @@ class TerminalMixin:
         outcome = Outcome(True, self.message)
         while self.terminal_job is not None:
             if not self.terminal_job.wait(timeout):
-                return self._no("The card terminal did not finish in time")
+                return self._no(i18n._("The card terminal did not finish in time"))
             outcome = self.terminal_poll()
         return outcome
 
@@ -96,7 +107,7 @@ class TerminalMixin:
             self._storage_failed(exc)
             return self._no(full)
         except LedgerError as exc:
-            return self._no(f"{failed}: {exc}")
+            return self._no(i18n._("{failed}: {error}", failed=failed, error=exc))
 
     def _journal(self, write, *args) -> bool:
         """A journal write after the terminal answered; a full disk must not lose the
@@ -104,7 +115,9 @@ class TerminalMixin:
         try:
             write(*args)
         except LedgerError as exc:
-            self._alert(f"Card payment journal not written ({exc}); it is settled later")
+            self._alert(
+                i18n._("Card payment journal not written ({error}); it is settled later", error=exc)
+            )
             return False
         return True
 
@@ -119,51 +132,83 @@ class TerminalMixin:
         if result.outcome == "unknown":
             return self._ask_what_happened("payment", value, result, "settle", (pid, value))
         if result.outcome == "failed":
-            self._alert(f"Card terminal: {result.message}")
-            return self._no("The card terminal is not available. Pay another way or call staff")
+            self._alert(i18n._("Card terminal: {message}", message=result.message))
+            return self._no(
+                i18n._("The card terminal is not available. Pay another way or call staff")
+            )
         if result.outcome == "aborted":
-            return self._no("Card payment cancelled. Try again or pay another way")
-        return self._no(f"Card declined ({result.message}). Try again or pay another way")
+            return self._no(i18n._("Card payment cancelled. Try again or pay another way"))
+        return self._no(
+            i18n._(
+                "Card declined ({message}). Try again or pay another way", message=result.message
+            )
+        )
 
     def _ask_what_happened(self, what, amount, result, job, context) -> Outcome:
         """A lost answer is never "declined": tell staff and ask the terminal for its
         last transaction (the `job` handler decides)."""
-        self._alert(
-            f"Card {what} of {money(amount, self.config)}: the terminal's answer was lost "
-            f"({result.message}); asking the terminal"
-        )
+        words = {"amount": money_arg(amount, self.config), "message": result.message}
+        if what == "refund":
+            lost = i18n._(
+                "Card refund of {amount}: the terminal's answer was lost ({message}); "
+                "asking the terminal",
+                **words,
+            )
+            wait = i18n._("Checking the refund with the card terminal, please wait")
+        else:
+            lost = i18n._(
+                "Card payment of {amount}: the terminal's answer was lost ({message}); "
+                "asking the terminal",
+                **words,
+            )
+            wait = i18n._("Checking the payment with the card terminal, please wait")
+        self._alert(lost)
         self.terminal_status = "processing"
         self._start_job(job, self.terminal.last_transaction, context=context)
-        return self._no(f"Checking the {what} with the card terminal, please wait")
+        return self._no(wait)
 
     def _wrong_amount(self, pid: int, value: Decimal, result: TerminalResult) -> Outcome:
         """The terminal approved another amount than asked: it does not pay the cart.
         It is reversed at once by its receipt number; staff are told."""
-        took = "no amount" if result.amount is None else money(result.amount, self.config)
+        took = (
+            i18n._("no amount") if result.amount is None else money_arg(result.amount, self.config)
+        )
         self._alert(
-            f"Card payment {pid}: the terminal approved {took} instead of "
-            f"{money(value, self.config)} (terminal receipt {result.receipt_no}): reversing it"
+            i18n._(
+                "Card payment {pid}: the terminal approved {took} instead of {asked} (terminal "
+                "receipt {receipt_no}): reversing it",
+                pid=str(pid),
+                took=took,
+                asked=money_arg(value, self.config),
+                receipt_no=result.receipt_no,
+            )
         )
         try:
             row = payments.record_request(
                 self.ledger, "reversal", value, self._terminal_name(), pid
             )
         except LedgerError as exc:  # stays approved: the restart's recovery reverses it
-            self._alert(f"Card payment journal not written ({exc}); it is settled later")
-            return self._no("The card payment did not go through. Please call staff")
+            self._alert(
+                i18n._("Card payment journal not written ({error}); it is settled later", error=exc)
+            )
+            return self._no(i18n._("The card payment did not go through. Please call staff"))
         context = [(pid, row, result.reference, value)]
         self.terminal_status = "processing"
         self._start_job("mismatch", self._reverse_call, [result.receipt_no], context=context)
-        return self._no("The card terminal took a different amount: it is cancelled. Please wait")
+        return self._no(
+            i18n._("The card terminal took a different amount: it is cancelled. Please wait")
+        )
 
     def _after_mismatch(self, results, context) -> Outcome:
         done = self._after_reverse(results, context)
         if done.ok:
             return self._no(
-                "The card payment did not go through (the terminal took a different amount; "
-                "it was cancelled). Try again or pay another way"
+                i18n._(
+                    "The card payment did not go through (the terminal took a different amount; "
+                    "it was cancelled). Try again or pay another way"
+                )
             )
-        return self._no("The card payment did not go through. Staff will refund the card")
+        return self._no(i18n._("The card payment did not go through. Staff will refund the card"))
 
     def _card_approved(self, result: TerminalResult, value: Decimal) -> Outcome:
         if result.customer_receipt:
@@ -190,19 +235,30 @@ class TerminalMixin:
         if verdict == "not_charged":
             self._journal(payments.settle, self.ledger, pid, "not_charged", "terminal: not taken")
             self.terminal_status = "aborted"
-            return self._no("The card payment did not go through. Try again or pay another way")
+            return self._no(
+                i18n._("The card payment did not go through. Try again or pay another way")
+            )
         return self._terminal_silent(
-            "card payment", pid, value, "The card terminal does not answer. Please call staff"
+            i18n._("card payment"),
+            pid,
+            value,
+            i18n._("The card terminal does not answer. Please call staff"),
         )
 
-    def _terminal_silent(self, what: str, row: int, amount: Decimal, then: str) -> Outcome:
+    def _terminal_silent(self, what: i18n.Message, row: int, amount: Decimal, then: str) -> Outcome:
         """The terminal did not answer about a payment or refund: card payments pause
         until it is settled (asked again every SETTLE_EVERY_S) and staff are told."""
-        shown = money(amount, self.config)
-        self.card_blocked = f"{what} {row} of {shown} not settled"
+        shown = money_arg(amount, self.config)
+        self.card_blocked = i18n._(
+            "{what} {row} of {amount} not settled", what=what, row=str(row), amount=shown
+        )
         self._alert(
-            f"{what.capitalize()} of {shown} is not settled: the terminal does not answer. "
-            "Check its last receipt; the kiosk keeps asking"
+            i18n._(
+                "{what} of {amount} is not settled: the terminal does not answer. "
+                "Check its last receipt; the kiosk keeps asking",
+                what=what.sentence(),
+                amount=shown,
+            )
         )
         self._settle_at = self.clock()
         self.terminal_status = "failed"
@@ -210,7 +266,7 @@ class TerminalMixin:
 
     def _after_check(self, result: TerminalResult, _context) -> Outcome:
         if not result.approved:
-            self._alert(f"Card terminal: {result.message}")
+            self._alert(i18n._("Card terminal: {message}", message=result.message))
         return Outcome(True, self.message)
 
     def _journal_reversal(self, pid: int, reversal: TerminalResult) -> None:
@@ -232,9 +288,14 @@ class TerminalMixin:
                 state = "refund_needed" if result.outcome == "declined" else "approved"
                 self._journal(payments.settle, self.ledger, pid, state, result.message)
         if failed:
-            self._alert(f"Payment cancelled: reverse card payment(s) {', '.join(failed)} by hand")
-            return self._no("Payment cancelled; staff will refund the card payment")
-        return self._ok("Payment cancelled: the card payment was reversed")
+            self._alert(
+                i18n._(
+                    "Payment cancelled: reverse card payment(s) {refs} by hand",
+                    join=", ".join(failed),
+                )
+            )
+            return self._no(i18n._("Payment cancelled; staff will refund the card payment"))
+        return self._ok(i18n._("Payment cancelled: the card payment was reversed"))
 
     def _reverse_call(self, receipts_no, listener) -> list:
         return [

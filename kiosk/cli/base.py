@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kiosk import __version__
+from kiosk import __version__, i18n
 
 if TYPE_CHECKING:
     from kiosk.config import Config
@@ -49,11 +49,29 @@ def user_errors() -> tuple[type[Exception], ...]:
     )
 
 
+_SHOP_LANGUAGE: list[str] = []  # [ui] language, once a command has read the config
+
+
+def language() -> str:
+    """The language of the person at the terminal (README, Languages: the command line)."""
+    return i18n.user_language(_SHOP_LANGUAGE[0] if _SHOP_LANGUAGE else None)
+
+
+def say(text: str, err: bool = False) -> None:
+    """A line for the technician, in their language (a Message is rendered; plain
+    text, e.g. machine-readable output, is printed as it is)."""
+    if isinstance(text, i18n.Message):
+        text = text.render(language())
+    click.echo(text, err=err)
+
+
 class UserError(click.ClickException):
+    """One line on stderr and exit status 2; a Message is shown in the user's language."""
+
     exit_code = 2
 
     def show(self, file=None) -> None:
-        click.echo(f"kiosk: {self.format_message()}", err=True)
+        click.echo(f"kiosk: {i18n.render(self.message, language())}", err=True)
 
 
 class KioskGroup(click.Group):
@@ -66,7 +84,7 @@ class KioskGroup(click.Group):
             raise
         except Exception as exc:
             if isinstance(exc, user_errors()):
-                raise UserError(str(exc)) from None
+                raise UserError(i18n.text_of(exc)) from None
             if isinstance(exc, OSError):
                 raise UserError(
                     f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
@@ -102,6 +120,7 @@ def get_config() -> Config:
     root = ctx.find_root()
     if "kiosk.config" not in root.meta:
         root.meta["kiosk.config"] = load_config(root.meta.get("kiosk.config_path"))
+        _SHOP_LANGUAGE[:] = [root.meta["kiosk.config"].ui.language]
     return root.meta["kiosk.config"]
 
 
@@ -121,7 +140,7 @@ def money_option(value: str, what: str) -> Decimal:
     try:
         return numbers.money(value, what, unit)
     except numbers.NumberError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
 
 
 def wait_for_signal() -> None:
@@ -154,6 +173,6 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("kiosk: aborted", err=True)
+        click.echo(f"kiosk: {i18n._('aborted').render(language())}", err=True)
         sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import UserError, config_option, get_config
+from kiosk import i18n
+from kiosk.cli.base import UserError, config_option, get_config, say
 
 
 @click.group("broker")
@@ -30,7 +31,7 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
     tls = None
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):
-            raise UserError("TLS needs both --tls-cert and --tls-key")
+            raise UserError(i18n._("TLS needs both --tls-cert and --tls-key"))
         tls = broker.TlsFiles(tls_cert, tls_key, tls_ca)
     try:
         directory = directory.absolute()  # mosquitto.conf names its files: start it anywhere
@@ -39,11 +40,11 @@ def broker_config(directory, port, listen, tls_cert, tls_key, tls_ca, run_as) ->
         )
         problem = broker.reach_problem(directory, run_as)
     except broker.BrokerError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
     for path in written:
         click.echo(str(path))
     if problem:  # written all the same: the folder may be copied to where it runs
-        click.echo(f"kiosk: warning: {problem}", err=True)
+        say(i18n._("kiosk: warning: {problem}", problem=problem), err=True)
 
 
 @broker_group.command("add-device")
@@ -66,18 +67,28 @@ def broker_add_device(username: str, directory: Path, password_out: Path | None)
     from kiosk.mqtt import broker  # noqa: PLC0415
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", username):
-        raise UserError(f"{username!r} is not a device id")
+        raise UserError(i18n._("{username!r} is not a device id", username=username))
     if username != broker.CONTROLLER_USER and broker.reserved(username):
-        raise UserError(f"{username!r} is reserved for the shop controller")
+        raise UserError(
+            i18n._("{username!r} is reserved for the shop controller", username=username)
+        )
     if password_out and not (password_out.parent.is_dir() and (
             not password_out.exists() or password_out.is_file())):  # fmt: skip
-        raise UserError(f"{password_out}: not a file in an existing folder")
+        raise UserError(
+            i18n._("{password_out}: not a file in an existing folder", password_out=password_out)
+        )
     try:
         password = broker.add_credentials(directory / "passwd", username)
     except broker.BrokerError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
     if password_out:  # a new 0600 file renamed into place: never in a readable one
         files.write_private(password_out, password + "\n")
-        click.echo(f"{username}: password written to {password_out}")
+        say(
+            i18n._(
+                "{username}: password written to {password_out}",
+                username=username,
+                password_out=password_out,
+            )
+        )
     else:
         click.echo(f"{username}: {password}")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import config_option, db_option, open_ledger
+from kiosk import i18n
+from kiosk.cli.base import config_option, db_option, open_ledger, say
 
 
 @click.group()
@@ -28,12 +29,18 @@ def catalog_import(db_path: Path | None, file: Path, dry_run: bool, staff: str |
     ledger = open_ledger(db_path)
     if dry_run:
         rows = catalog_csv.read_file(ledger, file)
-        click.echo(f"{file}: {len(rows)} rows ok (nothing written)")
+        say(i18n._("{file}: {count} rows ok (nothing written)", file=file, count=len(rows)))
         return
     result = catalog_csv.import_file(ledger, file, staff)
-    click.echo(
-        f"{file}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
-        f"{result.barcodes} barcodes"
+    say(
+        i18n._(
+            "{file}: {added} added, {updated} updated, {unchanged} unchanged, {barcodes} barcodes",
+            file=file,
+            added=result.added,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            barcodes=result.barcodes,
+        )
     )
 
 
@@ -52,4 +59,4 @@ def catalog_export(db_path: Path | None, file: Path) -> None:
         return
     with open(file, "w", encoding="utf-8", newline="") as stream:
         count = catalog_csv.export(ledger, stream)
-    click.echo(f"{file}: {count} items", err=True)
+    say(i18n._("{file}: {count} items", file=file, count=count), err=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import config_option, get_config
+from kiosk import i18n
+from kiosk.cli.base import config_option, get_config, say
 
 
 @click.group("config")
@@ -27,7 +28,7 @@ def config_check(file: Path) -> None:
         from kiosk import strings  # noqa: PLC0415
 
         strings.load(config.ui.strings)
-    click.echo(f"{file}: ok")
+    say(i18n._("{file}: ok", file=file))
 
 
 @config_group.command("show")

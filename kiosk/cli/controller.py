@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import UserError, config_option, get_config
+from kiosk import i18n
+from kiosk.cli.base import UserError, config_option, get_config, say
 
 
 @click.group("controller", invoke_without_command=True)
@@ -33,8 +34,14 @@ def controller_group(ctx: click.Context, database: str | None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo(
-        f"controller for {config.topic_root} on {config.mqtt.host}:{config.mqtt.port}", err=True
+    say(
+        i18n._(
+            "controller for {topic_root} on {host}:{port}",
+            topic_root=config.topic_root,
+            host=config.mqtt.host,
+            port=str(config.mqtt.port),
+        ),
+        err=True,
     )
     controller.run(stop)
 
@@ -52,8 +59,8 @@ def controller_status(ctx: click.Context, shown: int) -> None:
     config = get_config()
     db = store.open_store(ctx.obj.get("database") or config.controller.database)
     try:
-        click.echo(f"shop {config.topic_root}")
-        click.echo("kiosks:")
+        say(i18n._("shop {topic_root}", topic_root=config.topic_root))
+        say(i18n._("kiosks:"))
         unsynced = reorder.unsynced_events()
         for kiosk in reorder.kiosks():
             state = "online " if kiosk.online else "OFFLINE"
@@ -69,9 +76,9 @@ def controller_status(ctx: click.Context, shown: int) -> None:
             )
         _catalog_status()
         rows = reorder.suggestions(config.controller, utc_now())
-        click.echo(f"stock: {len(rows)} SKU(s)")
+        say(i18n._("stock: {count} SKU(s)", count=len(rows)))
         low = [r for r in rows if r.low and (r.daily_demand or r.on_hand <= 0)]
-        click.echo(f"low stock: {len(low)}")
+        say(i18n._("low stock: {count}", count=len(low)))
         for r in low:
             click.echo(
                 f"  {r.sku:<12} on hand {r.on_hand:>6}  reorder point {r.reorder_point:>5}  "
@@ -79,15 +86,18 @@ def controller_status(ctx: click.Context, shown: int) -> None:
             )
         unknown = reorder.unknown_skus()
         if not reorder.catalog_known():
-            click.echo(
-                "unknown SKUs: not checked (no item master: kiosk controller catalog import FILE)"
+            say(
+                i18n._(
+                    "unknown SKUs: not checked (no item master: kiosk controller catalog import "
+                    "FILE)"
+                )
             )
         else:
-            click.echo(f"unknown SKUs: {len(unknown)} (no reorder suggestions)")
+            say(i18n._("unknown SKUs: {count} (no reorder suggestions)", count=len(unknown)))
         for u in unknown:
             click.echo(f"  {u.sku:<12} on hand {u.on_hand:>6}  from {', '.join(u.devices)}")
         dead = store.DeadLetter.select().count()
-        click.echo(f"dead letters: {dead}")
+        say(i18n._("dead letters: {dead}", dead=dead))
         letters = store.DeadLetter.select().order_by(store.DeadLetter.id.desc()).limit(shown)
         for letter in letters:
             times = f" (x{letter.times})" if (letter.times or 1) > 1 else ""
@@ -104,13 +114,15 @@ def _catalog_status() -> None:
 
     version, _, items = master.current()
     if version == 0:
-        click.echo("item master: none (kiosk controller catalog import FILE)")
+        say(i18n._("item master: none (kiosk controller catalog import FILE)"))
         return
-    click.echo(f"item master: version {version}, {items} item(s)")
+    say(
+        i18n._("item master: version {version}, {items} item(s)", version=str(version), items=items)
+    )
     made = dict(store.CatalogVersion.select(store.CatalogVersion.version,
                                             store.CatalogVersion.created_at).tuples())  # fmt: skip
     behind = [k for k in reorder.kiosks() if (k.catalog_version or 0) < version]
-    click.echo(f"kiosks behind: {len(behind)}")
+    say(i18n._("kiosks behind: {count}", count=len(behind)))
     for k in behind:
         have = k.catalog_version or 0
         since = made.get(have + 1, "-")
@@ -124,7 +136,10 @@ class _CatalogGroup(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             raise UserError(
-                f"the item master is imported with: kiosk controller catalog import {args[0]}"
+                i18n._(
+                    "the item master is imported with: kiosk controller catalog import {file}",
+                    file=args[0],
+                )
             )
         return super().resolve_command(ctx, args)
 
@@ -149,7 +164,7 @@ def _master_call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except MasterError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
 
 
 def _at_time(text: str | None):
@@ -161,7 +176,9 @@ def _at_time(text: str | None):
     try:
         moment = _dt.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(f"--at {text!r}: write a time like 2026-12-01 07:00") from None
+        raise UserError(
+            i18n._("--at {text!r}: write a time like 2026-12-01 07:00", text=text)
+        ) from None
     return moment.astimezone() if moment.tzinfo is None else moment
 
 
@@ -183,9 +200,15 @@ def controller_catalog_import(ctx: click.Context, file: Path, staff: str | None)
         with db.atomic():
             result = master.import_rows(rows, staff, utc_now(), note=f"import {file.name}")
         made = f"version {result.version}" if result.version else "no new version"
-        click.echo(
-            f"{file}: {result.added} added, {result.updated} updated, "
-            f"{result.unchanged} unchanged; {made}"
+        say(
+            i18n._(
+                "{file}: {added} added, {updated} updated, {unchanged} unchanged; {made}",
+                file=file,
+                added=result.added,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                made=made,
+            )
         )
     finally:
         db.close()
@@ -206,7 +229,9 @@ def controller_catalog_set(ctx, sku: str, assignments, at_text, staff) -> None:
     at = _at_time(at_text)
     now = utc_now()
     if at is not None and at <= now:
-        raise UserError(f"--at {at_text}: that time has passed (leave --at out for now)")
+        raise UserError(
+            i18n._("--at {at_text}: that time has passed (leave --at out for now)", at_text=at_text)
+        )
     config, db = _master_store(ctx)
     try:
         fields = _master_call(master.parse_assignments, assignments)
@@ -217,9 +242,16 @@ def controller_catalog_set(ctx, sku: str, assignments, at_text, staff) -> None:
         if what == "scheduled":
             click.echo(f"{sku}: {', '.join(assignments)} from {at.astimezone():%Y-%m-%d %H:%M %Z}")
         elif version is None:
-            click.echo(f"{sku}: unchanged")
+            say(i18n._("{sku}: unchanged", sku=sku))
         else:
-            click.echo(f"{sku}: {', '.join(assignments)}; version {version}")
+            say(
+                i18n._(
+                    "{sku}: {changes}; version {version}",
+                    sku=sku,
+                    changes=", ".join(assignments),
+                    version=str(version),
+                )
+            )
     finally:
         db.close()
 
@@ -269,7 +301,7 @@ def controller_catalog_export(ctx, file: Path) -> None:
             return
         with open(file, "w", encoding="utf-8", newline="") as stream:
             count = master.export(rules, stream)
-        click.echo(f"{file}: {count} items", err=True)
+        say(i18n._("{file}: {count} items", file=file, count=count), err=True)
     finally:
         db.close()
 
@@ -303,10 +335,10 @@ def controller_web_user(ctx: click.Context, name: str, role: str) -> None:
     try:
         add_user(name, password, role)
     except AuthError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
     finally:
         db.close()
-    click.echo(f"web user {name} ({role}) saved")
+    say(i18n._("web user {name} ({role}) saved", name=name, role=role))
 
 
 @controller_group.command("offer-update")
@@ -329,7 +361,8 @@ def controller_offer_update(bundle: Path, devices, not_before, keyring) -> None:
         chosen = tuple(d.strip() for d in devices.split(",") if d.strip())
         bad = [d for d in chosen if not offer._DEVICE.fullmatch(d)]
         if bad or not chosen:
-            raise UserError(f"--devices: {bad[0] if bad else devices!r} is not a device id")
+            what = bad[0] if bad else devices
+            raise UserError(i18n._("--devices: {what!r} is not a device id", what=what))
     try:
         info = bundles.check(bundle, keyring or config.update.keyring)
         made = offer.publish(
@@ -337,9 +370,13 @@ def controller_offer_update(bundle: Path, devices, not_before, keyring) -> None:
         )
     except UpdateError as exc:
         raise UserError(str(exc)) from None
-    who = "every kiosk" if made.devices is None else ", ".join(made.devices)
-    size = f"{made.size} bytes, sha256 {made.sha256[:16]}..."
-    click.echo(f"offering {made.version} ({size}) to {who}")
+    who = i18n._("every kiosk") if made.devices is None else ", ".join(made.devices)
+    say(
+        i18n._(
+            "offering {version} ({size} bytes, sha256 {digest}...) to {who}",
+            version=made.version, size=str(made.size), digest=made.sha256[:16], who=who,
+        )
+    )  # fmt: skip
 
 
 @controller_group.command("withdraw-update")
@@ -349,4 +386,7 @@ def controller_withdraw_update() -> None:
     from kiosk.update import offer  # noqa: PLC0415
 
     withdrawn = offer.withdraw(get_config().controller.updates_folder())
-    click.echo(f"withdrew {withdrawn.version}" if withdrawn else "no update was offered")
+    if withdrawn is None:
+        say(i18n._("no update was offered"))
+    else:
+        say(i18n._("withdrew {version}", version=withdrawn.version))

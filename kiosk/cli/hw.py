@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import UserError, config_option, get_config, wait_for_signal
+from kiosk import i18n
+from kiosk.cli.base import UserError, config_option, get_config, say, wait_for_signal
 
 
 @click.group("hw")
@@ -24,17 +25,17 @@ def hw_scanners() -> None:
 
     config = get_config()
     if not scanner.input_devices_visible():
-        raise UserError("no /dev/input here: no USB scanners can be seen on this machine")
+        raise UserError(i18n._("no /dev/input here: no USB scanners can be seen on this machine"))
     try:
         devices = scanner.list_devices()
     except scanner.ScannerError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
     match = config.scanner.match
     for device in devices:
         mark = "*" if scanner.matches(device, match) else " "
         click.echo(f"{mark} {device.path:<22} {device.ident}  {device.name}")
     if not any(scanner.matches(d, match) for d in devices):
-        raise UserError(f"no input device matches [scanner] match = {match!r}")
+        raise UserError(i18n._("no input device matches [scanner] match = {match!r}", match=match))
 
 
 @hw_group.command("scan-test")
@@ -56,7 +57,7 @@ def hw_scan_test(events_file: Path | None, keymap: str | None) -> None:
         try:
             check(keymap)
         except KeymapError as exc:
-            raise UserError(f"--keymap: {exc}") from None
+            raise UserError(i18n._("--keymap: {error}", error=exc)) from None
         settings = settings.model_copy(update={"keymap": keymap})
     parser = BarcodeParser(config.barcodes, config.money)
 
@@ -74,7 +75,13 @@ def hw_scan_test(events_file: Path | None, keymap: str | None) -> None:
             data = json.loads(events_file.read_text())
             events = [InputEvent(*row) for row in data["events"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{events_file}: not a recorded event file ({exc})") from None
+            raise UserError(
+                i18n._(
+                    "{events_file}: not a recorded event file ({error})",
+                    events_file=events_file,
+                    error=exc,
+                )
+            ) from None
         for text in scanner.KeyDecoder(settings).feed_all(events):
             show(text)
         return
@@ -82,12 +89,14 @@ def hw_scan_test(events_file: Path | None, keymap: str | None) -> None:
         reader = scanner.SerialScanner(settings, show)
     else:
         if not scanner.input_devices_visible():
-            raise UserError("no /dev/input here: no USB scanners can be seen on this machine")
+            raise UserError(
+                i18n._("no /dev/input here: no USB scanners can be seen on this machine")
+            )
         try:
             reader = scanner.EvdevScanner(settings, show)
         except scanner.ScannerError as exc:
-            raise UserError(str(exc)) from None
-    click.echo("scan barcodes; Ctrl+C ends", err=True)
+            raise UserError(i18n.text_of(exc)) from None
+    say(i18n._("scan barcodes; Ctrl+C ends"), err=True)
     reader.start()
     try:
         wait_for_signal()
@@ -116,21 +125,31 @@ def hw_print_test(preview: Path | None) -> None:
     )
     if preview is not None:
         render_png(receipt_ops(receipt, paper), paper).save(preview)
-        click.echo(f"preview written to {preview} ({about})")
+        say(i18n._("preview written to {preview} ({about})", preview=preview, about=about))
         return
     try:
         printer = EscposPrinter.from_config(config.printer)
         if printer is None:
-            raise UserError('no printer configured ([printer] kind = "none")')
+            raise UserError(i18n._('no printer configured ([printer] kind = "none")'))
         printer.print_receipt(receipt)
     except PrinterError as exc:
-        raise UserError(f"printer ({config.printer.kind}): {exc}") from None
+        raise UserError(
+            i18n._("printer ({kind}): {error}", kind=config.printer.kind, error=exc)
+        ) from None
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - USB, serial and socket errors differ
-        raise UserError(f"printer ({config.printer.kind}): {exc}") from None
-    click.echo(f"test receipt sent to the {config.printer.kind} printer ({about}); "
-               f"status {printer.status()}")  # fmt: skip
+        raise UserError(
+            i18n._("printer ({kind}): {error}", kind=config.printer.kind, error=exc)
+        ) from None
+    say(
+        i18n._(
+            "test receipt sent to the {kind} printer ({about}); status {status}",
+            kind=config.printer.kind,
+            about=about,
+            status=printer.status(),
+        )
+    )
 
 
 @hw_group.command("printers")
@@ -190,14 +209,20 @@ def hw_drawer(mock: bool) -> None:
         drawer = make_drawer(config, printer)
         drawer.open()
     except DrawerError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
     time.sleep(config.drawer.pulse_ms / 1000 + 0.1)
     if mock:
         states = Device.pin_factory.pin(config.drawer.pin).states
         changes = ", ".join(f"{s.timestamp * 1000:.0f} ms {'high' if s.state else 'low'}"
                             for s in states)  # fmt: skip
-        click.echo(f"GPIO {config.drawer.pin}: {changes}")
-    click.echo(f"drawer pulsed ({config.drawer.kind}, {config.drawer.pulse_ms} ms)")
+        say(i18n._("GPIO {pin}: {changes}", pin=str(config.drawer.pin), changes=changes))
+    say(
+        i18n._(
+            "drawer pulsed ({kind}, {pulse_ms} ms)",
+            kind=config.drawer.kind,
+            pulse_ms=config.drawer.pulse_ms,
+        )
+    )
 
 
 @hw_group.command("payment")
@@ -211,11 +236,13 @@ def hw_payment(end_of_day: bool, log_off: bool) -> None:
 
     config = get_config()
     if config.payment.kind == "manual":
-        raise UserError('[payment] kind = "manual": no terminal to check (set kind = "zvt")')
+        raise UserError(
+            i18n._('[payment] kind = "manual": no terminal to check (set kind = "zvt")')
+        )
     try:
         terminal = make_terminal(config)
     except TerminalError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(i18n.text_of(exc)) from None
     steps = [("registration", terminal.register), ("diagnosis", terminal.diagnose)]
     if end_of_day:
         steps.append(("end of day", terminal.end_of_day))

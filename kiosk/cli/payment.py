@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import UserError, config_option, db_option, open_ledger
+from kiosk import i18n
+from kiosk.cli.base import UserError, config_option, db_option, open_ledger, say
 
 
 @click.group("payment")
@@ -44,14 +45,16 @@ def payment_resolve(db_path: Path | None, payment_id: int, staff_code: str, reas
     from kiosk.ledger.sales import require_role  # noqa: PLC0415
 
     if not 1 <= payment_id <= 2**62:
-        raise UserError(f"no payment {payment_id} in the journal")
+        raise UserError(
+            i18n._("no payment {payment_id} in the journal", payment_id=str(payment_id))
+        )
     ledger = open_ledger(db_path)
     try:
         require_role(staff_code, "supervisor")
         row = payments.resolve(ledger, payment_id, staff_code, reason)
     except LedgerError as exc:
-        raise UserError(str(exc)) from None
-    click.echo(f"resolved: {payments.describe(row)}")
+        raise UserError(i18n.text_of(exc)) from None
+    say(i18n._("resolved: {payment}", payment=payments.describe(row)))
 
 
 @payment_group.command("scrub")
@@ -64,4 +67,4 @@ def payment_scrub(db_path: Path | None) -> None:
 
     ledger = open_ledger(db_path)
     changed = payments.scrub_card_numbers(ledger)
-    click.echo(f"{changed} journal note(s) masked")
+    say(i18n._("{count} journal note(s) masked", count=changed))

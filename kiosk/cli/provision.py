@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import UserError, config_option
+from kiosk import i18n
+from kiosk.cli.base import UserError, config_option, say
 
 
 @click.group("provision")
@@ -26,7 +27,7 @@ def _provision_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (ProvisionError, CardError, FirstBootError) as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(i18n.text_of(exc)) from None
 
     return wrapper
 
@@ -57,10 +58,17 @@ def provision_build(site_file: Path, devices_file: Path, out: Path, broker_dir: 
     try:
         bundle_mod.write_bundles(site, devices, configs, out, broker_dir, progress)
     except broker.BrokerError as exc:
-        raise UserError(str(exc)) from None
-    click.echo(f"{len(devices)} device bundle(s) in {out}; credentials in {broker_dir / 'passwd'}")
+        raise UserError(i18n.text_of(exc)) from None
+    say(
+        i18n._(
+            "{count} device bundle(s) in {out}; credentials in {passwd}",
+            count=len(devices),
+            out=out,
+            passwd=broker_dir / "passwd",
+        )
+    )
     if site.broker.device:
-        click.echo(f"{site.broker.device} runs the shop broker and controller")
+        say(i18n._("{device} runs the shop broker and controller", device=site.broker.device))
 
 
 @provision_group.command("write")
@@ -94,12 +102,16 @@ def provision_images(bundles: Path, base_image: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     folders = sorted(p for p in bundles.iterdir() if (p / "kiosk.toml").exists())
     if not folders:
-        raise UserError(f"{bundles}: no device bundles (run 'kiosk provision build' first)")
+        raise UserError(
+            i18n._(
+                "{bundles}: no device bundles (run 'kiosk provision build' first)", bundles=bundles
+            )
+        )
     for folder in tqdm(folders, desc="images", unit="image"):
         image = dest / f"{folder.name}.img"
         subprocess.run(["cp", "--sparse=always", str(base_image), str(image)], check=True)
         card.write_bundle(folder, image)
-    click.echo(f"{len(folders)} image(s) in {dest}")
+    say(i18n._("{count} image(s) in {dest}", count=len(folders), dest=dest))
 
 
 @provision_group.command("verify")
@@ -115,23 +127,50 @@ def provision_verify(target: Path) -> None:
 
     for part in card.partitions(target):
         kind = "FAT boot" if part.is_fat else f"type {part.type:#04x}"
-        click.echo(f"partition {part.number}: {kind}, {part.size // (1024 * 1024)} MiB")
+        say(
+            i18n._(
+                "partition {number}: {kind}, {mib} MiB",
+                number=str(part.number),
+                kind=kind,
+                mib=part.size // (1024 * 1024),
+            )
+        )
     files = card.read_bundle(target)
     if "kiosk.toml" not in files:
-        click.echo("no kiosk bundle on the boot partition (not provisioned, or already booted)")
+        say(i18n._("no kiosk bundle on the boot partition (not provisioned, or already booted)"))
         raise click.exceptions.Exit(1)
     config = parse(files["kiosk.toml"], f"{target}:/kiosk/kiosk.toml")
-    click.echo(
-        f"device {config.device.id} ({config.device.role}) at {config.device.store}; "
-        f"broker {config.mqtt.host}:{config.mqtt.port} as {config.mqtt.username}"
+    say(
+        i18n._(
+            "device {id} ({role}) at {store}; broker {host}:{port} as {username}",
+            id=config.device.id,
+            role=config.device.role,
+            store=config.device.store,
+            host=config.mqtt.host,
+            port=str(config.mqtt.port),
+            username=config.mqtt.username,
+        )
     )
-    click.echo(f"printer {config.printer.kind}, drawer {config.drawer.kind}, "
-               f"scanner {config.scanner.match or '-'} ({config.scanner.keymap})")  # fmt: skip
+    say(
+        i18n._(
+            "printer {printer}, drawer {drawer}, scanner {scanner} ({keymap})",
+            printer=config.printer.kind,
+            drawer=config.drawer.kind,
+            scanner=config.scanner.match or "-",
+            keymap=config.scanner.keymap,
+        )
+    )
     click.echo("broker password: " + ("present" if files.get("mqtt.pass") else "MISSING"))
     if "broker/mosquitto.conf" in files:
         users = [ln.split(":")[0] for ln in files.get("broker/passwd", "").split() if ":" in ln]
         missing = "" if files.get("controller.pass") else ": controller password MISSING"
-        click.echo(f"hosts the shop broker ({len(users)} users) and the controller{missing}")
+        say(
+            i18n._(
+                "hosts the shop broker ({count} users) and the controller{missing}",
+                count=len(users),
+                missing=missing,
+            )
+        )
     settings = tomllib.loads(files.get("firstboot.toml", ""))
     host = settings.get("host", {})
     wifi = settings.get("wifi")

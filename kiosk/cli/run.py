@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from kiosk import textfile
-from kiosk.cli.base import UserError, config_option, db_option, get_config
+from kiosk import i18n, textfile
+from kiosk.cli.base import UserError, config_option, db_option, get_config, say
 
 
 @click.command()
@@ -24,9 +24,11 @@ def run(db_path: Path | None, demo: bool, headless: bool, offline: bool) -> None
     config = get_config()
     if headless or not app.has_display():
         if not demo:
-            raise UserError("no display: set DISPLAY, or SDL_VIDEODRIVER=kmsdrm on a Pi console")
+            raise UserError(
+                i18n._("no display: set DISPLAY, or SDL_VIDEODRIVER=kmsdrm on a Pi console")
+            )
         if not headless:
-            click.echo("no display here: running the demo shift in text instead", err=True)
+            say(i18n._("no display here: running the demo shift in text instead"), err=True)
         from kiosk.demo.session import run_demo  # noqa: PLC0415
 
         run_demo(config, db_path, out=click.echo)
@@ -74,7 +76,7 @@ def replay_command(
         else:
             text = textfile.read_text(file)
     except FileNotFoundError:
-        raise UserError(f"{file}: no such file") from None
+        raise UserError(i18n._("{file}: no such file", file=file)) from None
     printer = _replay_printer(config) if to_printer else None
     status = run_replay(
         config,
@@ -96,7 +98,9 @@ def _replay_printer(config):
     try:
         printer = EscposPrinter.from_config(config.printer)
     except Exception as exc:  # noqa: BLE001 - USB, serial and socket errors differ
-        raise UserError(f"printer ({config.printer.kind}): {exc}") from None
+        raise UserError(
+            i18n._("printer ({kind}): {error}", kind=config.printer.kind, error=exc)
+        ) from None
     if printer is None:
-        raise UserError('--print: no printer configured ([printer] kind = "none")')
+        raise UserError(i18n._('--print: no printer configured ([printer] kind = "none")'))
     return printer

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import config_option, db_option, open_ledger
+from kiosk import i18n
+from kiosk.cli.base import config_option, db_option, open_ledger, say
 
 
 @click.group("ledger")
@@ -28,7 +29,7 @@ def ledger_verify(db_path: Path | None) -> None:
         click.echo(problem, err=True)
     if problems:
         raise click.exceptions.Exit(1)
-    click.echo(f"{ledger.path}: ok")
+    say(i18n._("{path}: ok", path=ledger.path))
 
 
 @click.group()
@@ -52,7 +53,7 @@ def staff_add(db_path: Path | None, code: str, name: str, role: str, by: str | N
     else:
         pin = sys.stdin.readline().strip()
     staff_service.add(open_ledger(db_path), code, name, role, pin, by)
-    click.echo(f"added {code} ({role})")
+    say(i18n._("added {code} ({role})", code=code, role=role))
 
 
 @staff.command("pin")
@@ -70,7 +71,7 @@ def staff_pin(db_path: Path | None, code: str, by: str | None) -> None:
     else:
         pin = sys.stdin.readline().strip()
     staff_service.set_pin(open_ledger(db_path), code, pin, by)
-    click.echo(f"new PIN set for {code}")
+    say(i18n._("new PIN set for {code}", code=code))
 
 
 @staff.command("list")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kiosk import i18n
 from kiosk.cli.base import UserError, config_option, db_option, money_option, open_ledger
 
 
@@ -21,7 +22,7 @@ def stock(db_path: Path | None, sku: str | None) -> None:
     open_ledger(db_path)
     rows = reports.stock(sku)
     if sku and not rows:
-        raise UserError(f"unknown item {sku!r}")
+        raise UserError(i18n._("unknown item {sku!r}", sku=sku))
     for row in rows:
         unit = "g" if row.unit == "kg" else ""
         extra = "".join(
@@ -48,7 +49,7 @@ def report_z(db_path: Path | None, day: str | None, opening_float: str) -> None:
     try:
         the_day = date.fromisoformat(day) if day else date.today()
     except ValueError:
-        raise UserError(f"--date {day!r} is not YYYY-MM-DD") from None
+        raise UserError(i18n._("--date {day!r} is not YYYY-MM-DD", day=day)) from None
     ledger = open_ledger(db_path)
     z = reports.z_report(the_day, money_option(opening_float, "--float"))
     for line in z_report_lines(z, ledger.config):

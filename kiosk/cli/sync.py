@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from kiosk import i18n
 from kiosk.cli.base import (
     UserError,
     config_option,
     db_option,
     get_config,
     open_ledger,
+    say,
     wait_for_signal,
 )
 
@@ -29,7 +31,7 @@ def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
     config = get_config()
     path = db_path or config.ledger.path
     if not path.exists():
-        raise UserError(f"{path}: no ledger here")
+        raise UserError(i18n._("{path}: no ledger here", path=path))
     read_password(config)  # a password file that cannot be read: one line, now
     publisher = Publisher(config, path).start()
     catalog = None
@@ -41,7 +43,7 @@ def sync_command(db_path: Path | None, once: bool, timeout: float) -> None:
         if once:
             drained = publisher.drain(timeout)
             counts = publisher.store.counts()
-            click.echo(f"sent {publisher.sent}; outbox {counts}")
+            say(i18n._("sent {sent}; outbox {counts}", sent=publisher.sent, counts=counts))
             if not drained:
                 raise UserError(
                     f"outbox not drained within {timeout:g} s: {publisher.last_error or 'busy'}"
@@ -68,7 +70,7 @@ def outbox_command(db_path: Path | None, state: str | None, retry: bool, limit: 
     store = OutboxStore(ledger.path)
     try:
         if retry:
-            click.echo(f"{store.retry_dead()} dead event(s) queued again")
+            say(i18n._("{count} dead event(s) queued again", count=store.retry_dead()))
         counts = store.counts()
         click.echo(
             "outbox: "

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from kiosk.cli.base import UserError, config_option, get_config
+from kiosk import i18n
+from kiosk.cli.base import UserError, config_option, get_config, say
 
 
 def one_line_errors(command):
@@ -25,7 +26,7 @@ def one_line_errors(command):
         try:
             return command(*args, **kwargs)
         except (UpdateError, BackendError, NewerSchemaError) as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(i18n.text_of(exc)) from None
 
     return wrapper
 
@@ -57,19 +58,38 @@ def update_status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status, indent=1, sort_keys=True))
         return
-    click.echo(f"running:  slot {status['booted']}  {status['booted_version'] or '(unknown)'}")
-    click.echo(
-        f"other:    slot {status['other']}  {status['other_version'] or '(unknown)'}  "
-        f"({status['other_state']})"
+    say(
+        i18n._(
+            "running:  slot {slot}  {version}",
+            slot=status["booted"],
+            version=status["booted_version"] or i18n._("(unknown)"),
+        )
     )
-    click.echo(f"boots:    slot {status['committed']} (committed)")
+    say(
+        i18n._(
+            "other:    slot {slot}  {version}  ({state})",
+            slot=status["other"],
+            version=status["other_version"] or i18n._("(unknown)"),
+            state=status["other_state"],
+        )
+    )
+    say(i18n._("boots:    slot {slot} (committed)", slot=status["committed"]))
     if status["pending"]:
-        click.echo(f"waiting:  slot {status['pending']} to be tried at the next quiet moment")
+        say(
+            i18n._(
+                "waiting:  slot {slot} to be tried at the next quiet moment", slot=status["pending"]
+            )
+        )
     last = status.get("last")
     if last:
-        click.echo(
-            f"last:     {last.get('version')}: {last.get('result')} ({last.get('reason')}) "
-            f"at {last.get('at')}"
+        say(
+            i18n._(
+                "last:     {version}: {result} ({reason}) at {at}",
+                version=last.get("version"),
+                result=last.get("result"),
+                reason=last.get("reason"),
+                at=last.get("at"),
+            )
         )
 
 
@@ -84,7 +104,13 @@ def update_install(bundle: Path, now: bool, allow_older: bool) -> None:
     goes on; the switch follows at the next quiet moment (or --now)."""
     m = manager()
     info = m.install(bundle, allow_older=allow_older)
-    click.echo(f"installed {info.version} (signed by {info.signer}) into the other slot")
+    say(
+        i18n._(
+            "installed {version} (signed by {signer}) into the other slot",
+            version=info.version,
+            signer=info.signer,
+        )
+    )
     if now:
         m.switch()
 
@@ -102,7 +128,7 @@ def update_switch(when_quiet: bool) -> None:
     if m.backend.state().pending is None:
         if when_quiet:
             return  # the timer's usual case: nothing installed
-        raise UserError("nothing installed to switch to")
+        raise UserError(i18n._("nothing installed to switch to"))
     if when_quiet:
         now = datetime.now(UTC)
         ledger = get_config().ledger.path
@@ -110,9 +136,9 @@ def update_switch(when_quiet: bool) -> None:
             now, m.settings, schedule.last_sale(ledger), schedule.session(ledger.parent, now)
         )
         if not quiet:
-            click.echo(f"not now: {why}")
+            say(i18n._("not now: {why}", why=why))
             return
-        click.echo(f"switching: {why}")
+        say(i18n._("switching: {why}", why=why))
     m.switch()
 
 
@@ -158,7 +184,9 @@ def update_usb(mountpoint: Path) -> None:
 
     found = sorted(p for p in mountpoint.glob("*.raucb") if p.is_file())
     if not found:
-        raise UserError(f"{mountpoint}: no *.raucb bundle on the stick")
+        raise UserError(
+            i18n._("{mountpoint}: no *.raucb bundle on the stick", mountpoint=mountpoint)
+        )
     checked, refused = [], []
     for path in found:
         try:
@@ -166,14 +194,19 @@ def update_usb(mountpoint: Path) -> None:
         except UpdateError as exc:
             refused.append(str(exc))
     for line in refused:
-        click.echo(f"refused: {line}", err=True)
+        say(i18n._("refused: {line}", line=line), err=True)
     if not checked:
-        raise UserError(f"{mountpoint}: no bundle on the stick is signed for this kiosk")
+        raise UserError(
+            i18n._(
+                "{mountpoint}: no bundle on the stick is signed for this kiosk",
+                mountpoint=mountpoint,
+            )
+        )
     from kiosk.update.manager import version_key  # noqa: PLC0415
 
     newest = max(checked, key=lambda info: version_key(info.version))
     info = manager().install(newest.path)
-    click.echo(f"installed {info.version} from {newest.path.name}")
+    say(i18n._("installed {version} from {name}", version=info.version, name=newest.path.name))
 
 
 @update_group.command("fetch")
@@ -191,7 +224,7 @@ def update_fetch() -> None:
         settings().source, config.device.id, __version__, settings().download_dir, m.record,
         m.install,
     )  # fmt: skip
-    click.echo(said)
+    say(said)
 
 
 @update_group.command("bundle")
@@ -210,7 +243,7 @@ def update_bundle(version, root_image, boot_image, cert, key, build_id, out) -> 
     from kiosk.update import bundle  # noqa: PLC0415
 
     bundle.build(out, version, cert, key, root_image, boot_image, build_id)
-    click.echo(f"{out}: {version} signed")
+    say(i18n._("{out}: {version} signed", out=out, version=version))
 
 
 @update_group.command("dev-key")

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from kiosk import numbers
+from kiosk import i18n, numbers
 from kiosk.config import BarcodeConfig, MoneyConfig, VariableMeasureLayout
+from kiosk.i18n import N_
 
 GS = "\x1d"  # FNC1 as scanners transmit it
 SKU_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -35,8 +36,8 @@ class BarcodeError(ValueError):
 
     def __init__(self, raw: str, reason: str):
         self.raw = raw
-        self.reason = reason
-        super().__init__(f"{reason}: {printable(raw)!r}")
+        self.reason = reason  # a Message: the screen shows it in its reader's language
+        super().__init__(i18n._("{reason}: {code!r}", reason=reason, code=printable(raw)))
 
 
 def printable(raw: str) -> str:
@@ -457,7 +458,7 @@ _CSET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]*")
 def parse_gs1_date(value: str, today: date | None = None) -> date:
     """YYMMDD with GS1's century window and DD = 00 meaning the month's last day."""
     if len(value) != 6 or not value.isdigit():
-        raise ValueError(f"date {value!r} is not YYMMDD")
+        raise ValueError(i18n._("date {value!r} is not YYMMDD", value=value))
     yy, mm, dd = int(value[:2]), int(value[2:4]), int(value[4:])
     this_year = (today or date.today()).year
     century = this_year // 100 * 100
@@ -468,12 +469,12 @@ def parse_gs1_date(value: str, today: date | None = None) -> date:
         century += 100
     year = century + yy
     if not 1 <= mm <= 12:
-        raise ValueError(f"date {value!r} has month {mm:02d}")
+        raise ValueError(i18n._("date {value!r} has month {mm}", value=value, mm=format(mm, "02d")))
     last = calendar.monthrange(year, mm)[1]
     if dd == 0:
         dd = last
     if dd > last:
-        raise ValueError(f"date {value!r} has day {dd:02d}")
+        raise ValueError(i18n._("date {value!r} has day {dd}", value=value, dd=format(dd, "02d")))
     return date(year, mm, dd)
 
 
@@ -484,10 +485,10 @@ def _ai_at(text: str, pos: int, raw: str) -> str:
             return candidate
     head = text[pos : pos + 4]
     if not head[:2].isdigit() or len(head) < 2:
-        raise BarcodeError(raw, f"expected an application identifier at {head!r}")
+        raise BarcodeError(raw, i18n._("expected an application identifier at {head!r}", head=head))
     if head[:3] in N_FAMILIES:
-        raise BarcodeError(raw, f"unsupported application identifier ({head})")
-    raise BarcodeError(raw, f"unsupported application identifier ({head[:2]}..)")
+        raise BarcodeError(raw, i18n._("unsupported application identifier ({head})", head=head))
+    raise BarcodeError(raw, i18n._("unsupported application identifier ({head}..)", head=head[:2]))
 
 
 def _family_of(ai: str) -> str:
@@ -520,42 +521,61 @@ _TIME_LIMITS = {"hhmi": (23, 59), "hh": (23,), "mi": (59,), "ss": (59,)}
 def _check_part(ai: str, part: _Part, piece: str, raw: str) -> None:
     check = part.check
     if check == "csum" and check_digit(piece[:-1]) != piece[-1]:
-        raise BarcodeError(raw, f"bad check digit in AI ({ai})")
+        raise BarcodeError(raw, i18n._("bad check digit in AI ({ai})", ai=ai))
     if check in ("date", "yymmdd"):
         try:
             parse_gs1_date(piece)
         except ValueError as exc:
-            raise BarcodeError(raw, f"bad date in AI ({ai}): {exc}") from None
+            raise BarcodeError(
+                raw, i18n._("bad date in AI ({ai}): {error}", ai=ai, error=exc)
+            ) from None
         if check == "yymmdd" and piece[4:] == "00":
-            raise BarcodeError(raw, f"bad date in AI ({ai}): date {piece!r} has day 00")
+            raise BarcodeError(
+                raw, i18n._("bad date in AI ({ai}): date {piece!r} has day 00", ai=ai, piece=piece)
+            )
     limits = _TIME_LIMITS.get(check, ())  # HH, MM, SS: two digits each
     if any(int(piece[2 * index :][:2]) > most for index, most in enumerate(limits)):
-        raise BarcodeError(raw, f"bad time in AI ({ai}): {piece!r}")
+        raise BarcodeError(raw, i18n._("bad time in AI ({ai}): {piece!r}", ai=ai, piece=piece))
     if check == "country" and piece not in COUNTRIES:
-        raise BarcodeError(raw, f"AI ({ai}) has an unknown country code {piece}")
+        raise BarcodeError(
+            raw, i18n._("AI ({ai}) has an unknown country code {piece}", ai=ai, piece=piece)
+        )
     if check == "currency" and piece not in CURRENCIES:
-        raise BarcodeError(raw, f"AI ({ai}) has an unknown currency code {piece}")
+        raise BarcodeError(
+            raw, i18n._("AI ({ai}) has an unknown currency code {piece}", ai=ai, piece=piece)
+        )
     if check == "count" and int(piece) == 0:
-        raise BarcodeError(raw, f"AI ({ai}) counts no items")
+        raise BarcodeError(raw, i18n._("AI ({ai}) counts no items", ai=ai))
 
 
 def _check_ai_value(ai: str, value: str, raw: str) -> None:
     parts = AIS[ai]
     if not value:
-        raise BarcodeError(raw, f"empty AI ({ai})")
+        raise BarcodeError(raw, i18n._("empty AI ({ai})", ai=ai))
     if len(value) > _length(parts):
-        raise BarcodeError(raw, f"AI ({ai}) is longer than {_length(parts)} characters")
+        raise BarcodeError(
+            raw,
+            i18n._("AI ({ai}) is longer than {length} characters", ai=ai, length=_length(parts)),
+        )
     pos = 0
     for part in parts:
         if pos == len(value) and part.optional:
             break
         piece = value[pos : pos + part.most]
         if len(piece) < part.least:
-            raise BarcodeError(raw, f"truncated AI ({ai}): needs {_sizes(parts)}, got {len(value)}")
+            raise BarcodeError(
+                raw,
+                i18n._(
+                    "truncated AI ({ai}): needs {sizes}, got {count}",
+                    ai=ai,
+                    sizes=_sizes(parts),
+                    count=len(value),
+                ),
+            )
         if part.kind == "n" and not (piece.isascii() and piece.isdigit()):
-            raise BarcodeError(raw, f"AI ({ai}) must be digits")
+            raise BarcodeError(raw, i18n._("AI ({ai}) must be digits", ai=ai))
         if part.kind == "x" and not _CSET82.fullmatch(piece):
-            raise BarcodeError(raw, f"AI ({ai}) has characters outside the GS1 set")
+            raise BarcodeError(raw, i18n._("AI ({ai}) has characters outside the GS1 set", ai=ai))
         _check_part(ai, part, piece, raw)
         pos += len(piece)
 
@@ -587,10 +607,10 @@ def _read_printed(text: str, raw: str) -> list[tuple[str, str]]:
     """The printed form "(01)09501101530003(10)ABC"."""
     parts = re.findall(r"\((\d{2,4})\)([^(]*)", text)
     if "".join(f"({a}){v}" for a, v in parts) != text:
-        raise BarcodeError(raw, "malformed (AI)value text")
+        raise BarcodeError(raw, i18n._("malformed (AI)value text"))
     for ai, _ in parts:
         if ai not in AIS:
-            raise BarcodeError(raw, f"unsupported application identifier ({ai})")
+            raise BarcodeError(raw, i18n._("unsupported application identifier ({ai})", ai=ai))
     return parts
 
 
@@ -598,22 +618,29 @@ def _bounded(element: Gs1Element, raw: str, money: MoneyConfig) -> None:
     """The shop's currency and the numbers' documented bounds (kiosk/numbers.py)."""
     found = element._family(*CURRENCY_FAMILIES)
     if found is not None and element.currency != money.currency:
-        what = "price" if found[0][:3] in PRICES else "amount"
+        what = i18n._("price") if found[0][:3] in PRICES else i18n._("amount")
         code = found[1][:3]
         raise BarcodeError(
-            raw, f"{what} in {element.currency} ({code}), the shop sells in {money.currency}"
+            raw,
+            i18n._(
+                "{what} in {currency} ({code}), the shop sells in {shop_currency}",
+                what=what,
+                currency=element.currency,
+                code=code,
+                shop_currency=money.currency,
+            ),
         )
     try:
         # (395n) and (8005) have 6 digits: always within MAX_MONEY.
-        for what, value in (("price", element.price), ("amount", element.amount_payable)):
+        for what, value in ((N_("price"), element.price), (N_("amount"), element.amount_payable)):
             if value is not None:
                 numbers.money(f"{value:f}", what, money.minor_unit)  # 1E-9 shown as 0.000000001
         if element.weight_kg is not None:
-            numbers.cart_quantity(element.weight_kg, "kg", "net weight (kg)")
+            numbers.cart_quantity(element.weight_kg, "kg", N_("net weight (kg)"))
         if element.count is not None:
-            numbers.whole(element.count, "count", minimum=1, maximum=numbers.MAX_STOCK_QTY)
+            numbers.whole(element.count, N_("count"), minimum=1, maximum=numbers.MAX_STOCK_QTY)
     except numbers.NumberError as exc:
-        raise BarcodeError(raw, str(exc)) from None
+        raise BarcodeError(raw, i18n.text_of(exc)) from None
 
 
 def parse_element_string(
@@ -627,18 +654,18 @@ def parse_element_string(
     for ai, value in pairs:
         _check_ai_value(ai, value, raw)
         if ai in ais:
-            raise BarcodeError(raw, f"AI ({ai}) appears twice")
+            raise BarcodeError(raw, i18n._("AI ({ai}) appears twice", ai=ai))
         ais[ai] = value
     if not ais:
-        raise BarcodeError(raw, "empty GS1 element string")
+        raise BarcodeError(raw, i18n._("empty GS1 element string"))
     families = [_family_of(ai) for ai in ais]
     if any(sum(family in group for family in families) > 1 for group in _ONE_OF):
-        raise BarcodeError(raw, "more than one weight or price AI")
+        raise BarcodeError(raw, i18n._("more than one weight or price AI"))
     for family in families:
         if families.count(family) > 1:
-            raise BarcodeError(raw, f"AI ({family}n) appears twice")
+            raise BarcodeError(raw, i18n._("AI ({family}n) appears twice", family=family))
     if "01" in ais and "02" in ais:
-        raise BarcodeError(raw, "AI (01) and (02) together")
+        raise BarcodeError(raw, i18n._("AI (01) and (02) together"))
     element = Gs1Element(ais)
     _bounded(element, raw, money or DEFAULT_MONEY)
     return element
@@ -671,17 +698,19 @@ class BarcodeParser:
 
     def parse(self, raw: str) -> Parsed:
         if not isinstance(raw, str):
-            raise BarcodeError(str(raw), "not text")
+            raise BarcodeError(str(raw), i18n._("not text"))
         text = raw.strip(" \r\n\t")
         if not text:
-            raise BarcodeError(raw, "empty scan")
+            raise BarcodeError(raw, i18n._("empty scan"))
         symbology = None
         if text.startswith("]") and len(text) >= 3:
             symbology, text = text[:3], text[3:]
             if not text:
-                raise BarcodeError(raw, "symbology identifier with no data")
+                raise BarcodeError(raw, i18n._("symbology identifier with no data"))
         if any(ord(c) < 32 and c != GS or ord(c) == 127 for c in text):
-            raise BarcodeError(raw, "control characters in scan (check the scanner's setup)")
+            raise BarcodeError(
+                raw, i18n._("control characters in scan (check the scanner's setup)")
+            )
         if symbology in _GS1_SYMBOLOGIES or GS in text or text.startswith("("):
             return parse_element_string(text, raw, self.money)
         if text.isdigit():
@@ -693,19 +722,19 @@ class BarcodeParser:
         if text.startswith(cfg.receipt_prefix):
             number = text[len(cfg.receipt_prefix) :]
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*-\d{6,}", number):
-                raise BarcodeError(raw, "malformed receipt number")
+                raise BarcodeError(raw, i18n._("malformed receipt number"))
             return ReceiptRef(number)
         if text.startswith(cfg.staff_prefix):
             code = text[len(cfg.staff_prefix) :]
             if not re.fullmatch(r"[A-Za-z0-9]{1,16}", code):
-                raise BarcodeError(raw, "malformed staff badge")
+                raise BarcodeError(raw, i18n._("malformed staff badge"))
             return StaffBadge(code)
         if text.startswith(cfg.sku_prefix):
             sku = text[len(cfg.sku_prefix) :]
             if not SKU_RE.fullmatch(sku):
-                raise BarcodeError(raw, "malformed internal SKU code")
+                raise BarcodeError(raw, i18n._("malformed internal SKU code"))
             return InternalSku(sku)
-        raise BarcodeError(raw, "unknown barcode format")
+        raise BarcodeError(raw, i18n._("unknown barcode format"))
 
     def _numeric(self, digits: str, raw: str, symbology: str | None) -> Parsed:
         n = len(digits)
@@ -717,47 +746,49 @@ class BarcodeParser:
                     alt = upce.zfill(14) if is_valid_gtin(upce) else None
                 return Gtin(digits.zfill(14), "EAN-8", alt)
             if symbology == "]E4" or digits[0] not in "01":
-                raise BarcodeError(raw, "bad check digit")
+                raise BarcodeError(raw, i18n._("bad check digit"))
         if n in (6, 7, 8):
             return self._upce(digits, raw)
         if n == 12:
             if not is_valid_gtin(digits):
-                raise BarcodeError(raw, "bad check digit")
+                raise BarcodeError(raw, i18n._("bad check digit"))
             return Gtin(digits.zfill(14), "UPC-A")
         if n == 13:
             return self._ean13(digits, raw)
         if n == 14:
             if not is_valid_gtin(digits):
-                raise BarcodeError(raw, "bad check digit")
+                raise BarcodeError(raw, i18n._("bad check digit"))
             if digits[0] == "9":
-                raise BarcodeError(raw, "variable-measure GTIN-14 needs a GS1-128 weight or price")
+                raise BarcodeError(
+                    raw, i18n._("variable-measure GTIN-14 needs a GS1-128 weight or price")
+                )
             if digits[0] == "0":
                 return self._numeric(digits[1:], raw, symbology)
             return Gtin(digits, "GTIN-14")
         if n >= 16 and digits[:2] in ("01", "02"):
             return parse_element_string(digits, raw, self.money)  # GS1-128, no FNC1 in it
-        raise BarcodeError(raw, f"truncated or unknown code ({n} digits)")
+        raise BarcodeError(raw, i18n._("truncated or unknown code ({n} digits)", n=n))
 
     def _upce(self, digits: str, raw: str) -> Gtin:
         if len(digits) == 6:
             digits = "0" + digits
         if digits[0] not in "01":
-            raise BarcodeError(raw, "UPC-E number system must be 0 or 1")
+            raise BarcodeError(raw, i18n._("UPC-E number system must be 0 or 1"))
         if len(digits) == 7:
             body = expand_upce(digits + "0")[:-1]
             upca = with_check_digit(body)
         else:
             upca = expand_upce(digits)
             if not is_valid_gtin(upca):
-                raise BarcodeError(raw, "bad check digit")
+                raise BarcodeError(raw, i18n._("bad check digit"))
         return Gtin(upca.zfill(14), "UPC-E")
 
     def _ean13(self, digits: str, raw: str) -> Parsed:
         if not is_valid_gtin(digits):
-            raise BarcodeError(raw, "bad check digit")
+            raise BarcodeError(raw, i18n._("bad check digit"))
         prefix = digits[:2]
         if prefix == "99" or digits[:3] in ("981", "982", "983", "984", "985"):
-            raise BarcodeError(raw, "unknown prefix (a coupon code)")
+            raise BarcodeError(raw, i18n._("unknown prefix (a coupon code)"))
         layout = self._layouts.get(prefix)
         if layout is None:
             return Gtin(digits.zfill(14), "EAN-13")
@@ -765,7 +796,7 @@ class BarcodeParser:
         pos = 2 + layout.item_digits
         value_digits = digits[pos + (1 if layout.value_check else 0) : 12]
         if layout.value_check and _price_check_digit(value_digits) != digits[pos]:
-            raise BarcodeError(raw, "bad price check digit")
+            raise BarcodeError(raw, i18n._("bad price check digit"))
         value = Decimal(int(value_digits)).scaleb(-layout.value_decimals)
         return VariableMeasure(prefix, item, layout.kind, value)
 
@@ -787,6 +818,12 @@ def variable_measure_code(layout: VariableMeasureLayout, item: str, value: Decim
     digits = int((value.scaleb(layout.value_decimals)).to_integral_value())
     value_text = str(digits).zfill(layout.value_digits)
     if len(value_text) > layout.value_digits:
-        raise ValueError(f"{value} does not fit in {layout.value_digits} digits")
+        raise ValueError(
+            i18n._(
+                "{value} does not fit in {value_digits} digits",
+                value=value,
+                value_digits=layout.value_digits,
+            )
+        )
     check = _price_check_digit(value_text) if layout.value_check else ""
     return with_check_digit(f"{layout.prefix}{item.zfill(layout.item_digits)}{check}{value_text}")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from kiosk import i18n
 from kiosk.ledger import audit
 from kiosk.ledger.barcodes import (
     BarcodeError,
@@ -37,7 +38,7 @@ class ScannedItem:
 def get_item(sku: str) -> Item:
     item = Item.get_or_none(Item.sku == sku)
     if item is None:
-        raise LedgerError(f"unknown item {sku!r}")
+        raise LedgerError(i18n._("unknown item {sku!r}", sku=sku))
     return item
 
 
@@ -50,7 +51,7 @@ def resolve_scan(parsed: Parsed) -> ScannedItem:
         return ScannedItem(item, parsed.value, parsed.key)
     if isinstance(parsed, Gs1Element):
         if parsed.gtin is None:
-            raise LedgerError("GS1 code without a GTIN (01) or (02)")
+            raise LedgerError(i18n._("GS1 code without a GTIN (01) or (02)"))
         item, pack = _by_code(parsed.gtin)
         if parsed.weight_kg is not None:
             qty = parsed.weight_kg
@@ -67,7 +68,7 @@ def resolve_scan(parsed: Parsed) -> ScannedItem:
     if isinstance(parsed, Gtin | InternalSku):
         item, pack = _by_code(parsed.key)
         return ScannedItem(item, Decimal(pack), parsed.key)
-    raise LedgerError(f"not an item barcode: {type(parsed).__name__}")
+    raise LedgerError(i18n._("not an item barcode: {kind}", kind=type(parsed).__name__))
 
 
 def _by_code(code: str) -> tuple[Item, int]:
@@ -77,9 +78,11 @@ def _by_code(code: str) -> tuple[Item, int]:
     else:
         item, pack = Item.get_or_none(Item.sku == code), 1  # internal SKU codes
         if item is None:
-            raise LedgerError(f"unknown item (barcode {code})")
+            raise LedgerError(i18n._("unknown item (barcode {code})", code=code))
     if not item.active:
-        raise LedgerError(f"item {item.sku} ({item.name}) is no longer sold")
+        raise LedgerError(
+            i18n._("item {sku} ({name}) is no longer sold", sku=item.sku, name=item.name)
+        )
     return item, pack
 
 
@@ -90,9 +93,9 @@ def barcode_key(ledger: Ledger, code: str) -> str:
         return parsed.key
     if isinstance(parsed, VariableMeasure):
         if parsed.value:
-            raise BarcodeError(code, "a scale code in the catalog must carry a zero value")
+            raise BarcodeError(code, i18n._("a scale code in the catalog must carry a zero value"))
         return parsed.key
-    raise BarcodeError(code, "not an item barcode")
+    raise BarcodeError(code, i18n._("not an item barcode"))
 
 
 def search(text: str, limit: int = 20) -> list[Item]:
@@ -110,7 +113,7 @@ def update_item(ledger: Ledger, sku: str, staff: str | None, **changes) -> Item:
     """Change item fields; every changed value is audited with old and new."""
     unknown = set(changes) - set(AUDITED_FIELDS)
     if unknown:
-        raise LedgerError(f"cannot change {', '.join(sorted(unknown))}")
+        raise LedgerError(i18n._("cannot change {choices}", choices=", ".join(sorted(unknown))))
     with ledger.transaction():
         item = get_item(sku)
         from kiosk.ledger.catalog_csv import refuse_owned  # noqa: PLC0415 - imports this module
@@ -130,15 +133,15 @@ def update_item(ledger: Ledger, sku: str, staff: str | None, **changes) -> Item:
 
 def validate_item_values(ledger: Ledger, values: Mapping[str, object]) -> None:
     if "price" in values and (values["price"] is None or values["price"] < 0):
-        raise LedgerError("price must be zero or more")
+        raise LedgerError(i18n._("price must be zero or more"))
     if "price" in values and values["price"] != values["price"].quantize(ledger.policy.unit):
-        raise LedgerError(f"price {values['price']} is finer than the currency")
+        raise LedgerError(i18n._("price {price} is finer than the currency", price=values["price"]))
     if "tax_code" in values and values["tax_code"] not in ledger.policy.rates:
-        raise LedgerError(f"unknown tax category {values['tax_code']!r}")
+        raise LedgerError(i18n._("unknown tax category {code!r}", code=values["tax_code"]))
     if "unit" in values and values["unit"] not in UNITS:
-        raise LedgerError(f"unit must be one of {', '.join(UNITS)}")
+        raise LedgerError(i18n._("unit must be one of {choices}", choices=", ".join(UNITS)))
     if "kit" in values and values["kit"] not in KIT_KINDS:
-        raise LedgerError("kit must be empty, bundle or assembled")
+        raise LedgerError(i18n._("kit must be empty, bundle or assembled"))
 
 
 # ---------------------------------------------------------------- kits
@@ -147,7 +150,7 @@ def validate_item_values(ledger: Ledger, values: Mapping[str, object]) -> None:
 def current_bom(kit_sku: str) -> tuple[KitBom, list[KitComponent]]:
     bom = KitBom.select().where(KitBom.kit == kit_sku).order_by(KitBom.version.desc()).first()
     if bom is None:
-        raise LedgerError(f"kit {kit_sku} has no bill of materials")
+        raise LedgerError(i18n._("kit {kit_sku} has no bill of materials", kit_sku=kit_sku))
     return bom, list(KitComponent.select().where(KitComponent.bom == bom))
 
 
@@ -166,18 +169,22 @@ def set_kit_bom(
     """Define a kit's components. A version used by a posting is immutable: changing
     it makes the next version; an unused latest version is edited in place."""
     if not components:
-        raise LedgerError("a kit needs at least one component")
+        raise LedgerError(i18n._("a kit needs at least one component"))
     with ledger.transaction():
         kit = get_item(kit_sku)
         if not kit.kit:
-            raise LedgerError(f"{kit_sku} is not a kit item")
+            raise LedgerError(i18n._("{kit_sku} is not a kit item", kit_sku=kit_sku))
         for sku, qty in components.items():
             if sku == kit_sku:
-                raise LedgerError("a kit cannot contain itself")
+                raise LedgerError(i18n._("a kit cannot contain itself"))
             if get_item(sku).kit:
-                raise LedgerError(f"component {sku} is itself a kit; nest kits by assembly")
+                raise LedgerError(
+                    i18n._("component {sku} is itself a kit; nest kits by assembly", sku=sku)
+                )
             if not isinstance(qty, int) or qty <= 0:
-                raise LedgerError(f"component {sku} needs a whole quantity above zero")
+                raise LedgerError(
+                    i18n._("component {sku} needs a whole quantity above zero", sku=sku)
+                )
         latest = (
             KitBom.select().where(KitBom.kit == kit_sku).order_by(KitBom.version.desc()).first()
         )

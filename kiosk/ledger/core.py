@@ -16,6 +16,7 @@ from pathlib import Path
 import peewee
 from peewee import DatabaseError, SqliteDatabase
 
+from kiosk import i18n
 from kiosk.config import Config
 from kiosk.ledger import migrations, models
 from kiosk.ledger.barcodes import BarcodeParser
@@ -44,10 +45,13 @@ def storage_error(exc: BaseException, path: Path) -> LedgerError | None:
         text = str(seen)
         if "database or disk is full" in text:
             return StorageFullError(
-                f"{path}: the disk is full, nothing was written; free space and try again"
+                i18n._(
+                    "{path}: the disk is full, nothing was written; free space and try again",
+                    path=path,
+                )
             )
         if text.startswith(migrations.BOUND_PREFIX):
-            return LedgerError(f"refused by the ledger: {text}")
+            return LedgerError(i18n._("refused by the ledger: {text}", text=text))
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -87,7 +91,12 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
         version = db.execute_sql("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise LedgerError(
-                f"{path}: ledger schema {version} is newer than this software ({SCHEMA_VERSION})"
+                i18n._(
+                    "{path}: ledger schema {version} is newer than this software ({ours})",
+                    path=path,
+                    version=version,
+                    ours=SCHEMA_VERSION,
+                )
             )
         migrations.upgrade(db, max(version, 1))  # 0: tables made just now, as version 1
     return db
@@ -126,9 +135,15 @@ class Ledger:
         except (OSError, DatabaseError) as exc:
             if _disk_full(Path(path)):
                 raise StorageFullError(
-                    f"{path}: cannot open the ledger: the disk is full; free space and try again"
+                    i18n._(
+                        "{path}: cannot open the ledger: the disk is full; free space and try "
+                        "again",
+                        path=path,
+                    )
                 ) from None
-            raise LedgerError(f"{path}: cannot open the ledger: {exc}") from None
+            raise LedgerError(
+                i18n._("{path}: cannot open the ledger: {error}", path=path, error=exc)
+            ) from None
         return cls(
             db=db,
             config=config,

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from kiosk import i18n
+
 ZERO = Decimal(0)
 CASH = "cash"
 NON_CASH_KINDS = frozenset({"card", "voucher"})
@@ -38,11 +40,17 @@ def to_decimal(value: object, what: str = "amount") -> Decimal:
         try:
             result = Decimal(str(value).strip())
         except ArithmeticError:
-            raise MoneyError(f"{what} {value!r} is not a number") from None
+            raise MoneyError(
+                i18n._("{what} {value!r} is not a number", what=what, value=value)
+            ) from None
     else:
-        raise MoneyError(f"{what} must be a decimal string, not {type(value).__name__}")
+        raise MoneyError(
+            i18n._(
+                "{what} must be a decimal string, not {name}", what=what, name=type(value).__name__
+            )
+        )
     if not result.is_finite():
-        raise MoneyError(f"{what} {value!r} is not a finite number")
+        raise MoneyError(i18n._("{what} {value!r} is not a finite number", what=what, value=value))
     return result
 
 
@@ -67,7 +75,7 @@ class TaxPolicy:
         try:
             return self.rates[code]
         except KeyError:
-            raise MoneyError(f"unknown tax category {code!r}") from None
+            raise MoneyError(i18n._("unknown tax category {code!r}", code=code)) from None
 
     @classmethod
     def from_config(cls, money) -> TaxPolicy:
@@ -130,7 +138,14 @@ def price_line(line: LineInput, policy: TaxPolicy) -> PricedLine:
         gross = round_money(line.qty * line.unit_price, unit)
     discount = round_money(line.discount, unit)
     if discount and abs(discount) > abs(gross):
-        raise MoneyError(f"discount {discount} on {line.sku} exceeds the line amount {gross}")
+        raise MoneyError(
+            i18n._(
+                "discount {discount} on {sku} exceeds the line amount {gross}",
+                discount=discount,
+                sku=line.sku,
+                gross=gross,
+            )
+        )
     amount = gross - discount
     if policy.prices_include_tax:
         tax = round_money(amount * rate / (1 + rate), unit)
@@ -208,7 +223,7 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
     """
     if not tenders:
         if total:
-            raise MoneyError(f"nothing tendered against {total}")
+            raise MoneyError(i18n._("nothing tendered against {total}", total=total))
         return Settlement(total, ZERO, ZERO, ZERO)
     sign = -1 if total < 0 else 1
     remaining = abs(total)
@@ -216,19 +231,36 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
     in_cash = False
     for tender in tenders:
         if tender.kind not in TENDER_KINDS:
-            raise MoneyError(f"unknown tender kind {tender.kind!r}")
+            raise MoneyError(i18n._("unknown tender kind {kind!r}", kind=tender.kind))
         amount = to_decimal(tender.amount, f"{tender.kind} tender") * sign
         if amount < 0 or (amount == 0 and tender.kind != CASH):
-            raise MoneyError(f"{tender.kind} tender {tender.amount} has the wrong sign")
+            raise MoneyError(
+                i18n._(
+                    "{kind} tender {amount} has the wrong sign",
+                    kind=tender.kind,
+                    amount=tender.amount,
+                )
+            )
         if round_money(amount, policy.unit) != amount:
-            raise MoneyError(f"{tender.kind} tender {tender.amount} is finer than the currency")
+            raise MoneyError(
+                i18n._(
+                    "{kind} tender {amount} is finer than the currency",
+                    kind=tender.kind,
+                    amount=tender.amount,
+                )
+            )
         if tender.kind == CASH:
             cash += amount
             in_cash = True
         else:
             if amount > remaining:
                 raise MoneyError(
-                    f"{tender.kind} tender {tender.amount} exceeds the {remaining} left to pay"
+                    i18n._(
+                        "{kind} tender {amount} exceeds the {remaining} left to pay",
+                        kind=tender.kind,
+                        amount=tender.amount,
+                        remaining=remaining,
+                    )
                 )
             remaining -= amount
     rounding = ZERO
@@ -236,10 +268,16 @@ def settle(total: Decimal, tenders: Sequence[Tender], policy: TaxPolicy) -> Sett
         cash_due = round_cash(remaining, policy.cash_step, policy.unit)
         rounding = cash_due - remaining
         if cash < cash_due:
-            raise MoneyError(f"cash {cash * sign} does not cover {cash_due * sign}")
+            raise MoneyError(
+                i18n._(
+                    "cash {cash} does not cover {due}",
+                    cash=cash * sign,
+                    due=cash_due * sign,
+                )
+            )
         change = cash - cash_due
     elif remaining:
-        raise MoneyError(f"tenders leave {remaining * sign} unpaid")
+        raise MoneyError(i18n._("tenders leave {amount} unpaid", amount=remaining * sign))
     else:
         change = ZERO
     tendered = sum((to_decimal(t.amount) for t in tenders), ZERO)

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from peewee import SQL
 
-from kiosk import cardnumbers
+from kiosk import cardnumbers, i18n
 from kiosk.ledger import audit
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import Audit, Payment, utc_now
@@ -230,15 +230,23 @@ def resolve(ledger: Ledger, payment_id: int, staff: str | None, reason: str) -> 
     row becomes `resolved` with the reason, and the audit log says who and why."""
     reason = " ".join(_CONTROL.sub(" ", reason).split())
     if not reason:
-        raise LedgerError("say why: a reason is needed to resolve a payment by hand")
+        raise LedgerError(i18n._("say why: a reason is needed to resolve a payment by hand"))
     if looks_like_card_number(reason):
-        raise LedgerError("the reason looks like it holds a card number: leave it out")
+        raise LedgerError(i18n._("the reason looks like it holds a card number: leave it out"))
     with ledger.transaction():
         row = Payment.get_or_none(Payment.id == payment_id)
         if row is None:
-            raise LedgerError(f"no payment {payment_id} in the journal")
+            raise LedgerError(
+                i18n._("no payment {payment_id} in the journal", payment_id=str(payment_id))
+            )
         if row not in unsettled():
-            raise LedgerError(f"payment {payment_id} is {row.state}: nothing to resolve")
+            raise LedgerError(
+                i18n._(
+                    "payment {payment_id} is {state}: nothing to resolve",
+                    payment_id=str(payment_id),
+                    state=row.state,
+                )
+            )
         audit.record(
             "payment_resolved", staff, f"payment {payment_id}", "state", row.state, "resolved",
             reason[:200],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from kiosk import clock, numbers
+from kiosk import clock, i18n, numbers
 from kiosk.ledger import journal
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import ts_text, utc_now
@@ -126,14 +126,22 @@ def _check_event(event: dict, payload: str) -> None:
     biggest = max((abs(m["delta"]) for m in event["moves"]), default=0)
     if lines > numbers.MAX_EVENT_LINES:
         raise LedgerError(
-            f"{lines} items in one transaction; at most {numbers.MAX_EVENT_LINES}: split it"
+            i18n._(
+                "{lines} items in one transaction; at most {most}: split it",
+                lines=lines,
+                most=numbers.MAX_EVENT_LINES,
+            )
         )
     if biggest > numbers.MAX_STOCK_QTY:
         raise LedgerError(
-            f"{biggest} units of one item in one transaction; at most {numbers.MAX_STOCK_QTY}"
+            i18n._(
+                "{biggest} units of one item in one transaction; at most {most}",
+                biggest=biggest,
+                most=numbers.MAX_STOCK_QTY,
+            )
         )
     if len(payload) > numbers.MAX_EVENT_BYTES:  # json.dumps writes ASCII: chars are bytes
-        raise LedgerError("too much in one transaction for one stock event: split it")
+        raise LedgerError(i18n._("too much in one transaction for one stock event: split it"))
 
 
 def write(ledger: Ledger, posting: Posting) -> Posted:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from kiosk import i18n
 from kiosk.ledger import audit, catalog
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import Staff, Tender, Txn, TxnLine
@@ -31,6 +32,7 @@ from kiosk.ledger.money import (
     Tender as TenderIn,
 )
 from kiosk.ledger.posting import DAMAGED, MAIN, LineRow, Posted, Posting, write
+from kiosk.ledger.staff import either, role_name
 
 RETURN_REASONS = ("damaged", "defective", "wrong_item", "unwanted", "not_as_described", "other")
 CONDITIONS = {"resaleable": MAIN, "damaged": DAMAGED}
@@ -64,7 +66,9 @@ def base_units(unit: str, qty: Decimal, sku: str) -> int:
     if unit == "kg":
         return int((qty * 1000).to_integral_value(ROUND_HALF_UP))
     if qty != qty.to_integral_value():
-        raise LedgerError(f"{sku} is sold by the piece: quantity {qty} is not whole")
+        raise LedgerError(
+            i18n._("{sku} is sold by the piece: quantity {qty} is not whole", sku=sku, qty=qty)
+        )
     return int(qty)
 
 
@@ -76,7 +80,7 @@ def _load_items(ledger: Ledger, skus: set[str]) -> dict[str, tuple]:
     items = {row[0]: row for row in rows}
     missing = skus - items.keys()
     if missing:
-        raise LedgerError(f"unknown item {sorted(missing)[0]!r}")
+        raise LedgerError(i18n._("unknown item {sku!r}", sku=sorted(missing)[0]))
     return items
 
 
@@ -112,13 +116,13 @@ def _sale_part(
     for line_no, line in enumerate(lines, start=first_line_no):
         sku, price, tax_code, unit, active, kit = items[line.sku]
         if not active:
-            raise LedgerError(f"item {sku} is no longer sold")
+            raise LedgerError(i18n._("item {sku} is no longer sold", sku=sku))
         if line.qty <= 0:
-            raise LedgerError(f"{sku}: quantity must be above zero")
+            raise LedgerError(i18n._("{sku}: quantity must be above zero", sku=sku))
         unit_price = Decimal(price)
         if line.price is not None and line.price != unit_price:
             if staff is None:
-                raise LedgerError(f"{sku}: a price override needs a staff member")
+                raise LedgerError(i18n._("{sku}: a price override needs a staff member", sku=sku))
             audit.record("price_override", staff, sku, "price", unit_price, line.price)
             unit_price = line.price
         try:
@@ -160,18 +164,31 @@ def _settle(posting: Posting, tenders: Sequence[TenderIn], policy: TaxPolicy) ->
 def require_role(staff: str | None, *roles: str) -> Staff:
     member = Staff.get_or_none(Staff.code == staff) if staff else None
     if member is None or not member.active:
-        raise LedgerError(f"needs a {' or '.join(roles)}: no active staff member {staff!r}")
+        raise LedgerError(
+            i18n._(
+                "needs a {roles}: no active staff member {staff!r}",
+                roles=either(roles),
+                staff=staff,
+            )
+        )
     if member.role not in roles:
-        raise LedgerError(f"needs a {' or '.join(roles)}; {member.code} is a {member.role}")
+        raise LedgerError(
+            i18n._(
+                "needs a {roles}; {code} is a {role}",
+                roles=either(roles),
+                code=member.code,
+                role=role_name(member.role),
+            )
+        )
     return member
 
 
 def find_receipt(number: str, kinds: Sequence[str] = SELLABLE_KINDS) -> Txn:
     txn = Txn.get_or_none(Txn.number == number)
     if txn is None or txn.kind not in kinds:
-        raise LedgerError(f"no sale with receipt number {number}")
+        raise LedgerError(i18n._("no sale with receipt number {number}", number=number))
     if Txn.select().where((Txn.ref == txn) & (Txn.kind == "void")).exists():
-        raise LedgerError(f"receipt {number} was voided")
+        raise LedgerError(i18n._("receipt {number} was voided", number=number))
     return txn
 
 
@@ -186,7 +203,7 @@ def post_sale(
     note: str | None = None,
 ) -> Posted:
     if not lines:
-        raise LedgerError("a sale needs at least one line")
+        raise LedgerError(i18n._("a sale needs at least one line"))
     with ledger.transaction():
         rows, moves = _sale_part(ledger, lines, staff)
         posting = _totals(Posting("sale", staff=staff, lines=rows, moves=moves, note=note))
@@ -224,9 +241,11 @@ def _return_part(
     moves: list[tuple[str, str, int]] = []
     for line in lines:
         if line.qty <= 0:
-            raise LedgerError(f"{line.sku}: return quantity must be above zero")
+            raise LedgerError(i18n._("{sku}: return quantity must be above zero", sku=line.sku))
         if line.condition not in CONDITIONS:
-            raise LedgerError(f"condition must be one of {', '.join(CONDITIONS)}")
+            raise LedgerError(
+                i18n._("condition must be one of {choices}", choices=", ".join(CONDITIONS))
+            )
     if receipt is None:
         items = _load_items(ledger, {line.sku for line in lines})
         for line_no, line in enumerate(lines, start=first_line_no):
@@ -258,11 +277,18 @@ def _return_part(
             if li.sku == want.sku and (want.line_no is None or li.line_no == want.line_no)
         ]
         if not candidates:
-            raise LedgerError(f"{want.sku} is not on receipt {receipt}")
+            raise LedgerError(
+                i18n._("{sku} is not on receipt {receipt}", sku=want.sku, receipt=receipt)
+            )
         returnable = sum((li.qty - progress[li.id][0] for li in candidates), ZERO)
         if want.qty > returnable:
             raise LedgerError(
-                f"only {returnable} of {want.sku} can still be returned on receipt {receipt}"
+                i18n._(
+                    "only {returnable} of {sku} can still be returned on receipt {receipt}",
+                    returnable=returnable,
+                    sku=want.sku,
+                    receipt=receipt,
+                )
             )
         left = want.qty
         for li in candidates:
@@ -395,9 +421,11 @@ def post_return(
 ) -> Posted:
     """Return against a receipt (refund what was paid) or without one (current price)."""
     if not lines:
-        raise LedgerError("a return needs at least one line")
+        raise LedgerError(i18n._("a return needs at least one line"))
     if reason not in RETURN_REASONS:
-        raise LedgerError(f"return reason must be one of {', '.join(RETURN_REASONS)}")
+        raise LedgerError(
+            i18n._("return reason must be one of {choices}", choices=", ".join(RETURN_REASONS))
+        )
     with ledger.transaction():
         original, rows, moves = _return_part(ledger, receipt, lines)
         posting = _totals(
@@ -435,7 +463,12 @@ def post_void(
         require_role(staff, "supervisor")
         original = find_receipt(receipt, kinds=("sale",))
         if Txn.select().where(Txn.ref == original).exists():
-            raise LedgerError(f"receipt {receipt} already has returns; return the rest instead")
+            raise LedgerError(
+                i18n._(
+                    "receipt {receipt} already has returns; return the rest instead",
+                    receipt=receipt,
+                )
+            )
         lines = list(original.lines.order_by(TxnLine.line_no))
         rows = [
             LineRow(
@@ -467,12 +500,17 @@ def post_void(
         if tenders is not None:
             back = sum((t.amount for t in tenders), ZERO)
             if any(t.amount >= 0 for t in tenders):
-                raise LedgerError("a void pays back: its tenders must be below zero")
+                raise LedgerError(i18n._("a void pays back: its tenders must be below zero"))
             rounding = back - posting.total
             step = max(ledger.policy.cash_step, ledger.policy.unit)
             if abs(rounding - posting.rounding) >= step:
                 raise LedgerError(
-                    f"a void of {receipt} pays back {-sum(net_paid.values(), ZERO)}, not {-back}"
+                    i18n._(
+                        "a void of {receipt} pays back {paid}, not {back}",
+                        receipt=receipt,
+                        paid=-sum(net_paid.values(), ZERO),
+                        back=-back,
+                    )
                 )
             posting.rounding = rounding
             posting.tenders = [(t.kind, t.amount, t.reference) for t in tenders]
@@ -495,9 +533,11 @@ def post_exchange(
     """Take items back and sell others in one transaction; the difference is paid
     (positive total) or refunded (negative total) through `tenders`."""
     if not returned or not sold:
-        raise LedgerError("an exchange needs returned and sold lines")
+        raise LedgerError(i18n._("an exchange needs returned and sold lines"))
     if reason not in RETURN_REASONS:
-        raise LedgerError(f"return reason must be one of {', '.join(RETURN_REASONS)}")
+        raise LedgerError(
+            i18n._("return reason must be one of {choices}", choices=", ".join(RETURN_REASONS))
+        )
     with ledger.transaction():
         original, back_rows, back_moves = _return_part(ledger, receipt, returned)
         sale_rows, sale_moves = _sale_part(ledger, sold, staff, first_line_no=len(back_rows) + 1)

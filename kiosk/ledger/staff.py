@@ -24,12 +24,18 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from kiosk import files
+from kiosk import files, i18n
+from kiosk.i18n import N_
 from kiosk.ledger import audit
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import Staff, utc_now
 
 ROLES = ("cashier", "supervisor", "technician")
+ROLE_NAMES = {
+    "cashier": N_("cashier"),
+    "supervisor": N_("supervisor"),
+    "technician": N_("technician"),
+}
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 PIN_RE = re.compile(r"[0-9]{4,8}")  # ASCII digits: what the PIN pad can type
 CODE_RE = re.compile(r"[A-Za-z0-9]{1,16}")
@@ -56,14 +62,21 @@ def load_key(path: Path) -> bytes:
     except FileNotFoundError:
         return _new_key(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(f"{path}: cannot read the PIN key: {_reason(exc)}") from None
+        raise LedgerError(
+            i18n._("{path}: cannot read the PIN key: {reason}", path=path, reason=_reason(exc))
+        ) from None
     try:
         key = bytes.fromhex(text)
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:
         raise LedgerError(
-            f"{path}: not a PIN key ({KEY_BYTES * 2} hex digits); move it away, then {RESET_HINT}"
+            i18n._(
+                "{path}: not a PIN key ({digits} hex digits); move it away, then {hint}",
+                path=path,
+                digits=KEY_BYTES * 2,
+                hint=RESET_HINT,
+            )
         )
     return key
 
@@ -76,7 +89,9 @@ def _new_key(path: Path) -> bytes:
     except FileExistsError:
         return load_key(path)  # another process made it first: use theirs
     except OSError as exc:
-        raise LedgerError(f"{path}: cannot create the PIN key: {_reason(exc)}") from None
+        raise LedgerError(
+            i18n._("{path}: cannot create the PIN key: {reason}", path=path, reason=_reason(exc))
+        ) from None
     return key
 
 
@@ -131,17 +146,17 @@ def pin_matches(pin: str, stored: str, key: bytes) -> bool:
 
 def add(ledger: Ledger, code: str, name: str, role: str, pin: str, by: str | None) -> Staff:
     if not CODE_RE.fullmatch(code):
-        raise LedgerError("staff code must be 1-16 letters or digits")
+        raise LedgerError(i18n._("staff code must be 1-16 letters or digits"))
     if role not in ROLES:
-        raise LedgerError(f"role must be one of {', '.join(ROLES)}")
+        raise LedgerError(i18n._("role must be one of {choices}", choices=", ".join(ROLES)))
     if not PIN_RE.fullmatch(pin):
-        raise LedgerError("PIN must be 4 to 8 digits")
+        raise LedgerError(i18n._("PIN must be 4 to 8 digits"))
     if not name.strip():
-        raise LedgerError("staff name must not be empty")
+        raise LedgerError(i18n._("staff name must not be empty"))
     pin_hash = hash_pin(pin, load_key(key_path(ledger)))  # slow: outside the write lock
     with ledger.transaction():
         if Staff.get_or_none(Staff.code == code) is not None:
-            raise LedgerError(f"staff code {code} is taken")
+            raise LedgerError(i18n._("staff code {code} is taken", code=code))
         member = Staff.create(
             code=code, name=name.strip(), role=role, pin_hash=pin_hash, created_at=utc_now()
         )
@@ -153,7 +168,7 @@ def set_pin(ledger: Ledger, code: str, pin: str, by: str | None) -> None:
     """A new PIN for a member (forgotten, or set under a PIN key the device lost):
     hashed under the device's current key; failures and any lockout are cleared."""
     if not PIN_RE.fullmatch(pin):
-        raise LedgerError("PIN must be 4 to 8 digits")
+        raise LedgerError(i18n._("PIN must be 4 to 8 digits"))
     pin_hash = hash_pin(pin, load_key(key_path(ledger)))
     with ledger.transaction():
         _get(code)
@@ -165,7 +180,7 @@ def set_pin(ledger: Ledger, code: str, pin: str, by: str | None) -> None:
 
 def set_role(ledger: Ledger, code: str, role: str, by: str | None) -> None:
     if role not in ROLES:
-        raise LedgerError(f"role must be one of {', '.join(ROLES)}")
+        raise LedgerError(i18n._("role must be one of {choices}", choices=", ".join(ROLES)))
     with ledger.transaction():
         member = _get(code)
         audit.record("staff_role", by, code, "role", member.role, role)
@@ -182,7 +197,7 @@ def deactivate(ledger: Ledger, code: str, by: str | None) -> None:
 def _get(code: str) -> Staff:
     member = Staff.get_or_none(Staff.code == code)
     if member is None:
-        raise LedgerError(f"no staff member {code!r}")
+        raise LedgerError(i18n._("no staff member {code!r}", code=code))
     return member
 
 
@@ -199,11 +214,15 @@ def login(ledger: Ledger, pin: str, code: str | None = None) -> Staff:
     with ledger.transaction():
         members = [_get(code)] if code else list(Staff.select().where(Staff.active))
         if not members:
-            raise AuthError("no staff member is set up: add one with 'kiosk staff add'")
+            raise AuthError(i18n._("no staff member is set up: add one with 'kiosk staff add'"))
         locked = [m for m in members if m.locked_until and m.locked_until > now]
         if code and locked:
             minutes = int((locked[0].locked_until - now).total_seconds() // 60) + 1
-            raise AuthError(f"{code} is locked out for {minutes} more minute(s)")
+            raise AuthError(
+                i18n._(
+                    "{code} is locked out for {minutes} more minute(s)", code=code, minutes=minutes
+                )
+            )
         # PINs set under a key this device no longer has can never match: say so.
         stale = [m for m in members if hashed_under(m.pin_hash) not in (None, current)]
         if code and stale and members[0].active:
@@ -236,10 +255,28 @@ def login(ledger: Ledger, pin: str, code: str | None = None) -> Staff:
             Staff.update(**update).where(Staff.code == member.code).execute()
         audit.record("login_failed", None, code)
     if code and members[0].active is False:
-        raise AuthError(f"{code} is not an active staff member")
+        raise AuthError(i18n._("{code} is not an active staff member", code=code))
     if stale:
         raise AuthError(
-            f"wrong PIN ({len(stale)} staff PIN(s) were set under another PIN key than "
-            f"{path}: {RESET_HINT})"
+            i18n._(
+                "wrong PIN ({count} staff PIN(s) were set under another PIN key than {path}: "
+                "{hint})",
+                count=len(stale),
+                path=path,
+                hint=RESET_HINT,
+            )
         )
-    raise AuthError("wrong PIN")
+    raise AuthError(i18n._("wrong PIN"))
+
+
+def role_name(role: str) -> i18n.Message:
+    """A staff role as its reader calls it ("Kassierer")."""
+    return i18n.Message(ROLE_NAMES.get(role, role))
+
+
+def either(roles: tuple[str, ...]) -> i18n.Message:
+    """ "cashier or supervisor", in the reader's language."""
+    words = role_name(roles[0])
+    for role in roles[1:]:
+        words = i18n._("{first} or {second}", first=words, second=role_name(role))
+    return words

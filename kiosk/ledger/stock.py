@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from peewee import fn
 
-from kiosk import numbers
+from kiosk import i18n, numbers
 from kiosk.ledger import audit, catalog
 from kiosk.ledger.core import Ledger, LedgerError
 from kiosk.ledger.models import StockBalance, StockMove, ts_text, utc_now
@@ -51,7 +51,13 @@ def _stock_line(line_no: int, sku: str, qty: Decimal, **extra) -> LineRow:
 def _whole(qty: object, what: str, limit: int = numbers.MAX_STOCK_QTY) -> int:
     """A whole number of base units within the documented bound (kiosk.numbers)."""
     if not isinstance(qty, int) or isinstance(qty, bool):
-        raise LedgerError(f"{what} must be a whole number of base units, not {str(qty)[:40]!r}")
+        raise LedgerError(
+            i18n._(
+                "{what} must be a whole number of base units, not {qty!r}",
+                what=what,
+                qty=str(qty)[:40],
+            )
+        )
     try:
         return numbers.whole(qty, what, minimum=-limit, maximum=limit)
     except numbers.NumberError as exc:
@@ -82,16 +88,18 @@ def receive(
 ) -> Posted:
     """Goods in from a supplier (delivery note `reference`)."""
     if not lines:
-        raise LedgerError("receiving needs at least one line")
+        raise LedgerError(i18n._("receiving needs at least one line"))
     with ledger.transaction():
         rows, moves = [], []
         for line_no, line in enumerate(lines, start=1):
             catalog.get_item(line.sku)
             qty = _whole(line.qty, f"{line.sku} quantity")
             if qty <= 0:
-                raise LedgerError(f"{line.sku}: received quantity must be above zero")
+                raise LedgerError(
+                    i18n._("{sku}: received quantity must be above zero", sku=line.sku)
+                )
             if line.cost is not None and line.cost < 0:
-                raise LedgerError(f"{line.sku}: cost must be zero or more")
+                raise LedgerError(i18n._("{sku}: cost must be zero or more", sku=line.sku))
             rows.append(
                 _stock_line(line_no, line.sku, Decimal(qty), unit_price=line.cost or ZERO,
                             lot=line.lot)
@@ -105,10 +113,12 @@ def receive(
 def adjust(ledger: Ledger, sku: str, delta: int, reason: str, staff: str | None) -> Posted:
     """A stock correction with a reason (breakage, theft, found ...)."""
     if reason not in ADJUST_REASONS:
-        raise LedgerError(f"adjustment reason must be one of {', '.join(ADJUST_REASONS)}")
+        raise LedgerError(
+            i18n._("adjustment reason must be one of {choices}", choices=", ".join(ADJUST_REASONS))
+        )
     delta = _whole(delta, "adjustment")
     if delta == 0:
-        raise LedgerError("an adjustment of zero changes nothing")
+        raise LedgerError(i18n._("an adjustment of zero changes nothing"))
     with ledger.transaction():
         catalog.get_item(sku)
         audit.record("adjust", staff, sku, "on_hand", None, delta, reason)
@@ -138,7 +148,7 @@ def count(
     posting is not overwritten: it still counts after.
     """
     if not counted:
-        raise LedgerError("a count needs at least one item")
+        raise LedgerError(i18n._("a count needs at least one item"))
     now = utc_now()
     if counted_at is None or isinstance(counted_at, datetime):
         moments = dict.fromkeys(counted, counted_at or now)
@@ -146,9 +156,9 @@ def count(
         moments = {sku: counted_at.get(sku, now) for sku in counted}
     for sku, moment in moments.items():
         if moment.tzinfo is None:
-            raise LedgerError("counted_at must carry a time zone")
+            raise LedgerError(i18n._("counted_at must carry a time zone"))
         if moment > now + timedelta(seconds=5):
-            raise LedgerError(f"{sku}: counted_at is in the future")
+            raise LedgerError(i18n._("{sku}: counted_at is in the future", sku=sku))
         moments[sku] = moment.astimezone(UTC)
     with ledger.transaction():
         rows, moves = [], []
@@ -156,7 +166,7 @@ def count(
             catalog.get_item(sku)
             qty = _whole(qty, f"{sku} count")
             if qty < 0:
-                raise LedgerError(f"{sku}: a counted quantity cannot be negative")
+                raise LedgerError(i18n._("{sku}: a counted quantity cannot be negative", sku=sku))
             delta = qty - expected_at(sku, moments[sku])
             rows.append(_stock_line(line_no, sku, Decimal(qty)))
             moves.append((sku, MAIN, delta))
@@ -180,11 +190,11 @@ def build_kit(
     """Assemble `qty` kits: consume the components of the current BOM version, add kits."""
     qty = _whole(qty, "kit quantity", numbers.MAX_PIECES)
     if qty <= 0:
-        raise LedgerError("build at least one kit")
+        raise LedgerError(i18n._("build at least one kit"))
     with ledger.transaction():
         kit = catalog.get_item(kit_sku)
         if not kit.kit:
-            raise LedgerError(f"{kit_sku} is not a kit item")
+            raise LedgerError(i18n._("{kit_sku} is not a kit item", kit_sku=kit_sku))
         bom, components = catalog.current_bom(kit_sku)
         moves = [(c.component_id, MAIN, -qty * c.qty) for c in components]
         moves.append((kit_sku, MAIN, qty))

@@ -622,7 +622,7 @@ class KioskApp(App):
             if outcome.ok:
                 self.overlay = None
             else:
-                self.pin_message = outcome.message
+                self.pin_message = i18n.render(outcome.message, self.language)
             self._done(outcome, snap, events)
 
         self.worker.call("staff_login", pin, then=done)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kiosk.i18n import _
 from kiosk.update import UpdateError, offer
 from kiosk.update.manager import Record, version_key
 
@@ -112,18 +113,21 @@ def fetch(
 ) -> str:
     """One look at the controller's offer, and what came of it in one line."""
     if not source:
-        return "no update source ([update] source): nothing to fetch"
+        return _("no update source ([update] source): nothing to fetch")
     now = now or datetime.now(UTC)
     wanted = read_offer(source)
     if wanted is None:
-        return "the controller offers no update"
+        return _("the controller offers no update")
     if not wanted.for_device(device, now):
-        return f"{wanted.version} is offered, not (yet) to {device}"
+        offered = wanted.version
+        return _("{version} is offered, not (yet) to {device}", version=offered, device=device)
     if version_key(wanted.version) <= version_key(running):
-        return f"running {running}; the offer ({wanted.version}) is not newer"
+        return _("running {running}; the offer ({version}) is not newer", running=running,
+                 version=wanted.version)  # fmt: skip
     fetched = record.read().get("fetched")
     if isinstance(fetched, dict) and fetched.get("sha256") == wanted.sha256:
-        return f"{wanted.version} is installed already; it switches at the next quiet moment"
+        return _("{version} is installed already; it switches at the next quiet moment",
+                 version=wanted.version)  # fmt: skip
     path = download(source, wanted, folder)
     try:
         install(path)
@@ -131,4 +135,5 @@ def fetch(
         path.unlink(missing_ok=True)  # installed into the other slot: the room is the ledger's
     record.update(fetched={"version": wanted.version, "sha256": wanted.sha256,
                            "at": now.isoformat()})  # fmt: skip
-    return f"installed {wanted.version} from the controller; it switches at the next quiet moment"
+    return _("installed {version} from the controller; it switches at the next quiet moment",
+             version=wanted.version)  # fmt: skip

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from kiosk import i18n
 from kiosk.checkout.cart import Cart, CartLine
 from kiosk.checkout.core import (
     CUSTOMER_STATES,
@@ -18,9 +19,10 @@ from kiosk.checkout.core import (
     State,
     _quantity,
     _sentence,
+    kind_name,
 )
 from kiosk.checkout.refunds import _sale_line_json
-from kiosk.checkout.report_text import money
+from kiosk.checkout.report_text import money_arg
 from kiosk.ledger import catalog, sales
 from kiosk.ledger.barcodes import BarcodeError, Parsed
 from kiosk.ledger.core import LedgerError
@@ -58,12 +60,14 @@ class ReturnsMixin:
             return refused
         if receipt:
             return self._receipt_scan(receipt)
-        return self._ok("Scan the receipt barcode, or the items for a return without receipt")
+        return self._ok(
+            i18n._("Scan the receipt barcode, or the items for a return without receipt")
+        )
 
     def _receipt_scan(self, number: str) -> Outcome:
         if self.state != State.RETURNING:
             if self.state in CUSTOMER_STATES and not self.staff:
-                return self._no("Returns are done by staff: please call staff")
+                return self._no(i18n._("Returns are done by staff: please call staff"))
             started = self.start_return()
             if not started.ok:
                 return started
@@ -72,7 +76,9 @@ class ReturnsMixin:
         except LedgerError as exc:
             return self._no(_sentence(exc))
         self.returning.receipt = original.number
-        return self._ok(f"Receipt {original.number}: scan the items coming back")
+        return self._ok(
+            i18n._("Receipt {number}: scan the items coming back", number=original.number)
+        )
 
     def _return_scan(self, parsed: Parsed) -> Outcome:
         try:
@@ -84,13 +90,15 @@ class ReturnsMixin:
     def return_item(self, sku: str, qty: object = "1", condition: str = "resaleable") -> Outcome:
         self._record({"return_item": {"sku": sku, "qty": str(qty), "condition": condition}})
         if self.state != State.RETURNING or self.returning is None:
-            return self._no("Start a return first")
+            return self._no(i18n._("Start a return first"))
         try:
             value = _quantity(qty)
         except ValueError as exc:
             return self._no(_sentence(exc))
         if condition not in sales.CONDITIONS:
-            return self._no(f"Condition must be one of {', '.join(sales.CONDITIONS)}")
+            return self._no(
+                i18n._("Condition must be one of {choices}", choices=", ".join(sales.CONDITIONS))
+            )
         flow = self.returning
         lines = [*flow.lines, sales.ReturnLine(sku, value, condition)]
         try:
@@ -98,13 +106,15 @@ class ReturnsMixin:
         except LedgerError as exc:
             return self._no(_sentence(exc))
         flow.lines = lines
-        return self._ok(f"Return {value} x {sku} ({condition})")
+        return self._ok(
+            i18n._("Return {qty} x {sku} ({condition})", qty=value, sku=sku, condition=condition)
+        )
 
     def exchange_item(self, code: str) -> Outcome:
         """During a return: scan what the customer takes instead (an exchange)."""
         self._record({"exchange_scan": code})
         if self.state != State.RETURNING or self.returning is None:
-            return self._no("Start a return first")
+            return self._no(i18n._("Start a return first"))
         try:
             scanned = catalog.resolve_scan(self.ledger.parser.parse(code))
         except (BarcodeError, LedgerError) as exc:
@@ -113,7 +123,7 @@ class ReturnsMixin:
         self.returning.sold.append(
             CartLine.from_item(item, scanned.qty, scanned.barcode, scanned.amount, scanned.lot)
         )
-        return self._ok(f"Exchange: {item.name} goes out instead")
+        return self._ok(i18n._("Exchange: {name} goes out instead", name=item.name))
 
     def _exchange_preview(self, flow: ReturnFlow) -> Decimal:
         back = sales.preview_return(self.ledger, flow.receipt, _merge_returns(flow.lines))
@@ -126,16 +136,23 @@ class ReturnsMixin:
         self._record({"finish": "return", "reason": reason})
         flow = self.returning
         if self.state != State.RETURNING or flow is None or not flow.lines:
-            return self._no("Scan the items coming back first")
+            return self._no(i18n._("Scan the items coming back first"))
         if reason not in sales.RETURN_REASONS:
-            return self._no(f"Reason must be one of {', '.join(sales.RETURN_REASONS)}")
+            return self._no(
+                i18n._("Reason must be one of {choices}", choices=", ".join(sales.RETURN_REASONS))
+            )
         flow.reason = reason
         if flow.sold:
             difference = self._exchange_preview(flow)
             self.payment = PendingPayment(kind="exchange", exchange=flow)
             if difference > 0:
                 self._to(State.PAYING)
-                return self._ok(f"Exchange: customer pays {money(difference, self.config)}")
+                return self._ok(
+                    i18n._(
+                        "Exchange: customer pays {difference}",
+                        difference=money_arg(difference, self.config),
+                    )
+                )
             if difference < 0:  # card and voucher first, the rest in cash (README, Ledger)
                 try:
                     tenders = sales.refund_tenders(self.ledger, flow.receipt, -difference)
@@ -188,7 +205,12 @@ class ReturnsMixin:
         self.returning = None
         self._to(State.STAFF_MENU)
         return self._ok(
-            f"{posted.kind.capitalize()} {posted.number}: refund {money(-posted.due, self.config)}",
+            i18n._(
+                "{kind} {number}: refund {amount}",
+                kind=kind_name(posted.kind).sentence(),
+                number=posted.number,
+                amount=money_arg(-posted.due, self.config),
+            ),
             receipt=posted.number,
         )
 

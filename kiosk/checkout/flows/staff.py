@@ -3,12 +3,13 @@ terminal's end of day, and the card payments that need attention."""
 
 from __future__ import annotations
 
-from kiosk import numbers
-from kiosk.checkout.core import ANY_STAFF, SUPERVISOR, Outcome, State, _sentence
-from kiosk.checkout.report_text import money, z_report_lines
+from kiosk import i18n, numbers
+from kiosk.checkout.core import ANY_STAFF, SUPERVISOR, Outcome, State, _sentence, kind_name
+from kiosk.checkout.report_text import money, money_arg, z_report_lines
 from kiosk.documents import TextReport
 from kiosk.drivers.base import PrinterError
 from kiosk.drivers.payment import TerminalResult
+from kiosk.i18n import N_
 from kiosk.ledger import payments, receipts, reports
 from kiosk.ledger.core import LedgerError
 from kiosk.ledger.money import ZERO
@@ -20,12 +21,12 @@ class StaffMenuMixin:
     def staff_menu(self) -> Outcome:
         self._record({"menu": True})
         if not self.staff:
-            return self._no("Staff login needed")
+            return self._no(i18n._("Staff login needed"))
         if self.state in (State.PAYING, State.RECEIPT) or (self.cart and self.state != State.HELP):
-            return self._no("Finish or cancel the sale first")
+            return self._no(i18n._("Finish or cancel the sale first"))
         self._close_flows()
         self._to(State.STAFF_MENU)
-        return self._ok("Staff menu")
+        return self._ok(i18n._("Staff menu"))
 
     def reprint(self, receipt: str | None = None) -> Outcome:
         self._record({"reprint": receipt or True})
@@ -36,7 +37,7 @@ class StaffMenuMixin:
         if number is None:
             queued = receipts.unprinted()
             if not queued:
-                return self._no("No receipt to reprint")
+                return self._no(i18n._("No receipt to reprint"))
             number = queued[-1].ref
         try:
             return self._print_receipt(number, reprint=True)
@@ -56,10 +57,16 @@ class StaffMenuMixin:
                 self.printer.print_receipt(receipts.receipt_for(self.ledger, job.ref, True))
             except PrinterError as exc:
                 receipts.mark_failed(job, str(exc))
-                return self._no(f"Printer: {exc}. {len(jobs) - done} receipt(s) still queued")
+                return self._no(
+                    i18n._(
+                        "Printer: {error}. {count} receipt(s) still queued",
+                        error=exc,
+                        count=len(jobs) - done,
+                    )
+                )
             receipts.mark_printed(job)
             done += 1
-        return self._ok(f"Reprinted {done} receipt(s)")
+        return self._ok(i18n._("Reprinted {done} receipt(s)", done=done))
 
     def end_of_day(self, opening_float: object = "0") -> Outcome:
         self._record({"report": "z", "float": str(opening_float)})
@@ -67,7 +74,7 @@ class StaffMenuMixin:
         if refusal:
             return self._no(refusal)
         try:
-            float_value = self._typed_money(opening_float, "opening float")
+            float_value = self._typed_money(opening_float, N_("opening float"))
         except ValueError as exc:
             return self._no(_sentence(exc))
         z = reports.z_report(self.clock().astimezone().date(), float_value)
@@ -75,23 +82,30 @@ class StaffMenuMixin:
         try:
             self.printer.print_report(TextReport(lines[0], lines))
         except PrinterError as exc:
-            self._alert(f"Printer: {exc}. The Z report is on screen only")
-        text = f"Z report: cash expected {money(z.cash_expected, self.config)}"
+            self._alert(i18n._("Printer: {error}. The Z report is on screen only", error=exc))
+        expected = money_arg(z.cash_expected, self.config)
+        text = i18n._("Z report: cash expected {amount}", amount=expected)
         if self.terminal.kind != "manual":  # ours is done; the terminal's day follows
             why = None
             if self.terminal_job is not None:
-                why = "it is busy"
+                why = i18n._("it is busy")
             elif self.card_blocked:
-                why = f"a card payment is not settled ({self.card_blocked})"
+                why = i18n._("a card payment is not settled ({why})", why=self.card_blocked)
             if why:
                 self._alert(
-                    f"Card terminal end of day not run: {why}. Run it later "
-                    "(kiosk hw payment --end-of-day)"
+                    i18n._(
+                        "Card terminal end of day not run: {why}. Run it later (kiosk hw payment "
+                        "--end-of-day)",
+                        why=why,
+                    )
                 )
             else:
                 self.terminal_status = "processing"
                 self._start_job("end_of_day", self.terminal.end_of_day, context=z)
-                text += "; the card terminal is closing its day"
+                text = i18n._(
+                    "Z report: cash expected {amount}; the card terminal is closing its day",
+                    amount=expected,
+                )
         return self._ok(text, report=z, lines=lines)
 
     def _after_end_of_day(self, result: TerminalResult, z) -> Outcome:
@@ -100,11 +114,17 @@ class StaffMenuMixin:
         self.terminal_status = None
         if not result.approved:
             self._alert(
-                f"Card terminal end of day failed ({result.message}); the Z report is "
-                "complete. Run it again: kiosk hw payment --end-of-day"
+                i18n._(
+                    "Card terminal end of day failed ({message}); the Z report is complete. Run "
+                    "it again: kiosk hw payment --end-of-day",
+                    message=result.message,
+                )
             )
             return self._no(
-                f"Z report done; the card terminal's end of day failed: {result.message}"
+                i18n._(
+                    "Z report done; the card terminal's end of day failed: {message}",
+                    message=result.message,
+                )
             )
         self._journal(payments.record_end_of_day, self.ledger, self._staff_code(), result)
         ours = z.tenders.get("card", ZERO)
@@ -121,9 +141,14 @@ class StaffMenuMixin:
         try:
             self.printer.print_report(TextReport(lines[0], tuple(lines)))
         except PrinterError as exc:
-            self._alert(f"Printer: {exc}. The card terminal's totals are on screen only")
-        total = money(result.amount, self.config) if result.amount is not None else "-"
-        return self._ok(f"Card terminal day closed: terminal total {total}", lines=tuple(lines))
+            self._alert(
+                i18n._("Printer: {error}. The card terminal's totals are on screen only", error=exc)
+            )
+        total = money_arg(result.amount, self.config) if result.amount is not None else "-"
+        return self._ok(
+            i18n._("Card terminal day closed: terminal total {total}", total=total),
+            lines=tuple(lines),
+        )
 
     def list_payments(self) -> Outcome:
         """Staff: the card payments and refunds that are not settled, one line each."""
@@ -137,13 +162,17 @@ class StaffMenuMixin:
             left = sum((p.amount for p in pending.parts if p.reference is None), ZERO)
             self.payments_view.insert(
                 0,
-                f"waiting: {pending.kind} of {pending.receipt or '-'}, "
-                f"{money(left, self.config)} to the card",
+                i18n._(
+                    "waiting: {kind} of {receipt}, {amount} to the card",
+                    kind=kind_name(pending.kind),
+                    receipt=pending.receipt or "-",
+                    amount=money_arg(left, self.config),
+                ),
             )
         if not self.payments_view:
-            return self._ok("No unsettled card payments", payments=[])
+            return self._ok(i18n._("No unsettled card payments"), payments=[])
         return self._ok(
-            f"{len(self.payments_view)} card payment(s) need attention",
+            i18n._("{count} card payment(s) need attention", count=len(self.payments_view)),
             payments=list(self.payments_view),
         )
 
@@ -154,9 +183,9 @@ class StaffMenuMixin:
         if refusal:
             return self._no(refusal)
         if self.terminal.kind == "manual":
-            return self._no("No card terminal is connected: resolve them by hand")
+            return self._no(i18n._("No card terminal is connected: resolve them by hand"))
         if self.terminal_job is not None:
-            return self._no("The card terminal is busy: try again in a moment")
+            return self._no(i18n._("The card terminal is busy: try again in a moment"))
         outcome = self.recover_payments()
         if self.terminal_job is None:
             return self.list_payments()
@@ -171,7 +200,7 @@ class StaffMenuMixin:
         """A supervisor settled a payment by hand (refunded it at the terminal, found
         it on the terminal's receipts): recorded with the reason, audited."""
         if payments.looks_like_card_number(reason):
-            return self._no("The reason looks like it holds a card number: leave it out")
+            return self._no(i18n._("The reason looks like it holds a card number: leave it out"))
         self._record({"resolve": {"payment": str(payment_id), "reason": reason}})
         refusal = self._need(SUPERVISOR)
         if refusal:
@@ -181,7 +210,7 @@ class StaffMenuMixin:
         except ValueError as exc:
             return self._no(_sentence(exc))
         if self.refunding and pid in {p.row for p in self.refunding.parts}:
-            return self._no("That refund is waiting here: finish or cancel it first")
+            return self._no(i18n._("That refund is waiting here: finish or cancel it first"))
         try:
             row = payments.resolve(self.ledger, pid, self._staff_code(), reason)
         except LedgerError as exc:
@@ -189,4 +218,6 @@ class StaffMenuMixin:
         if not payments.open_payments():
             self.card_blocked = None
         self.list_payments()
-        return self._ok(f"Payment {row.id} resolved by hand: {reason.strip()}")
+        return self._ok(
+            i18n._("Payment {id} resolved by hand: {reason}", id=str(row.id), reason=reason.strip())
+        )
