@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
-from kiosk.ledger import catalog_csv, core, migrations, sales
+from kiosk.ledger import catalog_csv, core, journal, migrations, sales
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.money import Tender
 from tests.conftest import CATALOG
 
-STEP = max(migrations.STEPS)
+STEP = 5  # the item master's step
 
 
 def test_a_ledger_of_the_previous_schema_gets_the_item_master_step(config, monkeypatch):
@@ -18,6 +18,7 @@ def test_a_ledger_of_the_previous_schema_gets_the_item_master_step(config, monke
     with monkeypatch.context() as patch:  # the ledger as the previous schema made it
         patch.setattr(migrations, "STEPS", {k: v for k, v in migrations.STEPS.items() if k < STEP})
         patch.setattr(core, "SCHEMA_VERSION", STEP - 1)
+        patch.setattr(journal, "append", lambda *args, **kwargs: None)  # schema 6's, later
         with Ledger.open(config) as ledger:
             catalog_csv.import_text(ledger, CATALOG)
             old = sales.post_sale(ledger, [sales.SaleLine("PEN")], [Tender("cash", Decimal(5))])
@@ -29,7 +30,7 @@ def test_a_ledger_of_the_previous_schema_gets_the_item_master_step(config, monke
         # standalone: the local import still works, and the sale says "no controller version"
         assert catalog_csv.import_text(ledger, "sku,name,price,tax\nPEN,Pen,1.59,A\n").updated == 1
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == STEP
+        assert db.execute("PRAGMA user_version").fetchone()[0] == migrations.LATEST
         recorded = db.execute("SELECT txn_id, catalog_version FROM txn_catalog").fetchall()
         ids = dict(db.execute("SELECT number, id FROM txn").fetchall())
         db.execute("INSERT INTO catalog_state (id, version, checksum, items) VALUES (1, 9, 'x', 0)")

@@ -366,3 +366,18 @@ def test_periods_are_checked():
     ):
         with pytest.raises(kpis.PeriodError, match=words):
             kpis.period(kind, day, last)
+
+
+def test_a_sale_is_posted_even_when_its_journal_cannot_be_made(tmp_path, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in the summary")
+
+    monkeypatch.setattr(journal, "messages", broken)
+    path = tmp_path / "till.db"
+    with open_ledger(path, "till-01") as ledger:
+        catalog_csv.import_text(ledger, CATALOG)
+        posted = sales.post_sale(ledger, [sales.SaleLine("PEN")], [Tender("cash", D("5"))])
+    assert posted.number and "no journal for till-01-" in caplog.text
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1  # its stock event
+        assert db.execute("SELECT COUNT(*) FROM journal_outbox").fetchone()[0] == 0

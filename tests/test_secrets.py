@@ -331,7 +331,8 @@ def test_control_characters_in_the_site_file_are_refused_in_one_line(tmp_path, w
 def test_control_characters_anywhere_in_the_site_file_are_refused(tmp_path):
     site = tmp_path / "site.toml"
     site.write_text(SITE.read_text().replace('"1 High Street"', '"1 High\\u001bStreet"'))
-    problem = "line 22: defaults.checkout.receipt_header: control character U+001B"
+    where = next(n for n, text in enumerate(SITE.read_text().splitlines(), 1) if "1 High" in text)
+    problem = f"line {where}: defaults.checkout.receipt_header: control character U+001B"
     one_line_error(build(tmp_path, site=site), problem)
 
 

@@ -177,7 +177,7 @@ def test_weighed_items_are_counted_in_kilograms(stocked):
     assert co.set_stock_line("BANANA", "12.5").ok
     assert line(co, "BANANA")["qty"] == "12.5" and line(co, "BANANA")["unit"] == "kg"
     german = co.message.render("de").replace(NBSP, " ")
-    assert german == "Bananas: 12,5 kg counted (expected 0 kg, +12,5 kg)"
+    assert german == "Bananas: 12,5 kg gezählt (erwartet 0 kg, +12,5 kg)"
     assert co.finish_count().ok and stock.on_hand("BANANA") == 12500
 
 

@@ -15,6 +15,7 @@ the broker's packet limit whatever its SKUs; part 1 alone carries the totals.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # posting imports this module: no cycle at run time
     from kiosk.ledger.posting import Posting
 
+log = logging.getLogger(__name__)
 JOURNAL_KINDS = ("sale", "return", "void", "exchange")
 LINES_PER_PART = 200  # ~100 bytes a line at most: a part stays far under 64 KiB
 MAX_TENDERS = 16  # tender kinds in one transaction (the parser's bound too)
@@ -53,7 +55,7 @@ def messages(
             line[at] += value
     tenders: dict[str, Decimal] = defaultdict(Decimal)
     for kind, amount, _reference in posting.tenders:  # the reference never leaves the kiosk
-        tenders[kind] += amount
+        tenders[kind] += Decimal(str(amount))  # str from some callers: as the SQL gets it
     rows = [
         {
             "sku": sku,
@@ -106,7 +108,11 @@ def append(cursor, posting: Posting, device: str, seq: int, number: str, ts: str
     """Queue the journal of a money transaction inside the posting's own transaction."""
     if posting.kind not in JOURNAL_KINDS:
         return
-    parts = messages(posting, device, seq, number, ts, clock, currency)
+    try:
+        parts = messages(posting, device, seq, number, ts, clock, currency)
+    except Exception:  # noqa: BLE001 - a sale is never refused for its KPI summary
+        log.exception("no journal for %s (the sale is posted; KPIs will miss it)", number)
+        return
     cursor.executemany(
         _INSERT_SQL,
         [(seq, m["part"], m["parts"], json.dumps(m, separators=(",", ":")), ts) for m in parts],

@@ -820,11 +820,14 @@ def parse_status_extras(raw: bytes) -> dict[str, Any]:
     try:
         data = _load(raw)
     except PayloadError:
-        return {"app": None, "clock": None, "update": None}
+        return {"app": None, "clock": None}
     app = data.get("app")
     clock = data.get("clock")
-    return {
+    extras = {
         "app": app if isinstance(app, str) and 0 < len(app) <= MAX_APP_TEXT else None,
         "clock": clock if clock in CLOCK_STATES else None,
-        "update": _update_extra(data.get("update")),
     }
+    update = _update_extra(data.get("update"))
+    if update is not None:  # said, and within its bounds
+        extras["update"] = update
+    return extras
