@@ -119,27 +119,19 @@ def event_moves(moves: list[tuple[str, str, int]]) -> list[dict]:
     return [{"sku": sku, "delta": delta} for sku, delta in sorted(totals.items()) if delta]
 
 
+_TOO_MANY_LINES = i18n.N_("{lines} items in one transaction; at most {most}: split it")
+_TOO_MANY_UNITS = i18n.N_("{biggest} units of one item in one transaction; at most {most}")
+
+
 def _check_event(event: dict, payload: str) -> None:
     """Refuse (roll back) a transaction whose stock event the controller would refuse:
     the shop's stock must never silently miss it."""
     lines = max(len(event["moves"]), len(event.get("counted") or ()))
     biggest = max((abs(m["delta"]) for m in event["moves"]), default=0)
-    if lines > numbers.MAX_EVENT_LINES:
-        raise LedgerError(
-            i18n._(
-                "{lines} items in one transaction; at most {most}: split it",
-                lines=lines,
-                most=numbers.MAX_EVENT_LINES,
-            )
-        )
-    if biggest > numbers.MAX_STOCK_QTY:
-        raise LedgerError(
-            i18n._(
-                "{biggest} units of one item in one transaction; at most {most}",
-                biggest=biggest,
-                most=numbers.MAX_STOCK_QTY,
-            )
-        )
+    if lines > (most := numbers.MAX_EVENT_LINES):
+        raise LedgerError(i18n._(_TOO_MANY_LINES, lines=lines, most=most))
+    if biggest > (most := numbers.MAX_STOCK_QTY):
+        raise LedgerError(i18n._(_TOO_MANY_UNITS, biggest=biggest, most=most))
     if len(payload) > numbers.MAX_EVENT_BYTES:  # json.dumps writes ASCII: chars are bytes
         raise LedgerError(i18n._("too much in one transaction for one stock event: split it"))
 

@@ -410,6 +410,12 @@ def _net_paid(original: Txn) -> dict[str, Decimal]:
     return net_paid
 
 
+def _check_reason(reason: str) -> None:
+    if reason not in RETURN_REASONS:
+        choices = ", ".join(RETURN_REASONS)
+        raise LedgerError(i18n._("return reason must be one of {choices}", choices=choices))
+
+
 def post_return(
     ledger: Ledger,
     lines: Sequence[ReturnLine],
@@ -422,10 +428,7 @@ def post_return(
     """Return against a receipt (refund what was paid) or without one (current price)."""
     if not lines:
         raise LedgerError(i18n._("a return needs at least one line"))
-    if reason not in RETURN_REASONS:
-        raise LedgerError(
-            i18n._("return reason must be one of {choices}", choices=", ".join(RETURN_REASONS))
-        )
+    _check_reason(reason)
     with ledger.transaction():
         original, rows, moves = _return_part(ledger, receipt, lines)
         posting = _totals(
@@ -534,10 +537,7 @@ def post_exchange(
     (positive total) or refunded (negative total) through `tenders`."""
     if not returned or not sold:
         raise LedgerError(i18n._("an exchange needs returned and sold lines"))
-    if reason not in RETURN_REASONS:
-        raise LedgerError(
-            i18n._("return reason must be one of {choices}", choices=", ".join(RETURN_REASONS))
-        )
+    _check_reason(reason)
     with ledger.transaction():
         original, back_rows, back_moves = _return_part(ledger, receipt, returned)
         sale_rows, sale_moves = _sale_part(ledger, sold, staff, first_line_no=len(back_rows) + 1)

@@ -48,6 +48,12 @@ def _topic(message: mqtt.MQTTMessage) -> str:
         return bytes(message._topic).decode("utf-8", "replace")
 
 
+def _merge(first, second):
+    """Two outcomes (NamedTuples of sets and lists) as one."""
+    fields = zip(first, second, strict=True)
+    return type(first)(*(a | b if isinstance(a, set) else a + b for a, b in fields))
+
+
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue for a week offline
 BATCH = 500
 GAP_CHECK_S = 0.5  # while messages pour in, look for gaps at most this often (each look
@@ -268,22 +274,7 @@ class Controller:
                     self._touch(parsed.device)
                 except Exception as exc:  # noqa: BLE001
                     dead.append((message, f"could not record the status: {exc!r}"))
-        try:
-            with self.db.atomic():
-                outcome = store.apply_events(events, now)
-        except Exception:  # noqa: BLE001 - find the event that failed, apply the others
-            log.warning("applying %d events together failed; one by one", len(events))
-            outcome = store.Outcome(set(), [], [])
-            for event in events:
-                try:
-                    with self.db.atomic():
-                        one = store.apply_events([event], now)
-                except Exception as exc:  # noqa: BLE001
-                    dead.append((source[id(event)], f"could not apply: {exc!r}"))
-                    continue
-                outcome.changed.update(one.changed)
-                outcome.fresh.extend(one.fresh)
-                outcome.conflicts.extend(one.conflicts)
+        outcome = self._in_savepoints(store.apply_events, events, now, source, dead)
         for event in outcome.conflicts:
             dead.append(
                 (source[id(event)], f"conflict: {event.id} was applied before with other content")
@@ -297,25 +288,31 @@ class Controller:
             self._dead_letter(message, reason, now)
         return outcome.changed
 
+    def _in_savepoints(self, apply, items: list, now, source: dict, dead: list):
+        """`apply(items, now)` in a savepoint; if that fails, item by item, so the one
+        that cannot be applied is dead-lettered and the others still apply. Returns the
+        outcome (a NamedTuple of lists and sets, merged field by field)."""
+        try:
+            with self.db.atomic():
+                return apply(items, now)
+        except Exception:  # noqa: BLE001 - find the item that failed, apply the others
+            log.warning("applying %d %s together failed; one by one", len(items), apply.__name__)
+        merged = None
+        for item in items:
+            try:
+                with self.db.atomic():
+                    one = apply([item], now)
+            except Exception as exc:  # noqa: BLE001
+                dead.append((source[id(item)], f"could not apply: {exc!r}"))
+                continue
+            merged = one if merged is None else _merge(merged, one)
+        return merged if merged is not None else apply([], now)
+
     def _apply_journals(self, journals, source, now) -> list[tuple[mqtt.MQTTMessage, str]]:
         """The batch's journal parts (kiosk.mqtt.journal_store), in a savepoint of their
         own, one by one if together they fail; returns what to dead-letter."""
-        dead = []
-        try:
-            with self.db.atomic():
-                outcome = journal_store.apply_journals(journals, now)
-        except Exception:  # noqa: BLE001 - find the part that failed, keep the others
-            log.warning("applying %d journal parts together failed; one by one", len(journals))
-            outcome = journal_store.JournalOutcome([], [])
-            for journal in journals:
-                try:
-                    with self.db.atomic():
-                        one = journal_store.apply_journals([journal], now)
-                except Exception as exc:  # noqa: BLE001
-                    dead.append((source[id(journal)], f"could not apply: {exc!r}"))
-                    continue
-                outcome.fresh.extend(one.fresh)
-                outcome.conflicts.extend(one.conflicts)
+        dead: list[tuple[mqtt.MQTTMessage, str]] = []
+        outcome = self._in_savepoints(journal_store.apply_journals, journals, now, source, dead)
         for journal in outcome.conflicts:
             key = f"{journal.device}:{journal.seq} part {journal.part}"
             reason = f"conflict: journal {key} was applied before with other content"

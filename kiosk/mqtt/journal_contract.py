@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -48,14 +49,8 @@ _TOP_KEYS = {"v", "device", "seq", "part", "parts", "txn", "kind", "ts", "clock"
 _TOTAL_KEYS = {"currency", "net", "tax", "total", "discount", "rounding", "change"}
 
 
-@dataclass(frozen=True)
-class JournalLine:
-    sku: str
-    qty: Decimal
-    net: Decimal
-    total: Decimal
-    discount: Decimal
-    condition: str | None = None
+# A line summed per SKU and condition: quantity, net, total and discount as Decimals.
+JournalLine = namedtuple("JournalLine", "sku qty net total discount condition", defaults=[None])
 
 
 @dataclass(frozen=True)
@@ -106,13 +101,9 @@ def _list(data: dict, key: str, limit: int) -> list:
     return value
 
 
-def parse_journal(
-    raw: bytes,
-    topic_device: str,
-    now: datetime | None = None,
-    future_tolerance_s: float = FUTURE_TOLERANCE_S,
-) -> Journal:
-    """One journal message within every bound, or PayloadError."""
+def parse_journal(raw: bytes, topic_device: str, now=None, future_tolerance_s=FUTURE_TOLERANCE_S):
+    """One Journal within every bound, or PayloadError; times are checked against `now`
+    (a datetime, default this machine's clock) plus the tolerance in seconds."""
     now = now or datetime.now(UTC)
     data = _load(raw)
     device = data.get("device")
@@ -187,21 +178,9 @@ def parse_journal(
             if not isinstance(kind_, str) or not _CODE.fullmatch(kind_):
                 raise PayloadError("tender kind must be 1-16 letters or digits")
             tenders.append((kind_, _amount(row["amount"], "amount", kind_)))
-    return Journal(
-        device=device,
-        seq=seq,
-        part=part,
-        parts=parts,
-        txn=txn,
-        kind=kind,
-        ts=moment,
-        clock=clock,
-        lines=tuple(lines),
-        totals=totals,
-        taxes=tuple(taxes),
-        tenders=tuple(tenders),
-        digest=hashlib.sha256(raw).hexdigest(),
-    )
+    digest = hashlib.sha256(raw).hexdigest()
+    return Journal(device, seq, part, parts, txn, kind, moment, clock, tuple(lines), totals,
+                   tuple(taxes), tuple(tenders), digest)  # fmt: skip
 
 
 def ts_text(moment: datetime) -> str:

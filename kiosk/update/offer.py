@@ -104,14 +104,8 @@ def parse(raw: bytes) -> Offer:
             raise UpdateError("the update offer's not_before is not an ISO time") from None
         if when.tzinfo is None:
             raise UpdateError("the update offer's not_before must carry a time zone")
-    return Offer(
-        version=version,
-        file=file,
-        size=size,
-        sha256=digest,
-        devices=None if devices == "all" else tuple(devices),
-        not_before=when,
-    )
+    chosen = None if devices == "all" else tuple(devices)
+    return Offer(version, file, size, digest, chosen, when)
 
 
 def sha256_of(path: Path) -> str:

@@ -15,17 +15,20 @@ Modules:
     server.py   WebService: relay + uvicorn in a thread, started/stopped by the controller
     stock.py, kiosks.py, alert_page.py, dead.py   the pages
 
-HOW TO ADD A PAGE (e.g. kiosk/mqtt/web/kpis.py): write a module with a function
+HOW TO ADD A PAGE (e.g. kiosk/mqtt/web/kpis.py): make the module's page and register its
+handlers on it, in the order Starlette should match them:
 
-    def setup(web: "kiosk.mqtt.web.app.Web") -> Page:
-        return Page(
-            name="kpis", title="KPIs", path="/kpis", order=40,
-            routes=[Route("/kpis", kpis_page), Route("/kpis/data", kpis_data)],
-        )
+    PAGE = app.Page("kpis", "KPIs", "/kpis", order=40, role="manager")
 
-where ``Page`` comes from kiosk.mqtt.web.app and ``Route`` from starlette.routing.
-List the module's name in ``PAGE_MODULES`` in app.py ("kpis" is listed already: a
-listed module that does not exist yet is skipped, so kpis.py only has to appear).
+    @PAGE.route("/kpis")
+    def kpis_page(request): ...
+
+    @PAGE.route("/kpis/export", methods=["POST"])
+    def export(request): ...
+
+where ``Page`` comes from kiosk.mqtt.web.app, and list the module's name in
+``PAGE_MODULES`` in app.py (a listed module that does not exist yet is skipped; a module
+may instead define ``setup(web) -> Page`` when its page depends on the configuration).
 ``order`` places the page in the navigation bar (stock 10, kiosks 20, alerts 30,
 dead letters 50). Handlers are plain ``def`` (Starlette runs them in its thread
 pool, so peewee queries on the store are fine) or ``async def``. In a handler:

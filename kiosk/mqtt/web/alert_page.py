@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
-from starlette.routing import Route
 
 from kiosk.mqtt import store
 from kiosk.mqtt.web import app
@@ -16,18 +15,7 @@ from kiosk.mqtt.web.relay import alert_json
 RECENT = 50
 
 
-def setup(web: app.Web) -> app.Page:
-    return app.Page(
-        name="alerts",
-        title="Alerts",
-        path="/alerts",
-        order=30,
-        routes=[
-            Route("/alerts", alerts_page),
-            Route("/alerts/open.json", open_json),
-            Route("/alerts/{device}/{alert_id}/ack", acknowledge, methods=["POST"]),
-        ],
-    )
+PAGE = app.Page("alerts", "Alerts", "/alerts", order=30)
 
 
 def open_alerts() -> list:
@@ -37,6 +25,7 @@ def open_alerts() -> list:
     )
 
 
+@PAGE.route("/alerts")
 def alerts_page(request: Request):
     app.require(request)
     model = store.Alert
@@ -53,12 +42,14 @@ def alerts_page(request: Request):
     )
 
 
+@PAGE.route("/alerts/open.json")
 def open_json(request: Request):
     if app.current(request) is None:
         return JSONResponse([], 401)
     return JSONResponse([alert_json(a) for a in open_alerts()])
 
 
+@PAGE.route("/alerts/{device}/{alert_id}/ack", methods=["POST"])
 def acknowledge(request: Request):
     session = app.require(request)
     web = app.web_of(request)

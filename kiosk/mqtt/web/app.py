@@ -43,6 +43,9 @@ MAX_FORM = 64 * 1024  # bytes of a form body; larger is refused (413)
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+Handler = Callable[[Request], Any]
+
+
 @dataclass
 class Page:
     name: str
@@ -51,6 +54,16 @@ class Page:
     routes: list = field(default_factory=list)
     order: int = 100
     role: str = "attendant"  # the least role that sees it in the navigation bar
+
+    def route(self, path: str, methods: list[str] | None = None) -> Callable[[Handler], Handler]:
+        """Register the decorated handler under `path` (in the order handlers are
+        defined, which is the order Starlette matches them in)."""
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(path, handler, methods=methods))
+            return handler
+
+        return register
 
 
 class Redirect(Exception):
@@ -307,7 +320,7 @@ def load_pages(web: Web, modules: tuple[str, ...] = PAGE_MODULES) -> list[Page]:
             if exc.name == qualified:
                 continue  # not written yet
             raise
-        pages.append(module.setup(web))
+        pages.append(module.PAGE if hasattr(module, "PAGE") else module.setup(web))
     return sorted(pages, key=lambda p: p.order)
 
 
@@ -358,6 +371,3 @@ def build_app(
     app.state.web = web
     app.add_middleware(CsrfMiddleware, web=web)
     return app
-
-
-Handler = Callable[[Request], Any]

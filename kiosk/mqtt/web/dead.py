@@ -8,30 +8,18 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
-from starlette.routing import Route
 
 from kiosk.mqtt import store
 from kiosk.mqtt.web import app
 
-PAGE = 50
+ROWS = 50  # dead letters shown at once
 KEPT = 2000  # characters store.dead_letter keeps of a payload
 
 
-def setup(web: app.Web) -> app.Page:
-    return app.Page(
-        name="dead",
-        title="Dead letters",
-        path="/dead-letters",
-        order=50,
-        role="manager",
-        routes=[
-            Route("/dead-letters", dead_page),
-            Route("/dead-letters/{letter:int}/retry", retry, methods=["POST"]),
-            Route("/dead-letters/{letter:int}/dismiss", dismiss, methods=["POST"]),
-        ],
-    )
+PAGE = app.Page("dead", "Dead letters", "/dead-letters", order=50, role="manager")
 
 
+@PAGE.route("/dead-letters")
 def dead_page(request: Request):
     app.require(request, "manager")
     letter = store.DeadLetter
@@ -43,13 +31,13 @@ def dead_page(request: Request):
     before = params.get("before")
     if before and before.isdigit():
         query = query.where(letter.id < int(before))
-    rows = list(query.limit(PAGE + 1))
+    rows = list(query.limit(ROWS + 1))
     return app.render(
         request,
         "dead.html",
         {
-            "rows": rows[:PAGE],
-            "more": len(rows) > PAGE,
+            "rows": rows[:ROWS],
+            "more": len(rows) > ROWS,
             "total": letter.select().count(),
             "conflicts": letter.select().where(letter.error.startswith("conflict:")).count(),
             "only": only,
@@ -59,6 +47,7 @@ def dead_page(request: Request):
     )
 
 
+@PAGE.route("/dead-letters/{letter:int}/retry", methods=["POST"])
 def retry(request: Request):
     app.require(request, "manager")
     web = app.web_of(request)
@@ -75,6 +64,7 @@ def retry(request: Request):
     return RedirectResponse("/dead-letters?notice=sent+again", 303)
 
 
+@PAGE.route("/dead-letters/{letter:int}/dismiss", methods=["POST"])
 def dismiss(request: Request):
     app.require(request, "manager")
     store.DeadLetter.delete().where(store.DeadLetter.id == request.path_params["letter"]).execute()

@@ -10,20 +10,11 @@ import time
 from datetime import UTC, datetime
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from kiosk.mqtt import master, store, topics
 from kiosk.mqtt.web import app
 
-
-def setup(web: app.Web) -> app.Page:
-    return app.Page(
-        name="kiosks",
-        title="Kiosks",
-        path="/kiosks",
-        order=20,
-        routes=[Route("/kiosks", kiosks_page), Route("/kiosks/table", kiosks_table)],
-    )
+PAGE = app.Page("kiosks", "Kiosks", "/kiosks", order=20)
 
 
 def _age(stamp: str | None, now: datetime) -> float | None:
@@ -109,17 +100,17 @@ def kiosk_rows(web: app.Web) -> list[dict]:
     return rows
 
 
+def _render(request: Request, template: str):
+    app.require(request)
+    context = {"rows": kiosk_rows(app.web_of(request)), "version": master.current()[0]}
+    return app.render(request, template, context)
+
+
+@PAGE.route("/kiosks")
 def kiosks_page(request: Request):
-    app.require(request)
-    web = app.web_of(request)
-    return app.render(
-        request, "kiosks.html", {"rows": kiosk_rows(web), "version": master.current()[0]}
-    )
+    return _render(request, "kiosks.html")
 
 
-def kiosks_table(request: Request):
-    app.require(request)
-    web = app.web_of(request)
-    return app.render(
-        request, "kiosks_table.html", {"rows": kiosk_rows(web), "version": master.current()[0]}
-    )
+@PAGE.route("/kiosks/table")
+def kiosks_table(request: Request):  # the live refresh of the table alone
+    return _render(request, "kiosks_table.html")

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from kiosk.mqtt import kpis, store
 from kiosk.mqtt.web import app
@@ -18,15 +17,7 @@ ACCURACY_GOAL = Decimal(98)  # inventory accuracy a shop should hold, in percent
 SYNC_GOAL = Decimal(99)
 
 
-def setup(web: app.Web) -> app.Page:
-    return app.Page(
-        name="kpis",
-        title="KPIs",
-        path="/kpis",
-        order=40,
-        role="manager",
-        routes=[Route("/kpis", kpis_page), Route("/kpis/data", kpis_data)],
-    )
+PAGE = app.Page("kpis", "KPIs", "/kpis", order=40, role="manager")
 
 
 def _day(text: str | None, default: date) -> date:
@@ -112,6 +103,7 @@ def as_data(figures: kpis.Kpis) -> dict:
     }  # fmt: skip
 
 
+@PAGE.route("/kpis/data")
 def kpis_data(request: Request):
     app.require(request, "manager")
     try:
@@ -121,6 +113,7 @@ def kpis_data(request: Request):
     return JSONResponse(as_data(kpis.compute(period, device)))
 
 
+@PAGE.route("/kpis")
 def kpis_page(request: Request):
     app.require(request, "manager")
     params = request.query_params

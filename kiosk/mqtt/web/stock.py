@@ -3,7 +3,7 @@ reorder suggestions (kiosk.mqtt.reorder) as a purchase-order CSV, and a manager'
 audited adjustments.
 
 100,000 items stay fast: the list is keyset-paginated on the SKU (an index seek, a
-page of PAGE rows, never OFFSET), and the reorder figures are worked out for the
+page of ROWS rows, never OFFSET), and the reorder figures are worked out for the
 shown page only (one grouped query over the (sku, at) index of moves). The low-stock
 list and the CSV need every item's demand and are built on request.
 
@@ -26,30 +26,16 @@ from typing import NamedTuple
 from peewee import JOIN, fn
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, StreamingResponse
-from starlette.routing import Route
 
 from kiosk.mqtt import reorder, store, topics
 from kiosk.mqtt.web import app
 
-PAGE = 50
+ROWS = 50  # rows on one page of the stock list
 WEB_DEVICE = "@web"
 MAX_REASON = 200
 
 
-def setup(web: app.Web) -> app.Page:
-    return app.Page(
-        name="stock",
-        title="Stock",
-        path="/stock",
-        order=10,
-        routes=[
-            Route("/stock", stock_page),
-            Route("/stock/low", low_page),
-            Route("/stock/purchase-order.csv", purchase_order),
-            Route("/stock/item/{sku:path}/adjust", adjust, methods=["POST"]),
-            Route("/stock/item/{sku:path}", item_page),
-        ],
-    )
+PAGE = app.Page("stock", "Stock", "/stock", order=10)
 
 
 def _master() -> bool:
@@ -57,7 +43,7 @@ def _master() -> bool:
 
 
 def page_rows(
-    cfg, query: str = "", after: str | None = None, before: str | None = None, limit: int = PAGE
+    cfg, query: str = "", after: str | None = None, before: str | None = None, limit: int = ROWS
 ) -> tuple[list[dict], bool, bool]:
     """One page of items, keyset-paginated by SKU: (rows, has_next, has_prev)."""
     level, item, info = store.StockLevel, store.MasterItem, store.SkuInfo
@@ -139,6 +125,7 @@ def _config(request: Request):
     return app.web_of(request).config.controller
 
 
+@PAGE.route("/stock")
 def stock_page(request: Request):
     app.require(request)
     params = request.query_params
@@ -239,12 +226,14 @@ def low_rows(cfg, now: datetime | None = None) -> list[reorder.Suggestion]:
     return out
 
 
+@PAGE.route("/stock/low")
 def low_page(request: Request):
     app.require(request)
     cfg = _config(request)
     return app.render(request, "stock_low.html", {"rows": low_rows(cfg)})
 
 
+@PAGE.route("/stock/purchase-order.csv")
 def purchase_order(request: Request):
     """The low items' suggestions as a purchase order: one line per SKU, in case packs."""
     app.require(request, "manager")
@@ -347,6 +336,7 @@ def adjustments_of(sku: str, limit: int = 20) -> list:
     return list(audit.select().where(audit.sku == sku).order_by(audit.id.desc()).limit(limit))
 
 
+@PAGE.route("/stock/item/{sku:path}")
 def item_page(request: Request, error: str | None = None, notice: str | None = None):
     session = app.require(request)
     sku = request.path_params["sku"]
@@ -388,6 +378,7 @@ def apply_adjustment(sku: str, delta: int, reason: str, user: str, now: datetime
     return level.on_hand
 
 
+@PAGE.route("/stock/item/{sku:path}/adjust", methods=["POST"])
 def adjust(request: Request):
     session = app.require(request, "manager")
     sku = request.path_params["sku"]

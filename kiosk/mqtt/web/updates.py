@@ -7,32 +7,19 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from kiosk.mqtt import store
 from kiosk.mqtt.web import app
 from kiosk.update import offer
 
-
-def setup(web: app.Web) -> app.Page:
-    return app.Page(
-        name="updates",
-        title="Updates",
-        path="/updates",
-        order=45,
-        role="manager",
-        routes=[
-            Route("/updates", updates_page),
-            Route("/updates/current.json", current_json),
-            Route("/updates/{file}", bundle_file),
-        ],
-    )
+PAGE = app.Page("updates", "Updates", "/updates", order=45, role="manager")
 
 
 def folder_of(request: Request):
     return app.web_of(request).config.controller.updates_folder()
 
 
+@PAGE.route("/updates/current.json")
 def current_json(request: Request) -> Response:
     path = folder_of(request) / offer.CURRENT
     if offer.current(folder_of(request)) is None:
@@ -40,6 +27,7 @@ def current_json(request: Request) -> Response:
     return FileResponse(path, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
+@PAGE.route("/updates/{file}")
 def bundle_file(request: Request) -> Response:
     """Only the offered bundle, by its exact name: nothing else in the folder is served."""
     wanted = offer.current(folder_of(request))
@@ -49,6 +37,7 @@ def bundle_file(request: Request) -> Response:
     return FileResponse(folder_of(request) / wanted.file, media_type="application/octet-stream")
 
 
+@PAGE.route("/updates")
 def updates_page(request: Request):
     app.require(request, "manager")
     web = app.web_of(request)
