@@ -37,6 +37,7 @@ from kiosk import __version__, i18n
 from kiosk import strings as screen_strings
 from kiosk.config import Config
 from kiosk.i18n import N_
+from kiosk.screens.cart_rows import CartRows
 from kiosk.screens.worker import CheckoutWorker
 
 log = logging.getLogger(__name__)
@@ -635,28 +636,23 @@ class KioskApp(App):
     def _refresh_lists(self) -> None:
         screens = self.root.ids.screens
         lines = self.snap.get("lines", [])
-        box = screens.get_screen("cart").ids.lines
-        box.clear_widgets()
         for key in [k for k in self.dynamic if k.startswith(("remove_", "result_"))]:
             del self.dynamic[key]
+        if getattr(self, "cart_rows", None) is None:  # rows kept: kiosk/screens/cart_rows.py
+            box = screens.get_screen("cart").ids.lines
+            remove = lambda n: self.act("remove_line", n)  # noqa: E731
+            self.cart_rows = CartRows(box, self._label, self._button, remove)
+        texts = []
         for line in lines:
-            row = BoxLayout(size_hint_y=None, height=dp(76), spacing=dp(8))
             flag = "" if line["approved"] else "  " + self.gettext("(age check)")
-            row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
             qty = line["qty"]
             if line.get("unit") == "kg":  # the snapshot's unit, where the checkout gives it
                 qty = i18n.format_weight(qty, self.language)
             else:
                 qty = i18n.format_number(qty, self.language)
-            row.add_widget(self._label(qty, 0.12))
-            row.add_widget(self._label(self.money(line["total"]), 0.18))
-            remove = self._button(
-                self.strings["remove"], lambda n=line["line"]: self.act("remove_line", n)
-            )
-            remove.size_hint_x = 0.15
-            row.add_widget(remove)
-            box.add_widget(row)
-            self.dynamic[f"remove_{line['line']}"] = remove
+            texts.append((f"{line['name']}{flag}", qty, self.money(line["total"])))
+        for number, remove in enumerate(self.cart_rows.show(texts, self.strings["remove"]), 1):
+            self.dynamic[f"remove_{number}"] = remove
         self.last_line = f"{lines[-1]['name']}  {self.money(lines[-1]['total'])}" if lines else ""
         results = screens.get_screen("lookup").ids.results
         results.clear_widgets()
