@@ -1,11 +1,18 @@
-"""The kiosk app under Xvfb: cold start to the first frame, and resident memory
-after 500 scans, beside a bare Kivy app's cold start in the same run.
+"""The kiosk app under Xvfb: cold start to the first frame and resident memory, at
+start and after 2,000 scans, beside a bare Kivy app measured in the same run.
 
-    .venv/bin/python -m bench.app_bench
+    .venv/bin/python -m bench.app_bench [--scans 2000] [--where]
+
+Goals (issue 19): cold start at most 1.5x the bare app's; resident memory at most the
+bare app's + 40 MiB, at start and after the scans, growing at most 5 MiB past start.
+`--where` also shows where the memory goes: module groups imported one after another
+in a fresh interpreter (on the same X server: Kivy's window opens its GL context),
+each group's resident growth and import time, and whether `kiosk run` loads it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -16,15 +23,25 @@ from pathlib import Path
 
 from kiosk.testing.xvfb import Xvfb
 
+START_RATIO_GOAL = 1.5
+MEMORY_GOAL_MIB = 40.0  # over the bare Kivy app
+GROWTH_GOAL_MIB = 5.0
+WARM_SCANS = 500  # resident memory is also read here: past the first carts' warm-up
+SETTLE_S = 1.0  # after the first frame, before resident memory is read (both apps)
+
 BARE = """
 import os, time
 os.environ["KIVY_NO_ARGS"] = "1"
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.uix.button import Button
+def rss(dt):
+    status = open(f"/proc/{os.getpid()}/status").read().split("VmRSS:")[1]
+    print("RSS", int(status.split()[0]), flush=True)
+    App.get_running_app().stop()
 def first_frame(dt):
     print("FIRST", time.time() - float(os.environ["T0"]), flush=True)
-    App.get_running_app().stop()
+    Clock.schedule_once(rss, float(os.environ["SETTLE_S"]))
 class Bare(App):
     def build(self):
         Clock.schedule_once(first_frame, 0)
@@ -32,6 +49,65 @@ class Bare(App):
 Bare().run()
 """
 CODES = ["4006381333931", "14001234000012", "2800123005320", "4001234000022", "036000291452"]
+
+# Module groups in the order `kiosk run --demo` meets them; shared dependencies count
+# in the first group that imports them. `lazy` groups are loaded only by the screen or
+# command that needs them (see the README).
+GROUPS = [
+    ("the kiosk command (click)", ["kiosk.cli"]),
+    ("config (pydantic models)", ["kiosk.config"]),
+    ("wiring (kiosk.app)", ["kiosk.app"]),
+    ("peewee, SQLite only (kiosk.app hides psycopg from it)", ["kiosk.app:_peewee_for_sqlite"]),
+    ("ledger and checkout", ["kiosk.checkout.session"]),
+    ("money and words (babel)", ["babel.numbers", "kiosk.i18n"]),
+    ("the demo's preview printer (its receipt layout)", ["kiosk.drivers.preview"]),
+    ("Kivy, its window and GL context (Mesa)", ["kivy.app", "kivy.core.window"]),
+    ("the screens (Kivy widgets, layout.kv rules)", ["kiosk.screens.shell"]),
+    ("receipt printer (python-escpos)", ["escpos.printer"]),
+    ("preview images (PIL, python-barcode, qrcode)", ["PIL.ImageDraw", "barcode", "qrcode"]),
+    ("scanner (evdev, xkbcommon, pyserial)", ["evdev", "xkbcommon.xkb", "serial"]),
+    ("drawer on GPIO (gpiozero)", ["gpiozero"]),
+    ("MQTT (paho)", ["paho.mqtt.client"]),
+    ("controller web view (starlette, uvicorn, jinja2)", ["starlette", "uvicorn", "jinja2"]),
+    ("sample receipt", ["kiosk.drivers.sample"]),
+    ("card terminal (ZVT)", ["kiosk.drivers.zvt.driver"]),
+    ("PostgreSQL driver (psycopg: the controller's)", ["psycopg"]),
+]
+WHERE = """
+import importlib, json, os, sys, time
+os.environ["KIVY_NO_ARGS"] = "1"
+os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+def rss():
+    status = open(f"/proc/{os.getpid()}/status").read().split("VmRSS:")[1]
+    return int(status.split()[0])
+groups = json.loads(sys.argv[1])
+print(json.dumps(["python", rss(), 0.0, True]), flush=True)
+loaded_by_run = set(json.loads(sys.argv[2]))
+for name, modules in groups:
+    started = time.perf_counter()
+    for module in modules:
+        module, _, function = module.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
+    eager = any(m.partition(":")[0] in loaded_by_run for m in modules)
+    if name.startswith("peewee"):
+        eager = "peewee" in loaded_by_run
+    print(json.dumps([name, rss(), time.perf_counter() - started, eager]), flush=True)
+"""
+LOADED = """
+import json, sys
+sys.argv = ["kiosk", "run", "--demo", "--offline"]
+import kiosk.app
+kivy_environment = kiosk.app._kivy_environment
+def stop_before_kivy_runs(*args):
+    kivy_environment(*args)
+    from kivy.app import App
+    App.run = lambda self: print("LOADED", json.dumps(sorted(sys.modules)), flush=True)
+kiosk.app._kivy_environment = stop_before_kivy_runs
+from kiosk.cli import main
+main()
+"""
 
 
 def rss_kib(pid: int) -> int:
@@ -41,7 +117,7 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def wait_state(folder: Path, check, timeout=120.0) -> dict:
+def wait_state(folder: Path, check, timeout=300.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -54,7 +130,118 @@ def wait_state(folder: Path, check, timeout=120.0) -> dict:
     raise AssertionError("timed out")
 
 
+def cart(state: dict) -> tuple:
+    snap = state["snap"]
+    return snap["total"], tuple((line["sku"], line["qty"]) for line in snap["lines"])
+
+
+def wait_steady(folder: Path, steady_s=1.5, timeout=300.0) -> tuple:
+    """The cart on screen once the app is idle and it has not changed for steady_s."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        state = wait_state(folder, lambda s: s.get("idle"))
+        if cart(state) != last:
+            last, since = cart(state), time.monotonic()
+        elif time.monotonic() - since >= steady_s:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("the cart never settled")
+
+
+def bare_app(env: dict, root: Path) -> tuple[float, int]:
+    """The bare Kivy app: seconds to its first frame, resident KiB SETTLE_S after it."""
+    script = root / "bare.py"  # Kivy wants its app class in a file
+    script.write_text(BARE)
+    bare = subprocess.run(
+        [sys.executable, str(script)],
+        env={**env, "T0": str(time.time()), "SETTLE_S": str(SETTLE_S)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    found = dict(x.split() for x in bare.stdout.splitlines() if x.startswith(("FIRST", "RSS")))
+    if "RSS" not in found:
+        raise SystemExit(f"the bare Kivy app failed: {bare.stderr[-1500:]}")
+    return float(found["FIRST"]), int(found["RSS"])
+
+
+def kiosk_app(env: dict, root: Path, scans: int) -> tuple[float, int, int, int]:
+    """`kiosk run --demo --offline`: seconds to the first frame, resident KiB
+    SETTLE_S after it, after WARM_SCANS scans and after `scans` scans (carts of 25)."""
+    env = {**env, "KIOSK_STARTED_AT": str(time.time())}
+    log = root / "app.log"
+    with log.open("w") as stderr:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline"],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        first = wait_state(root, lambda s: "first_frame_s" in s)["first_frame_s"]
+        time.sleep(SETTLE_S)
+        before = rss_kib(app.pid)
+        full_cart = None
+        for batch in range(0, scans, 25):  # a cart of 25 scans per request, as customers
+            actions = [["cancel"]] + [["scan", CODES[i % len(CODES)]]
+                                      for i in range(batch, min(scans, batch + 25))]  # fmt: skip
+            request = root / f"act-{batch}.request"
+            request.write_text(json.dumps(actions))
+            while request.exists():
+                time.sleep(0.02)
+            if full_cart is None:  # every full cart of 25 is the same: wait for the first
+                full_cart = wait_steady(root)
+            if batch + 25 == WARM_SCANS:
+                wait_state(root, lambda s, c=full_cart: s.get("idle") and cart(s) == c)
+                time.sleep(2)
+                warm = rss_kib(app.pid)
+        # The last cart on screen: the same as the first (scans a multiple of 25).
+        wait_state(root, lambda s: s.get("idle") and cart(s) == full_cart)
+        time.sleep(2)
+        after = rss_kib(app.pid)
+    finally:
+        app.terminate()
+        try:
+            app.wait(20)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            raise SystemExit(f"the app did not stop: {log.read_text()[-1500:]}") from None
+    (root / "state.json").unlink(missing_ok=True)
+    return first, before, warm, after
+
+
+def where(env: dict) -> list[tuple[str, float, float, bool]]:
+    """Each module group's resident growth (MiB) and import time (s), imported one
+    after another in a fresh interpreter, and whether `kiosk run --demo` loads it."""
+    loaded = subprocess.run([sys.executable, "-c", LOADED], env=env, capture_output=True,
+                            text=True, timeout=120).stdout  # fmt: skip
+    modules = [x for x in loaded.splitlines() if x.startswith("LOADED ")]
+    if not modules:
+        raise SystemExit("--where: the app did not start")
+    run = subprocess.run(
+        [sys.executable, "-c", WHERE, json.dumps(GROUPS), modules[0].split(" ", 1)[1]],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if run.returncode:
+        raise SystemExit(f"--where failed: {run.stderr[-1500:]}")
+    rows, previous = [], None
+    for line in run.stdout.splitlines():
+        if not line.startswith("["):
+            continue
+        name, kib, seconds, eager = json.loads(line)
+        rows.append((name, (kib - (previous or 0)) / 1024, seconds, eager))
+        previous = kib
+    return rows
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scans", type=int, default=2000)
+    parser.add_argument("--where", action="store_true", help="where the memory goes")
+    args = parser.parse_args()
+    if args.scans % 25 or args.scans <= WARM_SCANS:
+        parser.error(f"--scans: a multiple of 25 (carts of 25) above {WARM_SCANS}")
     xvfb = Xvfb()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -63,50 +250,51 @@ def main() -> None:
                    "XDG_DATA_HOME": str(root / "data"), "XDG_CACHE_HOME": str(root / "cache"),
                    "KIOSK_UI_STATE": str(root), "KIOSK_ARTIFACTS": str(root / "art")}  # fmt: skip
             env.pop("KIOSK_CONFIG", None)
-            script = root / "bare.py"  # Kivy wants its app class in a file
-            script.write_text(BARE)
-            bare = subprocess.run(
-                [sys.executable, str(script)], env={**env, "T0": str(time.time())},
-                capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
-            found = [x for x in bare.stdout.splitlines() if x.startswith("FIRST")]
-            if not found:
-                raise SystemExit(f"the bare Kivy app failed: {bare.stderr[-1500:]}")
-            bare_s = float(found[0].split()[1])
-            # Seed the demo ledger first, so the timed start is a kiosk's ordinary start.
+            # Seed the demo ledger first, so the timed start is a kiosk's ordinary start;
+            # a first untimed start fills Kivy's and the catalogs' caches for both apps.
             subprocess.run([sys.executable, "-m", "kiosk.cli", "run", "--demo", "--headless"],
                            env=env, capture_output=True, timeout=120, check=True)  # fmt: skip
-            env["KIOSK_STARTED_AT"] = str(time.time())
-            app = subprocess.Popen(
-                [sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                first = wait_state(root, lambda s: "first_frame_s" in s)["first_frame_s"]
-                time.sleep(1)
-                before = rss_kib(app.pid)
-                actions = []
-                for index in range(500):
-                    if index % 25 == 0:
-                        actions.append(["cancel"])
-                    actions.append(["scan", CODES[index % len(CODES)]])
-                (root / "act-1.request").write_text(json.dumps(actions))
-                wait_state(root, lambda s: s.get("idle") and not (root / "act-1.request").exists()
-                           and s["snap"]["lines"])  # fmt: skip
-                time.sleep(2)
-                after = rss_kib(app.pid)
-            finally:
-                app.terminate()
-                app.wait(20)
+            bare_app(env, root)
+            bare_s, bare_kib = bare_app(env, root)
+            first, before, warm, after = kiosk_app(env, root, args.scans)
+            rows = where(env) if args.where else []
     finally:
         xvfb.stop()
-    print("kiosk app under Xvfb (demo catalog, offline)")
-    print(f"  cold start to first frame  {first:5.2f} s   bare Kivy app {bare_s:5.2f} s"
-          f"   ratio {first / bare_s:.1f}")  # fmt: skip
+    mib = 1024
+    bare_mib, start_mib, after_mib = bare_kib / mib, before / mib, after / mib
+    growth = after_mib - start_mib
+    ratio = first / bare_s
+    print("kiosk app under Xvfb (demo catalog, offline) and a bare Kivy app, same run")
     print(
-        f"  resident memory            {before / 1024:5.0f} MiB at start, "
-        f"{after / 1024:.0f} MiB after 500 scans ({(after - before) / 1024:+.1f} MiB)"
+        f"  cold start to first frame   {first:5.2f} s   bare Kivy {bare_s:5.2f} s   "
+        f"ratio {ratio:.2f} (goal <= {START_RATIO_GOAL})  {verdict(ratio <= START_RATIO_GOAL)}"
     )
+    print(
+        f"  resident memory at start    {start_mib:5.0f} MiB bare Kivy {bare_mib:5.0f} MiB "
+        f"  {start_mib - bare_mib:+.1f} MiB (goal <= +{MEMORY_GOAL_MIB:.0f})  "
+        f"{verdict(start_mib - bare_mib <= MEMORY_GOAL_MIB)}"
+    )
+    print(
+        f"  after {args.scans} scans          {after_mib:5.0f} MiB"
+        f"                   {after_mib - bare_mib:+.1f} MiB (goal <= +{MEMORY_GOAL_MIB:.0f})  "
+        f"{verdict(after_mib - bare_mib <= MEMORY_GOAL_MIB)}"
+    )
+    print(f"  growth past start           {growth:+5.1f} MiB (goal <= +{GROWTH_GOAL_MIB:.0f})"
+          f"                           {verdict(growth <= GROWTH_GOAL_MIB)}")  # fmt: skip
+    print(f"    of which after {WARM_SCANS} scans ({warm / mib:.0f} MiB): "
+          f"{(after - warm) / mib:+.1f} MiB in the last {args.scans - WARM_SCANS}")  # fmt: skip
+    if rows:
+        print("\nwhere the memory goes (module groups imported in order, fresh interpreter)")
+        print(f"  {'group':<58} {'resident':>9} {'import':>8}  kiosk run --demo")
+        for name, grown, seconds, eager in rows:
+            loaded = "loads it" if eager else "lazy (not at start)"
+            print(f"  {name:<58} {grown:+7.1f} MiB {seconds * 1e3:6.0f} ms  {loaded}")
+        eager_mib = sum(r[1] for r in rows if r[3])
+        print(f"  {'imports kiosk run --demo loads, in all':<58} {eager_mib:7.1f} MiB")
+        print(f"  {'the rest at start (window, fonts, widgets, ledger cache)':<58} "
+              f"{start_mib - eager_mib:7.1f} MiB")  # fmt: skip
+        top = sorted((r for r in rows[1:] if r[3]), key=lambda r: -r[1])[:5]
+        print("  top contributors at start: " + ", ".join(f"{r[0]} {r[1]:.1f} MiB" for r in top))
 
 
 if __name__ == "__main__":

@@ -14,15 +14,6 @@ from decimal import Decimal
 from kiosk import i18n
 from kiosk.config import Config
 from kiosk.documents import Receipt
-from kiosk.drivers.layout import (
-    TENDERS,
-    pair,
-    paper_from_config,
-    receipt_ops,
-    text_lines,
-    text_paper,
-    wrap,
-)
 from kiosk.i18n import N_
 from kiosk.ledger.reports import ZReport
 
@@ -49,6 +40,8 @@ def money_arg(amount: Decimal, config: Config) -> i18n.Money:
 
 def printer_columns(config: Config) -> int:
     """Characters per line on the configured printer (font A)."""
+    from kiosk.drivers.layout import paper_from_config  # noqa: PLC0415 - printing only
+
     return paper_from_config(config.printer).columns
 
 
@@ -58,6 +51,8 @@ def z_report_lines(
     """The Z report, `width` columns wide (default: the configured printer's), in the
     shop's language (`[ui] language`): its words from the catalogs, its figures
     formatted by Babel with the currency's code ("1.234,50 EUR" in German)."""
+    from kiosk.drivers.layout import TENDERS, pair, wrap  # noqa: PLC0415 - printing only
+
     width = width or printer_columns(config)
     lang = language or config.ui.language
     gettext, pgettext = i18n.translator(lang).gettext, i18n.translator(lang).pgettext
@@ -122,4 +117,6 @@ def z_report_lines(
 def receipt_lines(receipt: Receipt, width: int = 42) -> Iterator[str]:
     """A receipt as monospaced text: the terminal demo and the replay tool print this.
     The same layout as the paper, without code pages (a terminal prints Unicode)."""
+    from kiosk.drivers.layout import receipt_ops, text_lines, text_paper  # noqa: PLC0415
+
     yield from text_lines(receipt_ops(receipt, text_paper(width)), width)

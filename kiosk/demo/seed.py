@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import resources
 
-from kiosk.ledger import catalog_csv, staff, stock
 from kiosk.ledger.core import Ledger
 from kiosk.ledger.models import Item, Staff
 
@@ -23,6 +22,8 @@ def seed(ledger: Ledger, out: Callable[[str], None]) -> None:
     """Once per ledger: the demo catalog, staff (S1 PIN 1234, C1 PIN 5678), stock."""
     if Item.select().exists():
         return
+    from kiosk.ledger import catalog_csv, staff, stock  # noqa: PLC0415 - a new ledger only
+
     with resources.as_file(resources.files("kiosk.demo") / "catalog.csv") as path:
         result = catalog_csv.import_file(ledger, path, staff=None)
     if not Staff.select().exists():

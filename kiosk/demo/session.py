@@ -15,12 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
-from kiosk.checkout.replay_run import TerminalPrinter, run_steps
 from kiosk.config import Config
-from kiosk.demo.seed import seed
-from kiosk.ledger import reports
-from kiosk.ledger.core import Ledger, LedgerError
-from kiosk.ledger.verify import verify
 
 
 def demo_ledger_path() -> Path:
@@ -32,6 +27,13 @@ def demo_script() -> list[str]:
 
 
 def run_demo(config: Config, db_path: Path | None, out: Callable[[str], None]) -> None:
+    # Here, not at the top: the app's start reads only demo_ledger_path.
+    from kiosk.checkout.replay_run import TerminalPrinter, run_steps  # noqa: PLC0415
+    from kiosk.demo.seed import seed  # noqa: PLC0415
+    from kiosk.ledger import reports  # noqa: PLC0415
+    from kiosk.ledger.core import Ledger, LedgerError  # noqa: PLC0415
+    from kiosk.ledger.verify import verify  # noqa: PLC0415
+
     path = db_path or demo_ledger_path()
     config = config.with_ledger_path(path)
     with Ledger.open(config) as ledger:

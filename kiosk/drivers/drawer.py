@@ -13,12 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from gpiozero import Button, DigitalOutputDevice
-from gpiozero.exc import GPIOZeroError
-
 from kiosk.config import DrawerConfig
 from kiosk.drivers.base import DrawerError
-from kiosk.drivers.gpio import header_pin_factory
 
 
 class GpioDrawer:
@@ -26,6 +22,11 @@ class GpioDrawer:
         self.pulse_s = config.pulse_ms / 1000
         self.open_warn_s = config.open_warn_s
         self.on_left_open = on_left_open
+        from gpiozero import Button, DigitalOutputDevice  # noqa: PLC0415 - GPIO drawers only
+        from gpiozero.exc import GPIOZeroError  # noqa: PLC0415
+
+        from kiosk.drivers.gpio import header_pin_factory  # noqa: PLC0415
+
         try:
             self._factory = header_pin_factory()
             self.output = DigitalOutputDevice(
@@ -50,6 +51,8 @@ class GpioDrawer:
 
     def open(self) -> None:
         """One pulse of pulse_ms; returns at once."""
+        from gpiozero.exc import GPIOZeroError  # noqa: PLC0415
+
         try:
             self.output.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
         except (GPIOZeroError, OSError, RuntimeError) as exc:

@@ -8,12 +8,9 @@ the printer is sent.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-
-import barcode
-import qrcode
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from kiosk.drivers.base import MemoryPrinter
 from kiosk.drivers.layout import (
@@ -34,6 +31,9 @@ from kiosk.drivers.layout import (
     report_ops,
 )
 
+if TYPE_CHECKING:  # Pillow, python-barcode and qrcode load with the first image drawn
+    from PIL import Image, ImageFont
+
 MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
 MONO_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf")
 QR_QUIET = 4  # modules of white around a QR code (ISO/IEC 18004)
@@ -41,6 +41,8 @@ QR_QUIET = 4  # modules of white around a QR code (ISO/IEC 18004)
 
 @lru_cache(maxsize=16)
 def _font(size: int, bold: bool = False) -> ImageFont.ImageFont:
+    from PIL import ImageFont  # noqa: PLC0415
+
     path = MONO_BOLD if bold else MONO
     if path.exists():
         return ImageFont.truetype(str(path), size)
@@ -58,6 +60,8 @@ def _font_size(dots: int, columns: int) -> int:
 
 def fit_width(image: Image.Image, paper: Paper) -> Image.Image:
     """A greyscale strip exactly the paper's width with the image centred on it."""
+    from PIL import Image  # noqa: PLC0415
+
     image = image.convert("L")
     if image.width > paper.dots:
         scale = paper.dots / image.width
@@ -71,6 +75,9 @@ def barcode_image(op: Barcode, paper: Paper | int) -> Image.Image:
     """Bars in whole dots per module (a fractional module would blur), quiet zones
     included, the human-readable text below; turned 90 degrees when the code is too
     long for the paper's width at 2 dots a module."""
+    import barcode  # noqa: PLC0415
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
     paper = as_paper(paper)
     plan = barcode_plan(op, paper)
     kind = "ean13" if op.kind == "EAN13" else "code128"
@@ -103,6 +110,8 @@ def barcode_image(op: Barcode, paper: Paper | int) -> Image.Image:
 def qr_image(op: Qr, paper: Paper | int) -> Image.Image:
     """A QR code with its full 4-module quiet zone, modules in whole dots (at most
     1 mm), as large as fits the paper."""
+    import qrcode  # noqa: PLC0415
+
     paper = as_paper(paper)
     code = qrcode.QRCode(border=QR_QUIET, box_size=1)
     code.add_data(op.data)
@@ -115,6 +124,8 @@ def qr_image(op: Qr, paper: Paper | int) -> Image.Image:
 
 def logo_image(op: Logo, paper: Paper | int) -> Image.Image:
     """The shop's logo, greyscale, no wider than the paper."""
+    from PIL import Image  # noqa: PLC0415
+
     paper = as_paper(paper)
     with Image.open(op.path) as source:
         image = source.convert("L")
@@ -125,6 +136,8 @@ def logo_image(op: Logo, paper: Paper | int) -> Image.Image:
 
 
 def render_png(ops: list[Op], paper: Paper | int | None = None) -> Image.Image:
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
     paper = as_paper(paper)
     width = paper.dots
     size = _font_size(width, paper.columns)
@@ -173,12 +186,19 @@ class PreviewPrinter:
 
     def __init__(self, folder: Path, paper=None):
         self.folder = folder
-        if hasattr(paper, "profile") and not isinstance(paper, Paper):
-            paper = paper_from_config(paper)
-        self.paper = as_paper(paper)
+        self._paper = paper
         self.memory = MemoryPrinter()
         self.files: list[Path] = []
         folder.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def paper(self) -> Paper:
+        """The paper, from python-escpos' profiles when first printed on (loading
+        them takes 0.2 s, which the demo's start does not wait for)."""
+        paper = self._paper
+        if hasattr(paper, "profile") and not isinstance(paper, Paper):
+            paper = paper_from_config(paper)
+        return as_paper(paper)
 
     def _save(self, document, ops: list[Op], name: str) -> None:
         self.memory._out(document)  # the same fault simulation as the memory printer

@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-
-from escpos import printer as escpos_printer
-from escpos.escpos import Escpos
+from typing import TYPE_CHECKING
 
 from kiosk import i18n
 from kiosk.config import PrinterConfig
@@ -41,6 +39,9 @@ from kiosk.drivers.layout import report_ops as text_report_ops
 from kiosk.drivers.preview import barcode_image, fit_width, logo_image, qr_image
 from kiosk.i18n import N_
 
+if TYPE_CHECKING:
+    from escpos.escpos import Escpos
+
 log = logging.getLogger(__name__)
 # A fault's words (PrinterError's message is a kiosk.i18n Message: str() gives the English
 # for logs; the screen renders it in its reader's language).
@@ -52,6 +53,9 @@ def connect(config: PrinterConfig) -> Escpos | None:
     capability profile (opened lazily by escpos)."""
     if config.kind == "none":
         return None
+    # python-escpos loads every printer's profile when imported (0.2 s): only here.
+    from escpos import printer as escpos_printer  # noqa: PLC0415
+
     profile = config.profile
     if config.kind == "usb":
         vendor, product = (int(part, 16) for part in config.usb.split(":"))
@@ -154,6 +158,8 @@ class EscposPrinter:
     """The ReceiptPrinter port over python-escpos."""
 
     def __init__(self, device: Escpos, paper: Paper | int | None = None, reads_status=True):
+        from escpos import printer as escpos_printer  # noqa: PLC0415
+
         self.device = device
         if not isinstance(paper, Paper):  # paper width in mm, on the device's own profile
             paper = paper_for(profile_name(device), paper)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import serial
 from evdev import InputEvent, ecodes
 from xkbcommon import xkb
 
@@ -262,6 +261,8 @@ class SerialScanner(ReaderThread):
     name = "serial-scanner"
 
     def __init__(self, config: ScannerConfig, on_scan: Callable[[str], None], port=None):
+        import serial  # noqa: PLC0415 - pyserial for serial scanners only
+
         super().__init__()
         self.config = config
         self.on_scan = on_scan
@@ -275,6 +276,8 @@ class SerialScanner(ReaderThread):
         self.port.close()
 
     def run(self) -> None:
+        import serial  # noqa: PLC0415
+
         while not self._stop.is_set():
             try:
                 chunk = self.port.read(256)

@@ -41,6 +41,7 @@ from kiosk import __version__, i18n
 from kiosk import strings as screen_strings
 from kiosk.config import Config
 from kiosk.i18n import N_, _n
+from kiosk.screens.cart_rows import CartRows
 from kiosk.screens.worker import CheckoutWorker
 
 log = logging.getLogger(__name__)
@@ -763,41 +764,34 @@ class KioskApp(App):
     def _refresh_lists(self) -> None:
         screens = self.root.ids.screens
         lines = self.snap.get("lines", [])
-        box = screens.get_screen("cart").ids.lines
-        box.clear_widgets()
         for key in [k for k in self.dynamic if k.startswith(("remove_", "result_"))]:
             del self.dynamic[key]
         for key in [k for k in self.dynamic if k.startswith(("line_", "stock_"))]:
             del self.dynamic[key]
+        if getattr(self, "cart_rows", None) is None:  # rows kept: kiosk/screens/cart_rows.py
+            box = screens.get_screen("cart").ids.lines
+            remove = lambda n: self.act("remove_line", n)  # noqa: E731
+            chooser = {"pick": self._row_button, "look": self._look_chosen,
+                       "choose": self.select_line} if self.till_pad else {}  # fmt: skip
+            self.cart_rows = CartRows(box, self._label, self._button, remove, **chooser)
         chosen = self._till_line()
+        texts = []
         for line in lines:
-            row = BoxLayout(size_hint_y=None, height=dp(76), spacing=dp(8))
             flag = "" if line["approved"] else "  " + self.gettext("(age check)")
-            if self.till_pad:  # a tap chooses the line the pad sets
-                pick = self._row_button(
-                    escape_markup(f"{line['name']}{flag}"),
-                    chosen is not None and chosen["line"] == line["line"],
-                    lambda n=line["line"]: self.select_line(n),
-                )
-                pick.size_hint_x = 0.55
-                row.add_widget(pick)
-                self.dynamic[f"line_{line['line']}"] = pick
-            else:
-                row.add_widget(self._label(f"{line['name']}{flag}", 0.55))
             qty = line["qty"]
             if line.get("unit") == "kg":  # the snapshot's unit, where the checkout gives it
                 qty = i18n.format_weight(qty, self.language)
             else:
                 qty = i18n.format_number(qty, self.language)
-            row.add_widget(self._label(qty, 0.12))
-            row.add_widget(self._label(self.money(line["total"]), 0.18))
-            remove = self._button(
-                self.strings["remove"], lambda n=line["line"]: self.act("remove_line", n)
-            )
-            remove.size_hint_x = 0.15
-            row.add_widget(remove)
-            box.add_widget(row)
-            self.dynamic[f"remove_{line['line']}"] = remove
+            name = f"{line['name']}{flag}"
+            texts.append((escape_markup(name) if self.till_pad else name, qty,
+                          self.money(line["total"])))  # fmt: skip
+        number = lines.index(chosen) + 1 if chosen is not None else None
+        rows = self.cart_rows.show(texts, self.strings["remove"], number)
+        for number, row in enumerate(rows, 1):
+            self.dynamic[f"remove_{number}"] = row.remove
+            if self.till_pad:
+                self.dynamic[f"line_{number}"] = row.name
         self.last_line = f"{lines[-1]['name']}  {self.money(lines[-1]['total'])}" if lines else ""
         results = screens.get_screen("lookup").ids.results
         results.clear_widgets()
@@ -896,6 +890,11 @@ class KioskApp(App):
             text = i18n.format_number(Decimal(str(value)), self.language)
         return f"+{text}" if signed and Decimal(str(value)) > 0 else text
 
+    def _look_chosen(self, button: Button, chosen: bool) -> None:
+        """The chosen line of a list stands out (the pad sets it)."""
+        button.background_color = self.colors["button"] if chosen else (0, 0, 0, 0)
+        button.color = self.colors["button_text"] if chosen else self.colors["text"]
+
     def _row_button(self, text: str, chosen: bool, action: Callable[[], None]) -> Button:
         """A list line's name: tap to choose it for the pad; the chosen one stands out."""
         button = Button(
@@ -905,9 +904,8 @@ class KioskApp(App):
             halign="left",
             valign="middle",
             background_normal="",
-            background_color=self.colors["button"] if chosen else (0, 0, 0, 0),
-            color=self.colors["button_text"] if chosen else self.colors["text"],
         )
+        self._look_chosen(button, chosen)
         button.bind(size=lambda w, *_: setattr(w, "text_size", (w.width - dp(16), w.height)))
         button.bind(on_release=lambda *_a: action())
         return button
