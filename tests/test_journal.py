@@ -381,3 +381,22 @@ def test_a_sale_is_posted_even_when_its_journal_cannot_be_made(tmp_path, monkeyp
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1  # its stock event
         assert db.execute("SELECT COUNT(*) FROM journal_outbox").fetchone()[0] == 0
+
+
+def test_sales_before_a_kiosk_journaled_are_not_counted_missing(db):
+    """A kiosk updated to this release journals from then on: its older sales' events
+    have no journal and are not "missing"; a gap after its first journal is."""
+    now = datetime.now(UTC)
+
+    def sale(seq):
+        return topics.StockEvent("till-01", seq, now, "sale", f"T{seq}", (("PEN", -1),),
+                                 clock="synced")  # fmt: skip
+
+    store.apply_events([sale(1), sale(2), sale(3), sale(4)], now)  # 1-2 from old firmware
+    store.KioskState.insert(device="till-01", reported_seq=4, applied_to=4).execute()
+    for seq in (3,):  # the first journal; 4's never came
+        raw = hostile(lambda d, seq=seq: d.update(seq=seq, txn=f"T{seq}"))
+        apply_journals([parse_journal(raw, "till-01", now=now)], now)
+    zone = datetime.now().astimezone().tzinfo
+    figures = kpis.compute(kpis.period("day", now.astimezone(zone).date(), zone=zone))
+    assert figures.sync.journal_missing == 1

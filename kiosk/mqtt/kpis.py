@@ -120,7 +120,8 @@ class Sync:
     lag_p50: float | None = None  # seconds from the kiosk's event to the controller
     lag_p95: float | None = None
     lag_max: float | None = None
-    journal_missing: int = 0  # money events in the period without their journal
+    journal_missing: int = 0  # money events in the period without their journal (counted
+    #                           from the kiosk's first journal on: older firmware sent none)
 
     @property
     def rate(self) -> Decimal | None:
@@ -389,9 +390,15 @@ def _sync(p: Period, device: str | None) -> tuple[Sync, dict[str, Sync]]:
         )
         .tuples()
     }
+    # A kiosk journals from its update to this release on: its older sales have none.
+    first = dict(
+        JournalTxn.select(JournalTxn.device, fn.MIN(JournalTxn.seq))
+        .group_by(JournalTxn.device)
+        .tuples()
+    )
     missing: dict[str, int] = defaultdict(int)
     for dev, seq in money.tuples():
-        if (dev, seq) not in have:
+        if dev in first and seq > first[dev] and (dev, seq) not in have:
             missing[dev] += 1
     shop = Sync()
     every_lag: list[float] = []
