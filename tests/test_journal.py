@@ -400,3 +400,35 @@ def test_sales_before_a_kiosk_journaled_are_not_counted_missing(db):
     zone = datetime.now().astimezone().tzinfo
     figures = kpis.compute(kpis.period("day", now.astimezone(zone).date(), zone=zone))
     assert figures.sync.journal_missing == 1
+
+
+def test_a_journal_part_that_fails_to_apply_is_dead_lettered_and_the_rest_apply(
+    tmp_path, monkeypatch
+):
+    from kiosk.mqtt import journal_store  # noqa: PLC0415
+
+    controller = Controller(parse('[device]\nid = "hq"\nstore = "store-042"\n'),
+                            str(tmp_path / "controller.db"))  # fmt: skip
+    real = journal_store.apply_journals
+
+    def apply_journals(journals, now):
+        if any(j.txn == "till-01-boom" for j in journals):
+            raise sqlite3.IntegrityError("simulated failure applying one journal")
+        return real(journals, now)
+
+    monkeypatch.setattr(journal_store, "apply_journals", apply_journals)
+
+    def message(seq, txn):
+        raw = hostile(lambda d: d.update(seq=seq, txn=txn))
+        msg = mqtt.MQTTMessage(seq, f"{ROOT}/kiosk/till-01/journal".encode())
+        msg.payload, msg.qos = raw, 1
+        return msg
+
+    try:
+        controller.apply_batch([message(1, "till-01-1"), message(2, "till-01-boom"),
+                                message(3, "till-01-3")])  # fmt: skip
+        assert controller.journals == 2 and controller.dead == 1
+        assert store.DeadLetter.get().error.startswith("could not apply: IntegrityError(")
+        assert [j.seq for j in store.JournalTxn.select().order_by(store.JournalTxn.seq)] == [1, 3]
+    finally:
+        controller.db.close()
