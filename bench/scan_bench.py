@@ -38,6 +38,7 @@ GOAL_MS = 16.0
 # Between one scan on screen and the next Enter: a fast cashier's pace is ~1 scan a
 # second; at 0.3 s the previous scan's frames are drawn, so each scan is timed alone.
 PAUSE_S = 0.3
+NEXT_CUSTOMER_S = 1.0  # after a cart is cancelled, before the next customer's first scan
 STEPS = (
     "Enter -> the UI thread's act",
     "act -> the checkout worker",
@@ -237,7 +238,8 @@ def run_kiosk(ledger: str, codes: list[str], cart: int) -> dict:
                     watch.expect(lambda: not box.children)
                     Clock.schedule_once(lambda dt: kiosk_app.act("cancel"))
                     watch.wait()
-                    shown_lines = 0
+                    time.sleep(NEXT_CUSTOMER_S)  # the next customer steps up (the app
+                    shown_lines = 0  # collects garbage fully between customers)
                 shown_lines += 1
                 events = key_events(code)
                 before = priced[0]

@@ -35,6 +35,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
+from kivy.uix.scrollview import ScrollView
 from kivy.utils import escape_markup
 
 from kiosk import __version__, i18n
@@ -42,6 +43,7 @@ from kiosk import strings as screen_strings
 from kiosk.config import Config
 from kiosk.i18n import N_, _n
 from kiosk.screens.cart_rows import CartRows
+from kiosk.screens.collector import Collector
 from kiosk.screens.worker import CheckoutWorker
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,19 @@ STOCK_FLOWS = (
 )
 PAD_DIGITS = 10  # characters on the pad: 1000000 pieces or 1000.000 kg fit, and then some
 STOCK_ROWS = 60  # lines shown on a count or receiving list (newest first); the rest is counted
+
+
+class QuietScrollView(ScrollView):
+    """A ScrollView whose bar takes its resting colour at once instead of fading to it.
+    Kivy's fade is an Animation started half a second after every change of the list:
+    some 15 redraws of the whole window in the next half second, each a full buffer swap
+    (30-70 ms under software rendering), which is when the next scan arrived and waited:
+    most of a scan's latency on the bench (bench/scan_bench.py)."""
+
+    def _bind_inactive_bar_color(self, *largs) -> None:
+        self.funbind("bar_color", self._change_bar_color)
+        self.fbind("bar_inactive_color", self._change_bar_color)
+        self._bar_color = self.bar_inactive_color
 
 
 class KioskScreen(Screen):
@@ -316,6 +331,7 @@ class KioskApp(App):
         self._fill_static(shell)
         self._language_texts(shell)
         self.worker = self.worker_factory(lambda fn: Clock.schedule_once(lambda dt: fn()))
+        self.collector = Collector()  # full garbage collections between customers
         Clock.schedule_interval(lambda dt: self.worker.call("tick", then=self._ticked), 1.0)
         Clock.schedule_once(lambda dt: self._first_frame(), 0)
         return shell
@@ -474,6 +490,7 @@ class KioskApp(App):
         self.worker.call(method, *args, then=self._done)
 
     def _ticked(self, outcome, snap, events) -> None:
+        self.collector.idle(snap.get("state") == "attract" and self.worker.idle())
         if snap.get("state") != self.snap.get("state") or outcome.message:
             self._done(outcome, snap, events)
 
@@ -487,6 +504,8 @@ class KioskApp(App):
         if snap.get("state") != "attract" or ended:
             Clock.unschedule(self._language_timeout)  # a customer is at it: keep theirs
         self._render_snap()
+        if ended:  # after this frame: the customer sees the attract screen first
+            Clock.schedule_once(lambda dt: self.collector.between_customers(), 0.2)
         printed = False
         for event in events:
             if event.kind == "alert":
