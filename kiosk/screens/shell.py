@@ -490,6 +490,8 @@ class KioskApp(App):
         self.worker.call(method, *args, then=self._done)
 
     def _ticked(self, outcome, snap, events) -> None:
+        if self.overlay == "diagnostics":
+            self._refresh_diagnostics()
         self.collector.idle(snap.get("state") == "attract" and self.worker.idle())
         if snap.get("state") != self.snap.get("state") or outcome.message:
             self._done(outcome, snap, events)
@@ -667,8 +669,15 @@ class KioskApp(App):
             self.act(action, value.strip())
 
     def open_diagnostics(self) -> None:
-        self.diagnostics_text = self._diagnostics()
+        self._diagnostics_tested = ""  # what a print or drawer test said, kept below
+        self._refresh_diagnostics()
         self._overlay("diagnostics")
+
+    def _refresh_diagnostics(self) -> None:
+        """Again every second while shown: a technician sees the terminal register,
+        the printer's state change and the last scan as they happen."""
+        self.diagnostics_text = self._diagnostics() + getattr(self, "_diagnostics_tested", "")
+        self._export()
 
     def open_payments(self) -> None:
         """Staff menu: what the card terminal left unsettled, and what to do about it."""
@@ -677,15 +686,13 @@ class KioskApp(App):
 
     def print_test(self) -> None:
         if self.hardware is not None:
-            self.diagnostics_text = (
-                self._diagnostics() + "\n" + self.hardware.print_test(self.language)
-            )
+            self._diagnostics_tested = "\n" + self.hardware.print_test(self.language)
+            self._refresh_diagnostics()
 
     def drawer_test(self) -> None:
         if self.hardware is not None:
-            self.diagnostics_text = (
-                self._diagnostics() + "\n" + self.hardware.drawer_test(self.language)
-            )
+            self._diagnostics_tested = "\n" + self.hardware.drawer_test(self.language)
+            self._refresh_diagnostics()
 
     def _diagnostics(self) -> str:
         cfg = self.config_data
