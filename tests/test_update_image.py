@@ -86,6 +86,7 @@ def test_post_install_handler_writes_the_target_slots_cmdline(built, tmp_path):
     shutil.copy(boot, written)  # what RAUC just wrote into slot B's boot partition
     env = {"RAUC_TARGET_SLOTS": "2",
            "RAUC_SLOT_CLASS_1": "rootfs", "RAUC_SLOT_DEVICE_1": "/dev/null",
+           "RAUC_SLOT_TYPE_1": "ext4",
            "RAUC_SLOT_PARENT_1": "",
            "RAUC_SLOT_CLASS_2": "boot", "RAUC_SLOT_DEVICE_2": str(written),
            "RAUC_SLOT_PARENT_2": "rootfs.1"}  # fmt: skip

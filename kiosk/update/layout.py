@@ -90,6 +90,9 @@ def post_install(environ: dict[str, str] | None = None) -> list[str]:
     for index in env.get("RAUC_TARGET_SLOTS", "").split():
         if env.get(f"RAUC_SLOT_CLASS_{index}") == "rootfs":
             device = env[f"RAUC_SLOT_DEVICE_{index}"]
+            if env.get(f"RAUC_SLOT_TYPE_{index}") != "ext4":  # a raw test slot: no files
+                print(f"kiosk post-install: {device}: not an ext4 root, no identity carried")
+                continue
             carried = identity.carry_to_device(device)
             print(f"kiosk post-install: {device}: the device's identity carried over "
                   f"({len(carried)} paths)")  # fmt: skip
