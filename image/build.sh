@@ -772,6 +772,10 @@ usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh 
 # Every step works on absolute paths: several of them run from another folder (pip in
 # the repository's root, sha256sum in OUT), where a relative OUT names something else.
 target=$(realpath -m -- "$2")
+# One compound command, read whole before it runs, that ends in exit: bash reads a script
+# as it goes, so an edit to this file during a 50-minute build would otherwise be read
+# from the old offset once the step returns (seen: "command not found" after the image).
+{
 case "$1" in
     configs) configs "$target" ;;
     wheel) mkdir -p "$target" && app_wheel "$target" ;;
@@ -783,3 +787,5 @@ case "$1" in
     bundle) bundle "$target" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
+exit
+}
