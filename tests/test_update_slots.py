@@ -444,3 +444,17 @@ def test_the_diagnostics_screen_shows_both_slots(tmp_path):
                     "update to 1.3.0 rolled back")  # fmt: skip
     record.write_text("{not json")
     assert hardware.facts()[-1] == f"software: {__version__}"  # damaged: the version alone
+
+
+def test_a_refused_reboot_is_said_not_swallowed(card, tmp_path):
+    """Seen in the qemu A/B test: the switch's reboot did nothing and nothing said why."""
+    booted(card, "A")
+    tryboot.Backend(card).set_primary("B")
+
+    def run(command):
+        if command[0] == "systemctl":
+            return subprocess.CompletedProcess(command, 1, "", "Operation inhibited\n")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    with pytest.raises(UpdateError, match="reboot into slot B was refused: Operation inhibited"):
+        manager(card, tmp_path, run).switch()
