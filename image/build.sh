@@ -9,6 +9,9 @@
 #   build.sh refresh OUT              this checkout's app and units into OUT's built root, image again
 #   build.sh boot-test OUT            boot OUT/kiosk.img in qemu and wait for the services;
 #                                     then cut the power while it sells (powercut.sh, powercut.py)
+#   build.sh ab-test OUT              the A/B card (LAYOUT=ab) in qemu: an update installed
+#                                     from a USB stick while it sells, the switch, a broken
+#                                     update rolled back, every sale kept (ab_test below)
 #   build.sh bundle OUT               OUT/kiosk-<version>.raucb, a signed update bundle of
 #                                     OUT's built root and boot files (needs rauc, mtools)
 # LAYOUT=ab (environment) builds the A/B card for signed updates (kiosk/update/layout.py:
@@ -257,7 +260,18 @@ refresh() {
         install --no-cache-dir --no-deps --force-reinstall "/opt/kiosk/$(basename "$wheel")" >/dev/null
     cp "$REPO"/systemd/*.service "$root/etc/systemd/system/"
     cp -r "$REPO/systemd/mosquitto.service.d" "$root/etc/systemd/system/"
-    assemble_image "$out" 1
+    if [ "$LAYOUT" = ab ]; then  # the update's own files too; the keyring stays the image's
+        [ -e "$root/etc/rauc/system.conf" ] || { echo "build.sh: $out was not built with LAYOUT=ab" >&2; exit 2; }
+        cp "$HERE/rauc/system.conf" "$root/etc/rauc/"
+        cp "$HERE/rauc/kiosk-backend" "$HERE/rauc/kiosk-post-install" "$HERE/rauc/kiosk-trial-guard" "$root/usr/lib/rauc/"
+        cp "$HERE"/systemd/* "$root/etc/systemd/system/" && cp "$HERE"/udev/*.rules "$root/etc/udev/rules.d/"
+        cp "$HERE/rauc/kiosk-rauc-dbus.conf" "$root/etc/dbus-1/system.d/kiosk-rauc.conf"
+        rm -f "$out/slot-root.ext4" "$out/slot-boot.vfat"
+        slot_images "$out"
+        assemble_ab_image "$out" 1  # (no bundle: build.sh bundle OUT makes one)
+    else
+        assemble_image "$out" 1
+    fi
 }
 
 kiosk_cli() {
@@ -524,16 +538,244 @@ boot_test() {
          "it, and the broker published the kiosk's last will"
 }
 
+# The A/B boot test (LAYOUT=ab): image/abboot.py plays the Pi firmware between boots
+# (qemu runs with -no-reboot: a reboot ends it, and abboot.py says which slot, kernel,
+# initrd and command line come next, honouring a tryboot request); image/abtest.sh on the
+# boot selection partition reports each boot and sells. Version N is the built image;
+# N+1 is a bundle of the same root with a higher version, N+2 a root whose app exits at
+# start. Each update comes on a USB stick (a FAT image hot-plugged as qemu usb-storage),
+# installed by the udev rule's kiosk-update-usb@ unit while the kiosk sells.
+AB_SALES_LOGS=()
+AB_USB_FAILED='Failed to start .*Kiosk update from USB\|kiosk-update-usb@.*Failed with result'
+
+ab_boot() {  # ab_boot CARD LOG MODE WANT_SLOT WANT_TRIAL: start the slot abboot.py chooses
+    local card=$1 log=$2 mode=$3 SLOT PART TRIAL KERNEL INITRD APPEND
+    eval "$(python3 "$HERE/abboot.py" choose "$card" "$AB_WORK/firmware")"
+    echo "build.sh: firmware: slot $SLOT (partition $PART), trial $TRIAL; log $log"
+    if [ "$SLOT" != "$4" ] || [ "$TRIAL" != "$5" ]; then
+        echo "build.sh: expected slot $4 with trial $5, the firmware chose slot $SLOT with trial $TRIAL" >&2
+        return 1
+    fi
+    AB_SALES_LOGS+=("$log")
+    qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
+        -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "$APPEND systemd.journald.forward_to_console=1 systemd.unit=$AB_TARGET systemd.wants=kernel-command-line.service systemd.run_success_action=none systemd.run_failure_action=none systemd.run=\"/bin/sh /boot/firmware/abtest/abtest.sh $mode\"" \
+        -drive "file=$card,format=raw,if=virtio" -device virtio-gpu-pci \
+        -device qemu-xhci,id=xhci -monitor "unix:$log.monitor,server=on,wait=off" \
+        -netdev "user,id=n0,restrict=on" -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
+    QEMU_PID=$!
+    AB_BOOTED=$SECONDS
+}
+
+ab_seen() {  # ab_seen LOG PATTERN TIMEOUT [FAIL]: wait for PATTERN; fails at the timeout,
+    # if qemu ends or on a line matching FAIL
+    local began=$SECONDS
+    while [ $((SECONDS - began)) -lt "$3" ]; do
+        if strip_log "$1" | grep -q -- "$2"; then
+            echo "build.sh:   $((SECONDS - AB_BOOTED)) s after boot: $(strip_log "$1" | grep -- "$2" | head -1 | cut -c1-150)"
+            return 0
+        fi
+        if [ -n "${4:-}" ] && strip_log "$1" | grep -q -- "$4"; then
+            strip_log "$1" | grep -- "$4\|kiosk-update\|kiosk\[\|rauc" | tail -15 >&2
+            echo "build.sh: saw '$4' instead of '$2' (log: $1)" >&2
+            return 1
+        fi
+        kill -0 "$QEMU_PID" 2>/dev/null || { echo "build.sh: qemu ended before '$2'" >&2; return 1; }
+        sleep 2
+    done
+    echo "build.sh: never saw '$2' in $3 s (log: $1)" >&2
+    return 1
+}
+
+ab_reboot() {  # ab_reboot TIMEOUT: wait for the guest to reboot (qemu -no-reboot ends)
+    local began=$SECONDS
+    while kill -0 "$QEMU_PID" 2>/dev/null; do
+        [ $((SECONDS - began)) -lt "$1" ] || { echo "build.sh: no reboot within $1 s" >&2; return 1; }
+        sleep 1
+    done
+    wait "$QEMU_PID" 2>/dev/null || true
+    echo "build.sh:   rebooted $((SECONDS - AB_BOOTED)) s after boot"
+}
+
+ab_stick() {  # ab_stick BUNDLE STICK: a FAT image holding BUNDLE
+    local size
+    size=$(( $(stat -c %s "$1") / 1024 + 65536 ))
+    rm -f "$2" && mkfs.vfat -F 32 -n UPDATE -C "$2" "$size" >/dev/null
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$2" "$1" ::/
+}
+
+ab_install() {  # ab_install LOG STICK ID VERSION SLOT: plug the stick, wait for the install
+    local log=$1 began line
+    echo "build.sh: plugging in the USB stick with $4"
+    began=$SECONDS
+    hmp "$log.monitor" "drive_add 0 if=none,id=$3,file=$2,format=raw,readonly=on" \
+        "device_add usb-storage,bus=xhci.0,drive=$3,id=$3"
+    ab_seen "$log" "ABTEST installing" 300 "$AB_USB_FAILED" || return 1
+    ab_seen "$log" "kiosk-update: $4 installed into slot $5" 3600 "$AB_USB_FAILED" || return 1
+    AB_INSTALL_S=$((SECONDS - began))
+    line=$(strip_log "$log" | grep -o "kiosk-update: $4 installed into slot $5 in [0-9.]* s" | head -1)
+    AB_RAUC_S=$(sed 's/.* in \([0-9.]*\) s$/\1/' <<<"$line")
+    ab_seen "$log" "ABTEST install finished" 300 || return 1
+    hmp "$log.monitor" "device_del $3"
+    AB_SWITCH_FROM=$SECONDS
+    echo "build.sh:   install of $4: ${AB_INSTALL_S} s from plugging in the stick (rauc install ${AB_RAUC_S} s of it)," \
+         "$(strip_log "$log" | sed -n '/ABTEST installing/,/ABTEST install finished/p' | grep -c '^PAID .* #$') sale(s) during it"
+}
+
+ab_paid() {  # every receipt reported paid in the A/B test's boots
+    local log
+    for log in "${AB_SALES_LOGS[@]}"; do strip_log "$log"; done | sed -n 's/^PAID \(\S*\) #$/\1/p'
+}
+
+ab_bundles() {  # N+1: the built root, a higher version; N+2: a root whose app exits at start
+    local out=$1 work=$2 broken="$2/broken-root.ext4" cert key
+    VERSION=$AB_N1 bundle "$out" >/dev/null
+    mv "$out/kiosk-$AB_N1.raucb" "$work/" && rm -f "$out/kiosk-$AB_N1.raucb.sha256"
+    cp --sparse=always "$out/slot-root.ext4" "$broken"
+    cat > "$work/kiosk.service" <<'UNIT'
+# A deliberately broken version for the A/B boot test: the app exits at start.
+[Unit]
+Description=Retail kiosk app (checkout, scanner, receipt printer, cash drawer)
+StartLimitIntervalSec=0
+
+[Service]
+Type=notify
+ExecStart=/bin/sh -c 'echo "kiosk: this build is broken on purpose (A/B boot test)"; exit 3'
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    debugfs -w -f - "$broken" >/dev/null 2>"$work/debugfs.err" <<CMDS
+cd /etc/systemd/system
+rm kiosk.service
+write $work/kiosk.service kiosk.service
+sif kiosk.service mode 0100644
+CMDS
+    debugfs -R "cat /etc/systemd/system/kiosk.service" "$broken" 2>/dev/null | grep -q "broken on purpose" \
+        || { echo "build.sh: could not break the N+2 root: $(cat "$work/debugfs.err")" >&2; return 1; }
+    signing_key "$out"
+    cert=$SIGN_CERT key=$SIGN_KEY
+    (cd "$REPO" && python3 - "$work/kiosk-$AB_N2.raucb" "$AB_N2" "$cert" "$key" "$broken" "$out/slot-boot.vfat" <<'PY'
+import sys
+from pathlib import Path
+from kiosk.update import UpdateError, bundle
+out, version, cert, key, root, boot = sys.argv[1:]
+try:
+    bundle.build(Path(out), version, Path(cert), Path(key), Path(root), Path(boot), "ab-test-broken")
+except UpdateError as exc:
+    sys.exit(f"build.sh: {exc}")
+PY
+)
+    rm -f "$broken"
+    ab_stick "$work/kiosk-$AB_N1.raucb" "$work/stick1.img"
+    ab_stick "$work/kiosk-$AB_N2.raucb" "$work/stick2.img"
+}
+
+ab_test() {
+    local out=$1 card="$1/kiosk-ab-test.img" began=$SECONDS offset t0 status paid ledger missing
+    AB_WORK="$1/ab-test"
+    command -v qemu-system-aarch64 >/dev/null || { echo "build.sh: apt-get install qemu-system-arm" >&2; exit 2; }
+    command -v debugfs >/dev/null || { echo "build.sh: apt-get install e2fsprogs" >&2; exit 2; }
+    [ -e "$out/slot-root.ext4" ] && [ -e "$out/kiosk.img.xz" ] \
+        || { echo "build.sh: no A/B build in $out: run 'LAYOUT=ab build.sh image $out' first" >&2; exit 2; }
+    AB_N=$(app_version)
+    AB_N1=${AB_N1:-$AB_N.1} AB_N2=${AB_N2:-$AB_N.2}
+    rm -rf "$AB_WORK" && mkdir -p "$AB_WORK/abtest"
+    echo "build.sh: bundles $AB_N1 (the built root) and $AB_N2 (its app exits at start)"
+    t0=$SECONDS
+    ab_bundles "$out" "$AB_WORK" || exit 1
+    echo "build.sh:   bundles and sticks in $((SECONDS - t0)) s"
+    xz -dkc "$out/kiosk.img.xz" > "$card"
+    # The example shop's till-01 (broker, controller, app), its scanner QEMU's keyboard;
+    # shorter update waits than a shop's so the test takes minutes, not an hour.
+    sed 's/^till-01,\([^,]*\),\([^,]*\),[^,]*,/till-01,\1,\2,QEMU USB Keyboard,/' \
+        "$REPO/provisioning/devices.example.csv" > "$AB_WORK/devices.csv"
+    { cat "$REPO/provisioning/site.example.toml"
+      printf '\n[defaults.update]\nidle_minutes = %s\nstable_seconds = %s\nready_timeout = %s\n' \
+          "${AB_IDLE_MINUTES:-1}" "${AB_STABLE_SECONDS:-60}" "${AB_READY_TIMEOUT:-240}"
+    } > "$AB_WORK/site.toml"
+    kiosk_cli provision build "$AB_WORK/site.toml" "$AB_WORK/devices.csv" \
+        --out "$AB_WORK/bundles" --broker-dir "$AB_WORK/broker" >/dev/null
+    kiosk_cli provision write "$AB_WORK/bundles/till-01" "$card"
+    cp "$HERE/abtest.sh" "$HERE/powercut.sh" "$AB_WORK/abtest/"
+    offset=$("$REPO/.venv/bin/python" -c "import sys; from pathlib import Path
+from kiosk.provision.card import boot_partition
+print(boot_partition(Path(sys.argv[1])).start)" "$card")
+    MTOOLS_SKIP_CHECK=1 mcopy -s -o -i "$card@@$offset" "$AB_WORK/abtest" ::/
+    AB_TARGET=$(default_target "$out/rootfs")
+    trap '[ -n "$QEMU_PID" ] && kill -9 "$QEMU_PID" 2>/dev/null; true' EXIT
+
+    echo "build.sh: 1. version $AB_N on slot A (first boot); $AB_N1 from a USB stick while it sells"
+    ab_boot "$card" "$out/ab1.log" boot A 0 || exit 1
+    ab_seen "$out/ab1.log" "Started .*receipt printer, cash drawer" 900 || exit 1
+    ab_seen "$out/ab1.log" "ABTEST selling ready" 600 || exit 1
+    ab_install "$out/ab1.log" "$AB_WORK/stick1.img" stick1 "$AB_N1" B || exit 1
+    AB_INSTALL1=$AB_INSTALL_S AB_RAUC1=$AB_RAUC_S
+    ab_reboot 1500 || exit 1  # the quiet moment: no sale for [update] idle_minutes
+    AB_WAIT1=$((SECONDS - AB_SWITCH_FROM)) t0=$SECONDS
+
+    echo "build.sh: 2. the switch: $AB_N1 on trial in slot B"
+    ab_boot "$card" "$out/ab2.log" boot B 1 || exit 1
+    ab_seen "$out/ab2.log" "Started .*receipt printer, cash drawer" 900 || exit 1
+    AB_READY2=$((SECONDS - t0))
+    ab_seen "$out/ab2.log" "kiosk-update: $AB_N1 is good" 900 "FAILED, rolled back" || exit 1
+    AB_GOOD2=$((SECONDS - t0))
+    ab_seen "$out/ab2.log" "ABTEST status .*\"result\": \"ok\"" 300 || exit 1
+    ab_seen "$out/ab2.log" "ABTEST selling ready" 600 || exit 1
+    echo "build.sh: 3. $AB_N2 (broken) from a USB stick while $AB_N1 sells"
+    ab_install "$out/ab2.log" "$AB_WORK/stick2.img" stick2 "$AB_N2" A || exit 1
+    AB_INSTALL2=$AB_INSTALL_S AB_RAUC2=$AB_RAUC_S
+    ab_reboot 1500 || exit 1  # the quiet moment: no sale for [update] idle_minutes
+    AB_WAIT2=$((SECONDS - AB_SWITCH_FROM)) t0=$SECONDS
+
+    echo "build.sh: 4. $AB_N2 on trial in slot A: it never sells, so back to $AB_N1"
+    ab_boot "$card" "$out/ab3.log" boot A 1 || exit 1
+    ab_seen "$out/ab3.log" "kiosk-update: update to $AB_N2 FAILED, rolled back" 1200 || exit 1
+    AB_BAD3=$((SECONDS - t0))
+    ab_reboot 300 || exit 1
+
+    echo "build.sh: 5. back on $AB_N1 in slot B: status, RAUC, the ledger"
+    ab_boot "$card" "$out/ab4.log" final B 0 || exit 1
+    ab_seen "$out/ab4.log" "Started .*receipt printer, cash drawer" 900 || exit 1
+    AB_BACK4=$((SECONDS - t0))
+    ab_seen "$out/ab4.log" "^VERIFY \(ok\|failed\)$" 900 || exit 1
+    kill -9 "$QEMU_PID" 2>/dev/null; wait "$QEMU_PID" 2>/dev/null || true
+
+    status=$(strip_log "$out/ab4.log" | grep '^ABTEST status ' | tail -1)
+    paid=$(ab_paid | sort)
+    ledger=$(strip_log "$out/ab4.log" | sed -n 's/^LEDGER \(\S*\) #$/\1/p' | sort)
+    missing=$(comm -23 <(echo "$paid") <(echo "$ledger") | grep -c . || true)
+    echo "build.sh: final status: ${status#ABTEST status }"
+    strip_log "$out/ab4.log" | grep '^ABTEST rauc' | sed 's/^/build.sh:   /'
+    echo "build.sh: $(grep -c . <<<"$paid") sale(s) reported paid over the four boots," \
+         "$(grep -c . <<<"$ledger") in the ledger, $missing missing; $(strip_log "$out/ab4.log" | grep '^VERIFY \(ok\|failed\)$')"
+    echo "build.sh: times: install $AB_N1 ${AB_INSTALL1} s (rauc ${AB_RAUC1} s), to the quiet-moment reboot ${AB_WAIT1} s;" \
+         "switch: selling screen ${AB_READY2} s, kept (good) ${AB_GOOD2} s after the reboot;" \
+         "install $AB_N2 ${AB_INSTALL2} s (rauc ${AB_RAUC2} s), reboot ${AB_WAIT2} s later;" \
+         "rollback decided ${AB_BAD3} s after that reboot, $AB_N1 selling again ${AB_BACK4} s after it; all in $(( (SECONDS - began) / 60 )) min"
+    [ "$missing" = 0 ] && [ -n "$paid" ] || { echo "build.sh: A/B test failed: sales missing from the ledger" >&2; exit 1; }
+    strip_log "$out/ab4.log" | grep -q '^VERIFY ok$' || { echo "build.sh: A/B test failed: ledger verify" >&2; exit 1; }
+    grep -q "\"result\": \"rolled_back\"" <<<"$status" && grep -q "\"version\": \"$AB_N2\"" <<<"$status" \
+        || { echo "build.sh: A/B test failed: the status does not report $AB_N2 rolled back" >&2; exit 1; }
+    echo "build.sh: A/B test passed: $AB_N -> $AB_N1 installed while selling and kept; $AB_N2 rolled back to $AB_N1 by itself; every sale in the verified ledger"
+}
+
 pins() {  # the Python packages of OUT's built venv become image/constraints.txt
     arm64_emulation
     chroot "$1/rootfs" /opt/kiosk/venv/bin/pip freeze --exclude kiosk > "$HERE/constraints.txt"
 }
 
-usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT | bundle OUT"
+usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT | ab-test OUT | bundle OUT"
 [ $# -eq 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }
 # Every step works on absolute paths: several of them run from another folder (pip in
 # the repository's root, sha256sum in OUT), where a relative OUT names something else.
 target=$(realpath -m -- "$2")
+# One compound command, read whole before it runs, that ends in exit: bash reads a script
+# as it goes, so an edit to this file during a 50-minute build would otherwise be read
+# from the old offset once the step returns (seen: "command not found" after the image).
+{
 case "$1" in
     configs) configs "$target" ;;
     wheel) mkdir -p "$target" && app_wheel "$target" ;;
@@ -541,6 +783,9 @@ case "$1" in
     image) image "$target" ;;
     refresh) refresh "$target" ;;
     boot-test) boot_test "$target" ;;
+    ab-test) ab_test "$target" ;;
     bundle) bundle "$target" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
+exit
+}

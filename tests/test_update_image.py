@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.provision import card
-from kiosk.update import bundle, layout, tryboot
+from kiosk.update import UpdateError, bundle, identity, layout, tryboot
 
 REPO = Path(__file__).parent.parent
 IMAGE = REPO / "image"
@@ -83,8 +84,9 @@ def test_post_install_handler_writes_the_target_slots_cmdline(built, tmp_path):
     _, boot, _ = built
     written = tmp_path / "boot-b.vfat"
     shutil.copy(boot, written)  # what RAUC just wrote into slot B's boot partition
-    env = {"RAUC_TARGET_SLOTS": "1 2",
+    env = {"RAUC_TARGET_SLOTS": "2",
            "RAUC_SLOT_CLASS_1": "rootfs", "RAUC_SLOT_DEVICE_1": "/dev/null",
+           "RAUC_SLOT_TYPE_1": "ext4",
            "RAUC_SLOT_PARENT_1": "",
            "RAUC_SLOT_CLASS_2": "boot", "RAUC_SLOT_DEVICE_2": str(written),
            "RAUC_SLOT_PARENT_2": "rootfs.1"}  # fmt: skip
@@ -99,6 +101,61 @@ def test_post_install_handler_writes_the_target_slots_cmdline(built, tmp_path):
                             env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO,
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    # A root slot gets the device's identity: on something that is not a block device
+    # (no root slot) the handler refuses in one line.
+    env["RAUC_SLOT_PARENT_2"] = "rootfs.1"
+    env["RAUC_TARGET_SLOTS"] = "1 2"
+    result = subprocess.run(["python3", "-m", "kiosk.update.layout", "post-install"],
+                            env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "not a block device" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _root(folder: Path, users: str, groups: str) -> Path:
+    (folder / "etc").mkdir(parents=True)
+    (folder / "etc" / "passwd").write_text(users)
+    (folder / "etc" / "group").write_text(groups)
+    return folder
+
+
+def test_identity_is_carried_into_the_new_root_with_owners_by_name(tmp_path):
+    """What first boot wrote into the running root goes into the freshly written slot;
+    a newer build that numbers the kiosk group differently gets its own number."""
+    users = "root:x:0:0::/root:/bin/sh\n"
+    running = _root(tmp_path / "running", users, "root:x:0:\nkiosk:x:4242:\n")
+    fresh = _root(tmp_path / "fresh", users, "root:x:0:\nkiosk:x:4343:\n")
+    etc = running / "etc"
+    (etc / "kiosk" / "broker").mkdir(parents=True)
+    (etc / "kiosk" / "kiosk.toml").write_text("[device]\nid = 'till-01'\n")
+    (etc / "kiosk" / "mqtt.pass").write_text("secret\n")
+    (etc / "kiosk" / "mqtt.pass").chmod(0o640)
+    os.chown(etc / "kiosk" / "mqtt.pass", 0, 4242)
+    (etc / "kiosk" / "broker" / "acl").write_text("topic read #\n")
+    (etc / "hostname").write_text("till-01\n")
+    (etc / "localtime").symlink_to("/usr/share/zoneinfo/Europe/Berlin")
+    wants = etc / "systemd" / "system" / "multi-user.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "mosquitto.service").symlink_to("/lib/systemd/system/mosquitto.service")
+    (fresh / "etc" / "hostname").write_text("localhost\n")
+    (fresh / "etc" / "localtime").symlink_to("/usr/share/zoneinfo/Etc/UTC")
+    done = identity.carry(running, fresh)
+    mosquitto = "/etc/systemd/system/multi-user.target.wants/mosquitto.service"
+    assert set(done) == {"/etc/kiosk", "/etc/hostname", "/etc/localtime", mosquitto}
+    new = fresh / "etc"
+    assert (new / "kiosk" / "kiosk.toml").read_text() == "[device]\nid = 'till-01'\n"
+    assert (new / "kiosk" / "broker" / "acl").read_text() == "topic read #\n"
+    secret = (new / "kiosk" / "mqtt.pass").stat()
+    assert secret.st_mode & 0o777 == 0o640 and secret.st_gid == 4343
+    assert (new / "hostname").read_text() == "till-01\n"
+    assert os.readlink(new / "localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    assert os.readlink(new / "systemd/system/multi-user.target.wants/mosquitto.service") == (
+        "/lib/systemd/system/mosquitto.service"
+    )
+    (etc / "group").write_text("root:x:0:\nkiosk:x:4242:\n")
+    (fresh / "etc" / "group").write_text("root:x:0:\n")
+    with pytest.raises(UpdateError, match="no user or group 'kiosk'"):
+        identity.carry(running, fresh)
 
 
 def test_cmdline_keeps_the_images_words():

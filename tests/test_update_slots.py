@@ -118,7 +118,7 @@ def test_firmware_device_tree_node_wins(card, tmp_path, monkeypatch):
     assert tryboot.Backend(card).tryboot()
     tryboot.Backend(card).set_primary("B")
     # on a Pi no request file is left: the firmware's flag does it
-    assert tryboot.Backend(card).request_tryboot() == ["systemctl", "reboot", "0 tryboot"]
+    assert tryboot.Backend(card).request_tryboot() == TRYBOOT_REBOOT
     assert not (card / tryboot.TRYBOOT_REQUEST).exists()
 
 
@@ -176,6 +176,9 @@ class FakeRun:
         return subprocess.CompletedProcess(command, 0, "", "")
 
 
+TRYBOOT_REBOOT = ["systemctl", "reboot", "--reboot-argument=0 tryboot"]
+
+
 def manager(card: Path, tmp_path: Path, run) -> Manager:
     settings = UpdateConfig(state_file=tmp_path / "update.json", ready_timeout=300,
                             stable_seconds=120, max_restarts=3)  # fmt: skip
@@ -188,8 +191,8 @@ def test_switch_then_good(card, tmp_path):
     tryboot.Backend(card).set_primary("B")
     m = manager(card, tmp_path, run)
     m.record.update(installed={"slot": "B", "version": "1.2.4", "at": "x"})
-    assert m.switch() == ["systemctl", "reboot", "0 tryboot"]
-    assert run.calls[-1] == ["systemctl", "reboot", "0 tryboot"]
+    assert m.switch() == TRYBOOT_REBOOT
+    assert run.calls[-1] == TRYBOOT_REBOOT
     assert (card / tryboot.TRYBOOT_REQUEST).read_text() == "B\n"  # for the qemu harness
     booted(card, "B", trial=True)
     states = iter([AppState(False, 0, 0), AppState(True, 0, 30), AppState(True, 0, 130)])
@@ -376,7 +379,7 @@ def test_real_rauc_installs_into_the_other_slot_and_marks_through_our_backend(
     status = m.status()
     assert status["other_version"] == "1.2.4" and status["pending"] == "B"
     m.switch()
-    assert run_calls[-1] == ["systemctl", "reboot", "0 tryboot"]
+    assert run_calls[-1] == TRYBOOT_REBOOT
     assert firmware(card, tryboot_flag=True) == "B" and firmware(card, False) == "A"
     # the trial boot of B: RAUC's mark-good goes through our backend and commits B
     rauc_service("B", trial=True)
@@ -444,3 +447,17 @@ def test_the_diagnostics_screen_shows_both_slots(tmp_path):
                     "update to 1.3.0 rolled back")  # fmt: skip
     record.write_text("{not json")
     assert hardware.facts()[-1] == f"software: {__version__}"  # damaged: the version alone
+
+
+def test_a_refused_reboot_is_said_not_swallowed(card, tmp_path):
+    """Seen in the qemu A/B test: the switch's reboot did nothing and nothing said why."""
+    booted(card, "A")
+    tryboot.Backend(card).set_primary("B")
+
+    def run(command):
+        if command[0] == "systemctl":
+            return subprocess.CompletedProcess(command, 1, "", "Operation inhibited\n")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    with pytest.raises(UpdateError, match="reboot into slot B was refused: Operation inhibited"):
+        manager(card, tmp_path, run).switch()

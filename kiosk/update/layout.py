@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from kiosk.provision.card import SECTOR, CardError, _copy_sparse, _tool
-from kiosk.update import tryboot
+from kiosk.update import UpdateError, identity, tryboot
 
 DISK_ID = "6b696f73"  # the MBR disk id kiosk cards carry ("kios")
 ROOTS = {"A": 5, "B": 6}  # bootname -> root partition number
@@ -79,13 +79,24 @@ def set_slot_cmdline(boot_device: str, slot: str, offset: int = 0) -> str:
 
 
 def post_install(environ: dict[str, str] | None = None) -> list[str]:
-    """RAUC's post-install handler: each boot slot written gets its slot's command line.
-    RAUC names the slots it wrote in RAUC_TARGET_SLOTS and describes slot N in
-    RAUC_SLOT_CLASS_N, RAUC_SLOT_DEVICE_N and RAUC_SLOT_PARENT_N."""
+    """RAUC's post-install handler: each root slot written gets the device's identity
+    from the running root (kiosk.update.identity: config, passwords, hostname, ...), each
+    boot slot written its slot's command line. RAUC names the slots it wrote in
+    RAUC_TARGET_SLOTS and describes slot N in RAUC_SLOT_CLASS_N, RAUC_SLOT_DEVICE_N and
+    RAUC_SLOT_PARENT_N."""
     env = os.environ if environ is None else environ
     bootnames = {"rootfs.0": "A", "rootfs.1": "B"}
     done = []
     for index in env.get("RAUC_TARGET_SLOTS", "").split():
+        if env.get(f"RAUC_SLOT_CLASS_{index}") == "rootfs":
+            device = env[f"RAUC_SLOT_DEVICE_{index}"]
+            if env.get(f"RAUC_SLOT_TYPE_{index}") != "ext4":  # a raw test slot: no files
+                print(f"kiosk post-install: {device}: not an ext4 root, no identity carried")
+                continue
+            carried = identity.carry_to_device(device)
+            print(f"kiosk post-install: {device}: the device's identity carried over "
+                  f"({len(carried)} paths)")  # fmt: skip
+            continue
         if env.get(f"RAUC_SLOT_CLASS_{index}") != "boot":
             continue
         slot = bootnames.get(env.get(f"RAUC_SLOT_PARENT_{index}", ""))
@@ -189,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for slot in post_install():
                 print(f"kiosk post-install: slot {slot}'s cmdline.txt written")
-        except (CardError, KeyError, subprocess.SubprocessError) as exc:
+        except (CardError, UpdateError, KeyError, OSError, subprocess.SubprocessError) as exc:
             print(f"kiosk post-install: {exc}", file=sys.stderr)
             return 1
         return 0

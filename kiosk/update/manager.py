@@ -215,7 +215,10 @@ class Manager:
         )
         command = self.backend.request_tryboot()
         self.log(f"kiosk-update: switching to slot {pending}: {' '.join(command)}")
-        self._run(command)
+        result = self._run(command)
+        if result.returncode != 0:  # seen in qemu: the reboot refused, nothing said
+            reason = bundle._last_line((result.stderr or "") + (result.stdout or ""))
+            raise UpdateError(f"the reboot into slot {pending} was refused: {reason or 'failed'}")
         return command
 
     def rollback(self) -> list[str]:

@@ -244,7 +244,9 @@ class Backend:
             raise BackendError("no slot is waiting for a trial boot")
         if not firmware_dt().exists():
             write_atomically(self.folder / TRYBOOT_REQUEST, self.get_primary() + "\n")
-        return ["systemctl", "reboot", "0 tryboot"]
+        # systemd 253 and later refuse the old positional form (`systemctl reboot "0
+        # tryboot"`, removed in systemd#25507): the qemu A/B test's switch never rebooted.
+        return ["systemctl", "reboot", "--reboot-argument=0 tryboot"]
 
 
 def main(argv: list[str] | None = None) -> int:
