@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kiosk.testing.app_start import STARTED
 from kiosk.testing.xvfb import Xvfb
 
 START_RATIO_GOAL = 1.5
@@ -94,19 +95,6 @@ for name, modules in groups:
     if name.startswith("peewee"):
         eager = "peewee" in loaded_by_run
     print(json.dumps([name, rss(), time.perf_counter() - started, eager]), flush=True)
-"""
-LOADED = """
-import json, sys
-sys.argv = ["kiosk", "run", "--demo", "--offline"]
-import kiosk.app
-kivy_environment = kiosk.app._kivy_environment
-def stop_before_kivy_runs(*args):
-    kivy_environment(*args)
-    from kivy.app import App
-    App.run = lambda self: print("LOADED", json.dumps(sorted(sys.modules)), flush=True)
-kiosk.app._kivy_environment = stop_before_kivy_runs
-from kiosk.cli import main
-main()
 """
 
 
@@ -210,7 +198,7 @@ def kiosk_app(env: dict, root: Path, scans: int) -> tuple[float, int, int, int]:
 def where(env: dict) -> list[tuple[str, float, float, bool]]:
     """Each module group's resident growth (MiB) and import time (s), imported one
     after another in a fresh interpreter, and whether `kiosk run --demo` loads it."""
-    loaded = subprocess.run([sys.executable, "-c", LOADED], env=env, capture_output=True,
+    loaded = subprocess.run([sys.executable, "-c", STARTED], env=env, capture_output=True,
                             text=True, timeout=120).stdout  # fmt: skip
     modules = [x for x in loaded.splitlines() if x.startswith("LOADED ")]
     if not modules:

@@ -14,6 +14,7 @@ import pytest
 import kiosk.checkout.cart as cart_module
 from kiosk.checkout.session import Checkout
 from kiosk.drivers.base import MemoryDrawer, MemoryPrinter
+from kiosk.testing.app_start import STARTED
 from kiosk.testing.xvfb import Xvfb
 
 # Loaded only by the screen, command or driver that needs them.
@@ -35,19 +36,6 @@ LAZY = (
     "kiosk.checkout.replay_run",  # the headless demo shift
 )
 # The start up to Kivy's main loop: the app's own run(), with App.run stopped.
-STARTED = """
-import json, sys
-sys.argv = ["kiosk", "run", "--demo", "--offline"]
-import kiosk.app
-kivy_environment = kiosk.app._kivy_environment
-def stop_before_kivy_runs(*args):
-    kivy_environment(*args)
-    from kivy.app import App
-    App.run = lambda self: print("LOADED", json.dumps(sorted(sys.modules)), flush=True)
-kiosk.app._kivy_environment = stop_before_kivy_runs
-from kiosk.cli import main
-main()
-"""
 
 
 def loaded(modules: list[str], names) -> list[str]:

@@ -218,12 +218,10 @@ class StockLinesMixin:
     def select_stock_line(self, sku: str) -> Outcome:
         """Staff tap a line of the count or delivery: the pad sets that line next."""
         self._record({"select_line": sku})
-        found = self._stock_flow()
-        if found is None:
-            return self._no(_("Start a count or receiving first"))
+        found = self._listed(sku)
+        if isinstance(found, Outcome):
+            return found
         _kind, lines = found
-        if sku not in lines.qty:
-            return self._no(_("{sku} is not on the list", sku=sku))
         lines.selected = sku
         return self._ok(_("{name}: type the quantity", name=lines.name(sku)))
 
@@ -257,13 +255,19 @@ class StockLinesMixin:
     def remove_stock_line(self, sku: str) -> Outcome:
         """Take a line off the count or delivery (nothing of it is posted)."""
         self._record({"remove_sku": sku})
+        found = self._listed(sku)
+        if isinstance(found, Outcome):
+            return found
+        return self._remove_stock_line(*found, sku)
+
+    def _listed(self, sku: str) -> tuple[str, StockLines] | Outcome:
+        """The open count or delivery holding `sku`, or the refusal saying why not."""
         found = self._stock_flow()
         if found is None:
             return self._no(_("Start a count or receiving first"))
-        kind, lines = found
-        if sku not in lines.qty:
+        if sku not in found[1].qty:
             return self._no(_("{sku} is not on the list", sku=sku))
-        return self._remove_stock_line(kind, lines, sku)
+        return found
 
     def _remove_stock_line(self, kind: str, lines: StockLines, sku: str) -> Outcome:
         name = lines.name(sku)
