@@ -41,6 +41,12 @@ BUILD_ONLY=(gcc python3-dev libxkbcommon-dev linux-libc-dev)
 LAYOUT=${LAYOUT:-single}
 AB_PACKAGES=(rauc rauc-service mtools)  # the A/B card: RAUC and its D-Bus service; mtools
                                         # for its post-install handler
+# RAUC from Debian's next release (forky), pinned to these packages alone: trixie's RAUC
+# 1.13 cannot mount a verity bundle on this kernel ("Unexpected dm-verity status",
+# rauc/rauc#1846, fixed in RAUC 1.15), and 1.15 needs libnl 3.11 or later. Both install
+# on trixie as they are (their other dependencies are trixie's own versions).
+AB_FROM_NEXT=(rauc rauc-service libnl-3-200 libnl-genl-3-200 libnl-route-3-200)
+AB_NEXT_SUITE=forky
 
 configs() {
     local dir=$1
@@ -81,6 +87,23 @@ UDEV
         > "$dir/boot/firmware/cmdline.txt"
     printf '%s\n' "${PACKAGES[@]}" > "$dir/packages.txt"
     printf '%s\n' "${SOURCES[@]}" > "$dir/sources.list"
+    if [ "$LAYOUT" = ab ]; then
+        # check-valid-until=no: a mirror snapshot's testing Release expires within weeks
+        # (a frozen build mirror's did); apt still checks its signature, and the build
+        # checks the RAUC it got (rauc_at_least).
+        echo "deb [check-valid-until=no] $MIRROR $AB_NEXT_SUITE main" >> "$dir/sources.list"
+        mkdir -p "$dir/etc/apt/preferences.d"
+        cat > "$dir/etc/apt/preferences.d/kiosk-rauc.pref" <<PREF
+# Nothing from $AB_NEXT_SUITE but RAUC and the libnl it needs (see image/build.sh).
+Package: *
+Pin: release n=$AB_NEXT_SUITE
+Pin-Priority: 100
+
+Package: ${AB_FROM_NEXT[*]}
+Pin: release n=$AB_NEXT_SUITE
+Pin-Priority: 990
+PREF
+    fi
 }
 
 arm64_emulation() {  # arm64 programs run here through qemu-user (for chroot and mmdebstrap)
@@ -134,7 +157,9 @@ image() {
     # pip inside the image trusts what pip on this machine trusts (a proxy's CA, say),
     # and runs with a clean environment: this machine's PIP_* settings are not the image's.
     local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
+    # apt's pins must be in place before the first package is chosen.
     mmdebstrap --architectures=arm64 --variant=minbase --components=main,non-free-firmware \
+        --setup-hook="if [ -d $out/configs/etc/apt/preferences.d ]; then mkdir -p \"\$1/etc/apt/preferences.d\" && cp $out/configs/etc/apt/preferences.d/* \"\$1/etc/apt/preferences.d/\"; fi" \
         --include="$(IFS=,; echo "${packages[*]},${BUILD_ONLY[*]}")" \
         --customize-hook="cp -r $out/configs/etc/. \"\$1/etc/\"" \
         --customize-hook="mkdir -p \"\$1/opt/kiosk\" && cp $wheel \"\$1/opt/kiosk/\"" \
@@ -166,6 +191,7 @@ image() {
     chown "$(owner "$root" kiosk)" "$out/data/kiosk" && chmod 0750 "$out/data/kiosk"
     chown "$(owner "$root" mosquitto)" "$out/data/mosquitto" && chmod 0700 "$out/data/mosquitto"
     if [ "$LAYOUT" = ab ]; then
+        rauc_at_least "$root" 1.15
         mkdir -p "$out/data/rauc" && chmod 0700 "$out/data/rauc"
         slot_images "$out"
         assemble_ab_image "$out" 9
@@ -247,6 +273,12 @@ assemble(Path('$out/kiosk.img'), Path('$out/boot'), Path('$root'), data_dir=Path
     echo "build.sh: $out/kiosk.img.xz ready"
 }
 
+rauc_at_least() {  # rauc_at_least ROOT VERSION: the root's RAUC can mount verity bundles
+    local version
+    version=$(chroot "$1" dpkg-query -W -f='${Version}' rauc)
+    dpkg --compare-versions "$version" ge "$2" || { echo "build.sh: $1 has RAUC $version, which cannot mount verity bundles on this kernel (rauc/rauc#1846): build the image again" >&2; exit 2; }
+}
+
 refresh() {
     # For developers: this checkout's app and units into an image root that `image`
     # built before, then the card image again (minutes instead of half an hour).
@@ -262,6 +294,7 @@ refresh() {
     cp -r "$REPO/systemd/mosquitto.service.d" "$root/etc/systemd/system/"
     if [ "$LAYOUT" = ab ]; then  # the update's own files too; the keyring stays the image's
         [ -e "$root/etc/rauc/system.conf" ] || { echo "build.sh: $out was not built with LAYOUT=ab" >&2; exit 2; }
+        rauc_at_least "$root" 1.15
         cp "$HERE/rauc/system.conf" "$root/etc/rauc/"
         cp "$HERE/rauc/kiosk-backend" "$HERE/rauc/kiosk-post-install" "$HERE/rauc/kiosk-trial-guard" "$root/usr/lib/rauc/"
         cp "$HERE"/systemd/* "$root/etc/systemd/system/" && cp "$HERE"/udev/*.rules "$root/etc/udev/rules.d/"
