@@ -34,7 +34,7 @@ from kivy.properties import (
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
-from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
+from kivy.uix.screenmanager import NoTransition, Screen
 from kivy.uix.scrollview import ScrollView
 from kivy.utils import escape_markup
 
@@ -44,6 +44,7 @@ from kiosk.config import Config
 from kiosk.i18n import N_, _n
 from kiosk.screens.cart_rows import CartRows
 from kiosk.screens.collector import Collector
+from kiosk.screens.lazy import LazyScreens
 from kiosk.screens.worker import CheckoutWorker
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,12 @@ class StockScreen(KioskScreen):
         App.get_running_app().act(*self.finish_action)
 
 
+def _flow_screen(kind: type, finish: tuple) -> Screen:
+    screen = kind()
+    screen.finish_action = finish
+    return screen
+
+
 class QtyPad(BoxLayout):
     """Digits typed for one line; OK hands them to the app (`pad_ok`), which calls the
     checkout for the screen the pad is on. The checkout checks every bound."""
@@ -303,60 +310,73 @@ class KioskApp(App):
     def build(self):
         Builder.load_file(str(KV))
         shell = Shell()
-        manager: ScreenManager = shell.ids.screens
+        manager: LazyScreens = shell.ids.screens
         manager.transition = NoTransition()
-        for screen in (
-            AttractScreen(),
-            CartScreen(),
-            PayScreen(),
-            ReceiptScreen(),
-            HelpScreen(),
-            PinScreen(),
-            LookupScreen(),
-            StaffScreen(),
-            TextScreen(),
-            DiagnosticsScreen(),
-            PaymentsScreen(),
-            ThanksScreen(),
+        for name, make in (
+            ("attract", AttractScreen),
+            ("cart", CartScreen),
+            ("pay", PayScreen),
+            ("receipt", ReceiptScreen),
+            ("help", HelpScreen),
+            ("pin", PinScreen),
+            ("lookup", LookupScreen),
+            ("staff", StaffScreen),
+            ("text", TextScreen),
+            ("diagnostics", DiagnosticsScreen),
+            ("payments", PaymentsScreen),
+            ("thanks", ThanksScreen),
         ):
-            manager.add_widget(screen)
+            manager.register(name, make)
         for name, _title, _hint, finish in FLOWS:
-            flow = FlowScreen(name=name)
-            flow.finish_action = finish
-            manager.add_widget(flow)
+            manager.register(name, lambda f=finish: _flow_screen(FlowScreen, f))
         for name, _title, _hint, finish in STOCK_FLOWS:
-            flow = StockScreen(name=name)
-            flow.finish_action = finish
-            manager.add_widget(flow)
-        self._fill_static(shell)
-        self._language_texts(shell)
+            manager.register(name, lambda f=finish: _flow_screen(StockScreen, f))
+        manager.on_built = self._screen_built
+        self._fill_demo_sheet(shell)
         self.worker = self.worker_factory(lambda fn: Clock.schedule_once(lambda dt: fn()))
         self.collector = Collector()  # full garbage collections between customers
+        manager.current = "attract"
+        self.network_text = self._network_text()
         Clock.schedule_interval(lambda dt: self.worker.call("tick", then=self._ticked), 1.0)
         Clock.schedule_once(lambda dt: self._first_frame(), 0)
         return shell
 
-    def _fill_static(self, shell) -> None:
-        pad = shell.ids.screens.get_screen("pin").ids.pad
-        for key in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "del"]:
-            button = self._button({"del": "<"}.get(key, key), lambda k=key: self.pin_key(k))
-            pad.add_widget(button)
-            self.dynamic[f"pin_{key}"] = button
-        notes = shell.ids.screens.get_screen("pay").ids.notes
-        for note in ("exact", *NOTES):
-            button = self._button("", lambda n=note: self.pay_cash(n))
-            notes.add_widget(button)
-            self.dynamic[f"cash_{note}"] = button
-        switch = shell.ids.screens.get_screen("attract").ids.languages
-        for code, name in self.languages:
-            button = Button(
-                text=name,
-                font_size="20sp",
-                background_normal="",
-                on_release=lambda *_a, c=code: self.choose_language(c),
-            )
-            switch.add_widget(button)
-            self.dynamic[f"language_{code}"] = button
+    def _screen_built(self, screen) -> None:
+        """A screen built on first use (kiosk/screens/lazy.py): its buttons made here,
+        its words and lists filled from the state of this moment."""
+        if screen.name == "pin":
+            for key in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "del"]:
+                button = self._button({"del": "<"}.get(key, key), lambda k=key: self.pin_key(k))
+                screen.ids.pad.add_widget(button)
+                self.dynamic[f"pin_{key}"] = button
+        elif screen.name == "pay":
+            for note in ("exact", *NOTES):
+                button = self._button("", lambda n=note: self.pay_cash(n))
+                screen.ids.notes.add_widget(button)
+                self.dynamic[f"cash_{note}"] = button
+        elif screen.name == "attract":
+            for code, name in self.languages:
+                button = Button(
+                    text=name,
+                    font_size="20sp",
+                    background_normal="",
+                    on_release=lambda *_a, c=code: self.choose_language(c),
+                )
+                screen.ids.languages.add_widget(button)
+                self.dynamic[f"language_{code}"] = button
+        if self.root is None:  # attract, built inside build(): the texts follow there
+            Clock.schedule_once(lambda dt: self._screen_filled(), 0)
+        else:
+            self._screen_filled()
+
+    def _built_names(self) -> set[str]:
+        return {screen.name for screen in self.root.ids.screens.screens} if self.root else set()
+
+    def _screen_filled(self) -> None:
+        self._language_texts(self.root)
+        self._refresh_lists()
+
+    def _fill_demo_sheet(self, shell) -> None:
         sheet = shell.ids.demo_sheet
         for index, (label, code) in enumerate(self.demo_codes):
             button = Button(
@@ -421,15 +441,19 @@ class KioskApp(App):
     def _language_texts(self, shell) -> None:
         """What Python (not the kv rules) put on screen in words or money."""
         self.network_text = self._network_text()
-        self.dynamic["pin_clear"].text = self.strings["clear"]
-        for note in ("exact", *NOTES):
-            label = self.strings["exact"] if note == "exact" else self.money(note)
-            self.dynamic[f"cash_{note}"].text = label
+        # (only what is built: kiosk/screens/lazy.py)
+        if "pin_clear" in self.dynamic:
+            self.dynamic["pin_clear"].text = self.strings["clear"]
+        if "cash_exact" in self.dynamic:
+            for note in ("exact", *NOTES):
+                label = self.strings["exact"] if note == "exact" else self.money(note)
+                self.dynamic[f"cash_{note}"].text = label
         for name, title, hint, _finish in FLOWS + STOCK_FLOWS:
-            flow = shell.ids.screens.get_screen(name)
-            flow.title = self.strings[title]
-            flow.hint = self.strings[hint] if hint else ""
-        for code, _name in self.languages:
+            flow = shell.ids.screens.built(name)
+            if flow is not None:
+                flow.title = self.strings[title]
+                flow.hint = self.strings[hint] if hint else ""
+        for code, _name in self.languages if "attract" in self._built_names() else ():
             button = self.dynamic[f"language_{code}"]
             chosen = code == self.language
             button.background_color = self.colors["go" if chosen else "button"]
@@ -724,9 +748,10 @@ class KioskApp(App):
     # ------------------------------------------------------------ the quantity pad
 
     def _pads(self) -> dict[str, QtyPad]:
+        """The pads of the screens built so far."""
         screens = self.root.ids.screens
-        names = ("cart", "counting", "receiving")
-        return {name: screens.get_screen(name).ids.qty_pad for name in names}
+        built = {name: screens.built(name) for name in ("cart", "counting", "receiving")}
+        return {name: screen.ids.qty_pad for name, screen in built.items() if screen}
 
     def _clear_pads(self) -> None:
         if self.root is not None:
@@ -770,36 +795,54 @@ class KioskApp(App):
         mark = self._decimal_mark()
         pads = self._pads()
         line = self._till_line()
-        cart = pads["cart"]
-        cart.mark = mark
-        cart.target = line["name"] if line else self.strings["next_scan"]
-        cart.decimals = bool(line) and line.get("unit") == "kg"
-        cart.caption = self.strings["weight_kg" if cart.decimals else "quantity"]
+        cart = pads.get("cart")
+        if cart is not None:
+            cart.mark = mark
+            cart.target = line["name"] if line else self.strings["next_scan"]
+            cart.decimals = bool(line) and line.get("unit") == "kg"
+            cart.caption = self.strings["weight_kg" if cart.decimals else "quantity"]
         stock = self.snap.get("stock_lines") or {}
         selected = stock.get("selected") or {}
         for name in ("counting", "receiving"):
-            pad = pads[name]
+            pad = pads.get(name)
+            if pad is None:
+                continue
             pad.mark = mark
             pad.target = selected.get("name", "")
             pad.decimals = selected.get("unit") == "kg"
             pad.caption = self.strings["weight_kg" if pad.decimals else "quantity"]
-            self.root.ids.screens.get_screen(name).selected = selected.get("sku", "")
+            self.root.ids.screens.built(name).selected = selected.get("sku", "")
 
     # ------------------------------------------------------------ lists
 
     def _refresh_lists(self) -> None:
+        """The lists of every screen built so far (kiosk/screens/lazy.py)."""
         screens = self.root.ids.screens
-        lines = self.snap.get("lines", [])
         for key in [k for k in self.dynamic if k.startswith(("remove_", "result_"))]:
             del self.dynamic[key]
         for key in [k for k in self.dynamic if k.startswith(("line_", "stock_"))]:
             del self.dynamic[key]
+        lines = self.snap.get("lines", [])
+        self.last_line = f"{lines[-1]['name']}  {self.money(lines[-1]['total'])}" if lines else ""
+        cart = screens.built("cart")
+        if cart is not None:
+            self._cart_lines(cart, lines)
+        lookup = screens.built("lookup")
+        if lookup is not None:
+            self._lookup_results(lookup)
+        self._stock_lists()
+        self._fill_pads()
+        for name in ("returning", "kit"):
+            flow = screens.built(name)
+            if flow is not None:
+                self._flow_items(flow, name)
+
+    def _cart_lines(self, cart, lines: list[dict]) -> None:
         if getattr(self, "cart_rows", None) is None:  # rows kept: kiosk/screens/cart_rows.py
-            box = screens.get_screen("cart").ids.lines
             remove = lambda n: self.act("remove_line", n)  # noqa: E731
             chooser = {"pick": self._row_button, "look": self._look_chosen,
                        "choose": self.select_line} if self.till_pad else {}  # fmt: skip
-            self.cart_rows = CartRows(box, self._label, self._button, remove, **chooser)
+            self.cart_rows = CartRows(cart.ids.lines, self._label, self._button, remove, **chooser)
         chosen = self._till_line()
         texts = []
         for line in lines:
@@ -818,32 +861,33 @@ class KioskApp(App):
             self.dynamic[f"remove_{number}"] = row.remove
             if self.till_pad:
                 self.dynamic[f"line_{number}"] = row.name
-        self.last_line = f"{lines[-1]['name']}  {self.money(lines[-1]['total'])}" if lines else ""
-        results = screens.get_screen("lookup").ids.results
+
+    def _lookup_results(self, lookup) -> None:
+        results = lookup.ids.results
         results.clear_widgets()
         for index, item in enumerate(self.snap.get("lookup") or []):
             text = f"{item['name']}  {self.money(item['price'])}"
             button = self._button(text, lambda sku=item["sku"]: self._pick(sku))
             results.add_widget(button)
             self.dynamic[f"result_{index}"] = button
-        self._stock_lists()
-        self._fill_pads()
-        for name, key in (("returning", "returning"), ("kit", "kit")):
-            items = screens.get_screen(name).ids["items"]
-            items.clear_widgets()
-            data = self.snap.get(key)
-            if isinstance(data, dict) and key == "returning":
-                texts = [
-                    self.gettext("receipt {number}").format(number=data["receipt"] or "-"),
-                    *data["lines"],
-                    *[self.gettext("out: {item}").format(item=n) for n in data["exchange"]],
-                ]
-            elif isinstance(data, dict) and key == "kit":
-                texts = [f"{data['name']} ({data['sku']})"]
-            else:
-                texts = []
-            for text in texts:
-                items.add_widget(self._label(text, 1))
+
+    def _flow_items(self, flow, key: str) -> None:
+        """What a return or a kit holds so far."""
+        items = flow.ids["items"]
+        items.clear_widgets()
+        data = self.snap.get(key)
+        if isinstance(data, dict) and key == "returning":
+            texts = [
+                self.gettext("receipt {number}").format(number=data["receipt"] or "-"),
+                *data["lines"],
+                *[self.gettext("out: {item}").format(item=n) for n in data["exchange"]],
+            ]
+        elif isinstance(data, dict) and key == "kit":
+            texts = [f"{data['name']} ({data['sku']})"]
+        else:
+            texts = []
+        for text in texts:
+            items.add_widget(self._label(text, 1))
 
     def _stock_lists(self) -> None:
         """The count's or delivery's lines, newest first: name (SKU small, cases scanned),
@@ -852,7 +896,9 @@ class KioskApp(App):
         name = {"count": "counting", "receive": "receiving"}.get(view.get("kind"))
         if name is None:
             return
-        screen = self.root.ids.screens.get_screen(name)
+        screen = self.root.ids.screens.built(name)
+        if screen is None:  # built when shown, and filled then
+            return
         blind = view.get("blind", False)
         if name == "counting":
             screen.hint = self.strings["blind_count" if blind else "pad_hint"]
