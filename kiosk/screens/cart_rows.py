@@ -3,7 +3,9 @@
 A scan adds one row, or changes one row's quantity and amount; the other rows keep
 their widgets and their rendered text (Kivy renders a Label again only when its text
 changes). Building every row again per scan (four widgets a line) cost a 25-line
-cart ~40 ms of the UI thread on the bench (bench/scan_bench.py).
+cart ~40 ms of the UI thread on the bench (bench/scan_bench.py). Rows a shorter cart
+does not need are kept for the next customer's: made anew for each cart, they left
+the app ~4 MiB larger per cart of 25 until the allocator reused them (bench/app_bench.py).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class CartRows:
         self.remove = remove
         self.pick, self.look, self.choose = pick, look, choose
         self.rows: list[Row] = []
+        self.spare: list[Row] = []  # rows of earlier, longer carts, for the next ones
         box.clear_widgets()
 
     def show(
@@ -62,9 +65,11 @@ class CartRows:
         """One (name, quantity, amount) per line (a chooser's name as markup); returns
         the rows, line 1 first."""
         while len(self.rows) > len(texts):
-            self.box.remove_widget(self.rows.pop().widget)
+            row = self.rows.pop()
+            self.box.remove_widget(row.widget)
+            self.spare.append(row)
         while len(self.rows) < len(texts):
-            row = self._row(len(self.rows) + 1)
+            row = self.spare.pop() if self.spare else self._row(len(self.rows) + 1)
             self.rows.append(row)
             self.box.add_widget(row.widget)
         for number, (row, (name, qty, total)) in enumerate(zip(self.rows, texts, strict=True), 1):
