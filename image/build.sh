@@ -12,6 +12,8 @@
 #   build.sh ab-test OUT              the A/B card (LAYOUT=ab) in qemu: an update installed
 #                                     from a USB stick while it sells, the switch, a broken
 #                                     update rolled back, every sale kept (ab_test below)
+#   build.sh boot-ratio OUT           boot to the selling screen against the same card booted
+#                                     with the kiosk's units masked (after boot-test/ab-test)
 #   build.sh bundle OUT               OUT/kiosk-<version>.raucb, a signed update bundle of
 #                                     OUT's built root and boot files (needs rauc, mtools)
 # LAYOUT=ab (environment) builds the A/B card for signed updates (kiosk/update/layout.py:
@@ -795,12 +797,81 @@ print(boot_partition(Path(sys.argv[1])).start)" "$card")
     echo "build.sh: A/B test passed: $AB_N -> $AB_N1 installed while selling and kept; $AB_N2 rolled back to $AB_N1 by itself; every sale in the verified ledger"
 }
 
+# Boot to the selling screen against the same card booted to multi-user with the
+# kiosk's own units masked (issue 19's boot ratio): the card a boot test left (provisioned,
+# past first boot), the same qemu, guest clock stamps (the kernel's, on the console).
+RATIO_GOAL=1.3
+
+guest_seconds() {  # guest_seconds LOG PATTERN: the kernel timestamp of PATTERN's first line
+    strip_log "$1" | grep -- "$2" | head -1 | sed -n 's/^\[ *\([0-9]*\.[0-9]*\)\].*/\1/p'
+}
+
+ratio_boot() {  # ratio_boot CARD LOG APPEND PATTERN: boot until PATTERN (<= 1200 s), power off
+    local began=$SECONDS
+    qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
+        -kernel "$RATIO_KERNEL" -initrd "$RATIO_INITRD" -append "$3 systemd.journald.forward_to_console=1" \
+        -drive "file=$1,format=raw,if=virtio" -device virtio-gpu-pci -device qemu-xhci,id=xhci \
+        -netdev "user,id=n0,restrict=on" -device virtio-net-pci,netdev=n0,romfile= > "$2" 2>&1 &
+    QEMU_PID=$!
+    while ! strip_log "$2" | grep -q -- "$4"; do
+        if [ $((SECONDS - began)) -ge 1200 ] || ! kill -0 "$QEMU_PID" 2>/dev/null; then
+            kill -9 "$QEMU_PID" 2>/dev/null; echo "build.sh: never saw '$4' (log: $2)" >&2; return 1
+        fi
+        sleep 2
+    done
+    sleep 5  # the line's timestamp is what counts; a few seconds more for the log
+    kill -9 "$QEMU_PID" 2>/dev/null; wait "$QEMU_PID" 2>/dev/null || true
+}
+
+boot_ratio() {
+    local out=$1 card append masks="" unit selling plain switch_selling switch_plain
+    command -v qemu-system-aarch64 >/dev/null || { echo "build.sh: apt-get install qemu-system-arm" >&2; exit 2; }
+    if [ "$LAYOUT" = ab ]; then
+        card="$out/kiosk-ab-test.img"
+        [ -e "$card" ] || { echo "build.sh: no $card: run 'LAYOUT=ab build.sh ab-test $out' first" >&2; exit 2; }
+        local SLOT PART TRIAL KERNEL INITRD APPEND
+        mkdir -p "$out/ratio"
+        eval "$(python3 "$HERE/abboot.py" choose "$card" "$out/ratio")"
+        RATIO_KERNEL=$KERNEL RATIO_INITRD=$INITRD append=$APPEND
+    else
+        card="$out/kiosk-test.img"
+        [ -e "$card" ] || { echo "build.sh: no $card: run 'build.sh boot-test $out' first" >&2; exit 2; }
+        RATIO_KERNEL=$(ls "$out"/rootfs/boot/vmlinuz-* | head -1)
+        RATIO_INITRD=$(ls "$out"/rootfs/boot/initrd.img-* | head -1)
+        append="console=ttyAMA0 root=LABEL=rootfs ro rootwait"
+    fi
+    # The kiosk's own units: the app, the controller, first boot, the updates', and the
+    # shop broker (Debian's mosquitto, which provisioning turns on for the broker host).
+    for unit in "$REPO"/systemd/*.service "$HERE"/systemd/*.service "$HERE"/systemd/*.timer; do
+        case $unit in *@.service) continue ;; esac
+        masks+=" systemd.mask=$(basename "$unit")"
+    done
+    masks+=" systemd.mask=mosquitto.service"
+    trap '[ -n "${QEMU_PID:-}" ] && kill -9 "$QEMU_PID" 2>/dev/null; true' EXIT
+    echo "build.sh: boot to the selling screen (log $out/ratio-selling.log)"
+    ratio_boot "$card" "$out/ratio-selling.log" "$append" "Started .*receipt printer, cash drawer" || exit 1
+    echo "build.sh: the same card, the kiosk's units masked, to multi-user (log $out/ratio-plain.log)"
+    ratio_boot "$card" "$out/ratio-plain.log" "$append$masks" "Reached target .*Multi-User System" || exit 1
+    selling=$(guest_seconds "$out/ratio-selling.log" "Started .*receipt printer, cash drawer")
+    plain=$(guest_seconds "$out/ratio-plain.log" "Reached target .*Multi-User System")
+    switch_selling=$(guest_seconds "$out/ratio-selling.log" "Switching root")
+    switch_plain=$(guest_seconds "$out/ratio-plain.log" "Switching root")
+    python3 - "$selling" "$plain" "$switch_selling" "$switch_plain" "$RATIO_GOAL" <<'PY'
+import sys
+selling, plain, switch_selling, switch_plain, goal = map(float, sys.argv[1:])
+ratio = selling / plain
+print(f"build.sh: boot to the selling screen {selling:6.1f} s (guest clock; initramfs until {switch_selling:.1f} s)")
+print(f"build.sh: kiosk units masked, to multi-user {plain:6.1f} s (initramfs until {switch_plain:.1f} s)")
+print(f"build.sh: ratio {ratio:.2f} (goal <= {goal})  {'PASS' if ratio <= goal else 'MISS'}")
+PY
+}
+
 pins() {  # the Python packages of OUT's built venv become image/constraints.txt
     arm64_emulation
     chroot "$1/rootfs" /opt/kiosk/venv/bin/pip freeze --exclude kiosk > "$HERE/constraints.txt"
 }
 
-usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT | ab-test OUT | bundle OUT"
+usage="usage: build.sh configs DIR | wheel OUT | image OUT | pins OUT | refresh OUT | boot-test OUT | ab-test OUT | boot-ratio OUT | bundle OUT"
 [ $# -eq 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }
 # Every step works on absolute paths: several of them run from another folder (pip in
 # the repository's root, sha256sum in OUT), where a relative OUT names something else.
@@ -817,6 +888,7 @@ case "$1" in
     refresh) refresh "$target" ;;
     boot-test) boot_test "$target" ;;
     ab-test) ab_test "$target" ;;
+    boot-ratio) boot_ratio "$target" ;;
     bundle) bundle "$target" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -315,3 +315,32 @@ def test_trial_guard_reboots_an_undecided_trial(tmp_path, pending, booted, node,
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert ("REBOOTING" in result.stdout) == reboots, result.stdout
+
+
+def test_ab_card_takes_rauc_and_libnl_alone_from_the_next_release(tmp_path):
+    """trixie's RAUC 1.13 cannot mount a verity bundle on the image's kernel
+    (rauc/rauc#1846): the A/B card's build adds forky, pinned so that apt takes RAUC
+    and the libnl it needs from there and nothing else; the single card does not."""
+    build = Path(__file__).resolve().parent.parent / "image" / "build.sh"
+    made = subprocess.run(["bash", str(build), "configs", str(tmp_path / "ab")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LAYOUT": "ab"})  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    sources = (tmp_path / "ab/sources.list").read_text().splitlines()
+    assert sources[-1] == "deb [check-valid-until=no] http://deb.debian.org/debian forky main"
+    assert sum("forky" in line for line in sources) == 1
+    text = (tmp_path / "ab/etc/apt/preferences.d/kiosk-rauc.pref").read_text()
+    stanzas = [s for s in text.split("\n\n") if "Package:" in s]
+    fields = [dict(line.split(": ", 1) for line in s.splitlines() if not line.startswith("#"))
+              for s in stanzas]  # fmt: skip
+    assert fields == [
+        {"Package": "*", "Pin": "release n=forky", "Pin-Priority": "100"},
+        {"Package": "rauc rauc-service libnl-3-200 libnl-genl-3-200 libnl-route-3-200",
+         "Pin": "release n=forky", "Pin-Priority": "990"},
+    ]  # fmt: skip
+    single = subprocess.run(["bash", str(build), "configs", str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "LAYOUT": "single"})  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    assert "forky" not in (tmp_path / "one/sources.list").read_text()
+    assert not (tmp_path / "one/etc/apt/preferences.d").exists()
