@@ -202,6 +202,33 @@ def test_switch_then_good(card, tmp_path):
     assert last["result"] == "ok" and last["version"] == "1.2.4"
 
 
+def test_switch_asks_again_after_the_slow_part_and_stays_when_a_customer_came(card, tmp_path):
+    """The quiet moment is checked again once the slots' versions are read (seconds
+    through RAUC): a customer who started meanwhile keeps the kiosk, nothing changes."""
+    run = FakeRun(card)
+    booted(card, "A")
+    tryboot.Backend(card).set_primary("B")
+    m = manager(card, tmp_path, run)
+    said = []
+    m.log = said.append
+    installed = {"slot": "B", "version": "1.2.4", "at": "x"}
+    m.record.update(installed=installed)
+    asked = []
+
+    def busy():
+        asked.append(len(run.calls))  # after the versions were read through RAUC
+        return False, "a customer session is open (scanning)"
+
+    assert m.switch(still_quiet=busy) == []
+    assert asked and any(Path(c[0]).name == "rauc" for c in run.calls[: asked[0]])
+    assert not any("reboot" in " ".join(c) for c in run.calls)
+    assert not (card / tryboot.TRYBOOT_REQUEST).exists()
+    assert m.record.read().get("installed") == installed and not m.record.read().get("trial")
+    assert said == ["kiosk-update: not switching after all: a customer session is open (scanning)"]
+    assert m.switch(still_quiet=lambda: (True, "quiet")) == TRYBOOT_REBOOT  # still pending
+    assert (card / tryboot.TRYBOOT_REQUEST).read_text() == "B\n"
+
+
 def test_switch_then_crashes_roll_back(card, tmp_path):
     run = FakeRun(card)
     booted(card, "A")

@@ -129,17 +129,23 @@ def update_switch(when_quiet: bool) -> None:
         if when_quiet:
             return  # the timer's usual case: nothing installed
         raise UserError(i18n._("nothing installed to switch to"))
-    if when_quiet:
+    if not when_quiet:
+        m.switch()
+        return
+    ledger = get_config().ledger.path
+
+    def quiet_now() -> tuple[bool, str]:
         now = datetime.now(UTC)
-        ledger = get_config().ledger.path
-        quiet, why = schedule.quiet_moment(
+        return schedule.quiet_moment(
             now, m.settings, schedule.last_sale(ledger), schedule.session(ledger.parent, now)
         )
-        if not quiet:
-            say(i18n._("not now: {why}", why=why))
-            return
-        say(i18n._("switching: {why}", why=why))
-    m.switch()
+
+    quiet, why = quiet_now()
+    if not quiet:
+        say(i18n._("not now: {why}", why=why))
+        return
+    say(i18n._("switching: {why}", why=why))
+    m.switch(still_quiet=quiet_now)  # asked again once the slow part is done
 
 
 @update_group.command("rollback")

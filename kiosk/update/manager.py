@@ -194,14 +194,24 @@ class Manager:
         )
         return info
 
-    def switch(self) -> list[str]:
-        """Reboot into the installed slot once (tryboot); the boot check commits it."""
+    def switch(self, still_quiet: Callable[[], tuple[bool, str]] | None = None) -> list[str]:
+        """Reboot into the installed slot once (tryboot); the boot check commits it.
+
+        `still_quiet()` (the quiet-moment switch) is asked again just before anything is
+        written: reading the slots' versions through RAUC takes seconds (16 s in the
+        qemu test), long enough for a customer to start scanning. Not quiet any more:
+        nothing is changed and [] is returned."""
         installed = self.record.read().get("installed")
         pending = self.backend.state().pending
         if not pending:
             raise UpdateError("nothing installed to switch to")
         booted = self.backend.current()
         versions = self.slot_versions()
+        if still_quiet is not None:
+            quiet, why = still_quiet()
+            if not quiet:
+                self.log(f"kiosk-update: not switching after all: {why}")
+                return []
         self.record.update(
             installed=None,
             trial={
