@@ -650,9 +650,16 @@ ab_install() {  # ab_install LOG STICK ID VERSION SLOT: plug the stick, wait for
     AB_INSTALL_S=$((SECONDS - began))
     line=$(strip_log "$log" | grep -o "kiosk-update: $4 installed into slot $5 in [0-9.]* s" | head -1)
     AB_RAUC_S=$(sed 's/.* in \([0-9.]*\) s$/\1/' <<<"$line")
-    ab_seen "$log" "ABTEST install finished" 300 || return 1
-    hmp "$log.monitor" "device_del $3"
     AB_SWITCH_FROM=$SECONDS
+    # abtest.sh says the install finished when it sees the unit gone (it polls between
+    # sales, which take tens of seconds emulated); a quiet moment may come first, and
+    # the reboot ends qemu: the switch then counts from here.
+    local waited=$SECONDS
+    while ! strip_log "$log" | grep -q "ABTEST install finished" && kill -0 "$QEMU_PID" 2>/dev/null; do
+        [ $((SECONDS - waited)) -lt 300 ] || { echo "build.sh: never saw 'ABTEST install finished' (log: $log)" >&2; return 1; }
+        sleep 2
+    done
+    kill -0 "$QEMU_PID" 2>/dev/null && hmp "$log.monitor" "device_del $3"
     echo "build.sh:   install of $4: ${AB_INSTALL_S} s from plugging in the stick (rauc install ${AB_RAUC_S} s of it)," \
          "$(strip_log "$log" | sed -n '/ABTEST installing/,/ABTEST install finished/p' | grep -c '^PAID .* #$') sale(s) during it"
 }
