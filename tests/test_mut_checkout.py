@@ -537,6 +537,7 @@ def test_what_one_sale_may_total_word_for_word(shop):
         "Ein Verkauf darf höchstens 10.000.000 betragen: bitte erst diesen Teil bezahlen"
     )
     assert said(co.set_quantity(1, "9")) == (True, "Pen x 9: total 9,000,000.00 EUR")
+    assert said(co.set_quantity(1, "11")) == too_much  # 2,000,000.00 more
     assert said(co.override_price(1, "1111111.10")) == (True, "Pen now 1,111,111.10 EUR each")
     assert co.totals.total == D("9999999.90")
     assert said(co.scan("4006381333931")) == too_much  # 1.49 more: 0.10 is left
