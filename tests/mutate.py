@@ -130,6 +130,7 @@ GROUPS: dict[str, Group] = {
         (
             "tests/test_staff_pad.py",
             "tests/test_checkout.py",
+            "tests/test_mut_flows.py",
             # the Hypothesis run over every flow's typed numbers (10 s a mutant) is left
             # out: test_staff_pad.py writes the same bounds out
             "tests/test_hostile_input.py::"
