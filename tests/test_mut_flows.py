@@ -174,6 +174,8 @@ def test_receiving_step_by_step_written_out(stocked):
     assert said(co.finish_receiving()) == (False, "Nothing received yet")
     zero = co.receive_item("PEN", 0)
     assert said(zero) == (False, "Quantity received '0' must be from 1 to 1000000")
+    assert german(zero) == "Eingangsmenge '0' muss zwischen 1 und 1.000.000 liegen"
+    assert i18n.render(zero.message, "fr").startswith("Quantité reçue '0'")
     assert said(co.receive_item("PEN", "2.5")) == (
         False,
         "Quantity received '2.5' is not a whole number",

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from kiosk.checkout.core import ANY_STAFF, Flow, Outcome, State, _sentence
 from kiosk.checkout.flows.stock_lines import StockLines, StockLinesMixin
-from kiosk.i18n import _
+from kiosk.i18n import N_, _
 from kiosk.ledger import stock
 from kiosk.ledger.barcodes import Parsed
 from kiosk.ledger.core import LedgerError
@@ -51,7 +51,7 @@ class CountingMixin(StockLinesMixin):
         self._record({"set_count": {"sku": sku, "qty": qty}})
         if self.state != State.COUNTING or self.counting is None:
             return self._no(_("Start a count first"))
-        qty = self._typed_stock(sku, qty, "count", 0)
+        qty = self._typed_stock(sku, qty, N_("count"), 0)
         if isinstance(qty, Outcome):
             return qty
         lines = self.counting.lines

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from kiosk import numbers
 from kiosk.checkout.core import ANY_STAFF, Flow, Outcome, State, _sentence
 from kiosk.checkout.flows.stock_lines import StockLines, StockLinesMixin
-from kiosk.i18n import _
+from kiosk.i18n import N_, _
 from kiosk.ledger import stock
 from kiosk.ledger.barcodes import Parsed
 from kiosk.ledger.core import LedgerError
@@ -44,7 +44,7 @@ class ReceivingMixin(StockLinesMixin):
         self._record({"receive_item": {"sku": sku, "qty": qty}})
         if self.state != State.RECEIVING or self.receiving is None:
             return self._no(_("Start receiving first"))
-        qty = self._typed_stock(sku, qty, "quantity received", 1)
+        qty = self._typed_stock(sku, qty, N_("quantity received"), 1)
         if isinstance(qty, Outcome):
             return qty
         lines = self.receiving.lines
