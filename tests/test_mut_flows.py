@@ -430,3 +430,198 @@ def test_building_waits_while_staff_are_called(stocked):
     co.call_staff()
     assert said(co.build_kit(1)) == (False, "Choose a kit first")
     assert stock.on_hand("REPAIR") == 0 and co.kit is not None
+
+
+# ---------------------------------------------------------------- the lines of a count or delivery
+
+WATER = "4001234000015"
+WATER_CASE = "14001234000012"  # a case of 6
+BANANA_1250_G = "2800123012502"
+NUTS = "4001234000091"  # a weighed item with a plain EAN-13
+JUICE_CASE = "14001234000104"  # a case of 2
+NBSP = "\xa0"
+
+
+@pytest.fixture
+def more(stocked):
+    from tests.test_hostile_input import HEADER
+
+    catalog_csv.import_text(
+        stocked,
+        HEADER
+        + "NUTS,Nuts,9.90,B,kg,,4001234000091,,,\n"
+        + "JUICE,Juice,1.20,B,each,,4001234000107;14001234000104*2,,,\n",
+    )
+    stock.receive(stocked, [stock.ReceiveLine("BANANA", 2500)], "S1")
+    return stocked
+
+
+def test_gs1_cases_and_counts_word_for_word(more):
+    co, _, _ = flows_checkout(more)
+    co.start_count()
+    assert said(co.scan(f"(01){WATER_CASE}")) == (
+        True,
+        "Water 1.5 l: a case of 6, 6 counted (expected 20, -14)",
+    )
+    assert said(co.scan(f"(01){WATER_CASE}(30)3")) == (  # three cases of 6
+        True,
+        "Water 1.5 l: a case of 6, 24 counted (expected 20, +4)",
+    )
+    assert said(co.scan("(01)04001234000015(30)4")) == (  # four bottles
+        True,
+        "Water 1.5 l: 28 counted (expected 20, +8)",
+    )
+    assert line(co, "WATER")["cases"] == [{"pack": 6, "cases": 4}]
+    assert said(co.scan(JUICE_CASE)) == (True, "Juice: a case of 2, 2 counted (expected 0, +2)")
+    assert line(co, "JUICE")["cases"] == [{"pack": 2, "cases": 1}]
+    assert said(co.scan("(01)04006381333931(3103)001250")) == (
+        False,
+        "PEN is sold by the piece: quantity 1.250 is not whole",
+    )
+    unknown_label = co.scan("2800999012507")  # a scale label of no item
+    assert said(unknown_label) == (False, "Unknown item (barcode 2800999)")
+    assert said(co.scan("(01)24001234000019(30)2")) == (
+        True,
+        "Water 1.5 l: this case is not in the item master: type the pieces on the pad",
+    )
+    assert co.snapshot()["stock_lines"]["selected"]["sku"] == "WATER"
+
+
+def test_weighed_items_by_their_own_gtin(more):
+    co, _, _ = flows_checkout(more)
+    co.start_receiving()
+    prompt = co.scan(NUTS)  # no weight in the code: staff type the kilograms
+    assert said(prompt) == (True, "Nuts is weighed: type the kilograms on the pad")
+    assert co.snapshot()["received"] == {}
+    selected = co.snapshot()["stock_lines"]["selected"]
+    assert selected == {
+        "sku": "NUTS", "name": "Nuts", "unit": "kg", "qty": "0", "on_list": False, "cases": [],
+    }  # fmt: skip
+    weighed = co.scan(f"(01)0{NUTS}(3103)001250")
+    assert said(weighed) == (True, f"Nuts: 1.25{NBSP}kg received")
+    assert said(co.set_stock_line("NUTS", "100")) == (True, f"Nuts: 100{NBSP}kg received")
+    assert line(co, "NUTS")["qty"] == "100"
+    assert co.snapshot()["received"] == {"NUTS": 100_000}
+
+
+def test_a_count_line_in_kilograms_shows_kilograms(more):
+    co, _, _ = flows_checkout(more)
+    co.start_count()
+    assert co.snapshot()["stock_lines"]["selected"] is None  # nothing scanned yet
+    assert said(co.set_stock_line("BANANA", "3")) == (
+        True,
+        f"Bananas: 3{NBSP}kg counted (expected 2.5{NBSP}kg, +0.5{NBSP}kg)",
+    )
+    assert line(co, "BANANA") == {
+        "sku": "BANANA", "name": "Bananas", "unit": "kg", "qty": "3", "on_list": True,
+        "cases": [], "expected": "2.5", "difference": "0.5",
+    }  # fmt: skip
+    assert co.scan(BANANA_1250_G).ok  # 4.25 kg
+    co.set_stock_line("BANANA", "999")  # 1.25 kg more would pass 1,000 kg
+    too_much = co.scan(BANANA_1250_G)
+    assert said(too_much) == (False, f"Bananas: at most 1,000{NBSP}kg on one line")
+
+
+def test_differences_are_signed_only_above_zero(stocked):
+    co, _, _ = flows_checkout(stocked)
+    co.start_count()
+    assert said(co.set_stock_line("PEN", "20")) == (True, "Pen: 20 counted (expected 20, 0)")
+    assert said(co.set_stock_line("PEN", "21")) == (True, "Pen: 21 counted (expected 20, +1)")
+    assert said(co.set_stock_line("PEN", "1.0000000")) == (  # zeros after the point are fine
+        True,
+        "Pen: 1 counted (expected 20, -19)",
+    )
+    assert said(co.set_stock_line("PEN", "1000000")) == (  # the bound itself
+        True,
+        "Pen: 1,000,000 counted (expected 20, +999,980)",
+    )
+
+
+def test_a_line_scanned_up_to_the_stock_bound(stocked):
+    most = numbers.MAX_STOCK_QTY
+    co, _, _ = flows_checkout(stocked)
+    co.start_receiving()
+    co.set_stock_line("WATER", str(most - 1))
+    assert said(co.scan(WATER)) == (True, "Water 1.5 l: 1,000,000 received")
+    assert said(co.scan(WATER)) == (False, "Water 1.5 l: at most 1,000,000 on one line")
+
+
+def test_the_pad_words_for_lines_word_for_word(stocked):
+    co, log, _ = flows_checkout(stocked)
+    co.start_receiving()
+    assert said(co.set_stock_line("PEN", "0")) == (False, "Pen: nothing to receive")
+    assert said(co.receive_item("PEN", 2)) == (True, "PEN: 2 received")
+    assert line(co, "PEN")["cases"] == []  # typed pieces, no case
+    assert said(co.scan(WATER)) == (True, "Water 1.5 l: 1 received")
+    picked = co.select_stock_line("PEN")
+    assert said(picked) == (True, "Pen: type the quantity")
+    assert german(picked) == "Pen: Menge eingeben"
+    assert said(co.select_stock_line("CABLE")) == (False, "CABLE is not on the list")
+    assert said(co.remove_stock_line("CABLE")) == (False, "CABLE is not on the list")
+    assert said(co.set_stock_line("PEN", "0")) == (True, "Removed Pen")
+    assert co.snapshot()["received"] == {"WATER": 1}
+    assert {"select_line": "PEN"} in log and {"line_qty": {"sku": "PEN", "qty": "0"}} in log
+
+
+def test_a_full_delivery_by_scan_and_pad(stocked, monkeypatch):
+    monkeypatch.setattr(numbers, "MAX_EVENT_LINES", 2)
+    co, _, _ = flows_checkout(stocked)
+    co.start_receiving()
+    co.scan(PEN)
+    co.scan(WATER)
+    full = "A delivery holds at most 2 items: finish it, then start another"
+    assert said(co.scan("4001234000053")) == (False, full)
+    assert said(co.set_stock_line("SCREW", "1")) == (False, full)
+    assert said(co.scan(PEN)) == (True, "Pen: 2 received")  # its own lines still take more
+    assert said(co.set_stock_line("WATER", "5")) == (True, "Water 1.5 l: 5 received")
+
+
+def test_removing_count_lines_forgets_when_they_were_counted(stocked):
+    co, _, _ = flows_checkout(stocked)
+    co.start_count()
+    co.scan(WATER_CASE)
+    co.scan(PEN)
+    assert set(co.counting.moments) == {"WATER", "PEN"}
+    assert said(co.remove_stock_line("WATER")) == (True, "Removed Water 1.5 l")
+    assert set(co.counting.moments) == {"PEN"} and set(co.counting.expected) == {"PEN"}
+    assert co.snapshot()["stock_lines"]["selected"]["sku"] == "PEN"
+    co.scan(WATER)  # back, as one bottle: the case it was scanned as is gone
+    assert line(co, "WATER")["cases"] == [] and line(co, "WATER")["qty"] == "1"
+    co.remove_stock_line("PEN")  # not the selected line: the selection stays
+    assert co.snapshot()["stock_lines"]["selected"]["sku"] == "WATER"
+
+
+def test_removing_a_line_of_a_blind_count(stocked):
+    co, _, _ = flows_checkout(stocked, blind_counts=True)
+    co.start_count()
+    co.scan(PEN)
+    assert said(co.remove_stock_line("PEN")) == (True, "Removed Pen")
+    assert co.counting.counted == {} and co.counting.moments == {}
+
+
+def test_the_pad_waits_while_staff_are_called(stocked):
+    co, _, _ = flows_checkout(stocked)
+    co.start_count()
+    co.scan(PEN)
+    co.call_staff()
+    assert said(co.set_stock_line("PEN", "3")) == (False, "Start a count or receiving first")
+    co.staff_menu()
+    co.start_receiving()
+    co.scan(PEN)
+    co.call_staff()
+    assert said(co.set_stock_line("PEN", "3")) == (False, "Start a count or receiving first")
+    assert co.receiving.received == {"PEN": 1}
+
+
+def test_stock_lines_on_their_own():
+    from kiosk.checkout.flows.stock_lines import StockLines
+
+    lines = StockLines()
+    assert (lines.name("X"), lines.unit("X")) == ("X", "each")  # not scanned: its SKU
+    lines.add("A", 6, pack=6, cases=1)
+    lines.add("B", 1)
+    assert lines.cases == {"A": {6: 1}} and lines.selected == "B"
+    lines.remove("A")
+    assert lines.selected == "B" and lines.cases == {}
+    lines.remove("B")
+    assert lines.selected is None and lines.qty == {}
