@@ -531,6 +531,7 @@ def test_differences_are_signed_only_above_zero(stocked):
         True,
         "Pen: 1 counted (expected 20, -19)",
     )
+    assert said(co.set_stock_line("PEN", "1.0000001")) == (False, "Pen is counted in whole pieces")
     assert said(co.set_stock_line("PEN", "1000000")) == (  # the bound itself
         True,
         "Pen: 1,000,000 counted (expected 20, +999,980)",
@@ -544,6 +545,8 @@ def test_a_line_scanned_up_to_the_stock_bound(stocked):
     co.set_stock_line("WATER", str(most - 1))
     assert said(co.scan(WATER)) == (True, "Water 1.5 l: 1,000,000 received")
     assert said(co.scan(WATER)) == (False, "Water 1.5 l: at most 1,000,000 on one line")
+    whole = co.scan("(01)04006381333931(30)1000000")  # a new line of the bound at once
+    assert said(whole) == (True, "Pen: 1,000,000 received")
 
 
 def test_the_pad_words_for_lines_word_for_word(stocked):
@@ -623,5 +626,8 @@ def test_stock_lines_on_their_own():
     assert lines.cases == {"A": {6: 1}} and lines.selected == "B"
     lines.remove("A")
     assert lines.selected == "B" and lines.cases == {}
+    lines.add("C", 1)
+    lines.remove("C")  # the selected line: the newest one left is selected
+    assert lines.selected == "B"
     lines.remove("B")
     assert lines.selected is None and lines.qty == {}
