@@ -747,7 +747,8 @@ from kiosk.provision.card import boot_partition
 print(boot_partition(Path(sys.argv[1])).start)" "$card")
     MTOOLS_SKIP_CHECK=1 mcopy -s -o -i "$card@@$offset" "$AB_WORK/abtest" ::/
     AB_TARGET=$(default_target "$out/rootfs")
-    trap '[ -n "$QEMU_PID" ] && kill -9 "$QEMU_PID" 2>/dev/null; true' EXIT
+    # (set -e holds in the trap too: a kill of a qemu that already ended must not fail it)
+    trap 'if [ -n "${QEMU_PID:-}" ]; then kill -9 "$QEMU_PID" 2>/dev/null || true; fi' EXIT
 
     echo "build.sh: 1. version $AB_N on slot A (first boot); $AB_N1 from a USB stick while it sells"
     ab_boot "$card" "$out/ab1.log" boot A 0 || exit 1
@@ -854,7 +855,8 @@ boot_ratio() {
         masks+=" systemd.mask=$(basename "$unit")"
     done
     masks+=" systemd.mask=mosquitto.service"
-    trap '[ -n "${QEMU_PID:-}" ] && kill -9 "$QEMU_PID" 2>/dev/null; true' EXIT
+    # (set -e holds in the trap too: a kill of a qemu that already ended must not fail it)
+    trap 'if [ -n "${QEMU_PID:-}" ]; then kill -9 "$QEMU_PID" 2>/dev/null || true; fi' EXIT
     echo "build.sh: boot to the selling screen (log $out/ratio-selling.log)"
     ratio_boot "$card" "$out/ratio-selling.log" "$append" "Started .*receipt printer, cash drawer" || exit 1
     echo "build.sh: the same card, the kiosk's units masked, to multi-user (log $out/ratio-plain.log)"
