@@ -65,7 +65,7 @@ def make_dev_key(folder: Path, name: str = "kiosk-dev") -> tuple[Path, Path]:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     if result.returncode != 0:
-        raise UpdateError(f"openssl: {_last_line(result.stderr)}")
+        raise UpdateError(f"openssl: {last_line(result.stderr)}")
     key.chmod(0o600)
     return key, cert
 
@@ -111,7 +111,7 @@ def build(
             capture_output=True, text=True, timeout=3600,
         )  # fmt: skip
     if result.returncode != 0:
-        raise UpdateError(f"rauc bundle: {_last_line(result.stderr or result.stdout)}")
+        raise UpdateError(f"rauc bundle: {last_line(result.stderr or result.stdout)}")
     return out
 
 
@@ -157,13 +157,14 @@ def _refusal(text: str) -> str:
     if "self-signed certificate" in low or "unable to get local issuer" in low:
         return "signed by a key this kiosk does not trust"
     if "verify error" in low or "signature verification failed" in low:
-        return f"signature refused ({_last_line(text)})"
+        return f"signature refused ({last_line(text)})"
     if "certificate has expired" in low:
         return "the signing certificate has expired"
-    return _last_line(text) or "refused by rauc"
+    return last_line(text) or "refused by rauc"
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """A tool's last meaningful output line (RAUC's log chatter left out): its reason."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith("rauc-Message:")] or lines
     return lines[-1] if lines else ""

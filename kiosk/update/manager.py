@@ -130,7 +130,7 @@ class Manager:
             command.append(f"--conf={os.environ['KIOSK_RAUC_CONF']}")
         result = self._run([*command, *args])
         if result.returncode != 0:
-            text = bundle._last_line((result.stderr or "") + (result.stdout or ""))
+            text = bundle.last_line((result.stderr or "") + (result.stdout or ""))
             if "d-bus" in text.lower() or "dbus" in text.lower():
                 text = f"RAUC's service does not answer (systemctl status rauc): {text}"
             raise UpdateError(f"rauc {args[0]}: {text or 'failed'}")
@@ -227,7 +227,7 @@ class Manager:
         self.log(f"kiosk-update: switching to slot {pending}: {' '.join(command)}")
         result = self._run(command)
         if result.returncode != 0:  # seen in qemu: the reboot refused, nothing said
-            reason = bundle._last_line((result.stderr or "") + (result.stdout or ""))
+            reason = bundle.last_line((result.stderr or "") + (result.stdout or ""))
             raise UpdateError(f"the reboot into slot {pending} was refused: {reason or 'failed'}")
         return command
 
