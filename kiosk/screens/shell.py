@@ -369,9 +369,6 @@ class KioskApp(App):
         else:
             self._screen_filled()
 
-    def _built_names(self) -> set[str]:
-        return {screen.name for screen in self.root.ids.screens.screens} if self.root else set()
-
     def _screen_filled(self) -> None:
         self._language_texts(self.root)
         self._refresh_lists()
@@ -453,7 +450,7 @@ class KioskApp(App):
             if flow is not None:
                 flow.title = self.strings[title]
                 flow.hint = self.strings[hint] if hint else ""
-        for code, _name in self.languages if "attract" in self._built_names() else ():
+        for code, _name in self.languages if shell.ids.screens.built("attract") else ():
             button = self.dynamic[f"language_{code}"]
             chosen = code == self.language
             button.background_color = self.colors["go" if chosen else "button"]
