@@ -395,6 +395,13 @@ kept_machine_id() {  # kept_machine_id LOG: the real root made no new machine id
 # CHECK function cut the power itself (CUT_AT: when).
 EXTRA_APPEND="" NETDEV_EXTRA="" QEMU_PID="" CUT_AT=""
 
+# The emulated machine every boot test runs: a Pi-like arm64 board with its disk, GPU
+# (the app draws through KMS/DRM), USB controller and a network with no way out. One
+# definition, so the boot test, the A/B test and the boot ratio boot the same machine.
+QEMU_MACHINE=(-M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic)
+# (after the disk, in this order: the PCI slots, and so the interface names, stay put)
+QEMU_DEVICES=(-device virtio-gpu-pci -device qemu-xhci,id=xhci -device virtio-net-pci,netdev=n0,romfile=)
+
 boot_once() {
     # boot_once IMAGE LOG KERNEL INITRD CHECK STEP...: boot until every step is seen,
     # run CHECK (a function given LOG and the monitor socket), wait 20 s more for a late
@@ -405,12 +412,11 @@ boot_once() {
     local steps=("$@") began=$SECONDS verdict="" text step
     declare -A seen=()
     CUT_AT=""
-    qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic \
+    qemu-system-aarch64 "${QEMU_MACHINE[@]}" \
         -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyAMA0 root=LABEL=rootfs ro rootwait systemd.journald.forward_to_console=1${EXTRA_APPEND:+ $EXTRA_APPEND}" \
-        -drive "file=$image,format=raw,if=virtio" -device virtio-gpu-pci \
-        -device qemu-xhci,id=xhci -monitor "unix:$sock,server=on,wait=off" \
-        -netdev "user,id=n0,restrict=on$NETDEV_EXTRA" -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
+        -drive "file=$image,format=raw,if=virtio" "${QEMU_DEVICES[@]}" -monitor "unix:$sock,server=on,wait=off" \
+        -netdev "user,id=n0,restrict=on$NETDEV_EXTRA" > "$log" 2>&1 &
     local qemu=$!
     QEMU_PID=$qemu
     while [ -z "$verdict" ] && [ $((SECONDS - began)) -lt 1440 ]; do
@@ -592,12 +598,11 @@ ab_boot() {  # ab_boot CARD LOG MODE WANT_SLOT WANT_TRIAL: start the slot abboot
         return 1
     fi
     AB_SALES_LOGS+=("$log")
-    qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
+    qemu-system-aarch64 "${QEMU_MACHINE[@]}" -no-reboot \
         -kernel "$KERNEL" -initrd "$INITRD" \
         -append "$APPEND systemd.journald.forward_to_console=1 systemd.unit=$AB_TARGET systemd.wants=kernel-command-line.service systemd.run_success_action=none systemd.run_failure_action=none systemd.run=\"/bin/sh /boot/firmware/abtest/abtest.sh $mode\"" \
-        -drive "file=$card,format=raw,if=virtio" -device virtio-gpu-pci \
-        -device qemu-xhci,id=xhci -monitor "unix:$log.monitor,server=on,wait=off" \
-        -netdev "user,id=n0,restrict=on" -device virtio-net-pci,netdev=n0,romfile= > "$log" 2>&1 &
+        -drive "file=$card,format=raw,if=virtio" "${QEMU_DEVICES[@]}" -monitor "unix:$log.monitor,server=on,wait=off" \
+        -netdev "user,id=n0,restrict=on" > "$log" 2>&1 &
     QEMU_PID=$!
     AB_BOOTED=$SECONDS
 }
@@ -816,10 +821,9 @@ guest_seconds() {  # guest_seconds LOG PATTERN: the kernel timestamp of PATTERN'
 
 ratio_boot() {  # ratio_boot CARD LOG APPEND PATTERN: boot until PATTERN (<= 1200 s), power off
     local began=$SECONDS
-    qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
+    qemu-system-aarch64 "${QEMU_MACHINE[@]}" -no-reboot \
         -kernel "$RATIO_KERNEL" -initrd "$RATIO_INITRD" -append "$3 systemd.journald.forward_to_console=1" \
-        -drive "file=$1,format=raw,if=virtio" -device virtio-gpu-pci -device qemu-xhci,id=xhci \
-        -netdev "user,id=n0,restrict=on" -device virtio-net-pci,netdev=n0,romfile= > "$2" 2>&1 &
+        -drive "file=$1,format=raw,if=virtio" "${QEMU_DEVICES[@]}" -netdev "user,id=n0,restrict=on" > "$2" 2>&1 &
     QEMU_PID=$!
     while ! strip_log "$2" | grep -q -- "$4"; do
         if [ $((SECONDS - began)) -ge 1200 ] || ! kill -0 "$QEMU_PID" 2>/dev/null; then
