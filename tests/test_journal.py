@@ -402,6 +402,27 @@ def test_sales_before_a_kiosk_journaled_are_not_counted_missing(db):
     assert figures.sync.journal_missing == 1
 
 
+def test_journals_missing_count_each_kiosk_from_its_own_first_journal(db):
+    """till-01 journals from seq 3 (its update) and again at 6: 4 and 5 are missing; till-02
+    never journaled (older firmware): none of its sales count as missing."""
+    now = datetime.now(UTC)
+
+    def sale(device, seq):
+        return topics.StockEvent(device, seq, now, "sale", f"{device}-{seq}", (("PEN", -1),),
+                                 clock="synced")  # fmt: skip
+
+    store.apply_events([sale("till-01", n) for n in range(1, 7)]
+                       + [sale("till-02", n) for n in range(1, 4)], now)  # fmt: skip
+    store.KioskState.insert(device="till-01", reported_seq=6, applied_to=6).execute()
+    store.KioskState.insert(device="till-02", reported_seq=3, applied_to=3).execute()
+    for seq in (3, 6):
+        raw = hostile(lambda d, seq=seq: d.update(seq=seq, txn=f"till-01-{seq}"))
+        apply_journals([parse_journal(raw, "till-01", now=now)], now)
+    zone = datetime.now().astimezone().tzinfo
+    figures = kpis.compute(kpis.period("day", now.astimezone(zone).date(), zone=zone))
+    assert figures.sync.journal_missing == 2
+
+
 def test_a_journal_part_that_fails_to_apply_is_dead_lettered_and_the_rest_apply(
     tmp_path, monkeypatch
 ):
