@@ -80,6 +80,24 @@ def test_units_keep_hardware_reachable_and_are_hardened():
         assert needed in kiosk, needed
 
 
+def unit_lists(text: str, key: str) -> set[str]:
+    return {name for line in re.findall(rf"^{key}=(.*)$", text, re.M) for name in line.split()}
+
+
+def test_the_selling_screen_waits_for_nothing_it_can_do_without():
+    """The boot's critical path (README, "Boot to the selling screen"): the app waits
+    for its file systems and first boot only: not for the network (it sells offline),
+    not for RAUC or the update check (which watches it from beside it)."""
+    app = (UNITS / "kiosk.service").read_text()
+    assert unit_lists(app, "After") == {"local-fs.target", "kiosk-firstboot.service"}
+    assert not unit_lists(app, "Wants") | unit_lists(app, "Requires")
+    for unit in [*UNITS.glob("*.service"), *(UNITS.parent / "image/systemd").glob("*.service")]:
+        before = unit_lists(unit.read_text(), "Before")
+        if unit.name != "kiosk-firstboot.service":
+            assert "kiosk.service" not in before, f"{unit.name} holds the app back"
+        assert not re.search(r"^ExecStartPre=.*kiosk ", unit.read_text(), re.M), unit.name
+
+
 class NotifySocket:
     def __init__(self, folder: Path):
         self.path = folder / "notify.sock"

@@ -186,11 +186,36 @@ def test_step_down_refuses_a_file_older_code_cannot_use(tmp_path):
 def test_current_code_refuses_a_newer_ledger_in_one_line(tmp_path):
     path = unpack("ledger-schema5.db.gz", tmp_path)
     db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {migrations.LATEST + 1}")
+    db.execute(f"PRAGMA user_version = {migrations.LATEST + 1}")  # says nothing of who can read it
     db.commit()
     db.close()
-    with pytest.raises(LedgerError, match="newer than this software"):
+    with pytest.raises(LedgerError, match="cannot be used by this version") as caught:
         open_ledger(path)
+    assert "\n" not in str(caught.value)
+    assert version(path) == migrations.LATEST + 1  # nothing changed
+
+
+def test_opening_a_ledger_a_newer_version_migrated_steps_it_down(tmp_path, caplog):
+    """A rollback's first open (the app at boot) makes the file usable itself: no step
+    before the app on the boot's critical path; every row stays."""
+    path = unpack("ledger-schema5.db.gz", tmp_path)
+    open_ledger(path).close()
+    before = snapshot(path)
+    newer = migrations.LATEST + 1
+    db = sqlite3.connect(path)
+    db.execute(f"INSERT INTO schema_compat (version, readable_by) VALUES ({newer}, 1)")
+    db.execute(f"PRAGMA user_version = {newer}")
+    db.commit()
+    db.close()
+    with caplog.at_level("WARNING", logger="kiosk.ledger.core"):
+        ledger = open_ledger(path)
+    try:
+        assert verify(ledger) == []
+    finally:
+        ledger.close()
+    assert f"schema {newer} (written by a newer version) stepped down to" in caplog.text
+    assert version(path) == migrations.LATEST
+    assert snapshot(path) == before
 
 
 @pytest.mark.parametrize("schema", [0, 1, 2, 3, 4])

@@ -6,6 +6,7 @@ deadlock on a lock upgrade, and a power cut leaves either the whole posting or n
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from kiosk.ledger import migrations, models
 from kiosk.ledger.barcodes import BarcodeParser
 from kiosk.ledger.money import TaxPolicy
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = migrations.LATEST
 PROBE = 16 * 1024  # bytes written to find out whether the disk has space
 APPEND_ONLY = ("txn", "txn_line", "tender", "stock_move")
@@ -62,7 +64,17 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
     # Staff PIN hashes live here: 0600 from the start (SQLite gives -wal and -shm the
     # main file's mode), and an older world-readable ledger and its companions fixed.
     from kiosk.files import create_private, restrict  # noqa: PLC0415
+    from kiosk.update import dbcopy  # noqa: PLC0415
 
+    # A rollback: a newer version migrated this file. Made usable here, by whatever opens
+    # it first (the app at boot, or a technician's command), not by a second Python start
+    # before the app (README, "Schemas across an update").
+    try:
+        said = dbcopy.step_down(path, SCHEMA_VERSION)
+    except dbcopy.NewerSchemaError as exc:
+        raise LedgerError(str(exc)) from None
+    if said:
+        log.warning("%s", said)
     create_private(path, owner_of_folder=True)  # root's `kiosk staff add`: still the kiosk's
     for companion in ("-wal", "-shm", "-journal"):
         restrict(Path(f"{path}{companion}"))
