@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import platformdirs
 
@@ -24,10 +23,6 @@ from kiosk import strings as screen_strings
 from kiosk.config import Config
 from kiosk.drivers.base import DrawerError, MemoryDrawer, MemoryPrinter, PrinterError
 from kiosk.i18n import N_
-
-if TYPE_CHECKING:  # the ledger and the checkout load in run(), after _peewee_for_sqlite()
-    from kiosk.checkout.session import Checkout
-    from kiosk.ledger.core import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +218,19 @@ def run(
     if demo:
         seed(ledger, out)
     printer, drawer = _drivers(config, demo, data)
+    # The scanner is made before the window (a [scanner] that matches nothing is refused
+    # at once, in one line) and started once the app can take its scans.
+    scanner = None
+    if not demo:
+        from kiosk.drivers.factory import make_scanner  # noqa: PLC0415
+
+        def on_scan(text: str) -> None:  # scanner thread -> UI thread -> checkout worker
+            from kivy.clock import Clock  # noqa: PLC0415
+
+            hardware.last_scan = text
+            Clock.schedule_once(lambda dt: app.act("scan", text))
+
+        scanner = make_scanner(config, on_scan)
     hardware = Hardware(config, printer, drawer, demo)
     terminal, simulator = _terminal(config, demo)
     hardware.terminal = terminal
@@ -233,7 +241,7 @@ def run(
         session_file = SessionWriter(ledger.path.parent)
         session_file.note(checkout.state.value)
         checkout.subscribe(session_file.on_event)
-    catalog_sync = None
+    links = None
     services = None
     # The network note in English (the keys' source text): the screen shows it in its
     # reader's language, with the shop's own wording where [ui] strings has one.
@@ -248,13 +256,10 @@ def run(
         hardware.publisher = services.publisher
         note = services.note
     elif not demo and not offline:
-        from kiosk.mqtt.publisher import Publisher  # noqa: PLC0415
+        from kiosk.shoplinks import ShopLinks  # noqa: PLC0415
 
-        hardware.publisher = Publisher(
-            config, ledger.path, printer_state=hardware.printer_state
-        ).start()
+        links = ShopLinks(config, ledger, checkout, hardware)  # started once selling
         note = f"{english['broker']} {config.mqtt.host}:{config.mqtt.port}"
-        catalog_sync = _catalog_sync(config, ledger)
     _kivy_environment(config, demo)
     from kiosk.screens.shell import KioskApp  # noqa: PLC0415
     from kiosk.screens.worker import CheckoutWorker  # noqa: PLC0415
@@ -275,69 +280,22 @@ def run(
     checkout.terminal_notify = lambda: KivyClock.schedule_once(lambda dt: app.act("terminal_poll"))
     # Card payments a power cut left open are settled first (reversed or asked for).
     KivyClock.schedule_once(lambda dt: app.act("recover_payments"), 0)
-    alerts = _alerts(config, checkout, hardware, ledger, app) if not demo and not offline else None
-    if catalog_sync is not None:  # a checked item master version waits for the sale to end
-
-        def offer_catalog(dt) -> None:
-            worker = getattr(app, "worker", None)
-            if catalog_sync.staged is not None and worker is not None:
-                # On the checkout's thread, between its calls, and only between sales.
-                worker.call("between_sales", catalog_sync.apply_staged)
-
-        KivyClock.schedule_interval(offer_catalog, 0.5)
-    scanner = None
-    if not demo:
-        from kivy.clock import Clock  # noqa: PLC0415
-
-        from kiosk.drivers.factory import make_scanner  # noqa: PLC0415
-
-        def on_scan(text: str) -> None:  # scanner thread -> UI thread -> checkout worker
-            hardware.last_scan = text
-            Clock.schedule_once(lambda dt: app.act("scan", text))
-
-        scanner = make_scanner(config, on_scan).start()
+    if links is not None:
+        app.after_ready.append(lambda: links.start(app))
+        KivyClock.schedule_interval(lambda dt: links.offer_catalog(app), 0.5)
+    if scanner is not None:
+        scanner.start()
     try:
         app.run()
     finally:
         if scanner is not None:
             scanner.stop()
-        if hardware.publisher is not None and services is None:
-            hardware.publisher.stop()
-        if catalog_sync is not None:
-            catalog_sync.stop()
-        if alerts is not None:
-            alerts.stop()
+        if links is not None:
+            links.stop()
         terminal.close()
         if simulator is not None:
             simulator.stop()
         ledger.close()
-
-
-def _alerts(config: Config, checkout: Checkout, hardware: Hardware, ledger: Ledger, app):
-    """Attendant alerts over MQTT (kiosk.mqtt.alerts): the checkout's, the printer's, the
-    drawer's and the disk's go to the shop; staffed tills and carts show the shop's."""
-    from kivy.clock import Clock  # noqa: PLC0415
-
-    from kiosk.mqtt.alerts import KioskAlerts  # noqa: PLC0415
-
-    alerts = KioskAlerts(config, printer_state=hardware.printer_state, disk_path=ledger.path)
-    alerts.on_change = lambda shown: Clock.schedule_once(
-        lambda dt: setattr(app, "shop_alert_text", alerts.banner_text(shown))
-    )
-    app.kiosk_alerts = alerts
-    checkout.subscribe(lambda event: alerts.on_event(event, checkout))
-    if hasattr(hardware.drawer, "on_left_open"):
-        hardware.drawer.on_left_open = alerts.drawer_left_open
-    return alerts.start()
-
-
-def _catalog_sync(config: Config, ledger: Ledger):
-    """The controller's item master on this kiosk (kiosk.mqtt.catalog_sync). Versions are
-    fetched and checked in the background and applied only on the checkout's own thread
-    while no sale is open: an open cart keeps the prices it was scanned at."""
-    from kiosk.mqtt.catalog_sync import CatalogSync  # noqa: PLC0415
-
-    return CatalogSync(config, ledger.path, gate=lambda: False).start()  # applied by the app
 
 
 def _terminal(config: Config, demo: bool):

@@ -124,6 +124,18 @@ def test_catalog_stock_staff_and_reports(env, tmp_path):
     assert verified.returncode == 0 and verified.stdout.endswith(": ok\n")
 
 
+def test_run_refuses_a_scanner_it_cannot_find_in_one_line(tmp_path):
+    """Before any window opens: the scanner is made with the other drivers. (One that
+    matches no device yet is waited for: scanners are plugged in while the kiosk runs.)"""
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[device]\nid = "till-01"\nstore = "s1"\n[ledger]\npath = "{tmp_path / "l.db"}"\n'
+        '[drawer]\nkind = "none"\n[printer]\nkind = "none"\n'
+    )
+    environ = {**os.environ, "KIOSK_CONFIG": str(config), "DISPLAY": ":1999"}  # no X needed
+    assert_user_error(kiosk(environ, "run"), 'set [scanner] match to a name, "vendor:product"')
+
+
 def test_demo_runs_headless_with_no_config(tmp_path):
     environ = {
         k: v

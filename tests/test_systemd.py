@@ -133,6 +133,56 @@ def test_app_says_ready_and_feeds_the_watchdog(tmp_path):
         shutil.rmtree(short, ignore_errors=True)
 
 
+def test_the_app_says_ready_before_its_shop_links_start_and_they_do_start(tmp_path):
+    """`kiosk run` on a real config (not the demo): READY when the selling screen shows,
+    then the shop's links (kiosk/shoplinks.py): the outbox publisher's online status
+    reaches the broker after READY, not before it (they are off the boot's critical path)."""
+    import paho.mqtt.client as mqtt  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    from kiosk.mqtt import topics  # noqa: PLC0415
+
+    xvfb = Xvfb()
+    broker = Mosquitto(tmp_path / "broker", ["till-07", "controller"]).start()
+    short = Path("/tmp") / f"kl{os.getpid()}"
+    short.mkdir(exist_ok=True)
+    notify = NotifySocket(short)
+    seen: list[str] = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="watcher")
+    watcher.username_pw_set("controller", broker.passwords["controller"])
+    watcher.on_message = lambda c, u, m: seen.append(
+        f"{'online' if topics.parse_kiosk_status(m.payload).online else 'offline'} "
+        f"after {len(notify.messages)} notify message(s)"
+    )
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(
+        topics.Topics("shop/store-042").kiosk_status("till-07"), 1
+    )
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    process = broker.spawn(
+        "run", "till-07", tmp_path,
+        f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n[scanner]\nkind = "none"\n'
+        '[drawer]\nkind = "none"\n[printer]\nkind = "none"\n',
+        env={"NOTIFY_SOCKET": str(notify.path), "DISPLAY": xvfb.display, "KIVY_NO_FILELOG": "1",
+             "XDG_DATA_HOME": str(tmp_path / "data"), "KIVY_HOME": str(tmp_path / "kivy")},
+    )  # fmt: skip
+    try:
+        messages = notify.collect(lambda m: any(x.startswith("READY=1") for x in m), 60)
+        assert any(m.startswith("READY=1") for m in messages), (messages, process.poll())
+        ready_at = len(notify.messages)
+        wait_until(lambda: seen, 30, what="the kiosk's status on the broker")
+        assert seen[0].startswith("online"), seen
+        assert int(seen[0].split()[2]) >= ready_at, f"links started before READY: {seen}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        watcher.loop_stop()
+        watcher.disconnect()
+        broker.stop()
+        xvfb.stop()
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def test_controller_says_ready_and_feeds_the_watchdog(tmp_path):
     broker = Mosquitto(tmp_path / "broker", ["controller"]).start()
     short = Path("/tmp") / f"kc{os.getpid()}"

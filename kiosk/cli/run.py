@@ -33,7 +33,12 @@ def run(db_path: Path | None, demo: bool, headless: bool, offline: bool) -> None
 
         run_demo(config, db_path, out=click.echo)
         return
-    app.run(config, demo, db_path, offline, out=click.echo)
+    from kiosk.drivers.base import ScannerError  # noqa: PLC0415
+
+    try:
+        app.run(config, demo, db_path, offline, out=click.echo)
+    except ScannerError as exc:
+        raise UserError(str(exc)) from None
 
 
 @click.command("replay")

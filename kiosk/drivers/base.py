@@ -24,6 +24,10 @@ class DrawerError(Exception):
     """The cash drawer could not be opened."""
 
 
+class ScannerError(Exception):
+    """No matching scanner, or no permission to read it; the message says which."""
+
+
 class ReceiptPrinter(Protocol):
     def print_receipt(self, receipt: Receipt) -> None: ...
 

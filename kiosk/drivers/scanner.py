@@ -26,6 +26,7 @@ from xkbcommon import xkb
 
 from kiosk.config import ScannerConfig
 from kiosk.drivers import keymaps
+from kiosk.drivers.base import ScannerError
 
 log = logging.getLogger(__name__)
 TERMINATOR_KEYS = {
@@ -35,10 +36,6 @@ TERMINATOR_KEYS = {
 }
 GS = "\x1d"
 RESCAN_S = 0.5  # how often a missing scanner is looked for (found within 2 s)
-
-
-class ScannerError(Exception):
-    """No matching scanner, or no permission to read it; the message says which."""
 
 
 def _clean(text: str, config: ScannerConfig) -> str:

@@ -73,6 +73,8 @@ def open_database(path: Path, synchronous: str = "full") -> SqliteDatabase:
         said = dbcopy.step_down(path, SCHEMA_VERSION)
     except dbcopy.NewerSchemaError as exc:
         raise LedgerError(str(exc)) from None
+    except sqlite3.DatabaseError:
+        said = None  # not a database at all: refused below, in the words every open uses
     if said:
         log.warning("%s", said)
     create_private(path, owner_of_folder=True)  # root's `kiosk staff add`: still the kiosk's

@@ -303,6 +303,9 @@ class KioskApp(App):
         self.text_action: str | None = None
         self.dynamic: dict[str, Any] = {}
         self.ready = False
+        # Started once READY is sent (kiosk.app: the shop's MQTT links), off the boot's
+        # critical path.
+        self.after_ready: list[Callable[[], None]] = []
         self.title = f"kiosk {config.device.id}"
 
     # ------------------------------------------------------------ building
@@ -478,6 +481,8 @@ class KioskApp(App):
         self.notifier = ServiceNotifier()
         self._last_feed = 0.0
         self.notifier.ready(f"{self.config_data.device.id}: selling screen shown")
+        for start in self.after_ready:  # in the frames after READY's
+            Clock.schedule_once(lambda dt, start=start: start(), 0)
         if self.notifier.watchdog_interval:
             Clock.schedule_interval(
                 lambda dt: self._feed_watchdog(), self.notifier.watchdog_interval
