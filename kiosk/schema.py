@@ -296,6 +296,8 @@ def _from_msgspec(loc: tuple[str, ...], message: str, core: Any, raw: Any) -> Pr
     if found := re.fullmatch(r"Expected `str` matching regex (.*)", message):
         return Problem(loc, f"must match the pattern {found[1]}")
     if found := re.fullmatch(r"Expected `(\w+)` of length (>=|<=) (\d+)", message):
+        if found[2] == ">=" and found[3] == "1":
+            return Problem(loc, "must not be empty")
         unit = {"str": "characters", "array": "items", "object": "keys"}.get(found[1], "")
         return Problem(loc, f"must have {_BOUND[found[2]]} {found[3]} {unit}".rstrip())
     return Problem(loc, message)
