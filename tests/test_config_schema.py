@@ -7,6 +7,8 @@ text in a site file) still reads the same."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -259,3 +261,13 @@ def test_site_files_read_as_they_always_did(tmp_path):
     assert loaded.site.store == "store-042" and loaded.broker.port == 1884
     assert loaded.broker.web_port == 8081 and loaded.broker.tls is False
     assert loaded.wifi.ssid == " Shop Net " and loaded.wifi.psk == " change me please "
+
+
+def test_no_settings_module_loads_pydantic():
+    """pydantic is in the test extra only (the rollback test runs an older release)."""
+    code = (
+        "import sys, kiosk.config, kiosk.provision.site, kiosk.update.settings, kiosk.cli.hw;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
