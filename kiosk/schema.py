@@ -61,14 +61,6 @@ class After(NamedTuple):
     check: Callable[[Any], Any]
 
 
-class KeyProblem(ValueError):
-    """Raised by a check about one key inside its field (a tax rate of the table)."""
-
-    def __init__(self, key: str, reason: str):
-        super().__init__(reason)
-        self.key = key
-
-
 class Problem(NamedTuple):
     loc: tuple[str, ...]
     reason: str
@@ -200,12 +192,12 @@ def _value(raw: Any, tp: Any, loc: tuple[str, ...], problems: list[Problem], str
         for before in befores:
             raw = before.convert(raw)
     except ValueError as exc:
-        problems.append(_raised(loc, exc))
+        problems.append(Problem(loc, str(exc)))
         return _BAD
     if isinstance(core, type) and issubclass(core, msgspec.Struct):
         value = _struct(raw, core, loc, problems)
     else:
-        raw = _parts_of(raw, core, loc, problems, strip)
+        raw = _contents(raw, core, loc, problems, strip)
         if raw is _BAD:
             return _BAD
         try:
@@ -219,12 +211,12 @@ def _value(raw: Any, tp: Any, loc: tuple[str, ...], problems: list[Problem], str
         for after in afters:
             value = after.check(value)
     except ValueError as exc:
-        problems.append(_raised(loc, exc))
+        problems.append(Problem(loc, str(exc)))
         return _BAD
     return value
 
 
-def _parts_of(raw: Any, core: Any, loc: tuple[str, ...], problems: list[Problem], strip: bool):
+def _contents(raw: Any, core: Any, loc: tuple[str, ...], problems: list[Problem], strip: bool):
     """A list's items and a table's values converted one by one (each named by its
     index or key); text stripped, a path made a Path."""
     origin = get_origin(core)
@@ -249,12 +241,6 @@ def _text(raw: Any, core: Any, strip: bool) -> Any:
         return raw
     text = raw.strip(WHITESPACE) if strip else raw
     return Path(text) if core is Path else text
-
-
-def _raised(loc: tuple[str, ...], exc: ValueError) -> Problem:
-    if isinstance(exc, KeyProblem):
-        return Problem((*loc, exc.key), str(exc))
-    return Problem(loc, str(exc))
 
 
 _EXPECTED = {
