@@ -56,7 +56,7 @@ CODES = ["4006381333931", "14001234000012", "2800123005320", "4001234000022", "0
 # command that needs them (see the README).
 GROUPS = [
     ("the kiosk command (click)", ["kiosk.cli"]),
-    ("config (pydantic models)", ["kiosk.config"]),
+    ("config (msgspec structs)", ["kiosk.config"]),
     ("wiring (kiosk.app)", ["kiosk.app"]),
     ("peewee, SQLite only (kiosk.app hides psycopg from it)", ["kiosk.app:_peewee_for_sqlite"]),
     ("ledger and checkout", ["kiosk.checkout.session"]),

@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    Strict,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from msgspec import Meta, field
 
 from kiosk import numbers, textfile
+from kiosk.schema import After, Before, Invalid, Section, convert, lax_bool, to_builtins
 from kiosk.update.settings import UpdateConfig
 
 SYSTEM_CONFIG = Path("/etc/kiosk/kiosk.toml")
@@ -55,11 +47,16 @@ def _percent(value: Any) -> Decimal:
     return rate
 
 
-DecimalValue = Annotated[Decimal, BeforeValidator(_to_decimal)]
-# TOML has real integers: "1_000" as text, 1e-400 as a float or true are not one.
-Whole = Annotated[int, Strict()]
-Seconds = Annotated[float, Strict()]  # an int is fine, text or true is not
-PercentValue = Annotated[Decimal, BeforeValidator(_percent)]
+DecimalValue = Annotated[Decimal, Before(_to_decimal)]
+PercentValue = Annotated[Decimal, Before(_percent)]
+# true or false; text such as "yes" and 0 or 1 pass too, as they always have.
+Flag = Annotated[bool, Before(lax_bool)]
+# Whole numbers and seconds are strict (msgspec's own): TOML has real integers, so
+# "1_000" as text, 1e-400 as a float or true are not one; a seconds value may be an int.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Baudrate = Annotated[int, Meta(gt=0, le=4_000_000)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
 
 # Currencies whose minor unit is not hundredths (ISO 4217); every other code uses 2.
 _MINOR_UNITS = {
@@ -69,13 +66,9 @@ _MINOR_UNITS = {
 }  # fmt: skip
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
 class DeviceConfig(Section):
-    id: str = Field("demo-01", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-    store: str = Field("demo-store", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+    id: Annotated[str, Meta(pattern=NAME)] = "demo-01"
+    store: Annotated[str, Meta(pattern=NAME)] = "demo-store"
     role: Literal["self-checkout", "staffed", "mobile-cart"] = "self-checkout"
 
 
@@ -85,12 +78,12 @@ def default_ledger_path() -> Path:
 
 
 class LedgerConfig(Section):
-    path: Path = Field(default_factory=default_ledger_path)
+    path: Path = field(default_factory=default_ledger_path)
     # FULL: a committed sale survives a power cut. NORMAL trades that for speed.
     synchronous: Literal["full", "normal"] = "full"
     # The device's secret that keys staff PIN hashes: never inside the ledger, so a copy
     # of the ledger alone (a backup, a support upload) does not give the PINs away.
-    pin_key: Path | None = Field(None, description="default: pin.key beside the ledger")
+    pin_key: Path | None = None  # default: pin.key beside the ledger
 
     @property
     def pin_key_path(self) -> Path:
@@ -99,23 +92,30 @@ class LedgerConfig(Section):
         return self.pin_key or self.path.parent / "pin.key"
 
 
+def _topic_root(value: str | None) -> str | None:
+    if value is not None and (not value or re.search(r"[#+]|^/|/$", value)):
+        raise ValueError("must be a topic prefix without wildcards or outer slashes")
+    return value
+
+
 class MqttConfig(Section):
     host: str = "127.0.0.1"
-    port: Whole = Field(1883, ge=1, le=65535)
+    port: Port = 1883
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
-    tls: bool = False
+    tls: Flag = False
     ca_file: Path | None = None
-    root: str | None = Field(None, description="topic root; default shop/<store>")
-    keepalive: Whole = Field(30, ge=5, le=3600)
+    # The topic root; default shop/<store>.
+    root: Annotated[str | None, After(_topic_root)] = None
+    keepalive: Annotated[int, Meta(ge=5, le=3600)] = 30
 
-    @field_validator("root")
-    @classmethod
-    def _root_has_no_wildcards(cls, value: str | None) -> str | None:
-        if value is not None and (not value or re.search(r"[#+]|^/|/$", value)):
-            raise ValueError("must be a topic prefix without wildcards or outer slashes")
-        return value
+
+def _known_keymap(value: str) -> str:
+    from kiosk.drivers import keymaps  # noqa: PLC0415 - reads xkb-data only when set
+
+    keymaps.check(value)
+    return value
 
 
 class ScannerConfig(Section):
@@ -124,84 +124,96 @@ class ScannerConfig(Section):
     match: str = ""
     # The layout the scanner types in, as xkb writes it: "de", "de(nodeadkeys)",
     # "us(dvorak)"; any layout and variant this machine's xkb-data has (kiosk/drivers/keymaps.py).
-    keymap: str = "us"
+    keymap: Annotated[str, After(_known_keymap)] = "us"
     terminator: Literal["enter", "tab", "none"] = "enter"
-    timeout_ms: Whole = Field(60, ge=10, le=2000)  # terminator "none": a pause ends a scan
+    # terminator "none": a pause ends a scan
+    timeout_ms: Annotated[int, Meta(ge=10, le=2000)] = 60
     prefix: str = ""  # stripped from every scan
     suffix: str = ""
     fnc1: str = ""  # a character the scanner sends for FNC1, turned into ASCII 29
     port: str = "/dev/ttyACM0"  # serial scanners
-    baudrate: Whole = Field(9600, gt=0, le=4_000_000)
+    baudrate: Baudrate = 9600
 
-    @field_validator("keymap")
-    @classmethod
-    def _known_keymap(cls, value: str) -> str:
-        from kiosk.drivers import keymaps  # noqa: PLC0415 - reads xkb-data only when set
 
-        keymaps.check(value)
+def printer_profile(value: str) -> str:
+    """A python-escpos profile's name as escpos spells it; ValueError names the closest."""
+    if value == "default":
         return value
+    import difflib  # noqa: PLC0415
+
+    from escpos.capabilities import CAPABILITIES  # noqa: PLC0415 - 0.2 s: only when set
+
+    names = list(CAPABILITIES["profiles"])
+    if value in names:
+        return value
+    folded = {name.lower(): name for name in names}
+    if value.lower() in folded:
+        return folded[value.lower()]
+    close = difflib.get_close_matches(value.lower(), list(folded), n=3, cutoff=0.5)
+    hint = ", ".join(folded[name] for name in close) or "see `kiosk hw printers`"
+    raise ValueError(f"unknown printer profile {value!r}; closest: {hint}")
 
 
 class PrinterConfig(Section):
     kind: Literal["usb", "serial", "network", "file", "none"] = "file"
-    usb: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+    usb: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")] | None = None
     device: str = "/dev/usb/lp0"
     host: str | None = None
-    port: Whole = Field(9100, ge=1, le=65535)
-    baudrate: Whole = Field(19200, gt=0, le=4_000_000)
+    port: Port = 9100
+    baudrate: Baudrate = 19200
     # python-escpos's capability profile of the printer (`kiosk hw printers` lists
     # them): its columns, print width, code pages, barcode and cutter support.
-    profile: str = "default"
+    profile: Annotated[str, After(printer_profile)] = "default"
     # The paper roll's width (mm) when narrower than the printer's head (a 58 mm
     # guide in an 80 mm printer); default: the profile's width, or 80 mm.
-    paper_mm: Whole | None = Field(None, ge=40, le=120)
+    paper_mm: Annotated[int, Meta(ge=40, le=120)] | None = None
     # Characters per line in font A when the printer differs from its profile.
-    columns: Whole | None = Field(None, ge=24, le=96)
+    columns: Annotated[int, Meta(ge=24, le=96)] | None = None
     logo: Path | None = None  # a PNG printed at the top of every receipt
 
-    @field_validator("profile")
-    @classmethod
-    def _known_profile(cls, value: str) -> str:
-        if value == "default":
-            return value
-        import difflib  # noqa: PLC0415
-
-        from escpos.capabilities import CAPABILITIES  # noqa: PLC0415 - 0.2 s: only when set
-
-        names = list(CAPABILITIES["profiles"])
-        if value in names:
-            return value
-        folded = {name.lower(): name for name in names}
-        if value.lower() in folded:
-            return folded[value.lower()]
-        close = difflib.get_close_matches(value.lower(), list(folded), n=3, cutoff=0.5)
-        hint = ", ".join(folded[name] for name in close) or "see `kiosk hw printers`"
-        raise ValueError(f"unknown printer profile {value!r}; closest: {hint}")
-
-    @model_validator(mode="after")
-    def _connection_is_complete(self) -> PrinterConfig:
+    def __post_init__(self) -> None:
         if self.kind == "usb" and not self.usb:
             raise ValueError('kind = "usb" needs usb = "vendor:product", e.g. "04b8:0202"')
         if self.kind == "network" and not self.host:
             raise ValueError('kind = "network" needs host')
-        return self
 
 
 class DrawerConfig(Section):
     kind: Literal["gpio", "printer", "none"] = "gpio"
-    pin: Whole = Field(17, ge=0, le=27)
-    pulse_ms: Whole = Field(100, ge=10, le=1000)
-    active_high: bool = True
-    sensor_pin: Whole | None = Field(None, ge=0, le=27)  # a drawer-open switch, if fitted
-    sensor_open_when_pressed: bool = False  # the switch closes when the drawer shuts
-    open_warn_s: Whole = Field(60, ge=5, le=3600)  # warn when left open this long
+    pin: Annotated[int, Meta(ge=0, le=27)] = 17
+    pulse_ms: Annotated[int, Meta(ge=10, le=1000)] = 100
+    active_high: Flag = True
+    # A drawer-open switch, if fitted.
+    sensor_pin: Annotated[int, Meta(ge=0, le=27)] | None = None
+    sensor_open_when_pressed: Flag = False  # the switch closes when the drawer shuts
+    open_warn_s: Annotated[int, Meta(ge=5, le=3600)] = 60  # warn when left open this long
+
+
+def _cash_step(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be a positive amount such as 0.05 (or 0.01 for none)")
+    if value > MAX_CASH_ROUNDING or (1 % value and value % 1):
+        raise ValueError(
+            f"must divide 1 (0.05, 0.10, 0.25, 0.50) or be a whole amount up to "
+            f"{MAX_CASH_ROUNDING} (1, 5, 10): cash is rounded to it"
+        )
+    return value
+
+
+def _tax_codes(value: dict[str, Decimal]) -> dict[str, Decimal]:
+    if not value:
+        raise ValueError("needs at least one tax category")
+    for code in value:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,8}", code):
+            raise ValueError(f"tax category {code!r} must be 1-8 letters or digits")
+    return value
 
 
 class MoneyConfig(Section):
-    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    prices_include_tax: bool = True
-    cash_rounding: DecimalValue = Decimal("0.05")
-    tax_rates: dict[str, PercentValue] = Field(
+    currency: Currency = "EUR"
+    prices_include_tax: Flag = True
+    cash_rounding: Annotated[Decimal, Before(_to_decimal), After(_cash_step)] = Decimal("0.05")
+    tax_rates: Annotated[dict[str, PercentValue], After(_tax_codes)] = field(
         default_factory=lambda: {"A": Decimal("0.19"), "B": Decimal("0.07"), "Z": Decimal(0)}
     )
 
@@ -209,45 +221,22 @@ class MoneyConfig(Section):
     def minor_unit(self) -> Decimal:
         return Decimal(1).scaleb(-_MINOR_UNITS.get(self.currency, 2))
 
-    @field_validator("cash_rounding")
-    @classmethod
-    def _positive(cls, value: Decimal) -> Decimal:
-        if value <= 0:
-            raise ValueError("must be a positive amount such as 0.05 (or 0.01 for none)")
-        if value > MAX_CASH_ROUNDING or (1 % value and value % 1):
-            raise ValueError(
-                f"must divide 1 (0.05, 0.10, 0.25, 0.50) or be a whole amount up to "
-                f"{MAX_CASH_ROUNDING} (1, 5, 10): cash is rounded to it"
-            )
-        return value
-
-    @field_validator("tax_rates")
-    @classmethod
-    def _codes(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        if not value:
-            raise ValueError("needs at least one tax category")
-        for code in value:
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,8}", code):
-                raise ValueError(f"tax category {code!r} must be 1-8 letters or digits")
-        return value
-
-    @model_validator(mode="after")
-    def _rounding_fits_currency(self) -> MoneyConfig:
+    def __post_init__(self) -> None:
         if self.cash_rounding % self.minor_unit:
             raise ValueError(
                 f"cash_rounding {self.cash_rounding} is finer than {self.currency}'s minor unit"
             )
-        return self
 
 
 class VariableMeasureLayout(Section):
     """A GS1 restricted-circulation EAN-13 layout (prefix 20-29) printed by scales."""
 
-    prefix: str = Field(pattern=r"^2[0-9]$")
+    prefix: Annotated[str, Meta(pattern=r"^2[0-9]$")]
     kind: Literal["price", "weight"]
-    item_digits: Whole = Field(5, ge=3, le=6)
-    value_check: bool = False  # a check digit over the value, before it
-    decimals: Whole | None = Field(None, ge=0, le=3)  # default: 2 for price, 3 (kg) for weight
+    item_digits: Annotated[int, Meta(ge=3, le=6)] = 5
+    value_check: Flag = False  # a check digit over the value, before it
+    # default: 2 for price, 3 (kg) for weight
+    decimals: Annotated[int, Meta(ge=0, le=3)] | None = None
 
     @property
     def value_digits(self) -> int:
@@ -259,96 +248,102 @@ class VariableMeasureLayout(Section):
             return self.decimals
         return 2 if self.kind == "price" else 3
 
-    @model_validator(mode="after")
-    def _fits(self) -> VariableMeasureLayout:
+    def __post_init__(self) -> None:
         if self.value_digits < 4:
             raise ValueError("item_digits leave fewer than 4 digits for the value")
         if self.value_check and self.value_digits != 4:
             raise ValueError("value_check needs a 4-digit value (item_digits = 5)")
-        return self
+
+
+BarcodePrefix = Annotated[str, Meta(pattern=r"^[A-Z]{1,4}$")]
 
 
 class BarcodeConfig(Section):
-    variable_measure: list[VariableMeasureLayout] = Field(
+    variable_measure: list[VariableMeasureLayout] = field(
         default_factory=lambda: [
             VariableMeasureLayout(prefix="21", kind="price"),
             VariableMeasureLayout(prefix="28", kind="weight"),
         ]
     )
-    sku_prefix: str = Field("SKU", pattern=r"^[A-Z]{1,4}$")
-    receipt_prefix: str = Field("RCP", pattern=r"^[A-Z]{1,4}$")
-    staff_prefix: str = Field("STF", pattern=r"^[A-Z]{1,4}$")
+    sku_prefix: BarcodePrefix = "SKU"
+    receipt_prefix: BarcodePrefix = "RCP"
+    staff_prefix: BarcodePrefix = "STF"
 
-    @model_validator(mode="after")
-    def _distinct(self) -> BarcodeConfig:
+    def __post_init__(self) -> None:
         prefixes = [layout.prefix for layout in self.variable_measure]
         if len(set(prefixes)) != len(prefixes):
             raise ValueError("variable_measure lists a prefix twice")
         texts = [self.sku_prefix, self.receipt_prefix, self.staff_prefix]
         if len(set(texts)) != 3:
             raise ValueError("sku_prefix, receipt_prefix and staff_prefix must differ")
-        return self
 
 
 class StaffConfig(Section):
-    max_pin_attempts: Whole = Field(5, ge=1, le=20)
-    lockout_minutes: Whole = Field(5, ge=1, le=24 * 60)
+    max_pin_attempts: Annotated[int, Meta(ge=1, le=20)] = 5
+    lockout_minutes: Annotated[int, Meta(ge=1, le=24 * 60)] = 5
+
+
+def _percentage(value: Decimal) -> Decimal:
+    if not Decimal(0) <= value <= Decimal(100):
+        raise ValueError("must be a percentage from 0 to 100")
+    return value
 
 
 class CheckoutConfig(Section):
-    idle_timeout_s: Whole = Field(120, ge=10, le=3600)  # an untouched cart goes back to attract
-    receipt_timeout_s: Whole = Field(20, ge=3, le=600)  # the thank-you screen
-    cashier_discount_pct: DecimalValue = Decimal(10)  # above this a supervisor approves
-    cart_tendering: bool = False  # may a mobile cart take payment?
-    badge_login: bool = True  # a staff badge scan logs in without a PIN
+    # An untouched cart goes back to attract.
+    idle_timeout_s: Annotated[int, Meta(ge=10, le=3600)] = 120
+    receipt_timeout_s: Annotated[int, Meta(ge=3, le=600)] = 20  # the thank-you screen
+    # Above this a supervisor approves.
+    cashier_discount_pct: Annotated[Decimal, Before(_to_decimal), After(_percentage)] = Decimal(10)
+    cart_tendering: Flag = False  # may a mobile cart take payment?
+    badge_login: Flag = True  # a staff badge scan logs in without a PIN
     # Counts show no expected quantity and no difference (screen, messages): staff count
     # what is there, not what the ledger says should be there.
-    blind_counts: bool = False
-    receipt_header: list[str] = Field(default_factory=list)
-    receipt_footer: list[str] = Field(default_factory=lambda: ["Thank you!"])
-
-    @field_validator("cashier_discount_pct")
-    @classmethod
-    def _pct(cls, value: Decimal) -> Decimal:
-        if not Decimal(0) <= value <= Decimal(100):
-            raise ValueError("must be a percentage from 0 to 100")
-        return value
+    blind_counts: Flag = False
+    receipt_header: list[str] = field(default_factory=list)
+    receipt_footer: list[str] = field(default_factory=lambda: ["Thank you!"])
 
 
 def default_controller_db() -> str:
     return str(Path(platformdirs.user_data_dir("kiosk")) / "controller.db")
 
 
+def _days(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must be zero or more days")
+    return value
+
+
+Days = Annotated[Decimal, Before(_to_decimal), After(_days)]
+
+
 class ControllerConfig(Section):
     # A file path (SQLite) or a database URL such as postgresql://user@host/db
-    database: str = Field(default_factory=default_controller_db)
-    lead_time_days: DecimalValue = Decimal(3)  # order to delivery
-    safety_days: DecimalValue = Decimal(2)  # extra cover against demand swings
-    review_days: DecimalValue = Decimal(7)  # how long an order should last
-    history_days: Whole = Field(28, ge=1, le=365)  # demand is averaged over this window
-    resync_after_s: Seconds = Field(2.0, gt=0, le=600)  # a gap older than this asks to resend
+    database: str = field(default_factory=default_controller_db)
+    lead_time_days: Days = Decimal(3)  # order to delivery
+    safety_days: Days = Decimal(2)  # extra cover against demand swings
+    review_days: Days = Decimal(7)  # how long an order should last
+    history_days: Annotated[int, Meta(ge=1, le=365)] = 28  # demand is averaged over this window
+    # A gap older than this asks to resend.
+    resync_after_s: Annotated[float, Meta(gt=0, le=600)] = 2.0
     # Events dated more than this ahead of the controller's clock are dead-lettered
-    future_tolerance_s: Seconds = Field(300.0, ge=0, le=86_400)
+    future_tolerance_s: Annotated[float, Meta(ge=0, le=86_400)] = 300.0
     # The web view (kiosk.mqtt.web) for managers and attendants, on the shop LAN. Off
     # unless a port is given (8080 is the usual choice); HTTPS when both files are given.
-    web_port: Whole | None = Field(None, ge=1, le=65535)
+    web_port: Port | None = None
     web_host: str = "0.0.0.0"  # every interface of the controller's machine
     web_certfile: Path | None = None  # PEM certificate (chain) of the site: HTTPS
     web_keyfile: Path | None = None  # its private key
     # Where `kiosk controller offer-update` keeps the offered bundle (default: beside a
     # SQLite database, else /var/lib/kiosk/updates), served to kiosks at /updates/.
     updates_dir: Path | None = None
-    web_session_hours: Seconds = Field(12.0, gt=0, le=24 * 30)  # a login lasts this long idle
-    web_lockout_attempts: Whole = Field(5, ge=1, le=100)  # failed logins before a lockout
-    web_lockout_minutes: Seconds = Field(15.0, gt=0, le=24 * 60)
-    stale_after_s: Seconds = Field(120.0, gt=0, le=86_400)  # no status for this long: red
-
-    @field_validator("lead_time_days", "safety_days", "review_days")
-    @classmethod
-    def _not_negative(cls, value: Decimal) -> Decimal:
-        if value < 0:
-            raise ValueError("must be zero or more days")
-        return value
+    # A login lasts this long idle.
+    web_session_hours: Annotated[float, Meta(gt=0, le=24 * 30)] = 12.0
+    # Failed logins before a lockout.
+    web_lockout_attempts: Annotated[int, Meta(ge=1, le=100)] = 5
+    web_lockout_minutes: Annotated[float, Meta(gt=0, le=24 * 60)] = 15.0
+    # No status for this long: red.
+    stale_after_s: Annotated[float, Meta(gt=0, le=86_400)] = 120.0
 
     def updates_folder(self) -> Path:
         if self.updates_dir is not None:
@@ -357,11 +352,12 @@ class ControllerConfig(Section):
             return Path("/var/lib/kiosk/updates")
         return Path(self.database).parent / "updates"
 
-    @model_validator(mode="after")
-    def _web_tls_pair(self) -> ControllerConfig:
+    def __post_init__(self) -> None:
         if (self.web_certfile is None) != (self.web_keyfile is None):
             raise ValueError("web_certfile and web_keyfile go together (HTTPS needs both)")
-        return self
+
+
+Timeout = Annotated[float, Meta(gt=0, le=60)]
 
 
 class PaymentConfig(Section):
@@ -371,26 +367,26 @@ class PaymentConfig(Section):
 
     kind: Literal["manual", "zvt"] = "manual"
     host: str | None = None
-    port: Whole = Field(20007, ge=1, le=65535)
+    port: Port = 20007
     serial: str | None = None
-    baudrate: Whole = Field(9600, gt=0, le=4_000_000)
-    password: str = Field("000000", pattern=r"^[0-9]{6}$")  # the terminal's ECR password
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")  # default: [money] currency
-    currency_code: Whole | None = Field(None, ge=1, le=999)  # ISO 4217 number, if not known here
-    connect_timeout_s: Seconds = Field(5.0, gt=0, le=60)
-    ack_timeout_s: Seconds = Field(5.0, gt=0, le=60)  # the terminal acknowledges each command
+    baudrate: Baudrate = 9600
+    # The terminal's ECR password.
+    password: Annotated[str, Meta(pattern=r"^[0-9]{6}$")] = "000000"
+    currency: Currency | None = None  # default: [money] currency
+    # ISO 4217 number, if not known here.
+    currency_code: Annotated[int, Meta(ge=1, le=999)] | None = None
+    connect_timeout_s: Timeout = 5.0
+    ack_timeout_s: Timeout = 5.0  # the terminal acknowledges each command
     # Silence from the terminal for this long during a payment: the kiosk aborts it.
-    payment_timeout_s: Seconds = Field(120.0, ge=5, le=600)
-    terminal_prints: bool = False  # the terminal prints its own receipts, not the kiosk
-    print_merchant_receipt: bool = False  # a staffed till keeps the merchant copy
+    payment_timeout_s: Annotated[float, Meta(ge=5, le=600)] = 120.0
+    terminal_prints: Flag = False  # the terminal prints its own receipts, not the kiosk
+    print_merchant_receipt: Flag = False  # a staffed till keeps the merchant copy
 
-    @model_validator(mode="after")
-    def _connection_is_complete(self) -> PaymentConfig:
+    def __post_init__(self) -> None:
         if self.kind == "zvt" and not (self.host or self.serial):
             raise ValueError('kind = "zvt" needs host (TCP, port 20007) or serial (a device)')
         if self.host and self.serial:
             raise ValueError("give host or serial, not both")
-        return self
 
 
 def _catalog_language(value: str) -> str:
@@ -402,25 +398,21 @@ def _catalog_language(value: str) -> str:
     return value
 
 
+def _catalog_languages(value: list[str]) -> list[str]:
+    return list(dict.fromkeys(_catalog_language(language) for language in value))
+
+
 class UiConfig(Section):
-    fullscreen: bool = True
-    high_contrast: bool = False
+    fullscreen: Flag = True
+    high_contrast: Flag = False
     # The shop's language: receipts, labels, reports, and the screen between customers.
-    language: str = "en"
+    language: Annotated[str, After(_catalog_language)] = "en"
     # The screen languages a customer can switch to on the attract screen (a button each;
     # empty: every language with a catalog). The shop's language is always offered.
-    languages: list[str] = Field(default_factory=list, max_length=12)
+    languages: Annotated[list[str], Meta(max_length=12), After(_catalog_languages)] = field(
+        default_factory=list
+    )
     strings: Path | None = None  # a TOML file of the shop's own wording (kiosk/strings.py)
-
-    @field_validator("language")
-    @classmethod
-    def _has_catalog(cls, value: str) -> str:
-        return _catalog_language(value)
-
-    @field_validator("languages")
-    @classmethod
-    def _have_catalogs(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(_catalog_language(language) for language in value))
 
     @property
     def screen_languages(self) -> list[str]:
@@ -432,33 +424,37 @@ class UiConfig(Section):
 
 
 class Config(Section):
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
-    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    scanner: ScannerConfig = Field(default_factory=ScannerConfig)
-    printer: PrinterConfig = Field(default_factory=PrinterConfig)
-    drawer: DrawerConfig = Field(default_factory=DrawerConfig)
-    money: MoneyConfig = Field(default_factory=MoneyConfig)
-    barcodes: BarcodeConfig = Field(default_factory=BarcodeConfig)
-    staff: StaffConfig = Field(default_factory=StaffConfig)
-    checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
-    controller: ControllerConfig = Field(default_factory=ControllerConfig)
-    ui: UiConfig = Field(default_factory=UiConfig)
-    payment: PaymentConfig = Field(default_factory=PaymentConfig)
-    update: UpdateConfig = Field(default_factory=UpdateConfig)  # signed A/B updates
+    internal = frozenset({"source"})
 
-    source: Path | None = Field(None, exclude=True)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    printer: PrinterConfig = field(default_factory=PrinterConfig)
+    drawer: DrawerConfig = field(default_factory=DrawerConfig)
+    money: MoneyConfig = field(default_factory=MoneyConfig)
+    barcodes: BarcodeConfig = field(default_factory=BarcodeConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
+    checkout: CheckoutConfig = field(default_factory=CheckoutConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    payment: PaymentConfig = field(default_factory=PaymentConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)  # signed A/B updates
+
+    source: Path | None = None  # the file it was read from (not a key of the file)
 
     @property
     def topic_root(self) -> str:
         return self.mqtt.root or f"shop/{self.device.store}"
 
     def with_ledger_path(self, path: Path) -> Config:
-        return self.model_copy(update={"ledger": self.ledger.model_copy(update={"path": path})})
+        return self.replace(ledger=self.ledger.replace(path=path))
 
     def to_display(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets masked."""
-        return _mask(self.model_dump(mode="json"))
+        shown = to_builtins(self)
+        del shown["source"]
+        return _mask(shown)
 
 
 def _mask(data: Any) -> Any:
@@ -472,15 +468,11 @@ def _mask(data: Any) -> Any:
     return data
 
 
-def _format_error(source: str, error: ValidationError) -> str:
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    reason = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        reason = "unknown key"
-    more = len(error.errors()) - 1
+def _format_error(source: str, error: Invalid) -> str:
+    first, *others = error.problems
+    more = len(others)
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {key}: {reason}{suffix}"
+    return f"{source}: {first.key}: {first.reason}{suffix}"
 
 
 def parse(text: str, source: str = "<config>") -> Config:
@@ -491,8 +483,8 @@ def parse(text: str, source: str = "<config>") -> Config:
     except RecursionError:
         raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
     try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
+        return convert(data, Config)
+    except Invalid as exc:
         raise ConfigError(_format_error(source, exc)) from None
 
 
@@ -505,8 +497,7 @@ def load_file(path: Path) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except textfile.TextFileError as exc:
         raise ConfigError(str(exc)) from None
-    config = parse(text, str(path))
-    return config.model_copy(update={"source": path})
+    return parse(text, str(path)).replace(source=path)
 
 
 def load(explicit: Path | None = None) -> Config:

@@ -664,7 +664,7 @@ def test_a_single_item_has_indicator_0_and_no_contained_gtin():
 
 
 def shop_in(currency: str) -> BarcodeParser:  # made in the test: mutation testing sees it
-    return BarcodeParser(money=MoneyConfig(currency=currency, cash_rounding=1))
+    return BarcodeParser(money=MoneyConfig(currency=currency, cash_rounding=Decimal(1)))
 
 
 def test_a_price_in_a_currency_is_accepted_in_the_shops_currency_only():

@@ -22,11 +22,9 @@ from tests.conftest import D
 
 
 def with_role(ledger: Ledger, role: str, **checkout) -> Ledger:
-    config = ledger.config.model_copy(
-        update={
-            "device": ledger.config.device.model_copy(update={"role": role}),
-            "checkout": ledger.config.checkout.model_copy(update=checkout),
-        }
+    config = ledger.config.replace(
+        device=ledger.config.device.replace(role=role),
+        checkout=ledger.config.checkout.replace(**checkout),
     )
     return Ledger(ledger.db, config, ledger.policy, ledger.parser)
 

@@ -69,12 +69,15 @@ variable_measure = [{ prefix = "23", kind = "weight", item_digits = 4 }]
     ("text", "message"),
     [
         ("[device]\nid = 'x'\ncolour = 'red'", "<t>: device.colour: unknown key"),
-        ("[mqtt]\nport = 'high'", "<t>: mqtt.port: Input should be a valid integer"),
-        ("[mqtt]\nport = 70000", "<t>: mqtt.port: Input should be less than or equal to 65535"),
+        ("[mqtt]\nport = 'high'", "<t>: mqtt.port: must be a whole number, not text"),
+        ("[mqtt]\nport = 70000", "<t>: mqtt.port: must be at most 65535"),
         ("[money]\ncash_rounding = '0.001'", "finer than EUR's minor unit"),
         ("[money]\ncash_rounding = 'lots'", "money.cash_rounding: value 'lots' is not a number"),
         ("[money]\ntax_rates = { A = '150%' }", "tax_rates.A: rate '150' must be from 0 to 100"),
-        ("[device]\nrole = 'robot'", "device.role: Input should be"),
+        (
+            "[device]\nrole = 'robot'",
+            "device.role: must be 'self-checkout', 'staffed' or 'mobile-cart', not 'robot'",
+        ),
         ("[printer]\nkind = 'usb'", 'kind = "usb" needs usb'),
         ("[drawer]\npin = 99", "drawer.pin"),
         ("[nonsense]\na = 1", "<t>: nonsense: unknown key"),

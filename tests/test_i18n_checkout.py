@@ -241,9 +241,7 @@ def test_every_message_of_card_terminal_trouble_is_translated(shop, sim):  # noq
 
 
 def test_a_german_customer_reads_german_refusals_and_german_money(stocked):
-    config = stocked.config.model_copy(
-        update={"ui": stocked.config.ui.model_copy(update={"language": "de"})}
-    )
+    config = stocked.config.replace(ui=stocked.config.ui.replace(language="de"))
     ledger = type(stocked)(stocked.db, config, stocked.policy, stocked.parser)
     co = Checkout(ledger, MemoryPrinter(), MemoryDrawer())
 

@@ -392,21 +392,15 @@ def test_tls_option(tmp_path, mosquitto):
     mosquitto.start()
     ledger = make_ledger(tmp_path / "till-01.db", "till-01", 3)
     base = mosquitto.config("till-01", ledger)
-    config = base.model_copy(
-        update={
-            "mqtt": base.mqtt.model_copy(
-                update={"port": tls_port, "tls": True, "ca_file": certs / "ca.pem"}
-            )
-        }
-    )
+    config = base.replace(mqtt=base.mqtt.replace(port=tls_port, tls=True, ca_file=certs / "ca.pem"))
     publisher = Publisher(config, ledger).start()
     try:
         wait_until(lambda: outbox_pending(ledger) == 0, 30, what="a drain over TLS")
     finally:
         publisher.stop()
-    untrusted = Publisher(base.model_copy(update={"mqtt": config.mqtt.model_copy(
-        update={"ca_file": None}
-    )}), ledger, max_backoff=0.5).start()  # fmt: skip
+    untrusted = Publisher(
+        base.replace(mqtt=config.mqtt.replace(ca_file=None)), ledger, max_backoff=0.5
+    ).start()
     try:
         wait_until(lambda: untrusted.last_error, 10, what="the TLS refusal")
         assert not untrusted.connected.is_set()  # the system CAs do not vouch for the test CA

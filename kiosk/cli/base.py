@@ -5,7 +5,7 @@ Usage mistakes exit 2 with one line, and every domain error the layers below rai
 well; never a traceback for a user's mistake.
 
 Only click is imported at start: the layers are imported by the commands that use them,
-so `kiosk --help` and the light commands do not load peewee, pydantic, Kivy or paho.
+so `kiosk --help` and the light commands do not load peewee, msgspec, Kivy or paho.
 """
 
 from __future__ import annotations

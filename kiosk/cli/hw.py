@@ -58,7 +58,7 @@ def hw_scan_test(events_file: Path | None, keymap: str | None) -> None:
             check(keymap)
         except KeymapError as exc:
             raise UserError(i18n._("--keymap: {error}", error=exc)) from None
-        settings = settings.model_copy(update={"keymap": keymap})
+        settings = settings.replace(keymap=keymap)
     parser = BarcodeParser(config.barcodes, config.money)
 
     def show(text: str) -> None:
@@ -157,17 +157,15 @@ def hw_print_test(preview: Path | None) -> None:
 @click.option("--profile", "name", help="Show one profile in full.")
 def hw_printers(name: str | None) -> None:
     """Printer profiles (python-escpos): columns, print width, code pages, barcodes."""
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from kiosk.config import PrinterConfig  # noqa: PLC0415
+    from kiosk.config import printer_profile  # noqa: PLC0415
     from kiosk.drivers.layout import paper_for, paper_from_config, profile_names  # noqa: PLC0415
 
     config = get_config()
     if name is not None:
         try:
-            name = PrinterConfig(profile=name).profile
-        except ValidationError as exc:
-            raise UserError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+            name = printer_profile(name)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     click.echo(f"{'':1} {'profile':<15} {'cols':>4} {'print':>6} {'dots':>5} {'dpi':>4}  "
                "barcodes cutter  code pages (best first)")  # fmt: skip
     for profile in [name] if name else profile_names():

@@ -72,9 +72,7 @@ def replay_command(
 
     config = get_config()
     if role:
-        config = config.model_copy(
-            update={"device": config.device.model_copy(update={"role": role})}
-        )
+        config = config.replace(device=config.device.replace(role=role))
     try:
         if str(file) == "-":
             text = textfile.decode(sys.stdin.buffer.read(), "<stdin>")

@@ -74,11 +74,10 @@ class DemoServices:
                 stderr=open(conf / "controller.out", "ab"),  # noqa: SIM115
             )
         )
-        mqtt = self.config.mqtt.model_copy(
-            update={"host": "127.0.0.1", "port": port, "username": device,
-                    "password": passwords[device]}
-        )  # fmt: skip
-        self.mqtt_config = self.config.model_copy(update={"mqtt": mqtt})
+        mqtt = self.config.mqtt.replace(
+            host="127.0.0.1", port=port, username=device, password=passwords[device]
+        )
+        self.mqtt_config = self.config.replace(mqtt=mqtt)
         self.publisher = Publisher(self.mqtt_config, self.ledger_path, status_every=5).start()
         self.note = f"{online_note} (local broker 127.0.0.1:{port})"
         return self

@@ -22,15 +22,17 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
+from msgspec import Meta, field
 
 from kiosk import textfile
 from kiosk.config import ConfigError, parse
 from kiosk.drivers import keymaps
 from kiosk.mqtt.broker import CONTROLLER_USER, reserved
+from kiosk.schema import After, Before, Invalid, Section, convert, lax_bool, lax_int
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 BACKSLASH = chr(92)
@@ -63,62 +65,60 @@ class ProvisionError(Exception):
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
 
 
-class SiteSection(_Strict):
-    store: str = Field(pattern=ID)
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+class SiteSection(Section):
+    store: Annotated[str, Meta(pattern=ID)]
+    timezone: Annotated[str, After(_known_zone)] = "UTC"
 
 
-class BrokerSection(_Strict):
-    host: str = Field(min_length=1)
-    port: int = Field(1883, ge=1, le=65535)
-    tls: bool = False
-    device: str | None = Field(None, pattern=ID)  # the kiosk that hosts broker + controller
+# A port may be written as text or 1883.0 (as site files always could).
+SitePort = Annotated[int, Before(lax_int), Meta(ge=1, le=65535)]
+
+
+class BrokerSection(Section):
+    host: Annotated[str, Meta(min_length=1)]
+    port: SitePort = 1883
+    tls: Annotated[bool, Before(lax_bool)] = False
+    # The kiosk that hosts broker + controller.
+    device: Annotated[str, Meta(pattern=ID)] | None = None
     # The controller's web view on that kiosk (stock, kiosks, alerts, KPIs), on the shop
     # LAN; 0 turns it off.
-    web_port: int = Field(8080, ge=0, le=65535)
+    web_port: Annotated[int, Before(lax_int), Meta(ge=0, le=65535)] = 8080
 
 
-class WifiSection(_Strict):
-    # Spaces are part of an SSID or passphrase: kept as written, never stripped.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-    ssid: str = Field(min_length=1)
-    psk: str
-    country: str = Field("DE", pattern=r"^[A-Z]{2}$")
-
-    @field_validator("ssid")
-    @classmethod
-    def _ssid_fits(cls, value: str) -> str:
-        if len(value.encode()) > 32:
-            raise ValueError("at most 32 bytes as UTF-8 (the limit of an SSID)")
-        return value
-
-    @field_validator("psk")
-    @classmethod
-    def _wpa_passphrase(cls, value: str) -> str:
-        # WPA2/WPA3-Personal: 8-63 printable ASCII characters, or 64 hex digits.
-        if re.fullmatch(r"[ -~]{8,63}|[0-9A-Fa-f]{64}", value) is None:
-            raise ValueError("a Wi-Fi key is 8-63 printable ASCII characters or 64 hex digits")
-        return value
+def _ssid_fits(value: str) -> str:
+    if len(value.encode()) > 32:
+        raise ValueError("at most 32 bytes as UTF-8 (the limit of an SSID)")
+    return value
 
 
-class Site(_Strict):
+def _wpa_passphrase(value: str) -> str:
+    # WPA2/WPA3-Personal: 8-63 printable ASCII characters, or 64 hex digits.
+    if re.fullmatch(r"[ -~]{8,63}|[0-9A-Fa-f]{64}", value) is None:
+        raise ValueError("a Wi-Fi key is 8-63 printable ASCII characters or 64 hex digits")
+    return value
+
+
+class WifiSection(Section):
+    strip_text = False  # spaces are part of an SSID or passphrase: kept as written
+
+    ssid: Annotated[str, Meta(min_length=1), After(_ssid_fits)]
+    psk: Annotated[str, After(_wpa_passphrase)]
+    country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "DE"
+
+
+class Site(Section):
     site: SiteSection
     broker: BrokerSection
     wifi: WifiSection | None = None
-    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,9 @@ def load_site(path: Path) -> Site:
     if problems:
         raise ProvisionError(str(path), problems)
     try:
-        site = Site.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(p) for p in error["loc"])
-            reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            where = _line_of(text, [str(p) for p in error["loc"]])
-            problems.append(f"{where}{key}: {reason.removeprefix('Value error, ')}")
+        site = convert(data, Site)
+    except Invalid as exc:
+        problems = [f"{_line_of(text, list(p.loc))}{p.key}: {p.reason}" for p in exc.problems]
         raise ProvisionError(str(path), problems) from None
     for section in site.defaults:
         if section in ("device", "mqtt", "ledger"):
@@ -396,7 +391,7 @@ def firstboot_settings(site: Site, device: Device) -> str:
         "host": {"hostname": device.device, "timezone": site.site.timezone}
     }
     if site.wifi:
-        sections["wifi"] = site.wifi.model_dump()
+        sections["wifi"] = msgspec.structs.asdict(site.wifi)
     return render_toml(sections)
 
 
