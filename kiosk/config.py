@@ -141,9 +141,9 @@ def printer_profile(value: str) -> str:
         return value
     import difflib  # noqa: PLC0415
 
-    from escpos.capabilities import CAPABILITIES  # noqa: PLC0415 - 0.2 s: only when set
+    from kiosk import escpos_lib  # noqa: PLC0415 - python-escpos: only when set
 
-    names = list(CAPABILITIES["profiles"])
+    names = list(escpos_lib.capabilities()["profiles"])
     if value in names:
         return value
     folded = {name.lower(): name for name in names}

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from anyascii import anyascii
 
-from kiosk import i18n
+from kiosk import escpos_lib, i18n
 from kiosk.documents import KitLabel, Receipt, TextReport
 from kiosk.i18n import N_
 
@@ -127,15 +127,11 @@ def text_paper(columns: int) -> Paper:
 
 
 def profile_names() -> list[str]:
-    from escpos.capabilities import CAPABILITIES  # noqa: PLC0415 - 0.2 s, load when needed
-
-    return sorted(CAPABILITIES["profiles"], key=str.lower)
+    return sorted(escpos_lib.capabilities()["profiles"], key=str.lower)
 
 
 def _usable_pages(profile_data: dict) -> tuple[CodePage, ...]:
-    from escpos.capabilities import CAPABILITIES  # noqa: PLC0415
-
-    encodings = CAPABILITIES["encodings"]
+    encodings = escpos_lib.capabilities()["encodings"]
     pages: dict[str, CodePage] = {}
     for number, name in sorted(profile_data.get("codePages", {}).items(), key=lambda i: int(i[0])):
         codec = encodings.get(name, {}).get("python_encode")
@@ -163,11 +159,9 @@ def paper_for(
     paper's printable width at its dpi, at most its own columns. `columns`
     overrides the count for printers whose font differs from their profile.
     """
-    from escpos.capabilities import CAPABILITIES, get_profile  # noqa: PLC0415
-
-    if profile not in CAPABILITIES["profiles"]:
+    if profile not in escpos_lib.capabilities()["profiles"]:
         raise ValueError(f"unknown printer profile {profile!r}")
-    escpos_profile = get_profile(profile)
+    escpos_profile = escpos_lib.get_profile(profile)
     data = escpos_profile.profile_data
     media = data.get("media", {})
     width = media.get("width", {})

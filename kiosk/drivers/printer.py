@@ -13,7 +13,7 @@ import io
 import logging
 from typing import TYPE_CHECKING
 
-from kiosk import i18n
+from kiosk import escpos_lib, i18n
 from kiosk.config import PrinterConfig
 from kiosk.documents import KitLabel, Receipt, TextReport
 from kiosk.drivers.base import PrinterError
@@ -53,8 +53,8 @@ def connect(config: PrinterConfig) -> Escpos | None:
     capability profile (opened lazily by escpos)."""
     if config.kind == "none":
         return None
-    # python-escpos loads every printer's profile when imported (0.2 s): only here.
-    from escpos import printer as escpos_printer  # noqa: PLC0415
+    # python-escpos loads every printer's profile when imported: only here.
+    escpos_printer = escpos_lib.printers()
 
     profile = config.profile
     if config.kind == "usb":
@@ -71,10 +71,8 @@ def connect(config: PrinterConfig) -> Escpos | None:
 
 def profile_name(device: Escpos) -> str:
     """The capability profile a python-escpos connection was made with."""
-    from escpos.capabilities import CAPABILITIES  # noqa: PLC0415
-
     data = device.profile.profile_data
-    for name, profile in CAPABILITIES["profiles"].items():
+    for name, profile in escpos_lib.capabilities()["profiles"].items():
         if profile is data:
             return name
     return "default"
@@ -158,8 +156,7 @@ class EscposPrinter:
     """The ReceiptPrinter port over python-escpos."""
 
     def __init__(self, device: Escpos, paper: Paper | int | None = None, reads_status=True):
-        from escpos import printer as escpos_printer  # noqa: PLC0415
-
+        escpos_printer = escpos_lib.printers()
         self.device = device
         if not isinstance(paper, Paper):  # paper width in mm, on the device's own profile
             paper = paper_for(profile_name(device), paper)
