@@ -44,13 +44,18 @@ def warm_cache(folder: Path) -> Path | None:
     source = _profiles_file()
     target = folder / _pickle_name()
     try:
-        if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        if _usable(target, source):
             return target
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         profiles = json.loads(source.read_text(encoding="utf-8"))
         with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False) as out:
             try:
                 pickle.dump(profiles, out, protocol=2)
+                out.flush()
+                # On disk before the rename: after a power cut the cache is whole or
+                # absent (ext4 may otherwise keep the new name with no data: an empty
+                # pickle, which python-escpos fails to import).
+                os.fsync(out.fileno())
             except BaseException:
                 os.unlink(out.name)
                 raise
@@ -58,6 +63,17 @@ def warm_cache(folder: Path) -> Path | None:
     except OSError:
         return None
     return target
+
+
+def _usable(target: Path, source: Path) -> bool:
+    """A cache python-escpos will take (newer than the profiles) and can read: an empty
+    or cut-short file (a power cut before this module synced its writes) is made again."""
+    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+        return False
+    size = target.stat().st_size
+    with open(target, "rb") as cached:
+        cached.seek(max(size - 1, 0))
+        return size > 0 and cached.read(1) == pickle.STOP  # every pickle ends with STOP
 
 
 @cache

@@ -42,6 +42,15 @@ def test_python_escpos_takes_the_cache_instead_of_parsing_its_profiles(tmp_path)
     assert int(result.stdout) > 30  # every printer python-escpos knows
 
 
+def test_a_cache_a_power_cut_left_empty_or_cut_short_is_made_again(tmp_path):
+    made = escpos_lib.warm_cache(tmp_path)
+    whole = made.read_bytes()
+    for broken in (b"", whole[: len(whole) // 2]):
+        made.write_bytes(broken)
+        assert escpos_lib.warm_cache(tmp_path) == made
+        assert made.read_bytes() == whole
+
+
 def test_a_folder_that_cannot_be_written_leaves_python_escpos_to_its_own_way(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
