@@ -34,6 +34,23 @@ LAZY = (
     "kiosk.drivers.layout",  # receipt layout: printing only
     "kiosk.drivers.zvt",  # the ZVT card terminal
     "kiosk.checkout.replay_run",  # the headless demo shift
+    # the other commands' modules (kiosk/cli/__init__.py: imported when asked for)
+    *(
+        f"kiosk.cli.{name}"
+        for name in (
+            "broker",
+            "catalog",
+            "config",
+            "controller",
+            "hw",
+            "payment",
+            "provision",
+            "staff",
+            "stock",
+            "sync",
+            "update",
+        )
+    ),  # fmt: skip
 )
 # Never loaded by the app: the config is on msgspec (pydantic is installed for the tests
 # only, for the rollback test's older release).

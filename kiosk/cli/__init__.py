@@ -4,46 +4,32 @@ Built on click. `base` holds the root group, the shared options (--config, --db)
 one-line error handling and `main` (the console entry point, `kiosk.cli:main`). Each
 group's module defines its commands with plain `@click.command` / `@click.group` and
 imports what it needs inside the command, so `kiosk --help` loads none of the layers;
-they are added to the root group here, in one list.
+they are named to the root group here, in one table, and imported when asked for.
 """
 
 from __future__ import annotations
 
-from kiosk.cli import (
-    broker,
-    catalog,
-    config,
-    controller,
-    hw,
-    payment,
-    provision,
-    run,
-    staff,
-    stock,
-    sync,
-    update,
-)
 from kiosk.cli.base import UserError, cli, main
 
-COMMANDS = (
-    run.run,
-    run.replay_command,
-    config.config_group,
-    catalog.catalog,
-    stock.stock,
-    stock.report,
-    staff.ledger_group,
-    staff.staff,
-    sync.sync_command,
-    sync.outbox_command,
-    controller.controller_group,
-    broker.broker_group,
-    hw.hw_group,
-    provision.provision_group,
-    payment.payment_group,
-    update.update_group,
-)
-for _command in COMMANDS:
-    cli.add_command(_command)
+# Each command and the module that defines it, imported when the command is asked for.
+COMMANDS = {
+    "run": "kiosk.cli.run:run",
+    "replay": "kiosk.cli.run:replay_command",
+    "config": "kiosk.cli.config:config_group",
+    "catalog": "kiosk.cli.catalog:catalog",
+    "stock": "kiosk.cli.stock:stock",
+    "report": "kiosk.cli.stock:report",
+    "ledger": "kiosk.cli.staff:ledger_group",
+    "staff": "kiosk.cli.staff:staff",
+    "sync": "kiosk.cli.sync:sync_command",
+    "outbox": "kiosk.cli.sync:outbox_command",
+    "controller": "kiosk.cli.controller:controller_group",
+    "broker": "kiosk.cli.broker:broker_group",
+    "hw": "kiosk.cli.hw:hw_group",
+    "provision": "kiosk.cli.provision:provision_group",
+    "payment": "kiosk.cli.payment:payment_group",
+    "update": "kiosk.cli.update:update_group",
+}
+cli.lazy.update(COMMANDS)
 
 __all__ = ["COMMANDS", "UserError", "cli", "main"]

@@ -75,7 +75,25 @@ class UserError(click.ClickException):
 
 
 class KioskGroup(click.Group):
-    """Turns the layers' user-facing errors into exit status 2 with their message."""
+    """Turns the layers' user-facing errors into exit status 2 with their message, and
+    imports a command's module when that command is asked for (`lazy`: name ->
+    "module:attribute"): `kiosk run`, which starts the app at every boot, loads no other
+    command's module."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib  # noqa: PLC0415
+
+            module, attribute = self.lazy[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context):
         try:
