@@ -290,6 +290,21 @@ refresh() {
     rm -f "$root"/opt/kiosk/kiosk-*.whl
     wheel=$(app_wheel "$out")
     cp "$wheel" "$root/opt/kiosk/"
+    # A dependency this checkout added comes pinned (constraints.txt) from the index, as
+    # in a full build; what is installed already stays. Then the app itself, over the old.
+    local ca=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)}
+    cp "$ca" "$root/tmp/build-ca.crt" && cp "$HERE/constraints.txt" "$root/tmp/"
+    python3 - "$wheel" > "$root/tmp/requirements.txt" <<'PY'
+import sys, zipfile
+from email.parser import Parser
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    metadata = Parser().parsestr(wheel.read(name).decode())
+print("\n".join(r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r))
+PY
+    chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root PIP_CERT=/tmp/build-ca.crt /opt/kiosk/venv/bin/pip \
+        install --no-cache-dir -c /tmp/constraints.txt -r /tmp/requirements.txt >/dev/null
+    rm -f "$root/tmp/build-ca.crt" "$root/tmp/constraints.txt" "$root/tmp/requirements.txt"
     chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/bin HOME=/root /opt/kiosk/venv/bin/pip \
         install --no-cache-dir --no-deps --force-reinstall "/opt/kiosk/$(basename "$wheel")" >/dev/null
     cp "$REPO"/systemd/*.service "$root/etc/systemd/system/"
