@@ -12,8 +12,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import NamedTuple
 
-from kiosk.mqtt.journal_contract import Journal, ts_text
+from kiosk.mqtt.journal_contract import Journal
 from kiosk.mqtt.store import JournalLine, JournalPart, JournalTxn, insert_rows
+from kiosk.mqtt.topics import ts_text
 
 
 class JournalOutcome(NamedTuple):

@@ -52,7 +52,7 @@ from peewee import (
 from playhouse.db_url import connect as connect_url
 from playhouse.migrate import SchemaMigrator, migrate
 
-from kiosk.mqtt.topics import TS_FORMAT, KioskStatus, StockEvent
+from kiosk.mqtt.topics import KioskStatus, StockEvent, ts_text
 
 store_db = DatabaseProxy()
 # 0: the first schema (no version kept); 1: event digests and clock marks, the latest
@@ -66,7 +66,8 @@ UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock wa
 
 
 def ts(moment: datetime) -> str:
-    return moment.strftime(TS_FORMAT)
+    """A time as the store keeps it (topics.TS_FORMAT)."""
+    return ts_text(moment)
 
 
 class StoreModel(Model):
