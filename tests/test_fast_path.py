@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kiosk.mqtt import journal_contract, topics
+from kiosk.mqtt import journal_contract, journal_store, topics
 from kiosk.mqtt.journal_contract import careful_journal, fast_journal, parse_journal
 from kiosk.mqtt.topics import (
     PayloadError,
@@ -359,6 +359,8 @@ def test_times_are_written_as_strftime_wrote_them(moment):
         clock=st.sampled_from([None, "synced", "unsynced"]),
     )
 )
+@example(StockEvent("d", 1, NOW, "sale", "\x7f", ()))  # DEL: json.dumps escapes it
+@example(StockEvent("d", 1, NOW, "sale", 'a"b\\\u2028\x00ü', (("x,y", 1),)))
 def test_an_events_digest_is_the_one_stored_before(event):
     """Digests kept in a store must still match the same event sent again (a resync)."""
     canonical = [
@@ -464,3 +466,23 @@ def test_an_unsynchronised_clocks_time_off_the_window_is_placed_now_by_both_path
         got = fast(raw, DEVICE, NOW, TOLERANCE)
         assert got is not None and got.ts == NOW
         assert repr(got) == repr(careful(raw, DEVICE, NOW, TOLERANCE))
+
+
+# ------------------------------------------------------------------ stored as before
+
+decimals = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.from_regex(r"\A-?[0-9]{1,13}(\.[0-9]{1,6})?\Z").map(Decimal),
+)
+
+
+@given(decimals)
+def test_a_journals_amounts_are_stored_as_format_f_wrote_them(amount):
+    assert journal_store._text(amount) == format(amount, "f")
+
+
+@given(st.lists(st.lists(st.text(max_size=8) | decimals.map(str), min_size=1, max_size=4)))
+@example([["cash", "500.00"], ["card", "1.50"]])
+@example([["a,b", "1"], ["c", "d:e"]])
+def test_a_journals_tenders_and_taxes_are_stored_as_json_dumps_wrote_them(rows):
+    assert journal_store._json(rows) == json.dumps(rows)

@@ -365,18 +365,17 @@ class Controller:
     ) -> topics.StockEvent | journal_contract.Journal | topics.KioskStatus | topics.CatalogGet:
         """A stock event, a journal part, a kiosk status or a catalog request, or
         PayloadError saying what is wrong."""
-        topic = message.topic
-        device = self.topics.device_of(topic)
+        device, kind = self.topics.split_kiosk_topic(message.topic)
         if device is None:
             raise topics.PayloadError("not a kiosk topic")
         tolerance = self.config.controller.future_tolerance_s
-        if topic == self.topics.kiosk_stock(device):
+        if kind == "stock":
             return topics.parse_stock_event(message.payload, device, now, tolerance)
-        if topic == self.topics.kiosk_journal(device):
+        if kind == "journal":
             return journal_contract.parse_journal(message.payload, device, now, tolerance)
-        if topic == self.topics.kiosk_status(device):
+        if kind == "status":
             return topics.parse_kiosk_status(message.payload, device, now, tolerance)
-        if topic == self.topics.catalog_get(device):
+        if kind == "catalog/get":
             return topics.parse_catalog_get(message.payload, device)
         raise topics.PayloadError("unexpected topic")
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -469,9 +470,26 @@ def insert_rows(model, rows: list[dict]) -> None:
     columns = ", ".join(f'"{model._meta.fields[key].column_name}"' for key in keys)
     sql = (f'INSERT INTO "{model._meta.table_name}" ({columns}) '  # noqa: S608 - our names
            f"VALUES ({', '.join([db.param] * len(keys))})")  # fmt: skip
+    values = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
     cursor = db.cursor()
     for start in range(0, len(rows), 5000):
-        cursor.executemany(sql, [tuple(r[k] for k in keys) for r in rows[start : start + 5000]])
+        cursor.executemany(sql, [values(row) for row in rows[start : start + 5000]])
+
+
+def select_in(model, columns: tuple[str, ...], where: str, values: list, *params) -> list[tuple]:
+    """`SELECT columns FROM model WHERE <where> AND <where's last column> IN (values)`, in
+    chunks of 500, as plain prepared SQL: peewee built the text of an IN list of 500 values
+    slower than the database ran it (SQLite and PostgreSQL alike: db.param). `where` is
+    our own SQL text with a placeholder per param, ending in the column of the IN list."""
+    db = model._meta.database
+    names = ", ".join(f'"{model._meta.fields[c].column_name}"' for c in columns)
+    rows: list[tuple] = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        sql = (f'SELECT {names} FROM "{model._meta.table_name}" '  # noqa: S608 - our names
+               f"WHERE {where} IN ({', '.join([db.param] * len(chunk))})")  # fmt: skip
+        rows += db.execute_sql(sql, (*params, *chunk)).fetchall()
+    return rows
 
 
 class Outcome(NamedTuple):
@@ -494,10 +512,11 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
     if not fresh:
         return Outcome(set(), [], conflicts)
     stamp = ts(now)
+    moments = {id(e): ts(e.ts) for e in fresh}  # each event's time written once
     insert_rows(
         AppliedEvent,
         [
-            {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": ts(e.ts),
+            {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": moments[id(e)],
              "applied_at": stamp, "digest": e.digest, "clock": e.clock}
             for e in fresh
         ],
@@ -509,7 +528,7 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
         deltas: dict[str, int] = defaultdict(int)
         for sku, delta in e.moves:
             deltas[sku] += delta
-        at = ts(min(e.ts, now))
+        at = moments[id(e)] if e.ts <= now else stamp  # ts(min(e.ts, now))
         moves += [
             {
                 "device": e.device,
@@ -542,17 +561,12 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
             changed.add(sku)
             recounted.add(sku)
     skus = sorted({m["sku"] for m in moves} - recounted)
+    columns = ("sku", "count_at", "count_device", "count_seq", "count_clock")
     latest = {
         sku: (at, device, seq, clock)
-        for sku, at, device, seq, clock in StockLevel.select(
-            StockLevel.sku,
-            StockLevel.count_at,
-            StockLevel.count_device,
-            StockLevel.count_seq,
-            StockLevel.count_clock,
+        for sku, at, device, seq, clock in select_in(
+            StockLevel, columns, "count_at IS NOT NULL AND sku", skus
         )
-        .where(StockLevel.sku.in_(skus) & StockLevel.count_at.is_null(False))
-        .tuples()
     }
     totals: dict[str, int] = defaultdict(int)
     for move in moves:
@@ -606,16 +620,12 @@ def _new_events(events: list[StockEvent]) -> tuple[list[StockEvent], list[StockE
         if first is not event and first.digest != event.digest:
             conflicts.append(event)
     fresh = []
+    param = store_db.obj.param
     for device, seqs in by_device.items():
-        seen: dict[int, str | None] = {}
         wanted = sorted(seqs)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            seen.update(
-                AppliedEvent.select(AppliedEvent.seq, AppliedEvent.digest)
-                .where((AppliedEvent.device == device) & AppliedEvent.seq.in_(chunk))
-                .tuples()
-            )
+        seen: dict[int, str | None] = dict(
+            select_in(AppliedEvent, ("seq", "digest"), f"device = {param} AND seq", wanted, device)
+        )
         for seq in wanted:
             if seq not in seen:
                 fresh.append(seqs[seq])

@@ -123,11 +123,17 @@ class Topics:
 
     def device_of(self, topic: str) -> str | None:
         """The device id in <root>/kiosk/<device>/..., or None."""
+        return self.split_kiosk_topic(topic)[0]
+
+    def split_kiosk_topic(self, topic: str) -> tuple[str | None, str]:
+        """(device, what) of <root>/kiosk/<device>/<what>: what is "stock", "journal",
+        "status", "catalog/get" ... (None, "") when it is not a kiosk's topic. One split
+        instead of building each topic name to compare (the controller asks per message)."""
         prefix = f"{self.root}/kiosk/"
         if not topic.startswith(prefix):
-            return None
-        device = topic[len(prefix) :].split("/", 1)[0]
-        return device if _ID.fullmatch(device) else None
+            return None, ""
+        device, _, what = topic[len(prefix) :].partition("/")
+        return (device, what) if _ID.fullmatch(device) else (None, "")
 
 
 def encode(payload: dict) -> bytes:
@@ -322,10 +328,11 @@ class StockEvent:
 
 def canonical_json(value: Any) -> bytes:
     """`json.dumps(value, separators=(",", ":")).encode()`, the same bytes (so digests
-    stored before stay valid): msgspec writes them 5x faster, and where its text is ASCII
-    without a backslash no string needed escaping, so both encoders wrote the same."""
+    stored before stay valid): msgspec writes them 5x faster, and where its text is
+    printable ASCII without a backslash no string needed escaping, so both encoders wrote
+    the same (json.dumps escapes DEL and all above; msgspec escapes below the space)."""
     text = _ENCODER.encode(value)
-    if text.isascii() and b"\\" not in text:
+    if text.isascii() and b"\\" not in text and b"\x7f" not in text:
         return text
     return json.dumps(value, separators=(",", ":")).encode()
 
