@@ -486,3 +486,16 @@ def test_a_journals_amounts_are_stored_as_format_f_wrote_them(amount):
 @example([["a,b", "1"], ["c", "d:e"]])
 def test_a_journals_tenders_and_taxes_are_stored_as_json_dumps_wrote_them(rows):
     assert journal_store._json(rows) == json.dumps(rows)
+
+
+@pytest.mark.parametrize("count", [0, 1, 248, 249, 250, 499, 500, 1001])
+def test_rows_go_in_many_a_statement_and_all_arrive_in_order(tmp_path, count):
+    from kiosk.mqtt import store  # noqa: PLC0415
+
+    db = store.open_store(str(tmp_path / "controller.db"))
+    rows = [{"device": "d", "seq": n, "part": 1, "digest": f"{n:064x}"} for n in range(count)]
+    with db.atomic():
+        store.insert_rows(store.JournalPart, rows)  # 4 columns: 249 rows a statement
+    got = store.JournalPart.select(store.JournalPart.seq, store.JournalPart.digest).tuples()
+    assert list(got.order_by(store.JournalPart.id)) == [(r["seq"], r["digest"]) for r in rows]
+    db.close()

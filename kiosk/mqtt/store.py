@@ -458,22 +458,37 @@ def _migrate(db: Database, version: int) -> None:
         )
 
 
+MAX_PARAMS = 999  # parameters in one statement: SQLite's oldest default limit
+
+
 def insert_rows(model, rows: list[dict]) -> None:
-    """Rows (all with the same keys, plain values) into the model's table with one
-    prepared statement: peewee's insert_many writes SQL text for every value, which
-    was most of a 100,000-item import and half the controller's apply time. SQLite and
-    PostgreSQL alike (db.param)."""
+    """Rows (all with the same keys, plain values) into the model's table with prepared
+    statements of up to MAX_PARAMS values (many rows each): peewee's insert_many writes
+    SQL text for every value, which was most of a 100,000-item import and half the
+    controller's apply time. Many rows a statement, because SQLite steps each statement
+    with the GIL released: one step a row handed the GIL to paho's thread and back once
+    a row. SQLite and PostgreSQL alike (db.param)."""
     if not rows:
         return
     db = model._meta.database
     keys = list(rows[0])
     columns = ", ".join(f'"{model._meta.fields[key].column_name}"' for key in keys)
-    sql = (f'INSERT INTO "{model._meta.table_name}" ({columns}) '  # noqa: S608 - our names
-           f"VALUES ({', '.join([db.param] * len(keys))})")  # fmt: skip
+    row_marks = f"({', '.join([db.param] * len(keys))})"
+
+    def sql(count: int) -> str:
+        return (f'INSERT INTO "{model._meta.table_name}" ({columns}) '  # noqa: S608 - ours
+                f"VALUES {', '.join([row_marks] * count)}")  # fmt: skip
+
     values = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+    flat = [value for row in rows for value in values(row)]
+    per = max(1, MAX_PARAMS // len(keys))  # rows a statement
+    width = per * len(keys)
+    whole = len(rows) // per * width  # values in whole statements
     cursor = db.cursor()
-    for start in range(0, len(rows), 5000):
-        cursor.executemany(sql, [values(row) for row in rows[start : start + 5000]])
+    if whole:
+        cursor.executemany(sql(per), [flat[at : at + width] for at in range(0, whole, width)])
+    if whole < len(flat):
+        cursor.execute(sql((len(flat) - whole) // len(keys)), flat[whole:])
 
 
 def select_in(model, columns: tuple[str, ...], where: str, values: list, *params) -> list[tuple]:
@@ -728,9 +743,14 @@ def dead_letter(
     ).execute()
 
 
+WATERMARK_STEP = 10_000  # applied seqs one look moves the watermark over, at most
+
+
 def advance_watermark(device: str) -> tuple[int, int | None]:
     """Move the device's contiguous watermark forward over applied (and refused) seqs;
-    returns (watermark, first seq beyond a gap, or None when there is no gap)."""
+    returns (watermark, first seq beyond a gap, or None when there is no gap). Without
+    a gap one row answers (a count and a maximum): reading every applied seq past the
+    mark, a row at a time, cost the controller's loop more than applying them."""
     state, _ = KioskState.get_or_create(device=device)
     mark = state.applied_to
     beyond = None
@@ -740,12 +760,24 @@ def advance_watermark(device: str) -> tuple[int, int | None]:
         .where((DeadLetter.device == device) & (DeadLetter.seq > mark))
         .tuples()
     }
+    if not refused:  # the common case, asked in one row: are the seqs past mark gap-free?
+        count, last = (
+            AppliedEvent.select(fn.COUNT(AppliedEvent.seq), fn.MAX(AppliedEvent.seq))
+            .where((AppliedEvent.device == device) & (AppliedEvent.seq > mark))
+            .tuples()
+            .get()
+        )
+        if count == 0 or last - mark == count:  # (device, seq) is unique: none missing
+            if count:
+                mark = min(last, mark + WATERMARK_STEP)
+                KioskState.update(applied_to=mark).where(KioskState.device == device).execute()
+            return mark, None
     applied = [
         seq
         for (seq,) in AppliedEvent.select(AppliedEvent.seq)
         .where((AppliedEvent.device == device) & (AppliedEvent.seq > mark))
         .order_by(AppliedEvent.seq)
-        .limit(10_000)
+        .limit(WATERMARK_STEP)
         .tuples()
     ]
     for seq in sorted(refused.union(applied)):
