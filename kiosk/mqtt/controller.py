@@ -202,7 +202,8 @@ class Controller:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self.inbox.append(message)
-        self._arrived.set()
+        if not self._arrived.is_set():  # set() takes a lock: once a wait is enough
+            self._arrived.set()
 
     def _next_batch(self) -> list[mqtt.MQTTMessage]:
         """Up to BATCH messages in arrival order, waiting up to 0.2 s for the first."""
