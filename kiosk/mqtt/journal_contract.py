@@ -140,7 +140,7 @@ class _WireLine(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     net: _WireAmount
     total: _WireAmount
     discount: _WireAmount
-    condition: Literal[CONDITIONS] | None = None  # type: ignore[valid-type]
+    condition: Literal[CONDITIONS] | None = None
 
 
 class _WireTax(msgspec.Struct, forbid_unknown_fields=True):
@@ -158,14 +158,14 @@ class _WireTender(msgspec.Struct, forbid_unknown_fields=True):
 class _WireJournal(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """A journal part in the kiosk's key order; part 1's totals default to absent."""
 
-    v: Literal[1]  # type: ignore[valid-type]
+    v: Literal[1]
     device: _WireId
     seq: _WireSeq
     parts: _WirePart
     txn: _WireTxn
-    kind: Literal[JOURNAL_KINDS]  # type: ignore[valid-type]
+    kind: Literal[JOURNAL_KINDS]
     ts: _WireTs
-    clock: Literal[CLOCK_STATES] | None  # type: ignore[valid-type]
+    clock: Literal[CLOCK_STATES] | None
     part: _WirePart
     currency: Annotated[str, msgspec.Meta(pattern=_anchored(_CURRENCY))] | None = None
     net: _WireAmount | None = None

@@ -395,15 +395,15 @@ class _WireMove(msgspec.Struct, forbid_unknown_fields=True):
 class _WireEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A stock event in the kiosk's key order (fields the kiosk leaves out default)."""
 
-    v: Literal[1]  # type: ignore[valid-type]
+    v: Literal[1]
     device: _WireId
     seq: _WireSeq
     id: str
     ts: _WireTs
-    kind: Literal[KINDS]  # type: ignore[valid-type]
+    kind: Literal[KINDS]
     txn: _WireTxn
     moves: Annotated[list[_WireMove], msgspec.Meta(max_length=MAX_LINES)]
-    clock: Literal[CLOCK_STATES] | None = None  # type: ignore[valid-type]
+    clock: Literal[CLOCK_STATES] | None = None
     counted: (
         Annotated[
             dict[_WireSku, Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT_QTY)]],
