@@ -10,7 +10,9 @@ its outbox full, and the controller drains them all; the time to apply everythin
 printed. --database postgresql runs the controller on a PostgreSQL server of its own.
 
 Phase 1, the bare baseline: three bare paho QoS 1 publishers (same in-flight
-window) send the same payloads, and a bare paho subscriber receives them.
+window) send the same messages (payloads, and the MQTT 5 properties a kiosk's
+Publisher sets: paho decodes them for every message), and a bare paho subscriber
+receives them.
 Phase 2, ours: three Publishers drain their ledgers' outboxes (reading rows,
 marking them sent on PUBACK) while the controller applies every event (dedupe,
 levels, transactions, manual acks, retained level publishes).
@@ -33,7 +35,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk.mqtt.publisher import Publisher
+from kiosk.mqtt.publisher import JSON_PROPERTIES, Publisher
 from kiosk.testing.ledgers import controller_levels as sqlite_levels
 from kiosk.testing.ledgers import ledger_totals, make_ledger
 from kiosk.testing.mosquitto import ROOT, Mosquitto, wait_until
@@ -89,7 +91,8 @@ def bare_phase(broker: Mosquitto, ledgers: dict[str, Path]) -> tuple[float, floa
         client.connect("127.0.0.1", broker.port)
         client.loop_start()
         infos = [
-            client.publish(f"{ROOT}/kiosk/{device}/{kind}", p, qos=1) for kind, p in payloads(path)
+            client.publish(f"{ROOT}/kiosk/{device}/{kind}", p, qos=1, properties=JSON_PROPERTIES)
+            for kind, p in payloads(path)
         ]
         for info in infos:
             info.wait_for_publish(60)
@@ -119,8 +122,11 @@ def controller_process(
     """The controller as it runs in a shop: its own process (and so its own GIL); with
     `profile`, under cProfile (its main thread: the apply loop, not paho's thread)."""
     extra = f'[controller]\ndatabase = "{database}"\n'
-    python = ("-m", "cProfile", "-o", str(profile)) if profile else ()
-    process = broker.spawn("controller", "controller", folder, extra, python=python)
+    if profile:
+        python = ("-m", "cProfile", "-o", str(profile))
+        process = broker.spawn("controller", "controller", folder, extra, python=python)
+    else:
+        process = broker.spawn("controller", "controller", folder, extra)
     wait_until(lambda: applied(database) is not None, 60, what="the controller to start")
     time.sleep(1.0)
     return process
