@@ -201,7 +201,7 @@ def fast_journal(raw: Any, topic_device: str, now: datetime, future_tolerance_s:
                 Decimal(row.total),
                 Decimal(row.discount),
                 row.condition,
-            )  # fmt: skip
+            )
             for row in wire.lines
         ]
     )
