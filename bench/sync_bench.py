@@ -3,13 +3,16 @@ through a real Mosquitto.
 
     .venv/bin/python -m bench.sync_bench [--events N] [--kiosks K] [--database postgresql]
     .venv/bin/python -m bench.sync_bench --catchup   # 20 kiosks x 5,000 queued events
+    .venv/bin/python -m bench.sync_bench --events 3000 --profile /tmp/controller.prof
 
 --catchup is the morning after an outage: every kiosk of a shop reconnects at once with
 its outbox full, and the controller drains them all; the time to apply everything is
 printed. --database postgresql runs the controller on a PostgreSQL server of its own.
 
 Phase 1, the bare baseline: three bare paho QoS 1 publishers (same in-flight
-window) send the same payloads, and a bare paho subscriber receives them.
+window) send the same messages (payloads, and the MQTT 5 properties a kiosk's
+Publisher sets: paho decodes them for every message), and a bare paho subscriber
+receives them.
 Phase 2, ours: three Publishers drain their ledgers' outboxes (reading rows,
 marking them sent on PUBACK) while the controller applies every event (dedupe,
 levels, transactions, manual acks, retained level publishes).
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import pstats
 import sqlite3
 import subprocess
 import tempfile
@@ -31,7 +35,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk.mqtt.publisher import Publisher
+from kiosk.mqtt.publisher import JSON_PROPERTIES, Publisher
 from kiosk.testing.ledgers import controller_levels as sqlite_levels
 from kiosk.testing.ledgers import ledger_totals, make_ledger
 from kiosk.testing.mosquitto import ROOT, Mosquitto, wait_until
@@ -87,7 +91,8 @@ def bare_phase(broker: Mosquitto, ledgers: dict[str, Path]) -> tuple[float, floa
         client.connect("127.0.0.1", broker.port)
         client.loop_start()
         infos = [
-            client.publish(f"{ROOT}/kiosk/{device}/{kind}", p, qos=1) for kind, p in payloads(path)
+            client.publish(f"{ROOT}/kiosk/{device}/{kind}", p, qos=1, properties=JSON_PROPERTIES)
+            for kind, p in payloads(path)
         ]
         for info in infos:
             info.wait_for_publish(60)
@@ -111,10 +116,17 @@ def bare_phase(broker: Mosquitto, ledgers: dict[str, Path]) -> tuple[float, floa
     return total / (max(finished) - start), total / (received[-1] - start)
 
 
-def controller_process(broker: Mosquitto, database: str, folder: Path) -> subprocess.Popen:
-    """The controller as it runs in a shop: its own process (and so its own GIL)."""
+def controller_process(
+    broker: Mosquitto, database: str, folder: Path, profile: Path | None = None
+) -> subprocess.Popen:
+    """The controller as it runs in a shop: its own process (and so its own GIL); with
+    `profile`, under cProfile (its main thread: the apply loop, not paho's thread)."""
     extra = f'[controller]\ndatabase = "{database}"\n'
-    process = broker.spawn("controller", "controller", folder, extra)
+    if profile:
+        python = ("-m", "cProfile", "-o", str(profile))
+        process = broker.spawn("controller", "controller", folder, extra, python=python)
+    else:
+        process = broker.spawn("controller", "controller", folder, extra)
     wait_until(lambda: applied(database) is not None, 60, what="the controller to start")
     time.sleep(1.0)
     return process
@@ -157,10 +169,10 @@ def controller_levels(database: str) -> dict[str, int]:
 
 
 def our_phase(
-    broker: Mosquitto, ledgers: dict[str, Path], db: str, folder: Path
+    broker: Mosquitto, ledgers: dict[str, Path], db: str, folder: Path, profile=None
 ) -> tuple[float, float, float]:
     total = sum(len(payloads(p)) for p in ledgers.values())
-    process = controller_process(broker, db, folder)
+    process = controller_process(broker, db, folder, profile)
     try:
         start = time.perf_counter()
         publishers = [
@@ -192,6 +204,12 @@ def main() -> None:
     parser.add_argument("--kiosks", type=int, default=3)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--catchup", action="store_true", help="20 kiosks x 5,000 events")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="run the controller under cProfile, keep its profile in FILE and print its top",
+    )
     args = parser.parse_args()
     if args.catchup:
         args.kiosks, args.events = 20, 5_000
@@ -211,7 +229,7 @@ def main() -> None:
         broker = Mosquitto(root / "broker", ["controller", *kiosks]).start()
         try:
             bare_pub, bare_sub = bare_phase(broker, ledgers)
-            our_pub, our_apply, took = our_phase(broker, ledgers, database, root)
+            our_pub, our_apply, took = our_phase(broker, ledgers, database, root, args.profile)
             total = sum(len(payloads(p)) for p in ledgers.values())
         finally:
             broker.stop()
@@ -226,6 +244,10 @@ def main() -> None:
         f"  all {total} messages of {len(kiosks)} kiosks reconnecting at once applied in "
         f"{took:.1f} s (bare subscriber: {total / bare_sub:.1f} s)"
     )
+    if args.profile:
+        stats = pstats.Stats(str(args.profile))
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

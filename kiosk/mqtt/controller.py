@@ -202,7 +202,8 @@ class Controller:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self.inbox.append(message)
-        self._arrived.set()
+        if not self._arrived.is_set():  # set() takes a lock: once a wait is enough
+            self._arrived.set()
 
     def _next_batch(self) -> list[mqtt.MQTTMessage]:
         """Up to BATCH messages in arrival order, waiting up to 0.2 s for the first."""
@@ -365,18 +366,17 @@ class Controller:
     ) -> topics.StockEvent | journal_contract.Journal | topics.KioskStatus | topics.CatalogGet:
         """A stock event, a journal part, a kiosk status or a catalog request, or
         PayloadError saying what is wrong."""
-        topic = message.topic
-        device = self.topics.device_of(topic)
+        device, kind = self.topics.split_kiosk_topic(message.topic)
         if device is None:
             raise topics.PayloadError("not a kiosk topic")
         tolerance = self.config.controller.future_tolerance_s
-        if topic == self.topics.kiosk_stock(device):
+        if kind == "stock":
             return topics.parse_stock_event(message.payload, device, now, tolerance)
-        if topic == self.topics.kiosk_journal(device):
+        if kind == "journal":
             return journal_contract.parse_journal(message.payload, device, now, tolerance)
-        if topic == self.topics.kiosk_status(device):
+        if kind == "status":
             return topics.parse_kiosk_status(message.payload, device, now, tolerance)
-        if topic == self.topics.catalog_get(device):
+        if kind == "catalog/get":
             return topics.parse_catalog_get(message.payload, device)
         raise topics.PayloadError("unexpected topic")
 

@@ -17,7 +17,9 @@ from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from kiosk.mqtt.topics import (
     _ID,
@@ -26,12 +28,19 @@ from kiosk.mqtt.topics import (
     FUTURE_TOLERANCE_S,
     MAX_SEQ,
     TS_FLOOR,
-    TS_FORMAT,
     PayloadError,
+    _anchored,
     _int,
     _load,
     _sku,
+    _WireId,
+    _WireSeq,
+    _WireSku,
+    _WireTs,
+    _WireTxn,
+    fast_when,
     parse_ts,
+    vouched,
 )
 
 JOURNAL_KINDS = ("sale", "return", "void", "exchange")
@@ -103,7 +112,124 @@ def _list(data: dict, key: str, limit: int) -> list:
 
 def parse_journal(raw: bytes, topic_device: str, now=None, future_tolerance_s=FUTURE_TOLERANCE_S):
     """One Journal within every bound, or PayloadError; times are checked against `now`
-    (a datetime, default this machine's clock) plus the tolerance in seconds."""
+    (a datetime, default this machine's clock) plus the tolerance in seconds.
+
+    A kiosk's well-formed journal takes the fast path (fast_journal, as stock events do:
+    kiosk.mqtt.topics); anything it cannot vouch for goes through the careful parser."""
+    now = now or datetime.now(UTC)
+    journal = fast_journal(raw, topic_device, now, future_tolerance_s)
+    if journal is not None:
+        return journal
+    return careful_journal(raw, topic_device, now, future_tolerance_s)
+
+
+# ------------------------------------------------------------------ the fast path
+# As for stock events (kiosk.mqtt.topics, "the fast path"): a Struct in the kiosk's key
+# order (kiosk/ledger/journal.py) with the same bounds, vouched for only when the bytes
+# are exactly its re-encoding. Amounts take a stricter pattern than _DECIMAL: ASCII
+# digits and at most 12 before the point, so every one is below MAX_AMOUNT without a
+# comparison (10^12 itself, or 13 digits, go to the careful parser).
+_WireAmount = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]{1,12}(?:\.[0-9]{1,6})?\Z")]
+_WireCode = Annotated[str, msgspec.Meta(pattern=_anchored(_CODE))]
+_WirePart = Annotated[int, msgspec.Meta(ge=1, le=MAX_PARTS)]
+
+
+class _WireLine(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    sku: _WireSku
+    qty: _WireAmount
+    net: _WireAmount
+    total: _WireAmount
+    discount: _WireAmount
+    condition: Literal[CONDITIONS] | None = None
+
+
+class _WireTax(msgspec.Struct, forbid_unknown_fields=True):
+    code: _WireCode
+    rate: _WireAmount
+    net: _WireAmount
+    tax: _WireAmount
+
+
+class _WireTender(msgspec.Struct, forbid_unknown_fields=True):
+    kind: _WireCode
+    amount: _WireAmount
+
+
+class _WireJournal(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """A journal part in the kiosk's key order; part 1's totals default to absent."""
+
+    v: Literal[1]
+    device: _WireId
+    seq: _WireSeq
+    parts: _WirePart
+    txn: _WireTxn
+    kind: Literal[JOURNAL_KINDS]
+    ts: _WireTs
+    clock: Literal[CLOCK_STATES] | None
+    part: _WirePart
+    currency: Annotated[str, msgspec.Meta(pattern=_anchored(_CURRENCY))] | None = None
+    net: _WireAmount | None = None
+    tax: _WireAmount | None = None
+    total: _WireAmount | None = None
+    discount: _WireAmount | None = None
+    rounding: _WireAmount | None = None
+    change: _WireAmount | None = None
+    taxes: Annotated[list[_WireTax], msgspec.Meta(max_length=MAX_TAXES)] | None = None
+    tenders: Annotated[list[_WireTender], msgspec.Meta(max_length=MAX_TENDERS)] | None = None
+    lines: Annotated[list[_WireLine], msgspec.Meta(max_length=MAX_PART_LINES)]
+
+
+_JOURNAL_DECODER = msgspec.json.Decoder(_WireJournal)
+_TOTALS = ("change", "discount", "net", "rounding", "tax", "total")  # sorted, as careful
+
+
+def fast_journal(raw: Any, topic_device: str, now: datetime, future_tolerance_s: float):
+    """The Journal parse_journal makes of `raw`, when the fast path vouches for it;
+    None: ask the careful parser (which may still accept it)."""
+    wire = vouched(_JOURNAL_DECODER, raw)
+    if wire is None or wire.device != topic_device or wire.part > wire.parts:
+        return None
+    moment = fast_when(wire.ts, wire.clock, now, future_tolerance_s)
+    if moment is None:
+        return None
+    lines = tuple(
+        [
+            JournalLine(
+                row.sku,
+                Decimal(row.qty),
+                Decimal(row.net),
+                Decimal(row.total),
+                Decimal(row.discount),
+                row.condition,
+            )
+            for row in wire.lines
+        ]
+    )
+    if len({(line.sku, line.condition) for line in lines}) != len(lines):
+        return None
+    totals = None
+    taxes: tuple = ()
+    tenders: tuple = ()
+    amounts = [getattr(wire, key) for key in _TOTALS]
+    if wire.part == 1:
+        if wire.currency is None or None in amounts:
+            return None
+        totals = {"currency": wire.currency}
+        totals |= {key: Decimal(amount) for key, amount in zip(_TOTALS, amounts, strict=True)}
+        taxes = tuple(
+            [(t.code, Decimal(t.rate), Decimal(t.net), Decimal(t.tax)) for t in wire.taxes or ()]
+        )
+        tenders = tuple([(t.kind, Decimal(t.amount)) for t in wire.tenders or ()])
+    elif (wire.currency, wire.taxes, wire.tenders, *amounts) != (None,) * (3 + len(_TOTALS)):
+        return None  # only part 1 carries the totals
+    digest = hashlib.sha256(raw).hexdigest()
+    return Journal(wire.device, wire.seq, wire.part, wire.parts, wire.txn, wire.kind, moment,
+                   wire.clock, lines, totals, taxes, tenders, digest)  # fmt: skip
+
+
+def careful_journal(raw: bytes, topic_device: str, now=None, future_tolerance_s=FUTURE_TOLERANCE_S):
+    """parse_journal's careful parser: every rule checked one by one, so a refusal names
+    the first thing wrong."""
     now = now or datetime.now(UTC)
     data = _load(raw)
     device = data.get("device")
@@ -181,7 +307,3 @@ def parse_journal(raw: bytes, topic_device: str, now=None, future_tolerance_s=FU
     digest = hashlib.sha256(raw).hexdigest()
     return Journal(device, seq, part, parts, txn, kind, moment, clock, tuple(lines), totals,
                    tuple(taxes), tuple(tenders), digest)  # fmt: skip
-
-
-def ts_text(moment: datetime) -> str:
-    return moment.strftime(TS_FORMAT)

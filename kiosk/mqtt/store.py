@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,7 +53,7 @@ from peewee import (
 from playhouse.db_url import connect as connect_url
 from playhouse.migrate import SchemaMigrator, migrate
 
-from kiosk.mqtt.topics import TS_FORMAT, KioskStatus, StockEvent
+from kiosk.mqtt.topics import KioskStatus, StockEvent, ts_text
 
 store_db = DatabaseProxy()
 # 0: the first schema (no version kept); 1: event digests and clock marks, the latest
@@ -66,7 +67,8 @@ UNSYNCED = "unsynced"  # an event's clock mark: made before the kiosk's clock wa
 
 
 def ts(moment: datetime) -> str:
-    return moment.strftime(TS_FORMAT)
+    """A time as the store keeps it (topics.TS_FORMAT)."""
+    return ts_text(moment)
 
 
 class StoreModel(Model):
@@ -456,21 +458,53 @@ def _migrate(db: Database, version: int) -> None:
         )
 
 
+MAX_PARAMS = 999  # parameters in one statement: SQLite's oldest default limit
+
+
 def insert_rows(model, rows: list[dict]) -> None:
-    """Rows (all with the same keys, plain values) into the model's table with one
-    prepared statement: peewee's insert_many writes SQL text for every value, which
-    was most of a 100,000-item import and half the controller's apply time. SQLite and
-    PostgreSQL alike (db.param)."""
+    """Rows (all with the same keys, plain values) into the model's table with prepared
+    statements of up to MAX_PARAMS values (many rows each): peewee's insert_many writes
+    SQL text for every value, which was most of a 100,000-item import and half the
+    controller's apply time. Many rows a statement, because SQLite steps each statement
+    with the GIL released: one step a row handed the GIL to paho's thread and back once
+    a row. SQLite and PostgreSQL alike (db.param)."""
     if not rows:
         return
     db = model._meta.database
     keys = list(rows[0])
     columns = ", ".join(f'"{model._meta.fields[key].column_name}"' for key in keys)
-    sql = (f'INSERT INTO "{model._meta.table_name}" ({columns}) '  # noqa: S608 - our names
-           f"VALUES ({', '.join([db.param] * len(keys))})")  # fmt: skip
+    row_marks = f"({', '.join([db.param] * len(keys))})"
+
+    def sql(count: int) -> str:
+        return (f'INSERT INTO "{model._meta.table_name}" ({columns}) '  # noqa: S608 - ours
+                f"VALUES {', '.join([row_marks] * count)}")  # fmt: skip
+
+    values = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+    flat = [value for row in rows for value in values(row)]
+    per = max(1, MAX_PARAMS // len(keys))  # rows a statement
+    width = per * len(keys)
+    whole = len(rows) // per * width  # values in whole statements
     cursor = db.cursor()
-    for start in range(0, len(rows), 5000):
-        cursor.executemany(sql, [tuple(r[k] for k in keys) for r in rows[start : start + 5000]])
+    if whole:
+        cursor.executemany(sql(per), [flat[at : at + width] for at in range(0, whole, width)])
+    if whole < len(flat):
+        cursor.execute(sql((len(flat) - whole) // len(keys)), flat[whole:])
+
+
+def select_in(model, columns: tuple[str, ...], where: str, values: list, *params) -> list[tuple]:
+    """`SELECT columns FROM model WHERE <where> AND <where's last column> IN (values)`, in
+    chunks of 500, as plain prepared SQL: peewee built the text of an IN list of 500 values
+    slower than the database ran it (SQLite and PostgreSQL alike: db.param). `where` is
+    our own SQL text with a placeholder per param, ending in the column of the IN list."""
+    db = model._meta.database
+    names = ", ".join(f'"{model._meta.fields[c].column_name}"' for c in columns)
+    rows: list[tuple] = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        sql = (f'SELECT {names} FROM "{model._meta.table_name}" '  # noqa: S608 - our names
+               f"WHERE {where} IN ({', '.join([db.param] * len(chunk))})")  # fmt: skip
+        rows += db.execute_sql(sql, (*params, *chunk)).fetchall()
+    return rows
 
 
 class Outcome(NamedTuple):
@@ -493,10 +527,11 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
     if not fresh:
         return Outcome(set(), [], conflicts)
     stamp = ts(now)
+    moments = {id(e): ts(e.ts) for e in fresh}  # each event's time written once
     insert_rows(
         AppliedEvent,
         [
-            {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": ts(e.ts),
+            {"device": e.device, "seq": e.seq, "kind": e.kind, "txn": e.txn, "ts": moments[id(e)],
              "applied_at": stamp, "digest": e.digest, "clock": e.clock}
             for e in fresh
         ],
@@ -508,7 +543,7 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
         deltas: dict[str, int] = defaultdict(int)
         for sku, delta in e.moves:
             deltas[sku] += delta
-        at = ts(min(e.ts, now))
+        at = moments[id(e)] if e.ts <= now else stamp  # ts(min(e.ts, now))
         moves += [
             {
                 "device": e.device,
@@ -541,17 +576,12 @@ def apply_events(events: list[StockEvent], now: datetime) -> Outcome:
             changed.add(sku)
             recounted.add(sku)
     skus = sorted({m["sku"] for m in moves} - recounted)
+    columns = ("sku", "count_at", "count_device", "count_seq", "count_clock")
     latest = {
         sku: (at, device, seq, clock)
-        for sku, at, device, seq, clock in StockLevel.select(
-            StockLevel.sku,
-            StockLevel.count_at,
-            StockLevel.count_device,
-            StockLevel.count_seq,
-            StockLevel.count_clock,
+        for sku, at, device, seq, clock in select_in(
+            StockLevel, columns, "count_at IS NOT NULL AND sku", skus
         )
-        .where(StockLevel.sku.in_(skus) & StockLevel.count_at.is_null(False))
-        .tuples()
     }
     totals: dict[str, int] = defaultdict(int)
     for move in moves:
@@ -605,16 +635,12 @@ def _new_events(events: list[StockEvent]) -> tuple[list[StockEvent], list[StockE
         if first is not event and first.digest != event.digest:
             conflicts.append(event)
     fresh = []
+    param = store_db.obj.param
     for device, seqs in by_device.items():
-        seen: dict[int, str | None] = {}
         wanted = sorted(seqs)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            seen.update(
-                AppliedEvent.select(AppliedEvent.seq, AppliedEvent.digest)
-                .where((AppliedEvent.device == device) & AppliedEvent.seq.in_(chunk))
-                .tuples()
-            )
+        seen: dict[int, str | None] = dict(
+            select_in(AppliedEvent, ("seq", "digest"), f"device = {param} AND seq", wanted, device)
+        )
         for seq in wanted:
             if seq not in seen:
                 fresh.append(seqs[seq])
@@ -717,9 +743,14 @@ def dead_letter(
     ).execute()
 
 
+WATERMARK_STEP = 10_000  # applied seqs one look moves the watermark over, at most
+
+
 def advance_watermark(device: str) -> tuple[int, int | None]:
     """Move the device's contiguous watermark forward over applied (and refused) seqs;
-    returns (watermark, first seq beyond a gap, or None when there is no gap)."""
+    returns (watermark, first seq beyond a gap, or None when there is no gap). Without
+    a gap one row answers (a count and a maximum): reading every applied seq past the
+    mark, a row at a time, cost the controller's loop more than applying them."""
     state, _ = KioskState.get_or_create(device=device)
     mark = state.applied_to
     beyond = None
@@ -729,12 +760,24 @@ def advance_watermark(device: str) -> tuple[int, int | None]:
         .where((DeadLetter.device == device) & (DeadLetter.seq > mark))
         .tuples()
     }
+    if not refused:  # the common case, asked in one row: are the seqs past mark gap-free?
+        count, last = (
+            AppliedEvent.select(fn.COUNT(AppliedEvent.seq), fn.MAX(AppliedEvent.seq))
+            .where((AppliedEvent.device == device) & (AppliedEvent.seq > mark))
+            .tuples()
+            .get()
+        )
+        if count == 0 or last - mark == count:  # (device, seq) is unique: none missing
+            if count:
+                mark = min(last, mark + WATERMARK_STEP)
+                KioskState.update(applied_to=mark).where(KioskState.device == device).execute()
+            return mark, None
     applied = [
         seq
         for (seq,) in AppliedEvent.select(AppliedEvent.seq)
         .where((AppliedEvent.device == device) & (AppliedEvent.seq > mark))
         .order_by(AppliedEvent.seq)
-        .limit(10_000)
+        .limit(WATERMARK_STEP)
         .tuples()
     ]
     for seq in sorted(refused.union(applied)):

@@ -70,8 +70,9 @@ class Mosquitto:
             self.process.wait(10)
         self.process = None
 
-    def spawn(self, command: str, user: str, folder: Path, extra: str = "", env=None):
-        """`kiosk COMMAND` (controller or sync) in its own process, logged in as `user`."""
+    def spawn(self, command: str, user: str, folder: Path, extra: str = "", env=None, python=()):
+        """`kiosk COMMAND` (controller or sync) in its own process, logged in as `user`;
+        `python`: options for the interpreter before `-m kiosk.cli` (e.g. cProfile's)."""
         config = folder / f"{command}-{user}.toml"
         config.write_text(
             f'[device]\nid = "{user if user != "controller" else "hq"}"\nstore = "store-042"\n'
@@ -79,7 +80,7 @@ class Mosquitto:
             f'password = "{self.passwords[user]}"\n{extra}'
         )
         return subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", command, "--config", str(config)],
+            [sys.executable, *python, "-m", "kiosk.cli", command, "--config", str(config)],
             env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
