@@ -34,7 +34,9 @@ def test_python_escpos_takes_the_cache_instead_of_parsing_its_profiles(tmp_path)
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
-        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)},
+        env={**{k: v for k, v in os.environ.items() if k != escpos_lib.PICKLE_DIR},
+             "XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)},  # (an earlier test
+        # in this process may have pointed python-escpos at the user's cache already)
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
