@@ -188,11 +188,8 @@ def _parts(tp: Any) -> tuple[Any, tuple[Before, ...], tuple[After, ...]]:
 
 def _value(raw: Any, tp: Any, loc: tuple[str, ...], problems: list[Problem], strip: bool) -> Any:
     core, befores, afters = _parts(tp)
-    try:
-        for before in befores:
-            raw = before.convert(raw)
-    except ValueError as exc:
-        problems.append(Problem(loc, str(exc)))
+    raw = _steps([before.convert for before in befores], raw, loc, problems)
+    if raw is _BAD:
         return _BAD
     if isinstance(core, type) and issubclass(core, msgspec.Struct):
         value = _struct(raw, core, loc, problems)
@@ -207,9 +204,14 @@ def _value(raw: Any, tp: Any, loc: tuple[str, ...], problems: list[Problem], str
             return _BAD
     if value is _BAD:
         return _BAD
+    return _steps([after.check for after in afters], value, loc, problems)
+
+
+def _steps(steps: list[Callable[[Any], Any]], value: Any, loc, problems: list[Problem]) -> Any:
+    """`value` through a field's own checks in turn; the first refusal is its problem."""
     try:
-        for after in afters:
-            value = after.check(value)
+        for step in steps:
+            value = step(value)
     except ValueError as exc:
         problems.append(Problem(loc, str(exc)))
         return _BAD
