@@ -58,7 +58,6 @@ class ShopLinks:
 
     def start(self, app) -> None:
         """On the UI thread, after READY."""
-        from kiosk.mqtt.alerts import KioskAlerts  # noqa: PLC0415
         from kiosk.mqtt.catalog_sync import CatalogSync  # noqa: PLC0415
         from kiosk.mqtt.publisher import Publisher  # noqa: PLC0415
 
@@ -69,15 +68,17 @@ class ShopLinks:
         # Item master versions are fetched and checked in the background and applied only
         # on the checkout's own thread while no sale is open (offer_catalog).
         self.catalog = CatalogSync(config, self.ledger.path, gate=lambda: False).start()
-        self.alerts = self._start_alerts(KioskAlerts, app)
+        self.alerts = self._start_alerts(app)
 
-    def _start_alerts(self, kiosk_alerts, app):
+    def _start_alerts(self, app):
         """The checkout's, the printer's, the drawer's and the disk's alerts go to the
         shop; staffed tills and carts show the shop's."""
         from kivy.clock import Clock  # noqa: PLC0415
 
+        from kiosk.mqtt.alerts import KioskAlerts  # noqa: PLC0415
+
         hardware, checkout = self.hardware, self.checkout
-        alerts = kiosk_alerts(
+        alerts = KioskAlerts(
             self.config, printer_state=hardware.printer_state, disk_path=self.ledger.path
         )
         alerts.on_change = lambda shown: Clock.schedule_once(
