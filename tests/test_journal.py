@@ -322,7 +322,11 @@ def test_journals_reach_the_controller_once_and_kpis_equal_the_kiosks_z_reports(
 
 def test_stock_kpis_from_receiving_sales_and_counts(db):
     now = datetime.now(UTC)
+    zone = datetime.now().astimezone().tzinfo
     start = now - timedelta(hours=2)
+    if (start + timedelta(minutes=30)).astimezone(zone).date() != start.astimezone(zone).date():
+        start -= timedelta(hours=1)  # the four events on one local day, whatever the hour
+    day = start.astimezone(zone).date()  # (run after midnight, two hours ago was yesterday)
 
     def event(seq, kind, moves, at, counted=None):
         when = {s: at for s in counted} if counted else None
@@ -342,8 +346,7 @@ def test_stock_kpis_from_receiving_sales_and_counts(db):
         ],
         now,
     )
-    zone = datetime.now().astimezone().tzinfo
-    figures = kpis.compute(kpis.period("day", now.astimezone(zone).date(), zone=zone))
+    figures = kpis.compute(kpis.period("day", day, zone=zone))
     st = figures.stock
     assert (st.skus, st.out_of_stock) == (3, 2)  # B sold out, C never stocked
     assert (st.sold, st.received) == (40, 110)
