@@ -231,11 +231,16 @@ def run_kiosk(ledger: str, codes: list[str], cart: int) -> dict:
             result["clock"] = os.environ.get("KIVY_CLOCK", "default")
             kiosk_app = app()
             watch = FrameWatch(Window)
-            box = kiosk_app.root.ids.screens.get_screen("cart").ids.lines
+            screens = kiosk_app.root.ids.screens
+
+            def rows() -> int:  # the cart's rows on screen; asked on the UI thread, as the
+                cart = screens.built("cart")  # cart screen is built at the first scan
+                return 0 if cart is None else len(cart.ids.lines.children)
+
             shown_lines = 0
             for index, code in enumerate(codes):
                 if index and index % cart == 0:  # the customer leaves; not timed
-                    watch.expect(lambda: not box.children)
+                    watch.expect(lambda: rows() == 0)
                     Clock.schedule_once(lambda dt: kiosk_app.act("cancel"))
                     watch.wait()
                     time.sleep(NEXT_CUSTOMER_S)  # the next customer steps up (the app
@@ -243,7 +248,7 @@ def run_kiosk(ledger: str, codes: list[str], cart: int) -> dict:
                 shown_lines += 1
                 events = key_events(code)
                 before = priced[0]
-                watch.expect(lambda n=shown_lines: len(box.children) == n)
+                watch.expect(lambda n=shown_lines: rows() == n)
                 marks.clear()
                 result.setdefault("frames", []).append(watch.frames)
                 watch.frames = 0
