@@ -44,6 +44,7 @@ from kiosk.config import Config
 from kiosk.i18n import N_, _n
 from kiosk.screens.cart_rows import CartRows
 from kiosk.screens.collector import Collector
+from kiosk.screens.hiding import Hideable
 from kiosk.screens.lazy import LazyScreens
 from kiosk.screens.worker import CheckoutWorker
 
@@ -202,7 +203,7 @@ def _flow_screen(kind: type, finish: tuple) -> Screen:
     return screen
 
 
-class QtyPad(BoxLayout):
+class QtyPad(Hideable, BoxLayout):
     """Digits typed for one line; OK hands them to the app (`pad_ok`), which calls the
     checkout for the screen the pad is on. The checkout checks every bound."""
 
@@ -312,6 +313,8 @@ class KioskApp(App):
 
     def build(self):
         Builder.load_file(str(KV))
+        # Every screen's background: the window's clear, not a rectangle drawn over it.
+        Window.clearcolor = self.colors["background"]
         shell = Shell()
         manager: LazyScreens = shell.ids.screens
         manager.transition = NoTransition()
@@ -1019,7 +1022,7 @@ class KioskApp(App):
             **self.dynamic,
         }
         pad = screen.ids.get("qty_pad")
-        if pad is not None and pad.opacity:  # the quantity pad's keys: pad_key_7, pad_key_ok
+        if pad is not None and pad.visible:  # the quantity pad's keys: pad_key_7, pad_key_ok
             named.update({f"pad_{k}": v for k, v in pad.ids.items()})
         for name, widget in named.items():
             if widget.get_root_window() is None or widget.opacity == 0:
