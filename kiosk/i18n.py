@@ -183,12 +183,23 @@ def _babel_text(text: str) -> str:
     return text.replace("\u202f", "\xa0")
 
 
+# Babel takes ~70 us to format one number; the cart screen formats every line's
+# quantity and amount at each scan, mostly the same few values. The formatters are pure
+# (CLDR data is fixed), so their results are kept, keyed by the value's text.
+_memo = lru_cache(maxsize=4096)
+
+
 def format_money(amount: Decimal | str | int, currency: str, locale: str) -> str:
     """An amount with its currency sign, as the locale writes it: `1,49 €` (de),
     `€1.49` (en), `1,49 €` (fr). The space before € is a no-break space."""
+    return _money(str(amount), currency, locale)
+
+
+@_memo
+def _money(amount: str, currency: str, locale: str) -> str:
     from babel.numbers import format_currency  # noqa: PLC0415
 
-    return _babel_text(format_currency(Decimal(str(amount)), currency, locale=_babel(locale)))
+    return _babel_text(format_currency(Decimal(amount), currency, locale=_babel(locale)))
 
 
 def format_amount(amount: Decimal | str | int, currency: str, locale: str) -> str:
@@ -210,9 +221,14 @@ def format_money_code(amount: Decimal | str | int, currency: str, locale: str) -
 
 def format_number(value: Decimal | int | str, locale: str) -> str:
     """A quantity or a rate as the locale writes it, every given digit kept: `0,532`."""
+    return _number(str(value), locale)
+
+
+@_memo
+def _number(text: str, locale: str) -> str:
     from babel.numbers import format_decimal  # noqa: PLC0415
 
-    value = Decimal(str(value))
+    value = Decimal(text)
     if value == value.to_integral_value():
         value = value.quantize(Decimal(1))
     return _babel_text(format_decimal(value, locale=_babel(locale), decimal_quantization=False))
@@ -228,9 +244,14 @@ def format_percent(rate: Decimal | str, locale: str) -> str:
 
 def format_weight(kg: Decimal | str, locale: str) -> str:
     """A weight in kilograms with its unit: `0,532 kg` (a no-break space)."""
+    return _weight(str(kg), locale)
+
+
+@_memo
+def _weight(text: str, locale: str) -> str:
     from babel.units import format_unit  # noqa: PLC0415
 
-    value = Decimal(str(kg))
+    value = Decimal(text)
     text = format_unit(
         format_number(value, locale), "mass-kilogram", "short", locale=_babel(locale)
     )
