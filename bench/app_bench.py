@@ -33,6 +33,11 @@ SETTLE_S = 1.0  # after the first frame, before resident memory is read (both ap
 BARE = """
 import os, time
 os.environ["KIVY_NO_ARGS"] = "1"
+from kivy.config import Config
+if os.environ.get("BARE_AS_APP"):  # the window the kiosk app asks for (kiosk/app.py)
+    Config.set("graphics", "width", "1280")
+    Config.set("graphics", "height", "800")
+    Config.set("graphics", "multisamples", "0")
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.uix.button import Button
@@ -139,13 +144,16 @@ def wait_steady(folder: Path, steady_s=1.5, timeout=300.0) -> tuple:
     raise AssertionError("the cart never settled")
 
 
-def bare_app(env: dict, root: Path) -> tuple[float, int]:
-    """The bare Kivy app: seconds to its first frame, resident KiB SETTLE_S after it."""
+def bare_app(env: dict, root: Path, as_app: bool = False) -> tuple[float, int]:
+    """The bare Kivy app: seconds to its first frame, resident KiB SETTLE_S after it.
+    `as_app`: with the kiosk app's window (1280x800, no multisampling), not Kivy's
+    default (800x600, multisampled)."""
     script = root / "bare.py"  # Kivy wants its app class in a file
     script.write_text(BARE)
     bare = subprocess.run(
         [sys.executable, str(script)],
-        env={**env, "T0": str(time.time()), "SETTLE_S": str(SETTLE_S)},
+        env={**env, "T0": str(time.time()), "SETTLE_S": str(SETTLE_S),
+             **({"BARE_AS_APP": "1"} if as_app else {})},  # fmt: skip
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     found = dict(x.split() for x in bare.stdout.splitlines() if x.startswith(("FIRST", "RSS")))
@@ -246,6 +254,7 @@ def main() -> None:
                            env=env, capture_output=True, timeout=120, check=True)  # fmt: skip
             bare_app(env, root)
             bare_s, bare_kib = bare_app(env, root)
+            like_s, like_kib = bare_app(env, root, as_app=True)
             first, before, warm, after = kiosk_app(env, root, args.scans)
             rows = where(env) if args.where else []
     finally:
@@ -273,6 +282,10 @@ def main() -> None:
           f"                           {verdict(growth <= GROWTH_GOAL_MIB)}")  # fmt: skip
     print(f"    of which after {WARM_SCANS} scans ({warm / mib:.0f} MiB): "
           f"{(after - warm) / mib:+.1f} MiB in the last {args.scans - WARM_SCANS}")  # fmt: skip
+    print(f"  like for like: a bare Kivy app with the app's window (1280x800, no "
+          f"multisampling): start {like_s:.2f} s, ratio {first / like_s:.2f}; resident "
+          f"{like_kib / mib:.0f} MiB, the app {start_mib - like_kib / mib:+.1f} MiB at start, "
+          f"{after_mib - like_kib / mib:+.1f} MiB after the scans")  # fmt: skip
     if rows:
         print("\nwhere the memory goes (module groups imported in order, fresh interpreter)")
         print(f"  {'group':<58} {'resident':>9} {'import':>8}  kiosk run --demo")
