@@ -6,6 +6,7 @@ type through X like a person would, then wait for the state they expect."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ class KioskUI:
         self.state_dir.mkdir(parents=True)
         self.shots = ARTIFACTS / "screens"
         self.name = name
+        self.clicks: list[tuple[str, str, int, int]] = []  # (widget, screen, x, y), for failures
         self.env = {
             **os.environ,
             "DISPLAY": xvfb.display,
@@ -96,7 +98,12 @@ class KioskUI:
                 pass
             time.sleep(0.05)
         snap = state["snap"] if state else None
-        raise AssertionError(f"timed out waiting for {what}; last state {snap}")
+        with contextlib.suppress(AssertionError):  # what the screen showed (artifacts)
+            self.screenshot(f"timeout-{'-'.join(what.split())}")
+        raise AssertionError(
+            f"timed out waiting for {what}; last clicks {self.clicks[-3:]}; widgets at "
+            f"{state['widgets'] if state else None}; last state {snap}"
+        )
 
     # ------------------------------------------------------------ real X input
 
@@ -106,6 +113,7 @@ class KioskUI:
     def click(self, widget: str) -> None:
         state = self.wait(lambda s: widget in s["widgets"], f"widget {widget}")
         x, y = state["widgets"][widget]
+        self.clicks.append((widget, state["screen"], int(x), int(y)))
         self._xdotool("mousemove", "--window", self.window, str(int(x)), str(int(y)))
         self._xdotool("click", "1")
         time.sleep(0.15)
