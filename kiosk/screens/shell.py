@@ -87,6 +87,8 @@ PALETTES = {
 }
 NOTES = ("5", "10", "20", "50")
 ALERT_SHOWN_S = 60
+SALE_SCREENS = ("cart", "pay", "receipt")  # built after READY, one at a time
+PREBUILD_GAP_S = 0.1
 # A customer's language choice on the attract screen lasts this long without a scan;
 # any sale or session that ends back on the attract screen resets it at once.
 LANGUAGE_CHOICE_S = 90
@@ -486,6 +488,11 @@ class KioskApp(App):
         self.notifier.ready(f"{self.config_data.device.id}: selling screen shown")
         for start in self.after_ready:  # in the frames after READY's
             Clock.schedule_once(lambda dt, start=start: start(), 0)
+        # The screens every sale passes through, built while the kiosk waits for its
+        # first customer rather than at that customer's first scan, payment and receipt.
+        for step, name in enumerate(SALE_SCREENS, 1):
+            Clock.schedule_once(lambda dt, name=name: self.root.ids.screens.get_screen(name),
+                                PREBUILD_GAP_S * step)  # fmt: skip
         if self.notifier.watchdog_interval:
             Clock.schedule_interval(
                 lambda dt: self._feed_watchdog(), self.notifier.watchdog_interval
