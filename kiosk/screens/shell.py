@@ -1017,9 +1017,12 @@ class KioskApp(App):
         widget is, so tests can drive the app with real X input and check its state.
         Written after the next layout pass, so positions are where the widgets are drawn."""
         if os.environ.get("KIOSK_UI_STATE") and self.root is not None:
-            Clock.schedule_once(lambda dt: self._export_now(extra), 0.05)
+            # Extras (the first frame's time) stay in every later state: a reader polling
+            # the file must not miss one that the next export replaced.
+            self._exported_extra = {**getattr(self, "_exported_extra", {}), **(extra or {})}
+            Clock.schedule_once(lambda dt: self._export_now(), 0.05)
 
-    def _export_now(self, extra: dict | None = None) -> None:
+    def _export_now(self) -> None:
         folder = os.environ.get("KIOSK_UI_STATE")
         screen = self.root.ids.screens.current_screen
         widgets, texts = {}, {}
@@ -1053,7 +1056,7 @@ class KioskApp(App):
             "terminal": self.terminal_text,
             "diagnostics": self.diagnostics_text,
             "pad": {"entry": pad.entry, "target": pad.target} if pad is not None else None,
-            **(extra or {}),
+            **self._exported_extra,
         }
         path = Path(folder) / "state.json"
         tmp = path.with_suffix(".tmp")
