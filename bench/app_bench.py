@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import kiosk
+from kiosk.app import MULTISAMPLES, WINDOW_SIZE
 from kiosk.testing.app_start import STARTED
 from kiosk.testing.xvfb import Xvfb
 
@@ -37,10 +38,11 @@ BARE = """
 import os, time
 os.environ["KIVY_NO_ARGS"] = "1"
 from kivy.config import Config
-if os.environ.get("BARE_AS_APP"):  # the window the kiosk app asks for (kiosk/app.py)
-    Config.set("graphics", "width", "1280")
-    Config.set("graphics", "height", "800")
-    Config.set("graphics", "multisamples", "0")
+if os.environ.get("BARE_AS_APP"):  # the window the kiosk app asks for, from kiosk/app.py
+    width, height, samples = os.environ["BARE_AS_APP"].split()
+    Config.set("graphics", "width", width)
+    Config.set("graphics", "height", height)
+    Config.set("graphics", "multisamples", samples)
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.uix.button import Button
@@ -153,10 +155,10 @@ def bare_app(env: dict, root: Path, as_app: bool = False) -> tuple[float, int]:
     default (800x600, multisampled)."""
     script = root / "bare.py"  # Kivy wants its app class in a file
     script.write_text(BARE)
+    window = {"BARE_AS_APP": " ".join([*WINDOW_SIZE, MULTISAMPLES])} if as_app else {}
     bare = subprocess.run(
         [sys.executable, str(script)],
-        env={**env, "T0": str(time.time()), "SETTLE_S": str(SETTLE_S),
-             **({"BARE_AS_APP": "1"} if as_app else {})},  # fmt: skip
+        env={**env, "T0": str(time.time()), "SETTLE_S": str(SETTLE_S), **window},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     found = dict(x.split() for x in bare.stdout.splitlines() if x.startswith(("FIRST", "RSS")))
@@ -165,18 +167,38 @@ def bare_app(env: dict, root: Path, as_app: bool = False) -> tuple[float, int]:
     return float(found["FIRST"]), int(found["RSS"])
 
 
-def kiosk_app(env: dict, root: Path, scans: int) -> tuple[float, int, int, int]:
-    """`kiosk run --demo --offline`: seconds to the first frame, resident KiB
-    SETTLE_S after it, after WARM_SCANS scans and after `scans` scans (carts of 25)."""
+def launch_kiosk(env: dict, root: Path) -> tuple[subprocess.Popen, float]:
+    """`kiosk run --demo --offline` started: the process, seconds to its first frame."""
     env = {**env, "KIOSK_STARTED_AT": str(time.time())}
-    log = root / "app.log"
-    with log.open("w") as stderr:
+    with (root / "app.log").open("w") as stderr:
         app = subprocess.Popen(
             [sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline"],
             env=env, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
-        first = wait_state(root, lambda s: "first_frame_s" in s)["first_frame_s"]
+        return app, wait_state(root, lambda s: "first_frame_s" in s)["first_frame_s"]
+    except BaseException:
+        stop_kiosk(app, root)
+        raise
+
+
+def stop_kiosk(app: subprocess.Popen, root: Path) -> None:
+    app.terminate()
+    try:
+        app.wait(20)
+    except subprocess.TimeoutExpired:
+        app.kill()
+        log = (root / "app.log").read_text()[-1500:]
+        raise SystemExit(f"the app did not stop: {log}") from None
+    finally:
+        (root / "state.json").unlink(missing_ok=True)
+
+
+def kiosk_app(env: dict, root: Path, scans: int) -> tuple[float, int, int, int]:
+    """`kiosk run --demo --offline`: seconds to the first frame, resident KiB
+    SETTLE_S after it, after WARM_SCANS scans and after `scans` scans (carts of 25)."""
+    app, first = launch_kiosk(env, root)
+    try:
         time.sleep(SETTLE_S)
         before = rss_kib(app.pid)
         full_cart = None
@@ -198,29 +220,15 @@ def kiosk_app(env: dict, root: Path, scans: int) -> tuple[float, int, int, int]:
         time.sleep(2)
         after = rss_kib(app.pid)
     finally:
-        app.terminate()
-        try:
-            app.wait(20)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            raise SystemExit(f"the app did not stop: {log.read_text()[-1500:]}") from None
-    (root / "state.json").unlink(missing_ok=True)
+        stop_kiosk(app, root)
     return first, before, warm, after
 
 
 def kiosk_start(env: dict, root: Path) -> float:
     """`kiosk run --demo --offline` once more, to its first frame only: seconds."""
-    env = {**env, "KIOSK_STARTED_AT": str(time.time())}
-    app = subprocess.Popen(
-        [sys.executable, "-m", "kiosk.cli", "run", "--demo", "--offline"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        return wait_state(root, lambda s: "first_frame_s" in s)["first_frame_s"]
-    finally:
-        app.terminate()
-        app.wait(20)
-        (root / "state.json").unlink(missing_ok=True)
+    app, first = launch_kiosk(env, root)
+    stop_kiosk(app, root)
+    return first
 
 
 def where(env: dict) -> list[tuple[str, float, float, bool]]:

@@ -50,7 +50,6 @@ STEPS = (
     "layout, textures, draw",
     "the buffer swap (flip)",
 )
-WINDOW = ("1280", "800")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -299,10 +298,12 @@ def run_bare(codes: list[str]) -> dict:
     os.environ["KIVY_NO_ARGS"] = "1"
     from kivy.config import Config  # noqa: PLC0415
 
-    Config.set("graphics", "width", WINDOW[0])
-    Config.set("graphics", "height", WINDOW[1])
-    if os.environ.get("SCAN_BENCH_MULTISAMPLES"):  # as the app sets it (kiosk/app.py)
-        Config.set("graphics", "multisamples", os.environ["SCAN_BENCH_MULTISAMPLES"])
+    from kiosk.app import MULTISAMPLES, WINDOW_SIZE  # noqa: PLC0415
+
+    Config.set("graphics", "width", WINDOW_SIZE[0])
+    Config.set("graphics", "height", WINDOW_SIZE[1])
+    if os.environ.get("SCAN_BENCH_AS_APP"):  # the app's graphics settings, as well
+        Config.set("graphics", "multisamples", MULTISAMPLES)
     from kivy.app import App  # noqa: PLC0415
     from kivy.clock import Clock  # noqa: PLC0415
     from kivy.core.window import Window  # noqa: PLC0415
@@ -361,7 +362,7 @@ def child(kind: str, args) -> dict:
         env["KIVY_CLOCK"] = args.app_clock
     elif kind == "bare-app-settings":
         env["KIVY_CLOCK"] = args.app_clock
-        env["SCAN_BENCH_MULTISAMPLES"] = "0"
+        env["SCAN_BENCH_AS_APP"] = "1"
     run = subprocess.run(
         [sys.executable, "-m", "bench.scan_bench", "--child", kind, "--ledger", str(args.ledger),
          "--codes", str(args.codes)],

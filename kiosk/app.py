@@ -42,6 +42,11 @@ DEMO_SHEET = [
 # checkout worker's answer, run at once instead of waiting for the next frame's tick
 # (up to 1/60 s each way). Frames are still drawn only when something changed.
 KIVY_CLOCK = "interrupt"
+# The window when not full screen (the demo, a desktop), and no multisampling: the
+# screens are upright rectangles and text, which it does not smooth, and it made every
+# frame's swap ~4x dearer under Mesa's llvmpipe. (The benches' bare apps read these.)
+WINDOW_SIZE = ("1280", "800")
+MULTISAMPLES = "0"
 
 PRINTER_STATES = {
     "ok": N_("ok"),
@@ -182,14 +187,12 @@ def _kivy_environment(config: Config, demo: bool) -> None:
 
     KivyConfig.set("kivy", "exit_on_escape", "0")
     KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
-    # No multisampling: the screens are upright rectangles and text, which it does not
-    # smooth, and it made every frame's swap ~4x dearer under Mesa's llvmpipe.
-    KivyConfig.set("graphics", "multisamples", "0")
+    KivyConfig.set("graphics", "multisamples", MULTISAMPLES)
     if config.ui.fullscreen and not demo:
         KivyConfig.set("graphics", "fullscreen", "auto")
     else:
-        KivyConfig.set("graphics", "width", "1280")
-        KivyConfig.set("graphics", "height", "800")
+        KivyConfig.set("graphics", "width", WINDOW_SIZE[0])
+        KivyConfig.set("graphics", "height", WINDOW_SIZE[1])
 
 
 def run(
