@@ -309,6 +309,7 @@ class KioskApp(App):
         # Started once READY is sent (kiosk.app: the shop's MQTT links), off the boot's
         # critical path.
         self.after_ready: list[Callable[[], None]] = []
+        self._exported_extra: dict = {}  # kept in every later UI state (_export)
         self.title = f"kiosk {config.device.id}"
 
     # ------------------------------------------------------------ building
@@ -1019,7 +1020,7 @@ class KioskApp(App):
         if os.environ.get("KIOSK_UI_STATE") and self.root is not None:
             # Extras (the first frame's time) stay in every later state: a reader polling
             # the file must not miss one that the next export replaced.
-            self._exported_extra = {**getattr(self, "_exported_extra", {}), **(extra or {})}
+            self._exported_extra.update(extra or {})
             Clock.schedule_once(lambda dt: self._export_now(), 0.05)
 
     def _export_now(self) -> None:
